@@ -1,0 +1,173 @@
+"""Runtime configuration shared by every function.
+
+Two sources, both validated once at cold start:
+
+* ``RuntimeSettings``: resource names and secret ids, one environment variable each (set by the
+  CDK stack, or by the sandbox locally).
+* ``IntegrationConfig``: the non-secret behaviour of one client's integration (Xero and Ignition
+  endpoints, webhook verification scheme, field-mapping rules). It is the ``runtime`` section of
+  ``clients/<name>.json`` and reaches the functions as JSON in ``INTEGRATION_CONFIG`` (or a file
+  named by ``INTEGRATION_CONFIG_FILE``).
+
+Every Ignition-specific name that is not publicly documented lives in ``IgnitionConfig`` so it can
+be corrected per client without touching code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """Configuration is missing or invalid; the message names the field and the problem."""
+
+
+class StrictModel(BaseModel):
+    """Base for configuration: unknown keys are an error, so a typo is never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecordType(StrEnum):
+    CLIENT = "client"
+    INVOICE = "invoice"
+    PAYMENT = "payment"
+
+
+class WebhookVerification(StrictModel):
+    """How an Ignition webhook proves who sent it.
+
+    ``hmac-sha256``: ``header`` carries HMAC-SHA256(raw body, secret), in ``encoding``, optionally
+    behind ``prefix`` (e.g. ``sha256=``). ``shared-token``: ``header`` carries the secret itself,
+    for bridges that cannot sign (e.g. Zapier).
+    """
+
+    scheme: Literal["hmac-sha256", "shared-token"] = "hmac-sha256"
+    header: str = "X-Ignition-Signature"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    timestamp_header: str | None = Field(
+        default=None, description="If set, the signed timestamp header used for replay protection."
+    )
+    max_age_seconds: int = Field(default=300, ge=30, le=86_400)
+    max_body_bytes: int = Field(default=262_144, ge=1_024, le=6_000_000)
+
+
+class IgnitionConfig(StrictModel):
+    """Everything Ignition-specific: endpoints, webhook format, event names, money unit."""
+
+    api_url: str = "https://developers.ignitionapp.com/external/api/v1"
+    token_url: str = "https://developers.ignitionapp.com/oauth2/token"  # noqa: S105 - a URL, not a secret
+    webhook: WebhookVerification = WebhookVerification()
+    # Event type prefix -> record type. "client.created" matches "client".
+    event_prefixes: dict[str, RecordType] = {
+        "client": RecordType.CLIENT,
+        "invoice": RecordType.INVOICE,
+        "payment": RecordType.PAYMENT,
+    }
+    # Whether money amounts arrive in major units ("1234.50") or integer cents (123450).
+    amount_unit: Literal["major", "cents"] = "major"
+    page_limit: int = Field(default=100, ge=1, le=500)
+
+
+class XeroConfig(StrictModel):
+    auth_mode: Literal["oauth", "client_credentials"] = "oauth"
+    api_url: str = "https://api.xero.com"
+    identity_url: str = "https://identity.xero.com"
+    login_url: str = "https://login.xero.com"
+    # Stay a little under Xero's per-organisation limits (60/min, 5,000/day, 5 concurrent).
+    calls_per_minute: int = Field(default=55, ge=1, le=60)
+    calls_per_day: int = Field(default=4_800, ge=1, le=5_000)
+    max_concurrent: int = Field(default=5, ge=1, le=5)
+    timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+    max_attempts: int = Field(default=5, ge=1, le=10)
+    # Longest wait the client will sit out in-process (Retry-After, budget); longer waits go back
+    # to the queue so the Lambda is not billed for sleeping.
+    max_inline_wait_seconds: float = Field(default=20.0, ge=0, le=300)
+
+
+XeroContactTextField = Literal[
+    "AccountNumber", "TaxNumber", "CompanyNumber", "Website", "BankAccountDetails", "DefaultCurrency"
+]
+
+
+class ContactRules(StrictModel):
+    """How an Ignition client becomes a Xero contact."""
+
+    # Ignition names people "Last, First"; split into FirstName/LastName for people.
+    split_person_names: bool = True
+    match_by_email: bool = True
+    match_by_name: bool = True
+    # When a different Ignition client already owns the exact name in Xero (names must be unique
+    # among active contacts), create ours as "<name> (<suffix>)" instead of merging the two.
+    duplicate_name_suffix: Literal["slug", "external_client_id"] = "slug"
+    # A mapped contact that somebody archived in Xero: reactivate it, or stop and ask a person.
+    archived_contact: Literal["reactivate", "fail"] = "reactivate"
+    # Xero contact field <- dotted path in the Ignition client record, e.g. "external_client_id".
+    field_map: dict[XeroContactTextField, str] = Field(default_factory=dict)
+    # Ignition client tags that, when present, put the contact in the Xero contact group of the
+    # same name (issue 3 adds the group calls).
+    contact_groups_from_tags: bool = False
+
+    @field_validator("field_map")
+    @classmethod
+    def _paths_are_dotted_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for target, path in value.items():
+            if not path or any(not part.isidentifier() for part in path.split(".")):
+                raise ValueError(f"field_map[{target}]: {path!r} is not a dotted field path")
+        return value
+
+
+class IntegrationConfig(StrictModel):
+    xero: XeroConfig = XeroConfig()
+    ignition: IgnitionConfig = IgnitionConfig()
+    contacts: ContactRules = ContactRules()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IntegrationConfig:
+        env = os.environ if environ is None else environ
+        raw = env.get("INTEGRATION_CONFIG")
+        path = env.get("INTEGRATION_CONFIG_FILE")
+        if raw is None and path:
+            raw = Path(path).read_text(encoding="utf-8")
+        if not raw:
+            return cls()
+        try:
+            return cls.model_validate(json.loads(raw))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise ConfigError(f"INTEGRATION_CONFIG is invalid: {exc}") from exc
+
+
+class RuntimeSettings(StrictModel):
+    """Resource names and secret ids from the environment. Each function reads what it needs."""
+
+    client_name: str = Field(alias="CLIENT_NAME")
+    state_table: str = Field(alias="STATE_TABLE_NAME")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
+    archive_bucket: str = Field(alias="ARCHIVE_BUCKET_NAME")
+    sync_queue_url: str = Field(alias="SYNC_QUEUE_URL")
+    dlq_url: str = Field(alias="DLQ_URL")
+    xero_client_secret_id: str = Field(alias="XERO_CLIENT_SECRET_ID")
+    xero_token_secret_id: str = Field(alias="XERO_TOKEN_SECRET_ID")
+    ignition_webhook_secret_id: str = Field(alias="IGNITION_WEBHOOK_SECRET_ID")
+    ignition_api_secret_id: str = Field(alias="IGNITION_API_SECRET_ID")
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate(dict(env))
+        except ValidationError as exc:
+            missing = [str(err["loc"][0]) for err in exc.errors() if err["type"] == "missing"]
+            raise ConfigError(
+                f"missing environment variables: {', '.join(missing)}" if missing else str(exc)
+            ) from exc
