@@ -64,7 +64,7 @@ class IgnitionConfig(StrictModel):
     """Everything Ignition-specific: endpoints, webhook format, event names, money unit."""
 
     api_url: str = "https://developers.ignitionapp.com/external/api/v1"
-    token_url: str = "https://developers.ignitionapp.com/oauth2/token"  # noqa: S105 - a URL, not a secret
+    token_url: str = "https://developers.ignitionapp.com/oauth2/token"
     webhook: WebhookVerification = WebhookVerification()
     # Event type prefix -> record type. "client.created" matches "client".
     event_prefixes: dict[str, RecordType] = {

@@ -1,0 +1,45 @@
+"""Names shared by the functions (which emit metrics with Powertools EMF) and the CDK stack (which
+draws the dashboard and sets alarms on them). One list, so the two can never drift apart.
+
+Namespace: ``IgnitionXeroSync/<client name>``; every metric carries the one dimension
+``service`` = the function's POWERTOOLS_SERVICE_NAME (``ingest``, ``sync``, ``reconcile``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+NAMESPACE_PREFIX = "IgnitionXeroSync"
+
+
+def metrics_namespace(client_name: str) -> str:
+    return f"{NAMESPACE_PREFIX}/{client_name}"
+
+
+class Service(StrEnum):
+    INGEST = "ingest"
+    SYNC = "sync"
+    RECONCILE = "reconcile"
+
+
+class Metric(StrEnum):
+    # ingest
+    WEBHOOKS_RECEIVED = "WebhooksReceived"
+    WEBHOOKS_ACCEPTED = "WebhooksAccepted"
+    WEBHOOKS_REJECTED_SIGNATURE = "WebhooksRejectedSignature"
+    WEBHOOKS_REJECTED_MALFORMED = "WebhooksRejectedMalformed"
+    WEBHOOKS_REJECTED_TOO_LARGE = "WebhooksRejectedTooLarge"
+    # sync
+    EVENTS_SYNCED = "EventsSynced"
+    EVENTS_SKIPPED_STALE = "EventsSkippedStale"
+    EVENTS_FAILED_TRANSIENT = "EventsFailedTransient"
+    EVENTS_FAILED_PERMANENT = "EventsFailedPermanent"
+    CONTACTS_CREATED = "ContactsCreated"
+    CONTACTS_UPDATED = "ContactsUpdated"
+    XERO_CALLS = "XeroCalls"
+    XERO_RATE_LIMITED = "XeroRateLimited"
+    XERO_DAY_LIMIT_REMAINING = "XeroDayLimitRemaining"
+    XERO_MIN_LIMIT_REMAINING = "XeroMinLimitRemaining"
+    TOKEN_REFRESHES = "TokenRefreshes"
+    TOKEN_REFRESH_FAILURES = "TokenRefreshFailures"
+    XERO_AUTHORISATION_LOST = "XeroAuthorisationLost"
