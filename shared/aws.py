@@ -24,7 +24,7 @@ def client(service: str) -> Any:
         _local.generation = _generation
     cache: dict[str, Any] = _local.clients
     if service not in cache:
-        cache[service] = boto3.session.Session().client(service, config=_BOTO_CONFIG)  # type: ignore[call-overload]
+        cache[service] = boto3.session.Session().client(service, config=_BOTO_CONFIG)
     return cache[service]
 
 

@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -74,6 +74,8 @@ class IgnitionConfig(StrictModel):
     }
     # Whether money amounts arrive in major units ("1234.50") or integer cents (123450).
     amount_unit: Literal["major", "cents"] = "major"
+    # Client slugs start with this; a Xero ContactNumber with this prefix belongs to an Ignition client.
+    client_slug_prefix: str = "cli_"
     page_limit: int = Field(default=100, ge=1, le=500)
 
 
@@ -83,14 +85,23 @@ class XeroConfig(StrictModel):
     identity_url: str = "https://identity.xero.com"
     login_url: str = "https://login.xero.com"
     # Stay a little under Xero's per-organisation limits (60/min, 5,000/day, 5 concurrent).
-    calls_per_minute: int = Field(default=55, ge=1, le=60)
-    calls_per_day: int = Field(default=4_800, ge=1, le=5_000)
+    calls_per_minute: int = Field(default=55, ge=1, le=100_000)
+    calls_per_day: int = Field(default=4_800, ge=1, le=10_000_000)
     max_concurrent: int = Field(default=5, ge=1, le=5)
     timeout_seconds: float = Field(default=20.0, gt=0, le=120)
     max_attempts: int = Field(default=5, ge=1, le=10)
     # Longest wait the client will sit out in-process (Retry-After, budget); longer waits go back
     # to the queue so the Lambda is not billed for sleeping.
     max_inline_wait_seconds: float = Field(default=20.0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _limits_only_raised_for_emulators(self) -> XeroConfig:
+        # Xero enforces 60/min and 5,000/day; higher budgets only make sense against the sandbox.
+        if self.api_url.startswith("https://api.xero.com") and (
+            self.calls_per_minute > 60 or self.calls_per_day > 5_000
+        ):
+            raise ValueError("calls_per_minute must be <= 60 and calls_per_day <= 5000 against api.xero.com")
+        return self
 
 
 XeroContactTextField = Literal[
@@ -115,6 +126,8 @@ class ContactRules(StrictModel):
     # Ignition client tags that, when present, put the contact in the Xero contact group of the
     # same name (issue 3 adds the group calls).
     contact_groups_from_tags: bool = False
+    # Ignition client states that are not pushed to Xero (e.g. ["lead"] to keep prospects out).
+    skip_client_states: list[Literal["lead", "active", "inactive", "archived"]] = Field(default_factory=list)
 
     @field_validator("field_map")
     @classmethod

@@ -1,0 +1,346 @@
+"""Use case: bring one Ignition record's newest state into Xero, exactly once.
+
+Written against small ports so unit tests run with in-memory fakes and the Lambda wires the real
+adapters. The order of operations is what makes a crash or a redelivery harmless:
+
+1. read the newest state of the record (payload when complete, Reporting API otherwise);
+2. skip it if the mapping already holds something as new (out-of-order or repeated delivery);
+3. find the Xero contact (mapping -> ContactNumber -> Ignition's xero_contact_id -> email -> name),
+   all in one Xero call, so a contact created just before a crash is found by its ContactNumber;
+4. create or update it in Xero;
+5. write the mapping with a conditional write, then the audit entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from pydantic import ValidationError
+
+from shared.config import ContactRules, IgnitionConfig, RecordType
+from shared.errors import PermanentSyncError
+from shared.mapping import changed_fields, client_to_contact, disambiguated_name
+from shared.models.events import SyncEvent
+from shared.models.ignition import IgnitionClient
+from shared.models.xero import Contact
+from shared.store.mappings import AuditEntry, MappingStore, RecordMapping
+from shared.xero.query import where_any, where_eq, where_guid
+
+logger = logging.getLogger(__name__)
+
+UNIQUE_NAME_MESSAGE = "is already assigned to another contact"
+
+SyncAction = Literal["created", "updated", "skipped_stale", "skipped_state", "skipped_missing"]
+
+
+class XeroContactsPort(Protocol):
+    def find_contacts(self, where: str | None = None, *, include_archived: bool = False) -> list[Contact]: ...
+
+    def save_contacts(
+        self, contacts: Sequence[Contact], idempotency_key: str | None = None
+    ) -> list[Contact]: ...
+
+
+class IgnitionClientsPort(Protocol):
+    def get_client(self, slug: str) -> IgnitionClient | None: ...
+
+
+@dataclass
+class SyncOutcome:
+    action: SyncAction
+    ignition_id: str
+    xero_id: str | None = None
+    match_method: str | None = None
+    decisions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Match:
+    contact: Contact | None
+    method: str
+    name_taken_by_other: bool
+    decisions: list[str]
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+
+
+def _is_guid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class ContactSync:
+    def __init__(
+        self,
+        *,
+        xero: XeroContactsPort,
+        ignition: IgnitionClientsPort,
+        store: MappingStore,
+        rules: ContactRules,
+        ignition_config: IgnitionConfig,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._xero = xero
+        self._ignition = ignition
+        self._store = store
+        self._rules = rules
+        self._ignition_config = ignition_config
+        self._now = now
+
+    def handle(self, event: SyncEvent) -> SyncOutcome:
+        client = self._current_state(event)
+        if client is None:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_missing",
+                    event.record_id,
+                    decisions=["client not found in Ignition's Reporting API; nothing to write"],
+                ),
+            )
+        mapping = self._store.get(RecordType.CLIENT, client.slug)
+        if mapping is not None and client.updated_at <= mapping.ignition_updated_at:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_stale",
+                    client.slug,
+                    mapping.xero_id,
+                    "mapping",
+                    [
+                        f"Ignition updated_at {client.updated_at.isoformat()} is not newer than the "
+                        f"{mapping.ignition_updated_at.isoformat()} already written"
+                    ],
+                ),
+                client,
+            )
+        if client.state in self._rules.skip_client_states:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_state", client.slug, decisions=[f"client state {client.state!r} is not synced"]
+                ),
+                client,
+            )
+
+        if mapping is not None:
+            match = _Match(contact=None, method="mapping", name_taken_by_other=False, decisions=[])
+            contact_id: str | None = mapping.xero_id
+            contact_number = client.slug
+        else:
+            match = self._match(client)
+            contact_id = match.contact.ContactID if match.contact else None
+            contact_number = self._contact_number_for(client, match.contact, match.decisions)
+
+        name = client.name
+        if contact_id is None and match.name_taken_by_other:
+            name = self._disambiguated(client)
+            match.decisions.append(
+                f"name {client.name!r} belongs to another client's contact; using {name!r}"
+            )
+        saved = self._save(client, contact_id, name, contact_number, match)
+
+        outcome = SyncOutcome(
+            "created" if contact_id is None else "updated",
+            client.slug,
+            saved.ContactID,
+            "created" if contact_id is None else match.method,
+            match.decisions,
+        )
+        assert saved.ContactID is not None
+        self._store.save(
+            RecordMapping(
+                record_type=RecordType.CLIENT,
+                ignition_id=client.slug,
+                xero_id=saved.ContactID,
+                ignition_created_at=client.created_at,
+                ignition_updated_at=client.updated_at,
+                synced_at=self._now(),
+                last_event_id=event.event_id,
+                match_method=outcome.match_method or "created",
+                version=1 if mapping is None else mapping.version + 1,
+            ),
+            previous=mapping,
+        )
+        return self._record(event, outcome, client, changed=changed_fields(match.contact, saved))
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _current_state(self, event: SyncEvent) -> IgnitionClient | None:
+        if event.record is not None:
+            try:
+                return IgnitionClient.model_validate(event.record)
+            except ValidationError:
+                logger.info(
+                    "payload is not a complete client; reading the Reporting API",
+                    extra={"ignition_id": event.record_id},
+                )
+        return self._ignition.get_client(event.record_id)
+
+    def _match(self, client: IgnitionClient) -> _Match:
+        """Find the Xero contact for a client that has no mapping yet, in one Xero call."""
+        decisions: list[str] = []
+        clauses = [where_eq("ContactNumber", client.slug), where_eq("Name", client.name)]
+        if client.email and self._rules.match_by_email:
+            clauses.append(where_eq("EmailAddress", client.email))
+        if client.xero_contact_id:
+            if _is_guid(client.xero_contact_id):
+                clauses.append(where_guid("ContactID", client.xero_contact_id))
+            else:
+                decisions.append(f"ignored xero_contact_id {client.xero_contact_id!r}: not a Xero ContactID")
+        candidates = self._xero.find_contacts(where_any(*clauses), include_archived=True)
+
+        def owned_by_other(contact: Contact) -> bool:
+            number = contact.ContactNumber or ""
+            if number.startswith(self._ignition_config.client_slug_prefix) and number != client.slug:
+                return True
+            owner = self._store.owner_of(RecordType.CLIENT, contact.ContactID or "")
+            return owner is not None and owner != client.slug
+
+        def active(contact: Contact) -> bool:
+            return contact.ContactStatus in (None, "ACTIVE")
+
+        name_taken = any(_same(c.Name, client.name) and active(c) and owned_by_other(c) for c in candidates)
+
+        by_number = [c for c in candidates if c.ContactNumber == client.slug]
+        if by_number:
+            return _Match(by_number[0], "contact_number", name_taken, decisions)
+        if client.xero_contact_id:
+            by_id = [
+                c
+                for c in candidates
+                if c.ContactID == client.xero_contact_id.lower() or c.ContactID == client.xero_contact_id
+            ]
+            if by_id and not owned_by_other(by_id[0]):
+                return _Match(by_id[0], "xero_contact_id", name_taken, decisions)
+            if by_id:
+                decisions.append(
+                    f"Ignition's xero_contact_id {client.xero_contact_id} belongs to another client"
+                )
+        if client.email and self._rules.match_by_email:
+            by_email = [c for c in candidates if _same(c.EmailAddress, client.email)]
+            usable = [c for c in by_email if active(c) and not owned_by_other(c)]
+            if len(by_email) > len(usable):
+                decisions.append(
+                    f"{len(by_email) - len(usable)} contact(s) with this email are archived "
+                    "or belong to another client; not matched"
+                )
+            if len(usable) > 1:
+                same_name = [c for c in usable if _same(c.Name, client.name)]
+                if len(same_name) != 1:
+                    raise PermanentSyncError(
+                        f"{len(usable)} active Xero contacts share the email {client.email!r} "
+                        f"({', '.join(str(c.ContactID) for c in usable)}) and none is uniquely named "
+                        f"{client.name!r}: merge or archive the duplicates in Xero, then replay",
+                        category="ambiguous_match",
+                    )
+                decisions.append("several contacts share the email; chose the one with the same name")
+                usable = same_name
+            if usable:
+                return _Match(usable[0], "email", name_taken, decisions)
+        if self._rules.match_by_name:
+            by_name = [
+                c for c in candidates if _same(c.Name, client.name) and active(c) and not owned_by_other(c)
+            ]
+            if by_name:
+                return _Match(by_name[0], "name", name_taken, decisions)
+        return _Match(None, "created", name_taken, decisions)
+
+    def _contact_number_for(
+        self, client: IgnitionClient, matched: Contact | None, decisions: list[str]
+    ) -> str:
+        number = matched.ContactNumber if matched else None
+        if number and number != client.slug:
+            # The firm's own contact code: keep it, the mapping is our key.
+            decisions.append(f"kept the contact's existing ContactNumber {number!r}")
+            return number
+        return client.slug
+
+    def _disambiguated(self, client: IgnitionClient) -> str:
+        suffix = client.slug
+        if self._rules.duplicate_name_suffix == "external_client_id" and client.external_client_id:
+            suffix = client.external_client_id
+        return disambiguated_name(client.name, suffix)
+
+    def _save(
+        self,
+        client: IgnitionClient,
+        contact_id: str | None,
+        name: str,
+        contact_number: str,
+        match: _Match,
+    ) -> Contact:
+        for attempt in range(2):
+            contact, notes = client_to_contact(client, self._rules, name=name, contact_number=contact_number)
+            match.decisions.extend(n for n in notes if n not in match.decisions)
+            updates: dict[str, object] = {}
+            if contact_id is not None:
+                updates["ContactID"] = contact_id
+            if match.contact is not None and match.contact.ContactStatus == "ARCHIVED":
+                if self._rules.archived_contact == "fail":
+                    raise PermanentSyncError(
+                        f"Xero contact {contact_id} is archived; unarchive it in Xero or set "
+                        "contacts.archived_contact to 'reactivate', then replay",
+                        category="archived_contact",
+                    )
+                match.decisions.append("the Xero contact was archived; reactivated it")
+            if contact_id is not None and self._rules.archived_contact == "reactivate":
+                updates["ContactStatus"] = "ACTIVE"
+            contact = contact.model_copy(update=updates)
+            body = contact.model_dump_json(exclude_none=True)
+            key = hashlib.sha256(f"{client.slug}|{client.updated_at.isoformat()}|{body}".encode()).hexdigest()
+            (saved,) = self._xero.save_contacts([contact], idempotency_key=key)
+            errors = [e.Message for e in saved.ValidationErrors or []]
+            if not errors:
+                return saved
+            if attempt == 0 and any(UNIQUE_NAME_MESSAGE in e for e in errors):
+                name = self._disambiguated(client)
+                match.decisions.append(f"Xero refused the name {client.name!r} as taken; using {name!r}")
+                continue
+            raise PermanentSyncError(
+                f"Xero rejected contact for {client.slug}: {'; '.join(errors)}", category="xero_validation"
+            )
+        raise AssertionError("unreachable")
+
+    def _record(
+        self,
+        event: SyncEvent,
+        outcome: SyncOutcome,
+        client: IgnitionClient | None = None,
+        changed: list[str] | None = None,
+    ) -> SyncOutcome:
+        self._store.audit(
+            AuditEntry(
+                record_type=RecordType.CLIENT,
+                ignition_id=outcome.ignition_id,
+                event_id=event.event_id,
+                action=outcome.action,
+                at=self._now(),
+                xero_id=outcome.xero_id,
+                ignition_updated_at=client.updated_at if client else None,
+                changed_fields=changed or [],
+                decisions=outcome.decisions,
+            )
+        )
+        logger.info(
+            "client sync outcome",
+            extra={
+                "ignition_id": outcome.ignition_id,
+                "action": outcome.action,
+                "xero_id": outcome.xero_id,
+                "match_method": outcome.match_method,
+                "event_id": event.event_id,
+            },
+        )
+        return outcome

@@ -1,0 +1,101 @@
+"""In-memory fakes of the sync's ports, with the behaviour the sync relies on (fakes over mocks)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from shared.config import RecordType
+from shared.models.ignition import IgnitionClient
+from shared.models.xero import Contact, ValidationMessage
+from shared.store.mappings import AuditEntry, MappingConflict, RecordMapping
+
+
+class InMemoryMappingStore:
+    def __init__(self) -> None:
+        self.mappings: dict[tuple[RecordType, str], RecordMapping] = {}
+        self.owners: dict[tuple[RecordType, str], str] = {}
+        self.audits: list[AuditEntry] = []
+
+    def get(self, record_type: RecordType, ignition_id: str) -> RecordMapping | None:
+        return self.mappings.get((record_type, ignition_id))
+
+    def owner_of(self, record_type: RecordType, xero_id: str) -> str | None:
+        return self.owners.get((record_type, xero_id))
+
+    def save(self, mapping: RecordMapping, *, previous: RecordMapping | None) -> None:
+        key = (mapping.record_type, mapping.ignition_id)
+        current = self.mappings.get(key)
+        if (current is None) != (previous is None) or (
+            current and previous and current.version != previous.version
+        ):
+            raise MappingConflict("version mismatch")
+        owner = self.owners.get((mapping.record_type, mapping.xero_id))
+        if owner is not None and owner != mapping.ignition_id:
+            raise MappingConflict("xero record owned by another")
+        self.mappings[key] = mapping
+        self.owners[(mapping.record_type, mapping.xero_id)] = mapping.ignition_id
+
+    def audit(self, entry: AuditEntry) -> None:
+        self.audits.append(entry)
+
+
+class InMemoryXeroContacts:
+    """Returns every contact as a search candidate (a superset of what a `where` would return:
+    the sync filters candidates itself) and enforces Xero's unique-active-name rule on save."""
+
+    def __init__(self, contacts: Sequence[Contact] = ()) -> None:
+        self.contacts: dict[str, Contact] = {}
+        self.calls = 0
+        for contact in contacts:
+            self._store(contact.model_copy(update={"ContactID": contact.ContactID or str(uuid.uuid4())}))
+
+    def _store(self, contact: Contact) -> Contact:
+        stored = contact.model_copy(update={"ContactStatus": contact.ContactStatus or "ACTIVE"})
+        assert stored.ContactID is not None
+        self.contacts[stored.ContactID] = stored
+        return stored
+
+    def find_contacts(self, where: str | None = None, *, include_archived: bool = False) -> list[Contact]:
+        self.calls += 1
+        return [c for c in self.contacts.values() if include_archived or c.ContactStatus != "ARCHIVED"]
+
+    def save_contacts(self, contacts: Sequence[Contact], idempotency_key: str | None = None) -> list[Contact]:
+        self.calls += 1
+        results = []
+        for contact in contacts:
+            current = self.contacts.get(contact.ContactID or "")
+            merged = current.model_copy(update=contact.model_dump(exclude_none=True)) if current else contact
+            clash = [
+                c
+                for c in self.contacts.values()
+                if c.ContactID != merged.ContactID
+                and c.ContactStatus == "ACTIVE"
+                and (c.Name or "").casefold() == (merged.Name or "").casefold()
+            ]
+            if clash and (merged.ContactStatus or "ACTIVE") == "ACTIVE":
+                message = (
+                    f"The contact name {merged.Name} is already assigned to another contact. "
+                    "The contact name must be unique across all active contacts."
+                )
+                results.append(
+                    contact.model_copy(update={"ValidationErrors": [ValidationMessage(Message=message)]})
+                )
+                continue
+            results.append(
+                self._store(merged.model_copy(update={"ContactID": merged.ContactID or str(uuid.uuid4())}))
+            )
+        return results
+
+    def active(self) -> list[Contact]:
+        return [c for c in self.contacts.values() if c.ContactStatus == "ACTIVE"]
+
+
+class InMemoryIgnition:
+    def __init__(self, clients: Sequence[IgnitionClient] = ()) -> None:
+        self.clients = {c.slug: c for c in clients}
+        self.calls = 0
+
+    def get_client(self, slug: str) -> IgnitionClient | None:
+        self.calls += 1
+        return self.clients.get(slug)
