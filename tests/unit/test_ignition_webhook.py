@@ -1,0 +1,399 @@
+"""Ignition webhook adapter: signing, verification, parsing, normalisation to SyncEvent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.config import IgnitionConfig, RecordType, WebhookVerification
+from shared.ignition.webhook import (
+    IgnitionEnvelope,
+    WebhookAuthError,
+    WebhookPayloadError,
+    WebhookTooLargeError,
+    parse_webhook,
+    sign_webhook,
+    to_sync_event,
+    verify_webhook,
+)
+
+SECRET = "whsec-test-0123456789"
+NOW = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+BODY = b'{"id":"evt_1","type":"client.updated","occurred_at":"2025-03-01T09:29:00Z","data":{"slug":"cli_1"}}'
+
+SCHEMES = {
+    "hex": WebhookVerification(),
+    "base64": WebhookVerification(encoding="base64"),
+    "prefixed-hex": WebhookVerification(prefix="sha256="),
+    "timestamped": WebhookVerification(timestamp_header="X-Ignition-Timestamp", encoding="base64"),
+    "shared-token": WebhookVerification(scheme="shared-token", header="X-Bridge-Token"),
+}
+
+
+def client_record(**overrides: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "slug": "cli_42",
+        "name": "Nguyen, Anh",
+        "email": "anh@example.com",
+        "state": "active",
+        "created_at": "2025-01-01T00:00:00Z",
+        "updated_at": "2025-03-01T09:00:00Z",
+    }
+    return {**record, **overrides}
+
+
+def envelope_body(**overrides: Any) -> bytes:
+    document: dict[str, Any] = {
+        "id": "evt_abc",
+        "type": "client.updated",
+        "occurred_at": "2025-03-01T09:00:00Z",
+        "data": client_record(),
+    }
+    document.update(overrides)
+    return json.dumps(document).encode()
+
+
+def sync_event_for(body: bytes, config: IgnitionConfig | None = None) -> Any:
+    cfg = config or IgnitionConfig()
+    return to_sync_event(
+        parse_webhook(body, cfg),
+        config=cfg,
+        received_at=NOW,
+        payload_sha256=hashlib.sha256(body).hexdigest(),
+        archive_key="raw/evt_abc.json",
+        correlation_id="corr-1",
+    )
+
+
+# -- verification -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", SCHEMES.values(), ids=SCHEMES.keys())
+def test_given_a_signed_body_when_verified_then_it_is_accepted(scheme: WebhookVerification) -> None:
+    headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW)
+
+    verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES.values(), ids=SCHEMES.keys())
+def test_given_lowercased_header_names_when_verified_then_it_is_accepted(scheme: WebhookVerification) -> None:
+    headers = {k.lower(): v for k, v in sign_webhook(BODY, SECRET, scheme, timestamp=NOW).items()}
+
+    verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
+
+
+def test_given_the_prefixed_scheme_when_signed_then_the_header_carries_the_prefix_and_hex() -> None:
+    headers = sign_webhook(BODY, SECRET, SCHEMES["prefixed-hex"])
+
+    value = headers["X-Ignition-Signature"]
+    assert value.startswith("sha256=")
+    assert len(value.removeprefix("sha256=")) == 64
+
+
+@pytest.mark.parametrize("name", ["hex", "base64", "prefixed-hex", "timestamped"])
+def test_given_a_tampered_body_when_verified_then_signature_mismatch(name: str) -> None:
+    scheme = SCHEMES[name]
+    headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW)
+
+    with pytest.raises(WebhookAuthError) as caught:
+        verify_webhook(headers, BODY.replace(b"cli_1", b"cli_2"), SECRET, scheme, now=NOW)
+
+    assert caught.value.reason == "signature_mismatch"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES.values(), ids=SCHEMES.keys())
+def test_given_the_wrong_secret_when_verified_then_rejected_without_leaking_secrets(
+    scheme: WebhookVerification,
+) -> None:
+    headers = sign_webhook(BODY, "another-secret", scheme, timestamp=NOW)
+
+    with pytest.raises(WebhookAuthError) as caught:
+        verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
+
+    assert caught.value.reason in ("signature_mismatch", "token_mismatch")
+    message = str(caught.value)
+    assert SECRET not in message and "another-secret" not in message
+    assert all(v.removeprefix("sha256=") not in message for v in headers.values())
+
+
+@pytest.mark.parametrize("scheme", SCHEMES.values(), ids=SCHEMES.keys())
+def test_given_no_signature_header_when_verified_then_missing_signature(scheme: WebhookVerification) -> None:
+    with pytest.raises(WebhookAuthError) as caught:
+        verify_webhook({"Content-Type": "application/json"}, BODY, SECRET, scheme, now=NOW)
+
+    assert caught.value.reason == "missing_signature"
+
+
+@pytest.mark.parametrize(
+    ("value", "scheme"),
+    [
+        ("zz-not-hex", SCHEMES["hex"]),
+        ("not base64!!", SCHEMES["base64"]),
+        ("a" * 64, SCHEMES["prefixed-hex"]),  # prefix missing
+    ],
+    ids=["bad-hex", "bad-base64", "missing-prefix"],
+)
+def test_given_an_undecodable_signature_when_verified_then_malformed(
+    value: str, scheme: WebhookVerification
+) -> None:
+    with pytest.raises(WebhookAuthError) as caught:
+        verify_webhook({scheme.header: value}, BODY, SECRET, scheme, now=NOW)
+
+    assert caught.value.reason == "malformed_signature"
+
+
+def test_given_an_uppercase_prefix_and_hex_when_verified_then_accepted() -> None:
+    scheme = SCHEMES["prefixed-hex"]
+    signed = sign_webhook(BODY, SECRET, scheme)["X-Ignition-Signature"]
+
+    verify_webhook({"x-ignition-signature": signed.upper()}, BODY, SECRET, scheme, now=NOW)
+
+
+def test_given_a_timestamp_older_than_max_age_when_verified_then_rejected_as_stale() -> None:
+    scheme = SCHEMES["timestamped"]
+    headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW - timedelta(seconds=301))
+
+    with pytest.raises(WebhookAuthError) as caught:
+        verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
+
+    assert caught.value.reason == "stale_timestamp"
+
+
+def test_given_a_timestamp_within_max_age_when_verified_then_accepted() -> None:
+    scheme = SCHEMES["timestamped"]
+    headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW - timedelta(seconds=299))
+
+    verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
+
+
+def test_given_a_timestamp_far_in_the_future_when_verified_then_rejected() -> None:
+    scheme = SCHEMES["timestamped"]
+    headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW + timedelta(hours=1))
+
+    with pytest.raises(WebhookAuthError) as caught:
+        verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
+
+    assert caught.value.reason == "future_timestamp"
+
+
+def test_given_a_fresh_timestamp_swapped_onto_an_old_signature_when_verified_then_mismatch() -> None:
+    scheme = SCHEMES["timestamped"]
+    old = sign_webhook(BODY, SECRET, scheme, timestamp=NOW - timedelta(hours=2))
+    replayed = {**old, "X-Ignition-Timestamp": str(int(NOW.timestamp()))}
+
+    with pytest.raises(WebhookAuthError) as caught:
+        verify_webhook(replayed, BODY, SECRET, scheme, now=NOW)
+
+    assert caught.value.reason == "signature_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [(None, "missing_timestamp"), ("yesterday", "malformed_timestamp")]
+)
+def test_given_a_missing_or_unreadable_timestamp_when_verified_then_rejected(
+    value: str | None, reason: str
+) -> None:
+    scheme = SCHEMES["timestamped"]
+    headers = {
+        "X-Ignition-Signature": sign_webhook(BODY, SECRET, scheme, timestamp=NOW)["X-Ignition-Signature"]
+    }
+    if value is not None:
+        headers["X-Ignition-Timestamp"] = value
+
+    with pytest.raises(WebhookAuthError) as caught:
+        verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
+
+    assert caught.value.reason == reason
+
+
+def test_given_an_empty_secret_when_signing_or_verifying_then_it_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="secret is empty"):
+        sign_webhook(BODY, "", WebhookVerification())
+    with pytest.raises(ValueError, match="secret is empty"):
+        verify_webhook({"X-Ignition-Signature": "00"}, BODY, " \n", WebhookVerification(), now=NOW)
+
+
+def test_given_a_stored_token_with_a_trailing_newline_when_verified_then_accepted() -> None:
+    scheme = SCHEMES["shared-token"]
+
+    verify_webhook({"x-bridge-token": SECRET}, BODY, SECRET + "\n", scheme, now=NOW)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    body=st.binary(min_size=1, max_size=512),
+    secret=st.text(min_size=1, max_size=64).filter(str.strip),
+    scheme=st.sampled_from(sorted(SCHEMES)),
+    position=st.integers(min_value=0),
+    flip=st.integers(min_value=1, max_value=255),
+)
+def test_property_any_signed_body_verifies_and_any_single_byte_change_fails(
+    body: bytes, secret: str, scheme: str, position: int, flip: int
+) -> None:
+    config = SCHEMES[scheme]
+    headers = sign_webhook(body, secret, config, timestamp=NOW)
+    verify_webhook(headers, body, secret, config, now=NOW)
+
+    if config.scheme == "shared-token":
+        return  # a shared token does not cover the body by design
+    index = position % len(body)
+    tampered = body[:index] + bytes([body[index] ^ flip]) + body[index + 1 :]
+    with pytest.raises(WebhookAuthError):
+        verify_webhook(headers, tampered, secret, config, now=NOW)
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+
+def test_given_a_well_formed_body_when_parsed_then_the_envelope_carries_its_fields() -> None:
+    envelope = parse_webhook(envelope_body(source={"application_slug": "ignition"}), IgnitionConfig())
+
+    assert isinstance(envelope, IgnitionEnvelope)
+    assert envelope.id == "evt_abc"
+    assert envelope.type == "client.updated"
+    assert envelope.occurred_at == datetime(2025, 3, 1, 9, tzinfo=UTC)
+    assert envelope.source == {"application_slug": "ignition"}
+    assert envelope.slug == "cli_42"
+
+
+def test_given_a_naive_occurred_at_when_parsed_then_it_is_read_as_utc() -> None:
+    envelope = parse_webhook(envelope_body(occurred_at="2025-03-01T09:00:00"), IgnitionConfig())
+
+    assert envelope.occurred_at.tzinfo is not None
+    assert envelope.occurred_at == datetime(2025, 3, 1, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "JSON list, expected an object"),
+        (
+            json.dumps(
+                {"type": "client.updated", "occurred_at": "2025-03-01T09:00:00Z", "data": {}}
+            ).encode(),
+            "'id'",
+        ),
+        (envelope_body(occurred_at="last tuesday"), "field 'occurred_at'"),
+        (envelope_body(type="proposal.accepted"), 'unknown event type "proposal.accepted"'),
+        (envelope_body(data={"name": "No Slug Ltd"}), 'data has no "slug"'),
+        (envelope_body(data={"slug": ""}), 'data has no "slug"'),
+        (envelope_body(data="cli_1"), "field 'data'"),
+    ],
+    ids=[
+        "not-utf8",
+        "not-json",
+        "array",
+        "missing-id",
+        "bad-time",
+        "unknown-type",
+        "no-slug",
+        "empty-slug",
+        "data",
+    ],
+)
+def test_given_an_unusable_body_when_parsed_then_the_error_says_what_is_wrong(
+    body: bytes, expected: str
+) -> None:
+    with pytest.raises(WebhookPayloadError) as caught:
+        parse_webhook(body, IgnitionConfig())
+
+    assert expected in str(caught.value)
+
+
+def test_given_an_unknown_event_type_when_parsed_then_the_known_prefixes_are_listed() -> None:
+    with pytest.raises(WebhookPayloadError) as caught:
+        parse_webhook(envelope_body(type="foo.bar"), IgnitionConfig())
+
+    assert str(caught.value) == 'unknown event type "foo.bar" (known prefixes: client, invoice, payment)'
+
+
+def test_given_a_body_over_the_size_limit_when_parsed_then_too_large() -> None:
+    config = IgnitionConfig(webhook=WebhookVerification(max_body_bytes=1_024))
+    body = envelope_body(data=client_record(notes="x" * 2_000))
+
+    with pytest.raises(WebhookTooLargeError, match="over the limit of 1024"):
+        parse_webhook(body, config)
+
+
+def test_given_a_validation_error_when_parsed_then_the_message_does_not_echo_the_payload() -> None:
+    with pytest.raises(WebhookPayloadError) as caught:
+        parse_webhook(envelope_body(occurred_at="secret-personal-data"), IgnitionConfig())
+
+    assert "secret-personal-data" not in str(caught.value)
+
+
+# -- normalisation ------------------------------------------------------------------------------
+
+
+def test_given_a_complete_client_when_normalised_then_the_record_travels_with_the_event() -> None:
+    body = envelope_body()
+
+    event = sync_event_for(body)
+
+    assert event.record_type is RecordType.CLIENT
+    assert event.record_id == "cli_42"
+    assert event.group_id == "cli_42"
+    assert event.record == client_record()
+    assert event.event_id == "evt_abc"
+    assert event.event_type == "client.updated"
+    assert event.payload_sha256 == hashlib.sha256(body).hexdigest()
+    assert event.archive_key == "raw/evt_abc.json"
+    assert event.received_at == NOW and event.source == "webhook"
+
+
+def test_given_a_client_missing_fields_when_normalised_then_no_defaults_are_invented() -> None:
+    # "state" is absent: the model would default it to "active", the event must not.
+    record = {k: v for k, v in client_record().items() if k != "state"}
+
+    event = sync_event_for(envelope_body(data=record))
+
+    assert event.record == record
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"slug": "cli_42"}, {"slug": "cli_42", "name": "Anh"}, client_record(state="deleted")],
+    ids=["slug-only", "incomplete", "invalid-state"],
+)
+def test_given_a_hint_payload_when_normalised_then_record_is_none(data: dict[str, Any]) -> None:
+    event = sync_event_for(envelope_body(data=data))
+
+    assert event.record is None
+    assert event.record_id == "cli_42"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "record_type", "group"),
+    [
+        ("invoice.created", {"slug": "inv_7", "client": {"slug": "cli_42"}}, RecordType.INVOICE, "cli_42"),
+        ("invoice.updated", {"slug": "inv_7"}, RecordType.INVOICE, "inv_7"),
+        ("payment.created", {"slug": "pypay_3", "client": {"slug": "cli_9"}}, RecordType.PAYMENT, "cli_9"),
+        ("payment.created", {"slug": "pypay_3", "client": None}, RecordType.PAYMENT, "pypay_3"),
+    ],
+)
+def test_given_invoice_or_payment_events_when_normalised_then_grouped_by_client_slug(
+    event_type: str, data: dict[str, Any], record_type: RecordType, group: str
+) -> None:
+    event = sync_event_for(envelope_body(type=event_type, data=data))
+
+    assert event.record_type is record_type
+    assert event.record_id == data["slug"]
+    assert event.group_id == group
+    assert event.record is None  # no invoice/payment model yet: the sync reads the API
+
+
+def test_given_custom_event_prefixes_when_normalised_then_the_configuration_decides_the_type() -> None:
+    config = IgnitionConfig(event_prefixes={"contact": RecordType.CLIENT})
+
+    event = sync_event_for(envelope_body(type="contact.changed", data={"slug": "cli_5"}), config)
+
+    assert event.record_type is RecordType.CLIENT
+    assert event.group_id == "cli_5"
