@@ -1,0 +1,606 @@
+"""A stateful emulator of Ignition for the local sandbox and the tests.
+
+What it serves (``IgnitionEmulator.app`` is a Flask/WSGI app):
+
+* Reporting API under ``/external/api/v1/reporting/<resource>``: list with cursor pagination
+  (``limit`` 1..500, default 100; ``cursor``; ``updated_from``; ordered by ``updated_at`` then
+  ``slug`` so cursors stay stable while records change) and get-one by slug. Bearer auth, and a
+  per-practice fixed-window rate limit answered with 429 and a reset header.
+* OAuth 2.0: ``GET /oauth2/authorize`` (auto-approves), ``POST /oauth2/token`` (authorization_code,
+  refresh_token with single-use rotating refresh tokens, 1 h access tokens by the shared ``Clock``),
+  ``POST /oauth2/revoke``.
+* Admin under ``/_emulator``: put records (which delivers a signed ``<type>.created|updated``
+  webhook, synchronously so tests are deterministic), redeliver or send arbitrary webhooks, move the
+  clock, inspect and reset state.
+
+Resources are generic (``RESOURCES``): invoices and payments are one ``ResourceSpec`` each. Every
+webhook goes out through ``_transmit``, the one place a fault profile (duplicate, reorder, drop)
+hooks in. The wire details mirror what ``shared/ignition`` assumes, and sign with its
+``sign_webhook``, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import secrets
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from flask import Flask, Response, request
+from pydantic import BaseModel, ValidationError
+
+from sandbox.clock import Clock
+from shared.config import WebhookVerification
+from shared.ignition.webhook import sign_webhook
+from shared.models.ignition import IgnitionClient
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/external/api/v1"
+ACCESS_TOKEN_TTL = 3600
+AUTH_CODE_TTL = 600
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+TIMESTAMP_FIELDS = ("created_at", "updated_at")
+DEFAULT_WEBHOOK = WebhookVerification()  # frozen, so one shared default is safe
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """One Reporting API resource: URL segment, webhook event prefix, validating model."""
+
+    name: str  # "clients": /reporting/clients, PUT /_emulator/clients/<slug>, state["clients"]
+    event_prefix: str  # "client": client.created / client.updated
+    model: type[BaseModel] | None = None
+
+
+RESOURCES: tuple[ResourceSpec, ...] = (ResourceSpec("clients", "client", IgnitionClient),)
+
+
+@dataclass
+class Delivery:
+    """One webhook POST (an original send or a redelivery)."""
+
+    event_id: str
+    type: str
+    slug: str | None
+    body: bytes = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
+    kind: Literal["original", "redelivery", "replay"] = "original"
+    status: int | None = None
+    response_body: str = ""
+    error: str | None = None
+    sent_at: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "slug": self.slug,
+            "kind": self.kind,
+            "status": self.status,
+            "body": self.response_body,
+            "error": self.error,
+            "sent_at": self.sent_at,
+        }
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def iso(value: datetime) -> str:
+    """Canonical UTC timestamp with milliseconds; fixed width, so string order is time order."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _parse_time(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise _BadRequest(f"{name} must be an ISO-8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _BadRequest(f"{name} is not ISO-8601: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return _json({"error": code, "message": message}, status, headers)
+
+
+def _encode_cursor(record: dict[str, Any]) -> str:
+    raw = json.dumps([record["updated_at"], record["slug"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, slug = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise _BadRequest("cursor is not one this server issued") from None
+    if not isinstance(updated_at, str) or not isinstance(slug, str):
+        raise _BadRequest("cursor is not one this server issued")
+    return updated_at, slug
+
+
+class IgnitionEmulator:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        # Well-known sandbox credentials, not secrets: the emulator only ever runs locally.
+        webhook_secret: str = "sandbox-webhook-secret",  # noqa: S107
+        webhook: WebhookVerification = DEFAULT_WEBHOOK,
+        client_id: str = "sandbox-ignition-client",
+        client_secret: str = "sandbox-ignition-secret",  # noqa: S107
+        rate_limit: int = 1_000,
+        rate_limit_window_seconds: int = 3_600,
+        rate_limit_reset_header: str = "X-RateLimit-Reset",
+        webhook_transport: httpx.BaseTransport | None = None,
+        delivery_timeout_seconds: float = 5.0,
+    ) -> None:
+        self.clock = clock or Clock()
+        self._webhook_secret = webhook_secret
+        self._webhook = webhook
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._rate_limit = rate_limit
+        self._rate_window = rate_limit_window_seconds
+        self._reset_header = rate_limit_reset_header
+        # A transport lets tests deliver in-process; by default webhooks go over loopback HTTP.
+        # Built on first delivery: an httpx.Client costs ~60 ms (TLS context) per emulator.
+        self._transport = webhook_transport
+        self._delivery_timeout = delivery_timeout_seconds
+        self._http: httpx.Client | None = None
+        self._specs = {spec.name: spec for spec in RESOURCES}
+        self._lock = threading.RLock()
+        self._webhook_url: str | None = None
+        # OAuth state survives reset(): a running sandbox keeps its connection.
+        self._codes: dict[str, tuple[float, str | None]] = {}
+        self._access_tokens: dict[str, float] = {}
+        self._refresh_tokens: set[str] = set()
+        self._reset_data()
+        self.app = self._build_app()
+
+    # -- public helpers (tests and the sandbox runner) ---------------------------------------
+
+    def set_webhook_url(self, url: str | None) -> None:
+        with self._lock:
+            self._webhook_url = url
+
+    def issue_token_set(self) -> dict[str, Any]:
+        """A token set as if a practice admin had just completed the authorization-code flow."""
+        with self._lock:
+            return self._mint_tokens()
+
+    def issue_authorization_code(self, redirect_uri: str | None = None) -> str:
+        with self._lock:
+            code = "code_" + secrets.token_urlsafe(16)
+            self._codes[code] = (self.clock.time() + AUTH_CODE_TTL, redirect_uri)
+            return code
+
+    def state_snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            snapshot: dict[str, Any] = {
+                "now": iso(self.clock.now()),
+                "webhook_url": self._webhook_url,
+            }
+            for name in self._specs:
+                snapshot[name] = [dict(r) for r in self._ordered(name)]
+            snapshot["deliveries"] = [d.summary() for d in self._deliveries]
+            snapshot["requests"] = {"total": self._requests_total, "by_status": dict(self._by_status)}
+            snapshot["rate_limit"] = self._rate_state()
+            return snapshot
+
+    def reset(self) -> None:
+        with self._lock:
+            self._reset_data()
+
+    # -- state --------------------------------------------------------------------------------
+
+    def _reset_data(self) -> None:
+        self._records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self._specs}
+        self._deliveries: list[Delivery] = []
+        self._requests_total = 0
+        self._by_status: Counter[str] = Counter()
+        self._window_start: float | None = None
+        self._window_count = 0
+
+    def _ordered(self, resource: str) -> list[dict[str, Any]]:
+        return sorted(self._records[resource].values(), key=lambda r: (r["updated_at"], r["slug"]))
+
+    def _spec(self, resource: str) -> ResourceSpec:
+        spec = self._specs.get(resource)
+        if spec is None:
+            raise _BadRequest(f"unknown resource {resource!r}", status=404, code="not_found")
+        return spec
+
+    # -- app ----------------------------------------------------------------------------------
+
+    def _build_app(self) -> Flask:
+        app = Flask("ignition_emulator")
+        rules: list[tuple[str, str, Any]] = [
+            (f"{API_PREFIX}/reporting/<resource>", "GET", self._list),
+            (f"{API_PREFIX}/reporting/<resource>/<slug>", "GET", self._get),
+            ("/oauth2/authorize", "GET", self._authorize),
+            ("/oauth2/token", "POST", self._token),
+            ("/oauth2/revoke", "POST", self._revoke),
+            ("/_emulator/state", "GET", lambda: _json(self.state_snapshot())),
+            ("/_emulator/reset", "POST", self._admin_reset),
+            ("/_emulator/clock", "POST", self._admin_clock),
+            ("/_emulator/tokens", "POST", lambda: _json(self.issue_token_set(), 201)),
+            ("/_emulator/webhook-url", "PUT", self._admin_webhook_url),
+            ("/_emulator/webhooks/send", "POST", self._admin_send),
+            ("/_emulator/webhooks/redeliver", "POST", self._admin_redeliver),
+            ("/_emulator/<resource>/<slug>", "PUT", self._admin_put),
+        ]
+        for rule, method, view in rules:
+            app.add_url_rule(rule, endpoint=f"{method} {rule}", view_func=view, methods=[method])
+
+        @app.errorhandler(_BadRequest)
+        def _bad_request(exc: _BadRequest) -> Response:
+            return _error(exc.code, str(exc), exc.status)
+
+        @app.after_request
+        def _count(response: Response) -> Response:
+            if not request.path.startswith("/_emulator"):
+                with self._lock:
+                    self._requests_total += 1
+                    self._by_status[str(response.status_code)] += 1
+            return response
+
+        return app
+
+    # -- Reporting API ------------------------------------------------------------------------
+
+    def _guard(self) -> Response | None:
+        """Bearer auth, then the practice's rate limit. None when the request may proceed."""
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        now = self.clock.time()
+        with self._lock:
+            expires = self._access_tokens.get(token)
+            if expires is None or expires <= now:
+                return _error(
+                    "unauthorized",
+                    "access token missing, expired or revoked",
+                    401,
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+            if self._window_start is None or now >= self._window_start + self._rate_window:
+                self._window_start, self._window_count = now, 0
+            if self._window_count >= self._rate_limit:
+                reset_at = self._window_start + self._rate_window
+                return _error(
+                    "rate_limited",
+                    f"more than {self._rate_limit} requests in {self._rate_window} s",
+                    429,
+                    {**self._rate_headers(), "Retry-After": str(math.ceil(reset_at - now))},
+                )
+            self._window_count += 1
+        return None
+
+    def _rate_state(self) -> dict[str, Any]:
+        start = self._window_start if self._window_start is not None else self.clock.time()
+        return {
+            "limit": self._rate_limit,
+            "remaining": max(0, self._rate_limit - self._window_count),
+            "reset_at": math.ceil(start + self._rate_window),
+        }
+
+    def _rate_headers(self) -> dict[str, str]:
+        state = self._rate_state()
+        return {
+            "X-RateLimit-Limit": str(state["limit"]),
+            "X-RateLimit-Remaining": str(state["remaining"]),
+            self._reset_header: str(state["reset_at"]),
+        }
+
+    def _list(self, resource: str) -> Response:
+        spec = self._spec(resource)
+        denied = self._guard()
+        if denied is not None:
+            return denied
+        raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise _BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        limit = int(raw_limit)
+        since = request.args.get("updated_from")
+        since_at = _parse_time(since, "updated_from") if since else None
+        cursor = request.args.get("cursor")
+        after = _decode_cursor(cursor) if cursor else None
+        with self._lock:
+            records = self._ordered(spec.name)
+            if since_at is not None:
+                records = [r for r in records if _parse_time(r["updated_at"], "updated_at") >= since_at]
+            if after is not None:
+                records = [r for r in records if (r["updated_at"], r["slug"]) > after]
+            page = [dict(r) for r in records[:limit]]
+            has_more = len(records) > limit
+            headers = self._rate_headers()
+        body = {
+            "data": page,
+            "meta": {
+                "pagination": {
+                    "has_more": has_more,
+                    "next_cursor": _encode_cursor(page[-1]) if has_more else None,
+                    "limit": limit,
+                }
+            },
+        }
+        return _json(body, headers=headers)
+
+    def _get(self, resource: str, slug: str) -> Response:
+        spec = self._spec(resource)
+        denied = self._guard()
+        if denied is not None:
+            return denied
+        with self._lock:
+            record = self._records[spec.name].get(slug)
+            headers = self._rate_headers()
+        if record is None:
+            return _error("not_found", f"no {spec.event_prefix} {slug!r}", 404, headers)
+        return _json(dict(record), headers=headers)
+
+    # -- OAuth --------------------------------------------------------------------------------
+
+    def _mint_tokens(self) -> dict[str, Any]:
+        access = "ign_at_" + secrets.token_urlsafe(24)
+        refresh = "ign_rt_" + secrets.token_urlsafe(24)
+        now = self.clock.time()
+        self._access_tokens[access] = now + ACCESS_TOKEN_TTL
+        self._refresh_tokens.add(refresh)
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_TTL,
+            "scope": "reporting",
+            "created_at": int(now),
+        }
+
+    def _form(self) -> dict[str, str]:
+        if request.is_json:
+            body = request.get_json(silent=True)
+            return {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+        return {k: v for k, v in request.form.items()}
+
+    def _client_authenticated(self, form: dict[str, str]) -> bool:
+        auth = request.authorization
+        if auth is not None and auth.type == "basic":
+            given = (auth.username or "", auth.password or "")
+        else:
+            given = (form.get("client_id", ""), form.get("client_secret", ""))
+        return secrets.compare_digest(given[0], self._client_id) and secrets.compare_digest(
+            given[1], self._client_secret
+        )
+
+    def _authorize(self) -> Response:
+        if request.args.get("client_id") != self._client_id:
+            return _error("invalid_client", "unknown client_id", 400)
+        if request.args.get("response_type", "code") != "code":
+            return _error("unsupported_response_type", "only response_type=code", 400)
+        redirect_uri = request.args.get("redirect_uri")
+        if not redirect_uri:
+            return _error("invalid_request", "redirect_uri is required", 400)
+        code = self.issue_authorization_code(redirect_uri)
+        query = {"code": code}
+        if state := request.args.get("state"):
+            query["state"] = state
+        separator = "&" if "?" in redirect_uri else "?"
+        response = Response(status=302)
+        response.headers["Location"] = f"{redirect_uri}{separator}{httpx.QueryParams(query)}"
+        return response
+
+    def _token(self) -> Response:
+        form = self._form()
+        if not self._client_authenticated(form):
+            return _error("invalid_client", "client authentication failed", 401)
+        grant = form.get("grant_type")
+        now = self.clock.time()
+        with self._lock:
+            if grant == "authorization_code":
+                code = self._codes.pop(form.get("code", ""), None)  # single use
+                if code is None or code[0] <= now:
+                    return _error("invalid_grant", "authorization code unknown, used or expired", 400)
+                if code[1] is not None and form.get("redirect_uri") != code[1]:
+                    return _error("invalid_grant", "redirect_uri does not match the authorization", 400)
+                return _json(self._mint_tokens())
+            if grant == "refresh_token":
+                refresh = form.get("refresh_token", "")
+                if refresh not in self._refresh_tokens:
+                    return _error("invalid_grant", "refresh token unknown, already used or revoked", 400)
+                # Rotation: each refresh token works once; the response carries its successor.
+                self._refresh_tokens.discard(refresh)
+                return _json(self._mint_tokens())
+        return _error("unsupported_grant_type", "use authorization_code or refresh_token", 400)
+
+    def _revoke(self) -> Response:
+        form = self._form()
+        if not self._client_authenticated(form):
+            return _error("invalid_client", "client authentication failed", 401)
+        token = form.get("token", "")
+        with self._lock:
+            self._access_tokens.pop(token, None)
+            self._refresh_tokens.discard(token)
+        return _json({}, 200)  # RFC 7009: 200 whether or not the token was known
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def _body(self) -> dict[str, Any]:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise _BadRequest("body must be a JSON object")
+        return body
+
+    def _admin_reset(self) -> Response:
+        self.reset()
+        return _json({"reset": True})
+
+    def _admin_clock(self) -> Response:
+        seconds = self._body().get("advance_seconds")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise _BadRequest("advance_seconds must be a number >= 0")
+        self.clock.advance(float(seconds))
+        return _json({"now": iso(self.clock.now())})
+
+    def _admin_webhook_url(self) -> Response:
+        url = self._body().get("url")
+        if url is not None and not isinstance(url, str):
+            raise _BadRequest("url must be a string or null")
+        self.set_webhook_url(url)
+        return _json({"webhook_url": url})
+
+    def _admin_put(self, resource: str, slug: str) -> Response:
+        spec = self._spec(resource)
+        body = self._body()
+        if body.get("slug", slug) != slug:
+            raise _BadRequest(f"body slug {body.get('slug')!r} differs from the URL slug {slug!r}")
+        now = iso(self.clock.now())
+        with self._lock:
+            existing = self._records[spec.name].get(slug)
+            record = {**body, "slug": slug}
+            record.setdefault("created_at", existing["created_at"] if existing else now)
+            record.setdefault("updated_at", now)
+            for name in TIMESTAMP_FIELDS:
+                record[name] = iso(_parse_time(record[name], name))
+            if spec.model is not None:
+                try:
+                    spec.model.model_validate(record)
+                except ValidationError as exc:
+                    problems = "; ".join(
+                        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                    )
+                    raise _BadRequest(f"not a valid {spec.event_prefix}: {problems}") from None
+            self._records[spec.name][slug] = record
+        event_type = f"{spec.event_prefix}.{'updated' if existing else 'created'}"
+        delivery: dict[str, Any] | None = None
+        if request.args.get("deliver", "true").lower() not in ("false", "0", "no"):
+            hint_only = request.args.get("payload", "full") == "id"
+            data = {"slug": slug} if hint_only else dict(record)
+            delivery = self._send_event(event_type, data).summary()
+        return _json({spec.event_prefix: record, "delivery": delivery}, 200 if existing else 201)
+
+    def _admin_send(self) -> Response:
+        body = self._body()
+        event_type, data = body.get("type"), body.get("data")
+        if not isinstance(event_type, str) or not event_type:
+            raise _BadRequest("type must be a non-empty string")
+        if not isinstance(data, dict):
+            raise _BadRequest("data must be an object")
+        occurred = body.get("occurred_at")
+        occurred_at = _parse_time(occurred, "occurred_at") if occurred is not None else None
+        event_id = body.get("id")
+        if event_id is not None and not isinstance(event_id, str):
+            raise _BadRequest("id must be a string")
+        delivery = self._send_event(event_type, data, occurred_at=occurred_at, event_id=event_id)
+        return _json({"delivery": delivery.summary()})
+
+    def _admin_redeliver(self) -> Response:
+        body = self._body()
+        event_id = body.get("event_id")
+        replay = body.get("replay", False) is True
+        with self._lock:
+            original = next(
+                (d for d in self._deliveries if d.event_id == event_id and d.kind == "original"), None
+            )
+        if original is None:
+            raise _BadRequest(f"no delivery with event_id {event_id!r}", status=404, code="not_found")
+        # Same bytes. A retry is signed afresh (as senders do); replay=true resends the original
+        # headers too, i.e. what an attacker who captured the request could send.
+        headers = dict(original.headers) if replay else self._signed_headers(original.body)
+        delivery = Delivery(
+            event_id=original.event_id,
+            type=original.type,
+            slug=original.slug,
+            body=original.body,
+            headers=headers,
+            kind="replay" if replay else "redelivery",
+        )
+        self._transmit(delivery)
+        return _json({"delivery": delivery.summary()})
+
+    # -- webhook delivery -----------------------------------------------------------------------
+
+    def _signed_headers(self, body: bytes) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": "ignition-emulator",
+            **sign_webhook(body, self._webhook_secret, self._webhook, timestamp=self.clock.now()),
+        }
+
+    def _send_event(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> Delivery:
+        envelope = {
+            "id": event_id or f"evt_{uuid.uuid4().hex}",
+            "type": event_type,
+            "occurred_at": iso(occurred_at or self.clock.now()),
+            "source": {"application_slug": "ignition-emulator"},
+            "data": data,
+        }
+        body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+        slug = data.get("slug")
+        delivery = Delivery(
+            event_id=str(envelope["id"]),
+            type=event_type,
+            slug=slug if isinstance(slug, str) else None,
+            body=body,
+            headers=self._signed_headers(body),
+        )
+        self._transmit(delivery)
+        return delivery
+
+    def _transmit(self, delivery: Delivery) -> None:
+        """POST one delivery to the webhook URL and record the outcome. Runs outside the lock: the
+        receiver may call back into this emulator (e.g. the Reporting API) before it answers."""
+        with self._lock:
+            url = self._webhook_url
+            delivery.sent_at = iso(self.clock.now())
+            self._deliveries.append(delivery)
+            if self._http is None:
+                self._http = httpx.Client(transport=self._transport, timeout=self._delivery_timeout)
+            http = self._http
+        if url is None:
+            delivery.error = "no webhook url configured"
+            return
+        try:
+            response = http.post(url, content=delivery.body, headers=delivery.headers)
+        except httpx.HTTPError as exc:
+            delivery.error = type(exc).__name__
+            logger.warning(
+                "webhook delivery failed", extra={"event_id": delivery.event_id, "error": delivery.error}
+            )
+            return
+        delivery.status = response.status_code
+        delivery.response_body = response.text[:2_000]
+        logger.info(
+            "webhook delivered",
+            extra={"event_id": delivery.event_id, "type": delivery.type, "status": delivery.status},
+        )
