@@ -1,0 +1,268 @@
+"""Client for Ignition's Reporting API (read-only REST/JSON, OAuth bearer tokens).
+
+Every call goes through ``_request``: bearer auth, retries with backoff and jitter for 5xx and
+transport faults, a bounded wait on 429, and typed errors. Resources are thin wrappers over
+``_get_record`` and ``_iter_records``, so invoices and payments are one method each.
+
+Shapes (``{"data": [...], "meta": {"pagination": {...}}}``, ``updated_from``, the rate-limit reset
+header) come from integrators' code, not from published docs: they are kept here and in the
+constructor's keyword arguments so they can be corrected in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared.config import IgnitionConfig
+from shared.models.ignition import IgnitionClient
+
+logger = logging.getLogger(__name__)
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+# Reset headers above this are epoch seconds; below it, seconds to wait (APIs use both readings).
+_EPOCH_THRESHOLD = 1_000_000_000
+
+
+class IgnitionApiError(Exception):
+    """A Reporting API call failed. ``status`` is the HTTP status, or None for a transport fault."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class IgnitionAuthError(IgnitionApiError):
+    """401/403: the access token is invalid, expired or lacks the ``reporting`` scope."""
+
+
+class IgnitionRateLimited(IgnitionApiError):
+    """429 and the reset is further away than the client may wait in-process."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"Ignition rate limit reached; retry in {retry_after:.0f} s", status=429)
+        self.retry_after = retry_after
+
+
+class IgnitionUnavailable(IgnitionApiError):
+    """5xx or a transport fault that outlasted every retry: transient, retry later."""
+
+
+class IgnitionResponseError(IgnitionApiError):
+    """An unexpected status or a body that does not have the documented shape."""
+
+
+class _Pagination(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    has_more: bool = False
+    next_cursor: str | None = None
+    limit: int | None = None
+
+
+class _Meta(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    pagination: _Pagination = _Pagination()
+
+
+class _Page(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    data: list[dict[str, Any]]
+    meta: _Meta = _Meta()
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("updated_from must be timezone-aware")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class IgnitionReportingClient:
+    def __init__(
+        self,
+        base_url: str,
+        access_token: Callable[[], str],
+        *,
+        http: httpx.Client | None = None,
+        page_limit: int = 100,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rate_limit_reset_header: str = "X-RateLimit-Reset",
+        max_wait_seconds: float = 20.0,
+        max_attempts: int = 4,
+        backoff_base_seconds: float = 0.5,
+        backoff_cap_seconds: float = 8.0,
+        timeout_seconds: float = 20.0,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        if not 1 <= page_limit <= 500:
+            raise ValueError("page_limit must be between 1 and 500")
+        self._base_url = base_url.rstrip("/")
+        self._access_token = access_token
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=timeout_seconds)
+        self._page_limit = page_limit
+        self._sleep = sleep
+        self._clock = clock
+        self._reset_header = rate_limit_reset_header
+        # Longer waits go back to the caller (IgnitionRateLimited) so a Lambda is not billed for
+        # sleeping through an hourly window.
+        self._max_wait = max_wait_seconds
+        self._max_attempts = max(1, max_attempts)
+        self._backoff_base = backoff_base_seconds
+        self._backoff_cap = backoff_cap_seconds
+        self._jitter = jitter
+
+    @classmethod
+    def from_config(
+        cls, config: IgnitionConfig, access_token: Callable[[], str], **kwargs: Any
+    ) -> IgnitionReportingClient:
+        kwargs.setdefault("page_limit", config.page_limit)
+        return cls(config.api_url, access_token, **kwargs)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- resources ---------------------------------------------------------------------------
+
+    def get_client(self, slug: str) -> IgnitionClient | None:
+        """The client, or None when Ignition does not know the slug (404)."""
+        return self._get_record("clients", slug, IgnitionClient)
+
+    def iter_clients(self, updated_from: datetime | None = None) -> Iterator[IgnitionClient]:
+        """Every client (updated at or after ``updated_from``), page by page."""
+        return self._iter_records("clients", IgnitionClient, updated_from)
+
+    # -- generic record access ---------------------------------------------------------------
+
+    def _get_record(self, resource: str, slug: str, model: type[RecordT]) -> RecordT | None:
+        body = self._request(f"/reporting/{resource}/{quote(slug, safe='')}", {}, allow_404=True)
+        if body is None:
+            return None
+        # Single records may or may not be wrapped in {"data": ...}; accept both readings.
+        record = body.get("data", body) if isinstance(body, dict) else body
+        return self._validate(model, record, resource)
+
+    def _iter_records(
+        self, resource: str, model: type[RecordT], updated_from: datetime | None
+    ) -> Iterator[RecordT]:
+        params: dict[str, str] = {"limit": str(self._page_limit)}
+        if updated_from is not None:
+            params["updated_from"] = _iso(updated_from)
+        seen_cursors: set[str] = set()
+        while True:
+            body = self._request(f"/reporting/{resource}", params)
+            try:
+                page = _Page.model_validate(body)
+            except ValidationError:
+                raise IgnitionResponseError(f"{resource} page has an unexpected shape") from None
+            for record in page.data:
+                yield self._validate(model, record, resource)
+            cursor = page.meta.pagination.next_cursor
+            if not page.meta.pagination.has_more:
+                return
+            # A server that repeats a cursor would otherwise loop forever.
+            if not cursor or cursor in seen_cursors:
+                raise IgnitionResponseError(f"{resource} pagination has_more without a new cursor")
+            seen_cursors.add(cursor)
+            params["cursor"] = cursor
+
+    @staticmethod
+    def _validate(model: type[RecordT], record: Any, resource: str) -> RecordT:
+        try:
+            return model.model_validate(record)
+        except ValidationError as exc:
+            slug = record.get("slug") if isinstance(record, dict) else None
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+            raise IgnitionResponseError(f"{resource} record {slug!r} is invalid: {fields}") from None
+
+    # -- the one request path ----------------------------------------------------------------
+
+    def _request(self, path: str, params: dict[str, str], *, allow_404: bool = False) -> Any:
+        url = f"{self._base_url}{path}"
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {"Authorization": f"Bearer {self._access_token()}", "Accept": "application/json"}
+            try:
+                response = self._http.get(url, params=params, headers=headers)
+            except httpx.TransportError as exc:  # timeouts, connection resets, DNS
+                if attempt >= self._max_attempts:
+                    raise IgnitionUnavailable(f"Ignition unreachable: {type(exc).__name__}") from None
+                self._backoff(attempt, path, reason=type(exc).__name__)
+                continue
+
+            status = response.status_code
+            if status == 404 and allow_404:
+                return None
+            if status in (401, 403):
+                raise IgnitionAuthError(f"Ignition refused the access token ({status})", status=status)
+            if status == 429:
+                wait = self._retry_after(response)
+                if wait > self._max_wait or attempt >= self._max_attempts:
+                    logger.warning(
+                        "ignition rate limited", extra={"path": path, "retry_after": wait, "attempt": attempt}
+                    )
+                    raise IgnitionRateLimited(wait)
+                logger.info("ignition rate limited, waiting", extra={"path": path, "retry_after": wait})
+                self._sleep(wait)
+                continue
+            if status >= 500:
+                if attempt >= self._max_attempts:
+                    raise IgnitionUnavailable(f"Ignition answered {status} {attempt} times", status=status)
+                self._backoff(attempt, path, reason=str(status))
+                continue
+            if status >= 400:
+                raise IgnitionResponseError(f"Ignition answered {status} for {path}", status=status)
+            try:
+                return response.json()
+            except ValueError:
+                raise IgnitionResponseError(f"Ignition answered non-JSON for {path}", status=status) from None
+
+    def _backoff(self, attempt: int, path: str, *, reason: str) -> None:
+        # Full jitter: spreads retries from concurrent Lambdas instead of synchronising them.
+        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
+        delay = self._jitter(0.0, ceiling)
+        logger.warning(
+            "ignition request failed, retrying",
+            extra={"path": path, "reason": reason, "attempt": attempt, "delay": round(delay, 3)},
+        )
+        self._sleep(delay)
+
+    def _retry_after(self, response: httpx.Response) -> float:
+        """Seconds until the rate-limit window resets, from the configured header or Retry-After."""
+        for name in (self._reset_header, "Retry-After"):
+            value = response.headers.get(name)
+            if value is None:
+                continue
+            seconds = self._seconds_until(value.strip())
+            if seconds is not None:
+                return max(0.0, seconds)
+        # No usable header: one backoff ceiling is a guess that neither hammers nor stalls.
+        return self._backoff_cap
+
+    def _seconds_until(self, value: str) -> float | None:
+        try:
+            number = float(value)
+        except ValueError:
+            try:  # Retry-After may be an HTTP date
+                return parsedate_to_datetime(value).timestamp() - self._clock()
+            except (TypeError, ValueError):
+                return None
+        return number - self._clock() if number > _EPOCH_THRESHOLD else number

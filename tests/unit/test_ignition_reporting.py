@@ -1,0 +1,300 @@
+"""Ignition Reporting API client, against the emulator (in-process WSGI) and scripted fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.clock import Clock
+from sandbox.ignition_emulator import IgnitionEmulator
+from shared.config import IgnitionConfig
+from shared.ignition.reporting import (
+    IgnitionAuthError,
+    IgnitionRateLimited,
+    IgnitionReportingClient,
+    IgnitionResponseError,
+    IgnitionUnavailable,
+)
+
+BASE = "http://ignition.test/external/api/v1"
+
+
+def client_record(slug: str, updated_at: str = "2025-02-01T00:00:00Z", **extra: Any) -> dict[str, Any]:
+    return {
+        "slug": slug,
+        "name": f"Client {slug}",
+        "created_at": "2025-01-01T00:00:00Z",
+        "updated_at": updated_at,
+        **extra,
+    }
+
+
+class Sleeps:
+    """Records waits instead of sleeping; optionally moves a Clock forward by the same amount."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.waits: list[float] = []
+        self._clock = clock
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self._clock is not None:
+            self._clock.advance(seconds)
+
+
+@pytest.fixture
+def emulator() -> IgnitionEmulator:
+    return IgnitionEmulator(clock=Clock())
+
+
+def seed(emulator: IgnitionEmulator, records: list[dict[str, Any]]) -> None:
+    admin = emulator.app.test_client()
+    for record in records:
+        response = admin.put(f"/_emulator/clients/{record['slug']}?deliver=false", json=record)
+        assert response.status_code in (200, 201), response.get_json()
+
+
+def reporting_client(emulator: IgnitionEmulator, **kwargs: Any) -> IgnitionReportingClient:
+    token = emulator.issue_token_set()["access_token"]
+    http = httpx.Client(transport=httpx.WSGITransport(app=emulator.app))
+    kwargs.setdefault("sleep", Sleeps())
+    return IgnitionReportingClient(BASE, lambda: token, http=http, **kwargs)
+
+
+def scripted(responses: list[httpx.Response | Exception]) -> tuple[httpx.Client, list[httpx.Request]]:
+    """An httpx client answering each request with the next scripted response."""
+    seen: list[httpx.Request] = []
+    queue: Iterator[httpx.Response | Exception] = iter(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        item = next(queue)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return httpx.Client(transport=httpx.MockTransport(handler)), seen
+
+
+def fake_client(
+    responses: list[httpx.Response | Exception], **kwargs: Any
+) -> tuple[IgnitionReportingClient, list[httpx.Request]]:
+    http, seen = scripted(responses)
+    kwargs.setdefault("sleep", Sleeps())
+    kwargs.setdefault("jitter", lambda low, high: high)
+    return IgnitionReportingClient(BASE, lambda: FAKE_TOKEN, http=http, **kwargs), seen
+
+
+FAKE_TOKEN = "at-5f2c9e-not-a-real-token"
+CLIENT_OK = httpx.Response(200, json=client_record("cli_1"))
+
+
+# -- against the emulator ------------------------------------------------------------------------
+
+
+def test_given_seven_clients_and_page_limit_three_when_iterated_then_three_pages_yield_all_in_order(
+    emulator: IgnitionEmulator,
+) -> None:
+    seed(emulator, [client_record(f"cli_{i}", f"2025-02-0{i}T00:00:00Z") for i in range(7, 0, -1)])
+    client = reporting_client(emulator, page_limit=3)
+
+    slugs = [c.slug for c in client.iter_clients()]
+
+    assert slugs == [f"cli_{i}" for i in range(1, 8)]
+    assert emulator.state_snapshot()["requests"]["by_status"] == {"200": 3}
+
+
+def test_given_updated_from_when_iterated_then_only_newer_clients_are_returned(
+    emulator: IgnitionEmulator,
+) -> None:
+    seed(emulator, [client_record(f"cli_{i}", f"2025-02-0{i}T00:00:00Z") for i in range(1, 6)])
+    client = reporting_client(emulator, page_limit=2)
+
+    slugs = [c.slug for c in client.iter_clients(updated_from=datetime(2025, 2, 3, tzinfo=UTC))]
+
+    assert slugs == ["cli_3", "cli_4", "cli_5"]
+
+
+def test_given_a_known_slug_when_fetched_then_the_client_is_returned(emulator: IgnitionEmulator) -> None:
+    seed(emulator, [client_record("cli_1", email="a@example.com", xero_contact_id="x-1")])
+
+    found = reporting_client(emulator).get_client("cli_1")
+
+    assert found is not None
+    assert (found.slug, found.email, found.xero_contact_id) == ("cli_1", "a@example.com", "x-1")
+
+
+def test_given_an_unknown_slug_when_fetched_then_none(emulator: IgnitionEmulator) -> None:
+    assert reporting_client(emulator).get_client("cli_missing") is None
+
+
+def test_given_the_rate_limit_is_reached_when_the_reset_is_near_then_the_client_waits_and_succeeds() -> None:
+    clock = Clock()
+    emulator = IgnitionEmulator(clock=clock, rate_limit=2, rate_limit_window_seconds=10)
+    seed(emulator, [client_record("cli_1")])
+    sleeps = Sleeps(clock)
+    client = reporting_client(emulator, sleep=sleeps, clock=clock.time)
+
+    results = [client.get_client("cli_1") for _ in range(3)]
+
+    assert all(r is not None for r in results)
+    assert len(sleeps.waits) == 1 and 0 < sleeps.waits[0] <= 11
+    assert emulator.state_snapshot()["requests"]["by_status"] == {"200": 3, "429": 1}
+
+
+def test_given_the_rate_limit_is_reached_when_the_reset_is_far_then_rate_limited_is_raised() -> None:
+    clock = Clock()
+    emulator = IgnitionEmulator(clock=clock, rate_limit=1)  # hourly window: too long to sit out
+    seed(emulator, [client_record("cli_1")])
+    client = reporting_client(emulator, clock=clock.time, max_wait_seconds=20)
+    client.get_client("cli_1")
+
+    with pytest.raises(IgnitionRateLimited) as caught:
+        client.get_client("cli_1")
+
+    assert 3_500 < caught.value.retry_after <= 3_601
+
+
+def test_given_an_expired_token_when_called_then_auth_error(emulator: IgnitionEmulator) -> None:
+    client = reporting_client(emulator)
+    emulator.clock.advance(3_601)
+
+    with pytest.raises(IgnitionAuthError) as caught:
+        client.get_client("cli_1")
+
+    assert caught.value.status == 401
+
+
+# -- against scripted responses ------------------------------------------------------------------
+
+
+def test_given_updated_from_when_iterated_then_it_is_sent_as_utc_iso8601_with_the_limit() -> None:
+    client, seen = fake_client(
+        [httpx.Response(200, json={"data": [], "meta": {"pagination": {"has_more": False}}})]
+    )
+
+    list(client.iter_clients(updated_from=datetime(2025, 3, 1, 20, 0, tzinfo=UTC)))
+
+    assert seen[0].url.params["updated_from"] == "2025-03-01T20:00:00Z"
+    assert seen[0].url.params["limit"] == "100"
+    assert seen[0].headers["Authorization"] == f"Bearer {FAKE_TOKEN}"
+
+
+def test_given_a_naive_updated_from_when_iterated_then_value_error() -> None:
+    client, _ = fake_client([])
+
+    with pytest.raises(ValueError, match="timezone-aware"):
+        list(client.iter_clients(updated_from=datetime(2025, 3, 1)))
+
+
+def test_given_a_429_with_retry_after_then_success_when_fetched_then_it_waits_that_long() -> None:
+    sleeps = Sleeps()
+    client, seen = fake_client([httpx.Response(429, headers={"Retry-After": "7"}), CLIENT_OK], sleep=sleeps)
+
+    found = client.get_client("cli_1")
+
+    assert found is not None and found.slug == "cli_1"
+    assert sleeps.waits == [7.0]
+    assert len(seen) == 2
+
+
+def test_given_a_429_with_an_epoch_reset_header_when_fetched_then_it_waits_until_the_reset() -> None:
+    sleeps = Sleeps()
+    client, _ = fake_client(
+        [httpx.Response(429, headers={"X-RateLimit-Reset": "1700000012"}), CLIENT_OK],
+        sleep=sleeps,
+        clock=lambda: 1_700_000_000.0,
+    )
+
+    client.get_client("cli_1")
+
+    assert sleeps.waits == [12.0]
+
+
+def test_given_a_custom_reset_header_name_when_rate_limited_then_that_header_is_read() -> None:
+    sleeps = Sleeps()
+    client, _ = fake_client(
+        [httpx.Response(429, headers={"RateLimit-Reset": "3"}), CLIENT_OK],
+        sleep=sleeps,
+        rate_limit_reset_header="RateLimit-Reset",
+    )
+
+    client.get_client("cli_1")
+
+    assert sleeps.waits == [3.0]
+
+
+def test_given_5xx_and_timeouts_when_fetched_then_it_retries_with_growing_backoff() -> None:
+    sleeps = Sleeps()
+    client, seen = fake_client(
+        [httpx.Response(502), httpx.ReadTimeout("slow"), httpx.Response(503), CLIENT_OK], sleep=sleeps
+    )
+
+    assert client.get_client("cli_1") is not None
+    assert sleeps.waits == [0.5, 1.0, 2.0]  # jitter pinned to its ceiling
+    assert len(seen) == 4
+
+
+def test_given_persistent_5xx_when_fetched_then_unavailable_after_max_attempts() -> None:
+    client, seen = fake_client([httpx.Response(500)] * 3, max_attempts=3)
+
+    with pytest.raises(IgnitionUnavailable) as caught:
+        client.get_client("cli_1")
+
+    assert caught.value.status == 500
+    assert len(seen) == 3
+
+
+def test_given_401_when_fetched_then_auth_error_without_retry_and_without_the_token() -> None:
+    client, seen = fake_client([httpx.Response(401)])
+
+    with pytest.raises(IgnitionAuthError) as caught:
+        client.get_client("cli_1")
+
+    assert len(seen) == 1
+    assert FAKE_TOKEN not in str(caught.value)
+
+
+def test_given_a_page_that_repeats_its_cursor_when_iterated_then_response_error_not_a_loop() -> None:
+    page = {"data": [client_record("cli_1")], "meta": {"pagination": {"has_more": True, "next_cursor": "c1"}}}
+    client, _ = fake_client([httpx.Response(200, json=page)] * 3)
+
+    with pytest.raises(IgnitionResponseError, match="without a new cursor"):
+        list(client.iter_clients())
+
+
+def test_given_an_invalid_record_when_iterated_then_the_error_names_the_slug_and_field() -> None:
+    page = {"data": [{"slug": "cli_bad", "name": "x"}], "meta": {"pagination": {"has_more": False}}}
+    client, _ = fake_client([httpx.Response(200, json=page)])
+
+    with pytest.raises(IgnitionResponseError, match=r"'cli_bad' is invalid: created_at"):
+        list(client.iter_clients())
+
+
+def test_given_a_slug_with_reserved_characters_when_fetched_then_it_is_path_encoded() -> None:
+    client, seen = fake_client([httpx.Response(404)])
+
+    assert client.get_client("cli/../x") is None
+    assert seen[0].url.raw_path.decode().endswith("/reporting/clients/cli%2F..%2Fx")
+
+
+def test_given_a_wrapped_single_record_when_fetched_then_it_is_unwrapped() -> None:
+    client, _ = fake_client([httpx.Response(200, json={"data": client_record("cli_1")})])
+
+    found = client.get_client("cli_1")
+
+    assert found is not None and found.slug == "cli_1"
+
+
+def test_given_the_ignition_config_when_built_from_it_then_url_and_page_limit_are_used() -> None:
+    http, seen = scripted([httpx.Response(200, json={"data": [], "meta": {}})])
+    config = IgnitionConfig(api_url="https://ignition.example/api/", page_limit=250)
+    client = IgnitionReportingClient.from_config(config, lambda: FAKE_TOKEN, http=http)
+
+    list(client.iter_clients())
+
+    assert str(seen[0].url) == "https://ignition.example/api/reporting/clients?limit=250"
