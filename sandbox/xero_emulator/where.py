@@ -1,0 +1,272 @@
+"""A small, safe parser for Xero's ``where`` query parameter (a subset of .NET dynamic LINQ).
+
+Nothing is ever ``eval``-ed: the expression is tokenised, parsed by recursive descent into
+closures, and only whitelisted fields and methods are reachable. Supported:
+
+    Name=="Acme"  Name!="Acme"  AND  OR  NOT  &&  ||  !  ( ... )
+    ContactID==Guid("...")  Name.ToLower()=="acme"  Name.Contains("x")  Name.StartsWith("x")
+    Name.EndsWith("x")  ContactNumber==null  IsCustomer==true  IsCustomer
+    UpdatedDateUTC>=DateTime(2024,01,31)  (also > < <=, on dates, numbers and strings)
+
+String comparison is case-insensitive, as Xero's database collation makes it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.models.xero import parse_xero_datetime
+
+Record = Mapping[str, Any]
+Getter = Callable[[Record], Any]
+Predicate = Callable[[Record], bool]
+
+
+class WhereParseError(ValueError):
+    """The expression is malformed or uses something the emulator (or Xero) does not support."""
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<string>"(?:[^"\\]|\\.)*")
+      | (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<op>==|!=|>=|<=|&&|\|\||[><!().,])
+      | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = {"and": "&&", "or": "||", "not": "!"}
+_COMPARISONS = {"==", "!=", ">", "<", ">=", "<="}
+_STRING_METHODS = {"contains", "startswith", "endswith"}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # string | number | op | ident | end
+    text: str
+
+
+def _tokenise(expression: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    position = 0
+    expression = expression.rstrip()
+    while position < len(expression):
+        match = _TOKEN.match(expression, position)
+        if match is None or match.end() == position:
+            raise WhereParseError(f"Unexpected character at position {position}")
+        kind = match.lastgroup or ""
+        text = match.group(kind)
+        if kind == "ident" and text.lower() in _KEYWORDS:
+            kind, text = "op", _KEYWORDS[text.lower()]
+        tokens.append(_Token(kind, text))
+        position = match.end()
+    tokens.append(_Token("end", ""))
+    return tokens
+
+
+def _unquote(literal: str) -> str:
+    return re.sub(r"\\(.)", r"\1", literal[1:-1])
+
+
+def _normalise(value: Any) -> Any:
+    """Bring values to a comparable form: case-folded strings, aware datetimes."""
+    if isinstance(value, str):
+        if value.startswith("/Date("):
+            return parse_xero_datetime(value)
+        return value.casefold()
+    return value
+
+
+def _compare(operator: str, left: Any, right: Any) -> bool:
+    left, right = _normalise(left), _normalise(right)
+    if operator == "==":
+        return bool(left == right)
+    if operator == "!=":
+        return bool(left != right)
+    if left is None or right is None:
+        return False
+    try:
+        if operator == ">":
+            return bool(left > right)
+        if operator == "<":
+            return bool(left < right)
+        if operator == ">=":
+            return bool(left >= right)
+        return bool(left <= right)
+    except TypeError:
+        # Comparing, say, a date with a string: Xero rejects it; for a record it just doesn't match.
+        return False
+
+
+class _Parser:
+    def __init__(self, expression: str, fields: Collection[str]) -> None:
+        self._tokens = _tokenise(expression)
+        self._index = 0
+        # Field names are case-insensitive in Xero's filter; keep the canonical spelling.
+        self._fields = {name.lower(): name for name in fields}
+
+    def parse(self) -> Predicate:
+        predicate = self._or()
+        if self._peek().kind != "end":
+            raise WhereParseError(f"Unexpected '{self._peek().text}'")
+        return predicate
+
+    def _peek(self) -> _Token:
+        return self._tokens[self._index]
+
+    def _take(self) -> _Token:
+        token = self._tokens[self._index]
+        self._index += 1
+        return token
+
+    def _expect(self, text: str) -> None:
+        token = self._take()
+        if token.text != text:
+            raise WhereParseError(f"Expected '{text}' but found '{token.text or 'end of expression'}'")
+
+    def _or(self) -> Predicate:
+        parts = [self._and()]
+        while self._peek().text == "||":
+            self._take()
+            parts.append(self._and())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda record: any(part(record) for part in parts)
+
+    def _and(self) -> Predicate:
+        parts = [self._not()]
+        while self._peek().text == "&&":
+            self._take()
+            parts.append(self._not())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda record: all(part(record) for part in parts)
+
+    def _not(self) -> Predicate:
+        if self._peek().text == "!":
+            self._take()
+            inner = self._not()
+            return lambda record: not inner(record)
+        return self._primary()
+
+    def _primary(self) -> Predicate:
+        if self._peek().text == "(":
+            self._take()
+            inner = self._or()
+            self._expect(")")
+            return inner
+        left = self._value()
+        operator = self._peek().text
+        if operator in _COMPARISONS:
+            self._take()
+            right = self._value()
+            return lambda record: _compare(operator, left(record), right(record))
+        # A bare value is a condition only if it is boolean (IsCustomer, Name.Contains("x")).
+        return lambda record: left(record) is True
+
+    def _value(self) -> Getter:
+        token = self._take()
+        getter: Getter
+        if token.kind == "string":
+            getter = _constant(_unquote(token.text))
+        elif token.kind == "number":
+            getter = _constant(float(token.text) if "." in token.text else int(token.text))
+        elif token.kind == "ident":
+            getter = self._identifier(token.text)
+        else:
+            raise WhereParseError(f"Unexpected '{token.text or 'end of expression'}'")
+        while self._peek().text == ".":
+            self._take()
+            getter = self._method(getter)
+        return getter
+
+    def _identifier(self, name: str) -> Getter:
+        lowered = name.lower()
+        if lowered in {"null", "true", "false"}:
+            literal = {"null": None, "true": True, "false": False}[lowered]
+            return lambda _record: literal
+        if lowered == "guid":
+            self._expect("(")
+            token = self._take()
+            if token.kind != "string":
+                raise WhereParseError("Guid() takes a quoted value")
+            self._expect(")")
+            value = _unquote(token.text).lower()
+            return lambda _record: value
+        if lowered == "datetime":
+            return self._datetime()
+        field = self._fields.get(lowered)
+        if field is None:
+            raise WhereParseError(f"No property or field '{name}' exists in type 'Contact'")
+        return lambda record: record.get(field)
+
+    def _datetime(self) -> Getter:
+        self._expect("(")
+        parts: list[int] = []
+        while True:
+            token = self._take()
+            if token.kind != "number" or "." in token.text:
+                raise WhereParseError("DateTime() takes whole numbers: DateTime(year, month, day)")
+            parts.append(int(token.text))
+            if self._peek().text == ",":
+                self._take()
+                continue
+            self._expect(")")
+            break
+        if not 3 <= len(parts) <= 6:
+            raise WhereParseError("DateTime() takes 3 to 6 arguments")
+        try:
+            padded = [*parts, 0, 0, 0][:6]
+            year, month, day, hour, minute, second = padded
+            moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        except ValueError as error:
+            raise WhereParseError(f"Invalid DateTime: {error}") from error
+        return lambda _record: moment
+
+    def _method(self, target: Getter) -> Getter:
+        name_token = self._take()
+        if name_token.kind != "ident":
+            raise WhereParseError("Expected a method name after '.'")
+        method = name_token.text.lower()
+        self._expect("(")
+        if method in {"tolower", "toupper", "trim"}:
+            self._expect(")")
+            transform: Callable[[str], str] = {"tolower": str.lower, "toupper": str.upper}.get(
+                method, str.strip
+            )
+            return lambda record: transform(v) if isinstance(v := target(record), str) else v
+        if method in _STRING_METHODS:
+            token = self._take()
+            if token.kind != "string":
+                raise WhereParseError(f"{name_token.text}() takes a quoted value")
+            self._expect(")")
+            needle = _unquote(token.text).casefold()
+
+            def call(record: Record) -> bool:
+                value = target(record)
+                if not isinstance(value, str):
+                    return False
+                haystack = value.casefold()
+                if method == "contains":
+                    return needle in haystack
+                if method == "startswith":
+                    return haystack.startswith(needle)
+                return haystack.endswith(needle)
+
+            return call
+        raise WhereParseError(f"No applicable method '{name_token.text}' exists")
+
+
+def _constant(value: Any) -> Getter:
+    return lambda _record: value
+
+
+def compile_where(expression: str, fields: Collection[str]) -> Predicate:
+    """Compile ``expression`` into a predicate over records (dicts keyed by Xero field names)."""
+    if len(expression) > 4000:
+        raise WhereParseError("The where clause is too long")
+    return _Parser(expression, fields).parse()
