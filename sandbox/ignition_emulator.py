@@ -585,7 +585,9 @@ class IgnitionEmulator:
             delivery.sent_at = iso(self.clock.now())
             self._deliveries.append(delivery)
             if self._http is None:
-                self._http = httpx.Client(transport=self._transport, timeout=self._delivery_timeout)
+                self._http = httpx.Client(
+                    transport=self._transport, timeout=self._delivery_timeout, trust_env=False
+                )
             http = self._http
         if url is None:
             delivery.error = "no webhook url configured"

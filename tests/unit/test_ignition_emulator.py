@@ -1,0 +1,435 @@
+"""The Ignition emulator: webhook delivery a real verifier accepts, OAuth, pagination, admin API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from sandbox.clock import Clock
+from sandbox.ignition_emulator import IgnitionEmulator
+from sandbox.server import RunningServer, serve_in_thread
+from shared.config import IgnitionConfig, WebhookVerification
+from shared.ignition.webhook import WebhookAuthError, parse_webhook, to_sync_event, verify_webhook
+
+SECRET = "emulator-test-secret"
+API = "/external/api/v1/reporting"
+TIMESTAMPED = WebhookVerification(timestamp_header="X-Ignition-Timestamp", prefix="sha256=")
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    verdict: str  # "ok" or the WebhookAuthError reason
+
+
+@dataclass
+class Receiver:
+    """A tiny webhook endpoint that verifies like ingest does and answers 202 or 401."""
+
+    clock: Clock
+    scheme: WebhookVerification
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        headers = {k[5:].replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_")}
+        try:
+            verify_webhook(headers, body, SECRET, self.scheme, now=self.clock.now())
+            verdict, status = "ok", "202 Accepted"
+        except WebhookAuthError as exc:
+            verdict, status = exc.reason, "401 Unauthorized"
+        with self.lock:
+            self.received.append(Received(headers, body, verdict))
+        start_response(status, [("Content-Type", "application/json")])
+        return [json.dumps({"verdict": verdict}).encode()]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[Receiver, RunningServer]]:
+    # One loopback server per module: stopping one costs ~0.5 s (werkzeug's poll interval).
+    app = Receiver(Clock(), WebhookVerification())
+    running = serve_in_thread("webhook-receiver", app)
+    yield app, running
+    running.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=[WebhookVerification(), TIMESTAMPED], ids=["hex", "timestamped"])
+def scheme(request: pytest.FixtureRequest) -> WebhookVerification:
+    config: WebhookVerification = request.param
+    return config
+
+
+@pytest.fixture
+def receiver(
+    server: tuple[Receiver, RunningServer], clock: Clock, scheme: WebhookVerification
+) -> tuple[Receiver, RunningServer]:
+    app, running = server
+    with app.lock:
+        app.received.clear()
+        app.clock, app.scheme = clock, scheme
+    return app, running
+
+
+@pytest.fixture
+def emulator(
+    clock: Clock, scheme: WebhookVerification, receiver: tuple[Receiver, RunningServer]
+) -> IgnitionEmulator:
+    emulator = IgnitionEmulator(clock=clock, webhook_secret=SECRET, webhook=scheme)
+    emulator.set_webhook_url(f"{receiver[1].url}/webhooks/ignition")
+    return emulator
+
+
+@pytest.fixture
+def bare() -> IgnitionEmulator:
+    return IgnitionEmulator(clock=Clock())
+
+
+def client_body(slug: str, **fields: Any) -> dict[str, Any]:
+    return {"slug": slug, "name": f"Client {slug}", "email": f"{slug}@example.com", **fields}
+
+
+def bearer(emulator: IgnitionEmulator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emulator.issue_token_set()['access_token']}"}
+
+
+# -- webhook delivery ----------------------------------------------------------------------------
+
+
+def test_given_a_new_client_when_put_then_a_signed_client_created_webhook_is_accepted_by_the_verifier(
+    emulator: IgnitionEmulator, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    response = emulator.app.test_client().put("/_emulator/clients/cli_1", json=client_body("cli_1"))
+
+    assert response.status_code == 201
+    result = response.get_json()
+    assert result["delivery"]["status"] == 202
+    assert json.loads(result["delivery"]["body"]) == {"verdict": "ok"}
+    [received] = receiver[0].received
+    assert received.verdict == "ok"
+    envelope = parse_webhook(received.body, IgnitionConfig())
+    assert (envelope.id, envelope.type) == (result["delivery"]["event_id"], "client.created")
+    assert envelope.data == result["client"]
+    assert envelope.data["created_at"] == envelope.data["updated_at"]
+
+
+def test_given_an_existing_client_when_put_again_then_client_updated_carries_a_complete_record(
+    emulator: IgnitionEmulator, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    admin = emulator.app.test_client()
+    first = admin.put("/_emulator/clients/cli_1", json=client_body("cli_1")).get_json()["client"]
+    emulator.clock.advance(60)
+
+    response = admin.put("/_emulator/clients/cli_1", json=client_body("cli_1", name="Renamed Ltd"))
+
+    assert response.status_code == 200
+    stored = response.get_json()["client"]
+    assert stored["created_at"] == first["created_at"]
+    assert stored["updated_at"] > first["updated_at"]
+    envelope = parse_webhook(receiver[0].received[-1].body, IgnitionConfig())
+    assert envelope.type == "client.updated"
+    event = to_sync_event(
+        envelope,
+        config=IgnitionConfig(),
+        received_at=datetime.now(UTC),
+        payload_sha256="0" * 64,
+        archive_key=None,
+        correlation_id="c",
+    )
+    assert event.record is not None and event.record["name"] == "Renamed Ltd"
+
+
+def test_given_payload_id_when_put_then_the_webhook_is_a_hint_with_only_the_slug(
+    emulator: IgnitionEmulator, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    emulator.app.test_client().put("/_emulator/clients/cli_1?payload=id", json=client_body("cli_1"))
+
+    envelope = parse_webhook(receiver[0].received[0].body, IgnitionConfig())
+    assert envelope.data == {"slug": "cli_1"}
+
+
+def test_given_deliver_false_when_put_then_the_client_is_stored_and_nothing_is_sent(
+    emulator: IgnitionEmulator, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    response = emulator.app.test_client().put(
+        "/_emulator/clients/cli_1?deliver=false", json=client_body("cli_1")
+    )
+
+    assert response.get_json()["delivery"] is None
+    assert receiver[0].received == []
+    state = emulator.state_snapshot()
+    assert [c["slug"] for c in state["clients"]] == ["cli_1"]
+    assert state["deliveries"] == []
+
+
+def test_given_a_past_delivery_when_redelivered_later_then_the_body_is_byte_identical_and_verifies(
+    emulator: IgnitionEmulator, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    admin = emulator.app.test_client()
+    event_id = admin.put("/_emulator/clients/cli_1", json=client_body("cli_1")).get_json()["delivery"][
+        "event_id"
+    ]
+    emulator.clock.advance(600)  # beyond max_age: a retry must be signed afresh
+
+    response = admin.post("/_emulator/webhooks/redeliver", json={"event_id": event_id})
+
+    assert response.get_json()["delivery"]["status"] == 202
+    first, second = receiver[0].received
+    assert second.body == first.body
+    assert second.verdict == "ok"
+    kinds = [(d["event_id"], d["kind"]) for d in emulator.state_snapshot()["deliveries"]]
+    assert kinds == [(event_id, "original"), (event_id, "redelivery")]
+
+
+@pytest.mark.parametrize("scheme", [TIMESTAMPED], ids=["timestamped"])
+def test_given_a_captured_timestamped_request_when_replayed_late_then_the_verifier_rejects_it(
+    emulator: IgnitionEmulator, clock: Clock, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    admin = emulator.app.test_client()
+    event_id = admin.put("/_emulator/clients/cli_1", json=client_body("cli_1")).get_json()["delivery"][
+        "event_id"
+    ]
+    clock.advance(600)
+
+    response = admin.post("/_emulator/webhooks/redeliver", json={"event_id": event_id, "replay": True})
+
+    assert response.get_json()["delivery"]["status"] == 401
+    assert receiver[0].received[-1].verdict == "stale_timestamp"
+    assert receiver[0].received[-1].headers == receiver[0].received[0].headers
+
+
+def test_given_an_older_update_when_sent_then_it_arrives_with_the_given_occurred_at(
+    emulator: IgnitionEmulator, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    response = emulator.app.test_client().post(
+        "/_emulator/webhooks/send",
+        json={"type": "client.updated", "data": {"slug": "cli_1"}, "occurred_at": "2024-12-31T23:59:00Z"},
+    )
+
+    assert response.get_json()["delivery"]["status"] == 202
+    envelope = parse_webhook(receiver[0].received[0].body, IgnitionConfig())
+    assert envelope.occurred_at == datetime(2024, 12, 31, 23, 59, tzinfo=UTC)
+
+
+def test_given_an_unknown_event_id_when_redelivered_then_404(bare: IgnitionEmulator) -> None:
+    response = bare.app.test_client().post("/_emulator/webhooks/redeliver", json={"event_id": "evt_nope"})
+
+    assert response.status_code == 404
+
+
+def test_given_no_receiver_when_put_then_the_delivery_records_the_failure(bare: IgnitionEmulator) -> None:
+    emulator = bare
+    emulator.set_webhook_url("http://127.0.0.1:9/unreachable")  # discard port: nothing listens
+    admin = emulator.app.test_client()
+
+    delivery = admin.put("/_emulator/clients/cli_1", json=client_body("cli_1")).get_json()["delivery"]
+    emulator.set_webhook_url(None)
+    unset = admin.put("/_emulator/clients/cli_2", json=client_body("cli_2")).get_json()["delivery"]
+
+    assert delivery["status"] is None and delivery["error"] == "ConnectError"
+    assert unset["error"] == "no webhook url configured"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/_emulator/clients/cli_1", {"slug": "cli_2", "name": "X"}, "differs from the URL slug"),
+        ("/_emulator/clients/cli_1", {"name": ""}, "not a valid client: name"),
+        ("/_emulator/clients/cli_1", {"name": "X", "updated_at": "soon"}, "updated_at is not ISO-8601"),
+        ("/_emulator/widgets/w_1", {"name": "X"}, "unknown resource 'widgets'"),
+    ],
+)
+def test_given_a_bad_admin_put_when_sent_then_it_is_refused_with_a_reason(
+    bare: IgnitionEmulator, path: str, body: dict[str, Any], message: str
+) -> None:
+    response = bare.app.test_client().put(path, json=body)
+
+    assert response.status_code in (400, 404)
+    assert message in response.get_json()["message"]
+    assert bare.state_snapshot()["clients"] == []
+
+
+# -- OAuth ---------------------------------------------------------------------------------------
+
+
+def token_request(emulator: IgnitionEmulator, **form: str) -> Any:
+    creds = {"client_id": "sandbox-ignition-client", "client_secret": "sandbox-ignition-secret"}
+    return emulator.app.test_client().post("/oauth2/token", data={**creds, **form})
+
+
+def test_given_an_authorization_code_when_exchanged_then_tokens_work_and_the_code_is_single_use(
+    bare: IgnitionEmulator,
+) -> None:
+    http = bare.app.test_client()
+    redirect = http.get(
+        "/oauth2/authorize?client_id=sandbox-ignition-client&redirect_uri=http://localhost/cb"
+        "&response_type=code&scope=reporting&state=xyz"
+    )
+    query = parse_qs(urlsplit(redirect.headers["Location"]).query)
+    assert redirect.status_code == 302 and query["state"] == ["xyz"]
+    grant = {
+        "grant_type": "authorization_code",
+        "code": query["code"][0],
+        "redirect_uri": "http://localhost/cb",
+    }
+
+    tokens = token_request(bare, **grant).get_json()
+    again = token_request(bare, **grant)
+
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
+    assert (
+        http.get(f"{API}/clients", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code
+        == 200
+    )
+    assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
+
+
+def test_given_a_refresh_token_when_used_then_it_rotates_and_the_old_one_is_dead(
+    bare: IgnitionEmulator,
+) -> None:
+    first = bare.issue_token_set()
+
+    second = token_request(bare, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    reused = token_request(bare, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    third = token_request(bare, grant_type="refresh_token", refresh_token=second.get_json()["refresh_token"])
+
+    assert second.status_code == 200
+    assert second.get_json()["refresh_token"] != first["refresh_token"]
+    assert reused.status_code == 400 and reused.get_json()["error"] == "invalid_grant"
+    assert third.status_code == 200
+
+
+def test_given_basic_client_auth_when_refreshing_then_accepted_and_a_wrong_secret_is_refused(
+    bare: IgnitionEmulator,
+) -> None:
+    refresh = bare.issue_token_set()["refresh_token"]
+    http = bare.app.test_client()
+    good = base64.b64encode(b"sandbox-ignition-client:sandbox-ignition-secret").decode()
+    bad = base64.b64encode(b"sandbox-ignition-client:wrong").decode()
+    form = {"grant_type": "refresh_token", "refresh_token": refresh}
+
+    refused = http.post("/oauth2/token", data=form, headers={"Authorization": f"Basic {bad}"})
+    accepted = http.post("/oauth2/token", data=form, headers={"Authorization": f"Basic {good}"})
+
+    assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_client"
+    assert accepted.status_code == 200
+
+
+def test_given_an_access_token_when_an_hour_passes_then_the_api_answers_401(bare: IgnitionEmulator) -> None:
+    http = bare.app.test_client()
+    headers = bearer(bare)
+    assert http.get(f"{API}/clients", headers=headers).status_code == 200
+
+    http.post("/_emulator/clock", json={"advance_seconds": 3_600})
+
+    assert http.get(f"{API}/clients", headers=headers).status_code == 401
+    assert http.get(f"{API}/clients").status_code == 401
+
+
+def test_given_a_revoked_refresh_token_when_used_then_invalid_grant(bare: IgnitionEmulator) -> None:
+    refresh = bare.issue_token_set()["refresh_token"]
+    creds = {"client_id": "sandbox-ignition-client", "client_secret": "sandbox-ignition-secret"}
+    bare.app.test_client().post("/oauth2/revoke", data={**creds, "token": refresh})
+
+    assert token_request(bare, grant_type="refresh_token", refresh_token=refresh).status_code == 400
+
+
+# -- Reporting API -------------------------------------------------------------------------------
+
+
+def seed(emulator: IgnitionEmulator, count: int) -> None:
+    admin = emulator.app.test_client()
+    for i in range(count):
+        body = client_body(f"cli_{i}", updated_at=f"2025-02-01T00:00:0{i}Z")
+        admin.put(f"/_emulator/clients/cli_{i}?deliver=false", json=body)
+
+
+def test_given_records_change_mid_pagination_when_paging_on_then_nothing_is_skipped(
+    bare: IgnitionEmulator,
+) -> None:
+    seed(bare, 6)
+    http, headers = bare.app.test_client(), bearer(bare)
+    page1 = http.get(f"{API}/clients?limit=2", headers=headers).get_json()
+    # One seen and one unseen record change: both move to the end of the order.
+    for slug in ("cli_0", "cli_3"):
+        http.put(f"/_emulator/clients/{slug}?deliver=false", json=client_body(slug, name="Changed"))
+
+    slugs = [r["slug"] for r in page1["data"]]
+    cursor = page1["meta"]["pagination"]["next_cursor"]
+    while cursor:
+        page = http.get(
+            f"{API}/clients", query_string={"limit": 2, "cursor": cursor}, headers=headers
+        ).get_json()
+        slugs += [r["slug"] for r in page["data"]]
+        cursor = page["meta"]["pagination"]["next_cursor"]
+
+    assert set(slugs) == {f"cli_{i}" for i in range(6)}
+    assert slugs[-2:] == ["cli_0", "cli_3"]  # the changed ones, in their new place
+
+
+def test_given_the_same_query_twice_when_paged_then_pages_and_cursors_are_identical(
+    bare: IgnitionEmulator,
+) -> None:
+    seed(bare, 5)
+    http, headers = bare.app.test_client(), bearer(bare)
+
+    runs = [http.get(f"{API}/clients?limit=3", headers=headers).get_json() for _ in range(2)]
+
+    assert runs[0] == runs[1]
+    assert runs[0]["meta"]["pagination"] == {
+        "has_more": True,
+        "next_cursor": runs[0]["meta"]["pagination"]["next_cursor"],
+        "limit": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=501", "limit=ten", "cursor=%21%21", "updated_from=yesterday"]
+)
+def test_given_bad_list_parameters_when_listed_then_400(bare: IgnitionEmulator, query: str) -> None:
+    response = bare.app.test_client().get(f"{API}/clients?{query}", headers=bearer(bare))
+
+    assert response.status_code == 400
+
+
+def test_given_requests_when_state_is_read_then_counts_and_rate_headers_are_reported() -> None:
+    emulator = IgnitionEmulator(clock=Clock(), rate_limit=2)
+    http, headers = emulator.app.test_client(), bearer(emulator)
+
+    first = http.get(f"{API}/clients", headers=headers)
+    http.get(f"{API}/clients/cli_x", headers=headers)
+    limited = http.get(f"{API}/clients", headers=headers)
+
+    assert first.headers["X-RateLimit-Remaining"] == "1"
+    assert limited.status_code == 429 and 3_590 < int(limited.headers["Retry-After"]) <= 3_600
+    assert int(limited.headers["X-RateLimit-Reset"]) >= int(first.headers["X-RateLimit-Reset"])
+    state = http.get("/_emulator/state").get_json()
+    assert state["requests"] == {"total": 3, "by_status": {"200": 1, "404": 1, "429": 1}}
+
+
+def test_given_state_when_reset_then_data_is_cleared_but_the_connection_survives(
+    bare: IgnitionEmulator,
+) -> None:
+    seed(bare, 2)
+    http, headers = bare.app.test_client(), bearer(bare)
+
+    http.post("/_emulator/reset")
+
+    listed = http.get(f"{API}/clients", headers=headers)
+    assert listed.status_code == 200 and listed.get_json()["data"] == []
+    assert bare.state_snapshot()["clients"] == []
