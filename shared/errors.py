@@ -19,3 +19,14 @@ class PermanentSyncError(SyncError):
         super().__init__(reason)
         self.reason = reason
         self.category = category
+
+
+def is_permanent(exc: BaseException) -> bool | None:
+    """True: needs a person (straight to the DLQ). False: retry via the queue. None: unknown
+    (a bug): let it propagate so the queue retries and then dead-letters it, loudly."""
+    if isinstance(exc, PermanentSyncError):
+        return True
+    if isinstance(exc, TransientSyncError):
+        return False
+    transient = getattr(exc, "transient", None)
+    return None if not isinstance(transient, bool) else not transient

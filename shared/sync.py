@@ -30,7 +30,7 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
 from shared.store.mappings import AuditEntry, MappingStore, RecordMapping
-from shared.xero.query import where_any, where_eq, where_guid
+from shared.xero.client import where_any, where_eq
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class ContactSync:
             clauses.append(where_eq("EmailAddress", client.email))
         if client.xero_contact_id:
             if _is_guid(client.xero_contact_id):
-                clauses.append(where_guid("ContactID", client.xero_contact_id))
+                clauses.append(where_eq("ContactID", uuid.UUID(client.xero_contact_id)))
             else:
                 decisions.append(f"ignored xero_contact_id {client.xero_contact_id!r}: not a Xero ContactID")
         candidates = self._xero.find_contacts(where_any(*clauses), include_archived=True)

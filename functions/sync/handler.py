@@ -1,0 +1,142 @@
+"""Sync Lambda: SQS FIFO batch -> one idempotent sync per Ignition event.
+
+Failures: transient ones fail only their message group (the rest of the batch completes);
+permanent ones go straight to the DLQ with the reason; unknown ones (bugs) are retried by the
+queue and then dead-lettered by its redrive policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from shared.config import IntegrationConfig, RuntimeSettings
+from shared.errors import PermanentSyncError, is_permanent
+from shared.models.events import SyncEvent
+from shared.oauth import RefreshOutcome
+from shared.observability import Metric
+from shared.store.queue import DeadLetters
+from shared.wiring import SyncService, build_sync_service
+from shared.xero.client import XeroCall
+
+logger = Logger()
+metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
+
+settings = RuntimeSettings.from_env()
+config = IntegrationConfig.from_env()
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+dead_letters = DeadLetters(settings.dlq_url)
+idempotency = IdempotencyConfig(
+    # The producer's event id plus the body hash: a redelivery is a no-op, a different body is not.
+    event_key_jmespath="[event_id, payload_sha256]",
+    expires_after_seconds=7 * 24 * 3600,
+)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+
+
+def count(metric: Metric, value: float = 1) -> None:
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
+
+
+def on_xero_call(call: XeroCall) -> None:
+    count(Metric.XERO_CALLS)
+    if call.status == 429:
+        count(Metric.XERO_RATE_LIMITED)
+    if call.day_remaining is not None:
+        metrics.add_metric(
+            name=Metric.XERO_DAY_LIMIT_REMAINING, unit=MetricUnit.Count, value=call.day_remaining
+        )
+    if call.min_remaining is not None:
+        metrics.add_metric(
+            name=Metric.XERO_MIN_LIMIT_REMAINING, unit=MetricUnit.Count, value=call.min_remaining
+        )
+
+
+def on_token_refresh(outcome: RefreshOutcome) -> None:
+    count(
+        {
+            "refreshed": Metric.TOKEN_REFRESHES,
+            "failed": Metric.TOKEN_REFRESH_FAILURES,
+            "authorisation_lost": Metric.XERO_AUTHORISATION_LOST,
+        }[outcome]
+    )
+
+
+@cache
+def service() -> SyncService:
+    return build_sync_service(settings, config, on_xero_call=on_xero_call, on_token_refresh=on_token_refresh)
+
+
+@idempotent_function(  # type: ignore[untyped-decorator]
+    data_keyword_argument="event", config=idempotency, persistence_store=persistence
+)
+def apply(event: SyncEvent) -> dict[str, Any]:
+    outcome = service().apply(event)
+    return asdict(outcome)
+
+
+def dead_letter(record: SQSRecord, *, group_id: str, dedup_id: str, category: str, reason: str) -> None:
+    dead_letters.send(record.body, group_id=group_id, dedup_id=dedup_id, category=category, reason=reason)
+    count(Metric.EVENTS_FAILED_PERMANENT)
+    logger.error("event dead-lettered", extra={"category": category, "reason": reason})
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        event = SyncEvent.model_validate_json(record.body)
+    except ValidationError as exc:
+        dead_letter(
+            record,
+            group_id="malformed",
+            dedup_id=record.message_id,
+            category="malformed_message",
+            reason=f"queue message is not a SyncEvent: {exc.error_count()} error(s)",
+        )
+        return
+    logger.append_keys(
+        correlation_id=event.correlation_id, event_id=event.event_id, ignition_id=event.record_id
+    )
+    try:
+        result = apply(event=event)
+    except Exception as exc:
+        permanent = is_permanent(exc)
+        if not permanent:
+            count(Metric.EVENTS_FAILED_TRANSIENT)
+            logger.warning("event will be retried", extra={"error": type(exc).__name__, "detail": str(exc)})
+            raise
+        category = exc.category if isinstance(exc, PermanentSyncError) else type(exc).__name__
+        dead_letter(
+            record, group_id=event.group_id, dedup_id=event.event_id, category=category, reason=str(exc)
+        )
+        return
+    action = result.get("action")
+    count(Metric.EVENTS_SKIPPED_STALE if action == "skipped_stale" else Metric.EVENTS_SYNCED)
+    if action == "created":
+        count(Metric.CONTACTS_CREATED)
+    elif action == "updated":
+        count(Metric.CONTACTS_UPDATED)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, object]:
+    idempotency.register_lambda_context(context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,274 @@
+"""The whole product on 127.0.0.1: moto (AWS), the Xero and Ignition emulators, an API Gateway
+front for the ingest handler, and an SQS event source driving the sync handler.
+
+The handlers are the real Lambda modules, imported after the environment is set exactly as the
+CDK stack sets it; only the endpoints differ.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import ModuleType
+from typing import Any
+
+from sandbox.aws import MotoServer, SandboxResources, create_resources, point_boto3_at
+from sandbox.clock import Clock
+from sandbox.ignition_emulator import IgnitionEmulator
+from sandbox.runtime import ApiGatewayFront, SqsEventSource
+from sandbox.server import RunningServer, serve_in_thread
+from sandbox.xero_emulator import XeroEmulator
+from shared import aws
+from shared.config import IntegrationConfig, WebhookVerification
+
+SYNC_TIMEOUT_SECONDS = 60
+WEBHOOK_SECRET = "sandbox-webhook-secret"  # a sandbox-only value, printed for the user
+
+
+@dataclass
+class SandboxOptions:
+    # The client's budget; the emulator enforces Xero's real limits unless xero_limits says otherwise.
+    xero_calls_per_minute: int = 55
+    xero_calls_per_day: int = 4_800
+    xero_limits: dict[str, int] | None = None
+    max_inline_wait_seconds: float = 20.0
+    visibility_timeout: int = 30
+    max_receive_count: int = 5
+    sync_concurrency: int = 2
+    log_level: str = "WARNING"
+    prefix: str = "sandbox"
+    extra_config: dict[str, Any] = field(default_factory=dict)
+
+
+class Sandbox:
+    def __init__(self, options: SandboxOptions | None = None) -> None:
+        self.options = options or SandboxOptions()
+        self.clock = Clock()
+        self.webhook = WebhookVerification()
+        self.xero = XeroEmulator(clock=self.clock)
+        self.ignition = IgnitionEmulator(
+            clock=self.clock, webhook_secret=WEBHOOK_SECRET, webhook=self.webhook
+        )
+        self.moto = MotoServer()
+        self._servers: list[RunningServer] = []
+        self.resources: SandboxResources | None = None
+        self.poller: SqsEventSource | None = None
+        self.ingest: ModuleType | None = None
+        self.sync: ModuleType | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        self.moto.start()
+        point_boto3_at(self.moto.url)
+        xero_server = serve_in_thread("xero", self.xero.app)
+        ignition_server = serve_in_thread("ignition", self.ignition.app)
+        self._servers += [xero_server, ignition_server]
+        if self.options.xero_limits:
+            self.set_xero_limits(**self.options.xero_limits)
+
+        self.resources = create_resources(
+            self.options.prefix,
+            visibility_timeout=self.options.visibility_timeout,
+            max_receive_count=self.options.max_receive_count,
+            secrets=self._secrets(),
+        )
+        os.environ.update(self._function_environment(xero_server.url, ignition_server.url))
+        self.ingest = self._load("functions.ingest.handler")
+        self.sync = self._load("functions.sync.handler")
+
+        front = serve_in_thread(
+            "api",
+            ApiGatewayFront({("POST", "/webhooks/ignition"): ("ingest", self.ingest.handler)}),
+        )
+        self._servers.append(front)
+        self.ignition.set_webhook_url(f"{front.url}/webhooks/ignition")
+        self.poller = SqsEventSource(
+            queue_url=self.resources.queue_url,
+            handler=self.sync.handler,
+            function_name="sync",
+            timeout_seconds=SYNC_TIMEOUT_SECONDS,
+            concurrency=self.options.sync_concurrency,
+        )
+        self.poller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+        for server in reversed(self._servers):
+            server.stop()
+        self.moto.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- what users and tests see ----------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self._servers[2].url
+
+    @property
+    def xero_url(self) -> str:
+        return self._servers[0].url
+
+    @property
+    def ignition_url(self) -> str:
+        return self._servers[1].url
+
+    def info(self) -> dict[str, str]:
+        return {
+            "webhook_url": f"{self.api_url}/webhooks/ignition",
+            "webhook_secret": WEBHOOK_SECRET,
+            "signature_header": self.webhook.header,
+            "xero_url": self.xero_url,
+            "ignition_url": self.ignition_url,
+            "aws_endpoint_url": self.moto.url,
+        }
+
+    def set_xero_limits(self, **limits: int) -> None:
+        with self.xero.app.test_client() as admin:
+            response = admin.post("/_emulator/limits", json=limits)
+            if response.status_code >= 400:
+                raise ValueError(f"emulator refused limits {limits}: {response.get_data(as_text=True)}")
+
+    def queue_depth(self, url: str | None = None) -> tuple[int, int]:
+        """(visible, in flight) messages in the sync queue, or in ``url``."""
+        assert self.resources is not None
+        attributes = aws.client("sqs").get_queue_attributes(
+            QueueUrl=url or self.resources.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]), int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every message in the DLQ with its failure reason (received and made visible again)."""
+        assert self.resources is not None
+        sqs = aws.client("sqs")
+        messages: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for _ in range(20):
+            batch = sqs.receive_message(
+                QueueUrl=self.resources.dlq_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            fresh = [m for m in batch if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            for message in fresh:
+                seen.add(message["MessageId"])
+                attributes = message.get("MessageAttributes", {})
+                messages.append(
+                    {
+                        "body": json.loads(message["Body"]),
+                        "category": attributes.get("failure_category", {}).get("StringValue"),
+                        "reason": attributes.get("failure_reason", {}).get("StringValue"),
+                    }
+                )
+        return messages
+
+    def wait_until_idle(self, timeout: float = 60.0, settle: float = 0.3) -> None:
+        """Until the sync queue is empty and no invocation is running (for ``settle`` seconds)."""
+        assert self.poller is not None
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            visible, in_flight = self.queue_depth()
+            if visible == 0 and in_flight == 0 and not self.poller.busy:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.05)
+        raise TimeoutError(f"sandbox still busy after {timeout} s (queue: {self.queue_depth()})")
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _secrets(self) -> dict[str, str]:
+        now = self.clock.now()
+        xero_tokens = self.xero.issue_token_set()
+        ignition_tokens = self.ignition.issue_token_set()
+        return {
+            "xero-client": json.dumps(
+                {"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"}
+            ),
+            "xero-token": json.dumps(
+                {
+                    "access_token": xero_tokens["access_token"],
+                    "refresh_token": xero_tokens["refresh_token"],
+                    "expires_at": (now + timedelta(seconds=int(xero_tokens["expires_in"]))).isoformat(),
+                    "scope": xero_tokens.get("scope", ""),
+                    "tenant_id": self.xero.tenant_id,
+                    "extra": {"tenant_name": self.xero.tenant_name},
+                }
+            ),
+            "ignition-webhook": WEBHOOK_SECRET,
+            "ignition-api": json.dumps(
+                {
+                    "client_id": "sandbox-ignition-client",
+                    "client_secret": "sandbox-ignition-secret",
+                    "access_token": ignition_tokens["access_token"],
+                    "refresh_token": ignition_tokens["refresh_token"],
+                    "expires_at": (now + timedelta(seconds=int(ignition_tokens["expires_in"]))).isoformat(),
+                }
+            ),
+        }
+
+    def _function_environment(self, xero_url: str, ignition_url: str) -> dict[str, str]:
+        assert self.resources is not None
+        config = IntegrationConfig.model_validate(
+            {
+                "xero": {
+                    "api_url": xero_url,
+                    "identity_url": xero_url,
+                    "login_url": xero_url,
+                    "calls_per_minute": self.options.xero_calls_per_minute,
+                    "calls_per_day": self.options.xero_calls_per_day,
+                    "max_inline_wait_seconds": self.options.max_inline_wait_seconds,
+                },
+                "ignition": {
+                    "api_url": f"{ignition_url}/external/api/v1",
+                    "token_url": f"{ignition_url}/oauth2/token",
+                    "webhook": self.webhook.model_dump(),
+                },
+                **self.options.extra_config,
+            }
+        )
+        return {
+            "CLIENT_NAME": self.options.prefix,
+            "STATE_TABLE_NAME": self.resources.state_table,
+            "IDEMPOTENCY_TABLE_NAME": self.resources.idempotency_table,
+            "ARCHIVE_BUCKET_NAME": self.resources.bucket,
+            "SYNC_QUEUE_URL": self.resources.queue_url,
+            "DLQ_URL": self.resources.dlq_url,
+            "XERO_CLIENT_SECRET_ID": self.resources.xero_client_secret,
+            "XERO_TOKEN_SECRET_ID": self.resources.xero_token_secret,
+            "IGNITION_WEBHOOK_SECRET_ID": self.resources.ignition_webhook_secret,
+            "IGNITION_API_SECRET_ID": self.resources.ignition_api_secret,
+            "INTEGRATION_CONFIG": config.model_dump_json(),
+            "POWERTOOLS_SERVICE_NAME": "sandbox",
+            "POWERTOOLS_METRICS_NAMESPACE": f"IgnitionXeroSync/{self.options.prefix}",
+            "POWERTOOLS_LOG_LEVEL": self.options.log_level,
+            # EMF metrics would flood the terminal; CloudWatch is where they are read.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+
+    @staticmethod
+    def _load(module: str) -> ModuleType:
+        """Import a handler as Lambda would on a cold start (re-import if a previous sandbox in
+        this process imported it with other settings)."""
+        loaded = importlib.import_module(module)
+        return importlib.reload(loaded)

@@ -1,0 +1,246 @@
+"""The parts of AWS Lambda the sandbox needs: an API Gateway front that turns HTTP requests into
+REST proxy events, and an SQS event source that drives a handler with Lambda's semantics
+(batches of up to 10, visibility timeout, partial batch failures, redrive to the DLQ after
+maxReceiveCount receives, done by moto's queue itself)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import aws
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any] | None]
+
+
+@dataclass
+class LambdaContext:
+    """What Powertools reads from the Lambda context object."""
+
+    function_name: str
+    timeout_seconds: float
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:ap-southeast-2:000000000000:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "sandbox"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+class ApiGatewayFront:
+    """WSGI app: ``METHOD /path`` -> handler, as an API Gateway REST proxy integration."""
+
+    def __init__(
+        self, routes: dict[tuple[str, str], tuple[str, Handler]], timeout_seconds: float = 10
+    ) -> None:
+        self._routes = routes
+        self._timeout = timeout_seconds
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/")
+        route = self._routes.get((method, path))
+        if route is None:
+            return self._respond(start_response, 404, {"message": "Missing Authentication Token"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        try:
+            text, is_b64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, is_b64 = base64.b64encode(body).decode("ascii"), True
+        request_id = str(uuid.uuid4())
+        event = {
+            "resource": path,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": None,
+            "pathParameters": None,
+            "body": text,
+            "isBase64Encoded": is_b64,
+            "requestContext": {
+                "requestId": request_id,
+                "stage": "sandbox",
+                "httpMethod": method,
+                "path": f"/sandbox{path}",
+                "requestTimeEpoch": int(time.time() * 1000),
+                "identity": {"sourceIp": environ.get("REMOTE_ADDR", "127.0.0.1")},
+            },
+        }
+        name, handler = route
+        try:
+            response = handler(event, LambdaContext(name, self._timeout)) or {}
+        except Exception:
+            logger.exception("handler raised", extra={"function": name})
+            return self._respond(start_response, 502, {"message": "Internal server error"})
+        status = int(response.get("statusCode", 200))
+        payload = response.get("body") or ""
+        start_response(
+            f"{status} {'OK' if status < 400 else 'ERROR'}", list((response.get("headers") or {}).items())
+        )
+        return [payload.encode("utf-8") if isinstance(payload, str) else payload]
+
+    @staticmethod
+    def _respond(start_response: Callable[..., Any], status: int, body: dict[str, Any]) -> Iterable[bytes]:
+        start_response(f"{status} ERROR", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+
+@dataclass
+class PollerStats:
+    invocations: int = 0
+    records: int = 0
+    failed_records: int = 0
+    crashed_invocations: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+
+
+class SqsEventSource:
+    """Polls a queue and invokes ``handler`` like Lambda's SQS event source mapping."""
+
+    def __init__(
+        self,
+        *,
+        queue_url: str,
+        handler: Handler,
+        function_name: str,
+        timeout_seconds: float,
+        batch_size: int = 10,
+        concurrency: int = 2,
+    ) -> None:
+        self._queue_url = queue_url
+        self._handler = handler
+        self._function_name = function_name
+        self._timeout = timeout_seconds
+        self._batch_size = batch_size
+        self._concurrency = concurrency
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._lock = threading.Lock()
+        self.stats = PollerStats()
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._busy > 0
+
+    def start(self) -> None:
+        for index in range(self._concurrency):
+            thread = threading.Thread(
+                target=self._run, name=f"sqs-{self._function_name}-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _run(self) -> None:
+        sqs = aws.client("sqs")
+        arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=self._batch_size,
+                    WaitTimeSeconds=1,
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:
+                logger.exception("receive failed")
+                time.sleep(0.5)
+                continue
+            if messages:
+                self._invoke(sqs, arn, messages)
+
+    def _invoke(self, sqs: Any, arn: str, messages: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._busy += 1
+        try:
+            event = {"Records": [self._record(m, arn) for m in messages]}
+            try:
+                result = self._handler(event, LambdaContext(self._function_name, self._timeout)) or {}
+            except Exception:
+                logger.exception("sync invocation crashed")
+                self.stats.crashed_invocations += 1
+                return
+            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+            done = [m for m in messages if m["MessageId"] not in failed]
+            if done:
+                sqs.delete_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
+            self.stats.invocations += 1
+            self.stats.records += len(messages)
+            self.stats.failed_records += len(failed)
+        finally:
+            self.stats.last_activity = time.monotonic()
+            with self._lock:
+                self._busy -= 1
+
+    @staticmethod
+    def _record(message: dict[str, Any], arn: str) -> dict[str, Any]:
+        attributes = message.get("Attributes", {})
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {
+                "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+                "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
+                "SenderId": attributes.get("SenderId", "sandbox"),
+                "ApproximateFirstReceiveTimestamp": attributes.get(
+                    "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+                ),
+                "MessageGroupId": attributes.get("MessageGroupId", ""),
+                "MessageDeduplicationId": attributes.get("MessageDeduplicationId", ""),
+                "SequenceNumber": attributes.get("SequenceNumber", "0"),
+            },
+            "messageAttributes": {
+                key: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType", "String")}
+                for key, value in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn,
+            "awsRegion": "ap-southeast-2",
+        }

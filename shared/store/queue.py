@@ -1,0 +1,51 @@
+"""The FIFO sync queue and its dead-letter queue."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from shared import aws
+from shared.models.events import SyncEvent
+
+# SQS FIFO ids: up to 128 alphanumeric or punctuation characters.
+_SQS_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def sqs_id(value: str) -> str:
+    return value if _SQS_ID.match(value) else hashlib.sha256(value.encode()).hexdigest()
+
+
+class SqsEventQueue:
+    def __init__(self, queue_url: str) -> None:
+        self._url = queue_url
+
+    def send(self, event: SyncEvent) -> None:
+        aws.client("sqs").send_message(
+            QueueUrl=self._url,
+            MessageBody=event.model_dump_json(),
+            # One group per Ignition client: its events apply in order, other clients' in parallel.
+            MessageGroupId=sqs_id(event.group_id),
+            # Redelivered webhooks carry the same event id; SQS drops repeats within 5 minutes.
+            MessageDeduplicationId=sqs_id(f"{event.event_id}:{event.payload_sha256[:16]}"),
+        )
+
+
+class DeadLetters:
+    """Sends what a person must look at straight to the DLQ, with the reason, so it is neither
+    retried pointlessly nor lost."""
+
+    def __init__(self, dlq_url: str) -> None:
+        self._url = dlq_url
+
+    def send(self, body: str, *, group_id: str, dedup_id: str, category: str, reason: str) -> None:
+        aws.client("sqs").send_message(
+            QueueUrl=self._url,
+            MessageBody=body,
+            MessageGroupId=sqs_id(group_id),
+            MessageDeduplicationId=sqs_id(f"dead:{dedup_id}"),
+            MessageAttributes={
+                "failure_category": {"DataType": "String", "StringValue": category},
+                "failure_reason": {"DataType": "String", "StringValue": reason[:4000]},
+            },
+        )

@@ -1,0 +1,118 @@
+"""Builds the real adapters behind the sync's ports from settings and configuration.
+
+Called lazily on the first event, not at import: a function whose secrets are not filled in yet
+still starts, and reports a clear error per event instead of a Lambda init failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.config import IntegrationConfig, RecordType, RuntimeSettings
+from shared.errors import PermanentSyncError
+from shared.ignition.reporting import IgnitionReportingClient
+from shared.models.events import SyncEvent
+from shared.oauth import (
+    ClientCredentialsTokenProvider,
+    RefreshingTokenProvider,
+    RefreshOutcome,
+    SecretTokenStore,
+    TokenProvider,
+    read_client_credentials,
+)
+from shared.store.locks import DynamoLeaseLock
+from shared.store.mappings import DynamoMappingStore
+from shared.sync import ContactSync, SyncOutcome
+from shared.xero.budget import DynamoCallBudget
+from shared.xero.client import XeroCall, XeroClient
+
+XERO_REAUTHORISE = "run `python -m cli connect xero --client NAME` and then replay the DLQ"
+IGNITION_REAUTHORISE = "run `python -m cli connect ignition --client NAME` and then replay the DLQ"
+
+
+@dataclass
+class SyncService:
+    contacts: ContactSync
+
+    def apply(self, event: SyncEvent) -> SyncOutcome:
+        if event.record_type is RecordType.CLIENT:
+            return self.contacts.handle(event)
+        raise PermanentSyncError(
+            f"{event.record_type} events are not synced by this version; replay them after upgrading",
+            category="unsupported_record_type",
+        )
+
+
+def xero_token_provider(
+    settings: RuntimeSettings, config: IntegrationConfig, on_refresh: Callable[[RefreshOutcome], None] | None
+) -> tuple[TokenProvider, str | None]:
+    """The provider for the configured auth mode, and the tenant id stored with the token set."""
+    credentials = read_client_credentials(settings.xero_client_secret_id, provider="xero")
+    store = SecretTokenStore(settings.xero_token_secret_id, provider="xero")
+    token_url = f"{config.xero.identity_url}/connect/token"
+    provider: TokenProvider
+    if config.xero.auth_mode == "client_credentials":
+        provider = ClientCredentialsTokenProvider(
+            token_url, credentials, store, on_refresh=on_refresh, reauthorise_hint=XERO_REAUTHORISE
+        )
+    else:
+        provider = RefreshingTokenProvider(
+            token_url,
+            credentials,
+            store,
+            DynamoLeaseLock(settings.state_table, "xero-token"),
+            on_refresh=on_refresh,
+            reauthorise_hint=XERO_REAUTHORISE,
+        )
+    stored = store.load()
+    return provider, stored.tenant_id if stored else None
+
+
+def ignition_token_provider(settings: RuntimeSettings, config: IntegrationConfig) -> TokenProvider:
+    # One secret holds Ignition's client credentials and its rotating token set.
+    return RefreshingTokenProvider(
+        config.ignition.token_url,
+        read_client_credentials(settings.ignition_api_secret_id, provider="ignition"),
+        SecretTokenStore(settings.ignition_api_secret_id, provider="ignition"),
+        DynamoLeaseLock(settings.state_table, "ignition-token"),
+        provider="ignition",
+        reauthorise_hint=IGNITION_REAUTHORISE,
+    )
+
+
+def build_sync_service(
+    settings: RuntimeSettings,
+    config: IntegrationConfig,
+    *,
+    on_xero_call: Callable[[XeroCall], None] | None = None,
+    on_token_refresh: Callable[[RefreshOutcome], None] | None = None,
+) -> SyncService:
+    tokens, tenant_id = xero_token_provider(settings, config, on_token_refresh)
+    if tenant_id is None:
+        raise PermanentSyncError(
+            "the Xero token secret has no tenant_id: connect the organisation first "
+            "(`python -m cli connect xero`)",
+            category="not_connected",
+        )
+    xero = XeroClient(
+        config.xero,
+        tokens,
+        tenant_id,
+        DynamoCallBudget(settings.state_table, tenant_id, config.xero),
+        on_call=on_xero_call,
+    )
+    ignition = IgnitionReportingClient(
+        config.ignition.api_url,
+        ignition_token_provider(settings, config).access_token,
+        page_limit=config.ignition.page_limit,
+    )
+    return SyncService(
+        contacts=ContactSync(
+            xero=xero,
+            ignition=ignition,
+            store=DynamoMappingStore(settings.state_table),
+            rules=config.contacts,
+            ignition_config=config.ignition,
+        )
+    )
