@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import random
+from collections.abc import Callable
+
 
 class SyncError(Exception):
     """Base for failures the sync understands."""
@@ -30,3 +34,22 @@ def is_permanent(exc: BaseException) -> bool | None:
         return False
     transient = getattr(exc, "transient", None)
     return None if not isinstance(transient, bool) else not transient
+
+
+# SQS caps a message's visibility timeout at 12 hours.
+MAX_RETRY_DELAY_SECONDS = 12 * 3600
+BACKOFF_BASE_SECONDS = 10
+BACKOFF_CAP_SECONDS = 900
+
+
+def retry_delay_seconds(
+    exc: BaseException, receive_count: int, rand: Callable[[int, int], int] = random.randint
+) -> int:
+    """How long a failed message stays invisible before its next try. A rate limit says when
+    (``retry_after``): waiting exactly that long spends one receive instead of several. Anything
+    else backs off exponentially with jitter by how often the message was already received."""
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float) and retry_after > 0:
+        return min(MAX_RETRY_DELAY_SECONDS, math.ceil(retry_after) + 1)
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(receive_count - 1, 0))
+    return rand(ceiling // 2, ceiling)

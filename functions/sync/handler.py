@@ -26,11 +26,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from shared.config import IntegrationConfig, RuntimeSettings
-from shared.errors import PermanentSyncError, is_permanent
+from shared.errors import PermanentSyncError, is_permanent, retry_delay_seconds
 from shared.models.events import SyncEvent
 from shared.oauth import RefreshOutcome
 from shared.observability import Metric
-from shared.store.queue import DeadLetters
+from shared.store.queue import DeadLetters, SqsEventQueue
 from shared.wiring import SyncService, build_sync_service
 from shared.xero.client import XeroCall
 
@@ -42,6 +42,7 @@ settings = RuntimeSettings.from_env()
 config = IntegrationConfig.from_env()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 dead_letters = DeadLetters(settings.dlq_url)
+sync_queue = SqsEventQueue(settings.sync_queue_url)
 idempotency = IdempotencyConfig(
     # The producer's event id plus the body hash: a redelivery is a no-op, a different body is not.
     event_key_jmespath="[event_id, payload_sha256]",
@@ -118,7 +119,18 @@ def record_handler(record: SQSRecord) -> None:
         permanent = is_permanent(exc)
         if not permanent:
             count(Metric.EVENTS_FAILED_TRANSIENT)
-            logger.warning("event will be retried", extra={"error": type(exc).__name__, "detail": str(exc)})
+            receives = int(record.attributes.approximate_receive_count or 1)
+            delay = retry_delay_seconds(exc, receives)
+            sync_queue.delay(record.receipt_handle, delay)
+            logger.warning(
+                "event will be retried",
+                extra={
+                    "error": type(exc).__name__,
+                    "detail": str(exc),
+                    "retry_in_seconds": delay,
+                    "receives": receives,
+                },
+            )
             raise
         category = exc.category if isinstance(exc, PermanentSyncError) else type(exc).__name__
         dead_letter(

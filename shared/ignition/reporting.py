@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -35,7 +35,10 @@ _EPOCH_THRESHOLD = 1_000_000_000
 
 
 class IgnitionApiError(Exception):
-    """A Reporting API call failed. ``status`` is the HTTP status, or None for a transport fault."""
+    """A Reporting API call failed. ``status`` is the HTTP status, or None for a transport fault.
+    ``transient`` says whether a later retry can succeed (the sync's retry policy reads it)."""
+
+    transient: ClassVar[bool] = False
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -49,6 +52,8 @@ class IgnitionAuthError(IgnitionApiError):
 class IgnitionRateLimited(IgnitionApiError):
     """429 and the reset is further away than the client may wait in-process."""
 
+    transient = True
+
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"Ignition rate limit reached; retry in {retry_after:.0f} s", status=429)
         self.retry_after = retry_after
@@ -56,6 +61,8 @@ class IgnitionRateLimited(IgnitionApiError):
 
 class IgnitionUnavailable(IgnitionApiError):
     """5xx or a transport fault that outlasted every retry: transient, retry later."""
+
+    transient = True
 
 
 class IgnitionResponseError(IgnitionApiError):

@@ -30,6 +30,12 @@ class SqsEventQueue:
             MessageDeduplicationId=sqs_id(f"{event.event_id}:{event.payload_sha256[:16]}"),
         )
 
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        """Keep a received message invisible for ``seconds`` before its next try."""
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
+
 
 class DeadLetters:
     """Sends what a person must look at straight to the DLQ, with the reason, so it is neither

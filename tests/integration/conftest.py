@@ -1,0 +1,152 @@
+"""One sandbox per test process: moto server, both emulators, the real ingest and sync handlers.
+
+Tests isolate themselves with unique client slugs, so they can share it. Xero's limits are
+raised here for speed; tests about limits inject 429s explicitly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.environment import Sandbox, SandboxOptions
+from shared import aws
+from shared.config import RecordType
+from shared.store.mappings import DynamoMappingStore, RecordMapping
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    options = SandboxOptions(
+        xero_calls_per_minute=100_000,
+        xero_calls_per_day=1_000_000,
+        xero_limits={"per_minute": 100_000, "per_day": 1_000_000},
+        max_inline_wait_seconds=5,
+        visibility_timeout=2,
+        log_level="WARNING",
+    )
+    with Sandbox(options) as running:
+        yield running
+
+
+class World:
+    """What a test does to Ignition and sees in Xero and AWS."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.http = httpx.Client(timeout=30)
+        self.tag = uuid.uuid4().hex[:8]
+        self._calls_at_start = self.xero_calls()
+
+    def slug(self, name: str = "client") -> str:
+        return f"cli_{name}_{self.tag}"
+
+    def client(self, slug: str, **fields: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "slug": slug,
+            "name": f"Client {slug}",
+            "email": f"{slug}@example.test",
+            "state": "active",
+            "created_at": "2026-11-01T09:00:00Z",
+        }
+        record.update(fields)
+        return record
+
+    def put_client(
+        self, record: dict[str, Any], *, payload: str | None = None, deliver: bool = True
+    ) -> dict[str, Any]:
+        params = {"deliver": "false"} if not deliver else ({"payload": payload} if payload else {})
+        response = self.http.put(
+            f"{self.sandbox.ignition_url}/_emulator/clients/{record['slug']}", json=record, params=params
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def send_event(self, event_type: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        response = self.http.post(
+            f"{self.sandbox.ignition_url}/_emulator/webhooks/send",
+            json={"type": event_type, "data": data, **extra},
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()["delivery"]
+        return body
+
+    def redeliver(self, event_id: str) -> dict[str, Any]:
+        response = self.http.post(
+            f"{self.sandbox.ignition_url}/_emulator/webhooks/redeliver", json={"event_id": event_id}
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()["delivery"]
+        return body
+
+    def post_webhook(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.http.post(self.sandbox.info()["webhook_url"], content=body, headers=headers)
+
+    def xero_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = self.http.get(f"{self.sandbox.xero_url}/_emulator/state").json()
+        return state
+
+    def xero_calls(self) -> int:
+        return int(self.xero_state()["requests"]["total"])
+
+    def calls_since_start(self) -> int:
+        return self.xero_calls() - self._calls_at_start
+
+    def contacts(self, **match: str) -> list[dict[str, Any]]:
+        """Xero contacts (archived included) whose fields equal ``match``, case-insensitively."""
+        return [
+            c
+            for c in self.xero_state()["Contacts"]
+            if all(str(c.get(k, "")).casefold() == v.casefold() for k, v in match.items())
+        ]
+
+    def seed_contacts(self, *contacts: dict[str, Any]) -> list[dict[str, Any]]:
+        response = self.http.post(
+            f"{self.sandbox.xero_url}/_emulator/contacts", json={"Contacts": list(contacts)}
+        )
+        response.raise_for_status()
+        seeded: list[dict[str, Any]] = response.json()["Contacts"]
+        return seeded
+
+    def xero_fail_next(self, **fault: Any) -> None:
+        self.http.post(f"{self.sandbox.xero_url}/_emulator/fail-next", json=fault).raise_for_status()
+
+    def mapping(self, slug: str) -> RecordMapping | None:
+        assert self.sandbox.resources is not None
+        return DynamoMappingStore(self.sandbox.resources.state_table).get(RecordType.CLIENT, slug)
+
+    def s3_keys(self, prefix: str) -> list[str]:
+        assert self.sandbox.resources is not None
+        listing = aws.client("s3").list_objects_v2(Bucket=self.sandbox.resources.bucket, Prefix=prefix)
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+    def s3_object(self, key: str) -> tuple[bytes, dict[str, str]]:
+        assert self.sandbox.resources is not None
+        obj = aws.client("s3").get_object(Bucket=self.sandbox.resources.bucket, Key=key)
+        return obj["Body"].read(), obj.get("Metadata", {})
+
+    def dead_letters_for(self, slug: str) -> list[dict[str, Any]]:
+        return [m for m in self.sandbox.dead_letters() if m["body"].get("record_id") == slug]
+
+    def settle(self) -> None:
+        self.sandbox.wait_until_idle(timeout=60)
+
+
+@pytest.fixture
+def world(sandbox: Sandbox) -> Iterator[World]:
+    sandbox.wait_until_idle(timeout=60)
+    current = World(sandbox)
+    yield current
+    current.http.close()
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
