@@ -27,6 +27,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 
 CLIENT_ID = "client-id-123"
 CLIENT_SECRET = "client-secret-456"
@@ -386,6 +387,17 @@ def moto_aws() -> Iterator[None]:
             mp.setenv(name, value)
         mp.delenv("AWS_ENDPOINT_URL", raising=False)
         mp.delenv("AWS_PROFILE", raising=False)
+        # In-process moto does not serialise requests, so two threads' conditional writes can
+        # both pass their condition. Real DynamoDB applies each write atomically: one request at
+        # a time restores that, so the concurrency tests test our code, not moto's race.
+        serial = threading.RLock()
+        dispatch = BotocoreStubber.__call__
+
+        def atomic(self: BotocoreStubber, *args: Any, **kwargs: Any) -> Any:
+            with serial:
+                return dispatch(self, *args, **kwargs)
+
+        mp.setattr(BotocoreStubber, "__call__", atomic)
         with mock_aws():
             aws.reset_clients()
             try:
