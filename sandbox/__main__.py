@@ -76,7 +76,7 @@ class Demo:
                 ]
             },
         ).raise_for_status()
-        clients = [
+        clients: list[dict[str, Any]] = [
             {
                 "slug": "cli_jane",
                 "name": "Smith, Jane",
