@@ -128,11 +128,11 @@ class _WindowedBudget(ABC):
     def observe(self, headers: Mapping[str, str]) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
         minute, day = windows_at(self._clock(), self.config)
-        problem = lower.get("x-rate-limit-problem", "").strip().lower()
-        if problem in ("minute", "day"):
-            # Xero says this window is spent, whatever our counter thinks.
-            window = minute if problem == "minute" else day
-            self._raise_to(window, window.limit)
+        if lower.get("x-rate-limit-problem", "").strip().lower() == "day":
+            # Xero says the day is spent, whatever our counter thinks: stop every worker until
+            # the next UTC day. (A minute 429 is left to its Retry-After, which the client honours:
+            # Xero's minute need not line up with ours, so filling our window could over-wait.)
+            self._raise_to(day, day.limit)
         for window, header, xero_limit in (
             (minute, "x-minlimit-remaining", XERO_CALLS_PER_MINUTE),
             (day, "x-daylimit-remaining", XERO_CALLS_PER_DAY),

@@ -99,15 +99,16 @@ def test_given_xero_reports_few_calls_left_when_observed_then_budget_stops_early
         budget.acquire()
 
 
-def test_given_xero_429_minute_problem_when_observed_then_rest_of_minute_is_refused() -> None:
+def test_given_xero_429_day_problem_when_observed_then_refused_until_next_utc_day() -> None:
     clock = FakeClock()
-    budget = InMemoryCallBudget(_config(), clock=clock.time, sleep=clock.sleep)
+    budget = InMemoryCallBudget(_config(max_inline_wait_seconds=300), clock=clock.time, sleep=clock.sleep)
 
-    budget.observe({"retry-after": "30", "x-rate-limit-problem": "minute"})
+    budget.observe({"retry-after": "3600", "x-rate-limit-problem": "day"})
 
     with pytest.raises(BudgetExhausted) as caught:
         budget.acquire()
-    assert caught.value.problem == "budget-minute"
+    assert caught.value.problem == "budget-day"
+    assert clock.sleeps == []
 
 
 def test_given_all_concurrency_slots_taken_when_acquire_then_refused() -> None:

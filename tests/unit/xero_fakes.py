@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import httpx
 import pytest
@@ -278,9 +278,10 @@ class FakeXero:
             return self._list_contacts(request)
         if path == "/Contacts" and request.method in ("POST", "PUT"):
             return self._write_contacts(request)
-        match = re.fullmatch(r"/Contacts/([^/]+)", path)
+        raw = request.url.raw_path.decode().split("?")[0].removeprefix("/api.xro/2.0")
+        match = re.fullmatch(r"/Contacts/([^/]+)", raw)
         if match and request.method == "GET":
-            ident = match.group(1)
+            ident = unquote(match.group(1))
             found = [c for c in self.contacts.values() if ident in (c["ContactID"], c.get("ContactNumber"))]
             if not found:
                 return self._json(404, {"Title": "NotFound"})
