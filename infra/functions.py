@@ -1,0 +1,221 @@
+"""The Lambda functions: one shared code asset, one role and one log group each.
+
+Every function gets every ``RuntimeSettings`` variable (``shared.config.RuntimeSettings`` requires
+them all at cold start; they are names, not access). Least privilege is in the roles: each one
+holds only the grants its function uses, with explicit actions on specific resources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import get_args
+
+from aws_cdk import CfnElement, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import ClientConfig, LogRetentionDays
+from infra.nag import acknowledge
+from infra.queues import SyncQueues
+from infra.secrets import IntegrationSecrets
+from infra.storage import QUARANTINE_PREFIX, RAW_PREFIX, Storage
+from shared.observability import Service, metrics_namespace
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+INGEST_TIMEOUT = Duration.seconds(10)
+INGEST_MEMORY_MB = 256
+SYNC_MEMORY_MB = 512
+
+# ClientConfig.log_retention_days allows exactly CloudWatch's values, in this order.
+_RETENTION: dict[int, logs.RetentionDays] = dict(
+    zip(
+        get_args(LogRetentionDays),
+        [m for m in logs.RetentionDays if m is not logs.RetentionDays.INFINITE],
+        strict=True,
+    )
+)
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    return _RETENTION[days]
+
+
+_RUNTIME_VERSION_REASON = (
+    "Pinned to python3.12: the dependency wheels are built for cp312 (infra/bundling.py) and the "
+    "functions are tested on it; moving to a newer runtime is a deliberate, tested change."
+)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the functions are wired to."""
+
+    storage: Storage
+    queues: SyncQueues
+    secrets: IntegrationSecrets
+
+
+def environment(config: ClientConfig, resources: Resources, service: Service) -> dict[str, str]:
+    """The variables every function reads (names fixed by shared.config / Powertools)."""
+    secrets = resources.secrets
+    return {
+        "CLIENT_NAME": config.name,
+        "STATE_TABLE_NAME": resources.storage.state_table.table_name,
+        "IDEMPOTENCY_TABLE_NAME": resources.storage.idempotency_table.table_name,
+        "ARCHIVE_BUCKET_NAME": resources.storage.archive_bucket.bucket_name,
+        "SYNC_QUEUE_URL": resources.queues.queue.queue_url,
+        "DLQ_URL": resources.queues.dead_letter_queue.queue_url,
+        "XERO_CLIENT_SECRET_ID": secrets.names["XeroClient"],
+        "XERO_TOKEN_SECRET_ID": secrets.names["XeroToken"],
+        "IGNITION_WEBHOOK_SECRET_ID": secrets.names["IgnitionWebhook"],
+        "IGNITION_API_SECRET_ID": secrets.names["IgnitionApi"],
+        "INTEGRATION_CONFIG": config.integration_config_json(),
+        "POWERTOOLS_SERVICE_NAME": service.value,
+        "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace(config.name),
+        "POWERTOOLS_LOG_LEVEL": config.log_level,
+    }
+
+
+def _logical_id(construct: Construct) -> str:
+    """The CloudFormation logical id cdk-nag uses in a finding's id."""
+    resource = construct.node.default_child
+    assert isinstance(resource, CfnElement)
+    return Stack.of(construct).get_logical_id(resource)
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ClientConfig,
+        resources: Resources,
+        code: lambda_.Code,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self._resources = resources
+        self._code = code
+
+        self.ingest = self._function(
+            Service.INGEST,
+            handler="functions.ingest.handler.handler",
+            memory_size=INGEST_MEMORY_MB,
+            timeout=INGEST_TIMEOUT,
+            description="Verifies, archives and enqueues Ignition webhooks",
+        )
+        self.sync = self._function(
+            Service.SYNC,
+            handler="functions.sync.handler.handler",
+            memory_size=SYNC_MEMORY_MB,
+            timeout=Duration.seconds(config.sync.timeout_seconds),
+            description="Applies queued Ignition changes to Xero",
+        )
+        self._grant_ingest()
+        self._grant_sync()
+        # The concurrency cap lives on the event source (not reserved concurrency): it limits
+        # parallel Xero calls without taking capacity from the account's unreserved pool.
+        self.sync.add_event_source(
+            event_sources.SqsEventSource(
+                resources.queues.queue,
+                batch_size=config.sync.batch_size,
+                report_batch_item_failures=True,
+                max_concurrency=config.sync.max_concurrency,
+            )
+        )
+
+    def _function(
+        self, service: Service, *, handler: str, memory_size: int, timeout: Duration, description: str
+    ) -> lambda_.Function:
+        name = service.value.capitalize()
+        log_group = logs.LogGroup(
+            self,
+            f"{name}Logs",
+            retention=log_retention(self._config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} ({self._config.name})",
+        )
+        # Instead of the AWSLambdaBasicExecutionRole managed policy (logs:* on every group).
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            name,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            code=self._code,
+            handler=handler,
+            role=role,
+            memory_size=memory_size,
+            timeout=timeout,
+            description=description,
+            environment=environment(self._config, self._resources, service),
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            # Off by default: Powertools Tracer adds ~200 ms to every cold start; logs and EMF
+            # metrics answer the operational questions. Clients can switch it on in the config.
+            tracing=lambda_.Tracing.ACTIVE if self._config.tracing else lambda_.Tracing.DISABLED,
+        )
+        if self._config.tracing:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
+                )
+            )
+        acknowledge(function, "L1", _RUNTIME_VERSION_REASON)
+        return function
+
+    def _grant_ingest(self) -> None:
+        resources, role = self._resources, self.ingest.role
+        assert role is not None
+        bucket = resources.storage.archive_bucket
+        # Write-only, to its two prefixes: it never reads back or deletes what it archived.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[
+                    bucket.arn_for_objects(f"{RAW_PREFIX}*"),
+                    bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
+                ],
+            )
+        )
+        resources.queues.queue.grant_send_messages(role)
+        resources.secrets.ignition_webhook.grant_read(role)
+        for prefix in (RAW_PREFIX, QUARANTINE_PREFIX):
+            acknowledge(
+                role,
+                f"IAM5[Resource::<{_logical_id(bucket)}.Arn>/{prefix}*]",
+                f"s3:PutObject on objects under {prefix} only: every archived body gets its own key, "
+                "so the object ARN needs a wildcard; no other action and no other prefix.",
+            )
+
+    def _grant_sync(self) -> None:
+        resources, role = self._resources, self.sync.role
+        assert role is not None
+        storage, secrets = resources.storage, resources.secrets
+        storage.state_table.grant_read_write_data(role)
+        storage.idempotency_table.grant_read_write_data(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[storage.archive_bucket.arn_for_objects(f"{RAW_PREFIX}*")]
+            )
+        )
+        acknowledge(
+            role,
+            f"IAM5[Resource::<{_logical_id(storage.archive_bucket)}.Arn>/{RAW_PREFIX}*]",
+            "s3:GetObject on objects under raw/ only (to re-read an archived webhook body by its key); "
+            "object keys are per event, so the ARN needs a wildcard.",
+        )
+        secrets.xero_client.grant_read(role)
+        # Token sets rotate on every refresh: the function writes the new one back.
+        for secret in (secrets.xero_token, secrets.ignition_api):
+            secret.grant_read(role)
+            secret.grant_write(role)
