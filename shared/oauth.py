@@ -359,7 +359,8 @@ class RefreshingTokenProvider(_CachingProvider):
     """Access tokens from a rotating refresh token, safe across concurrent Lambdas.
 
     Create one per process (module scope in the handler) so the cache survives warm invocations.
-    Keep ``timeout_seconds * max_attempts`` well under the lock's lease.
+    Keep ``timeout_seconds * max_attempts`` (+ ~2 s of backoff) well under the lock's lease: with the
+    defaults (5 s x 3) a refresh takes at most ~17 s against the lock's default 30 s lease.
     """
 
     def __init__(
@@ -372,7 +373,7 @@ class RefreshingTokenProvider(_CachingProvider):
         *,
         http: httpx.Client | None = None,
         refresh_margin_seconds: float = 120.0,
-        timeout_seconds: float = 8.0,
+        timeout_seconds: float = 5.0,
         max_attempts: int = 3,
         lock_timeout_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -494,7 +495,7 @@ class ClientCredentialsTokenProvider(_CachingProvider):
         tenant_id: str | None = None,
         http: httpx.Client | None = None,
         refresh_margin_seconds: float = 120.0,
-        timeout_seconds: float = 8.0,
+        timeout_seconds: float = 5.0,
         max_attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         provider: str = "xero",
