@@ -18,6 +18,7 @@ Nothing here logs or raises with a token, a secret or an Authorization header in
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -161,7 +162,8 @@ class SecretTokenStore:
             # The secret, or any value in it, does not exist yet: nobody has connected.
             return None
         text = raw.get("SecretString")
-        if not text or not text.strip() or text.strip() == "{}":
+        if not text or not text.strip() or "access_token" not in _json_object(text):
+            # Empty, "{}", or only client credentials (a combined secret before connecting).
             return None
         try:
             return TokenSet.model_validate_json(text)
@@ -172,7 +174,22 @@ class SecretTokenStore:
             ) from None
 
     def save(self, tokens: TokenSet) -> None:
-        self._sm().put_secret_value(SecretId=self.secret_id, SecretString=tokens.model_dump_json())
+        # A secret may also hold the client credentials (Ignition's does): keep every other key.
+        sm = self._sm()
+        try:
+            current = _json_object(sm.get_secret_value(SecretId=self.secret_id).get("SecretString") or "")
+        except sm.exceptions.ResourceNotFoundException:
+            current = {}
+        merged = {**current, **tokens.model_dump(mode="json")}
+        sm.put_secret_value(SecretId=self.secret_id, SecretString=json.dumps(merged))
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class InMemoryTokenStore:

@@ -32,7 +32,7 @@ class WhereParseError(ValueError):
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<string>"(?:[^"\\]|\\.)*")
+        (?P<string>"(?:[^"]|"")*")
       | (?P<number>-?\d+(?:\.\d+)?)
       | (?P<op>==|!=|>=|<=|&&|\|\||[><!().,])
       | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
@@ -69,7 +69,9 @@ def _tokenise(expression: str) -> list[_Token]:
 
 
 def _unquote(literal: str) -> str:
-    return re.sub(r"\\(.)", r"\1", literal[1:-1])
+    # Dynamic LINQ (Xero's filter language) writes a quote inside a literal as ""; a backslash is
+    # an ordinary character. The client escapes the same way (shared.xero.client.where_eq).
+    return literal[1:-1].replace('""', '"')
 
 
 def _normalise(value: Any) -> Any:

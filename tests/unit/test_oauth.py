@@ -361,3 +361,19 @@ def test_given_wrong_client_secret_when_client_credentials_grant_then_authorisat
 
     assert caught.value.error_code == "invalid_client"
     assert "wrong" not in str(caught.value)
+
+
+def test_given_secret_with_credentials_only_when_loaded_then_not_connected_and_save_keeps_them(
+    aws_mock: None,
+) -> None:
+    # Ignition's secret holds the client credentials and, once connected, the rotating token set.
+    sm = aws.client("secretsmanager")
+    sm.put_secret_value(SecretId=TOKEN_SECRET, SecretString=CREDENTIALS.model_dump_json())
+    store = SecretTokenStore(TOKEN_SECRET, provider="ignition")
+
+    assert store.load() is None
+    store.save(TokenSet(access_token="a1", refresh_token="r1", expires_at=datetime.now(UTC)))
+
+    assert read_client_credentials(TOKEN_SECRET) == CREDENTIALS
+    loaded = store.load()
+    assert loaded is not None and (loaded.access_token, loaded.refresh_token) == ("a1", "r1")

@@ -704,3 +704,17 @@ def test_given_seeded_contacts_when_state_read_then_archived_included_with_ids(
     assert [c["Name"] for c in contacts] == ["One", "Two"] and all(c["ContactID"] for c in contacts)
     stamp = parse_xero_datetime(contacts[0]["UpdatedDateUTC"])
     assert stamp is not None and abs(stamp.timestamp() - clock.time()) < 5
+
+
+def test_given_name_with_quotes_when_filtered_with_the_clients_escaping_then_it_matches_exactly() -> None:
+    from sandbox.xero_emulator import compile_where
+    from shared.xero.client import where_any, where_eq
+
+    predicate = compile_where(
+        where_any(where_eq("Name", 'The "Best" Co'), where_eq("EmailAddress", "a\\b@x.test")),
+        ["Name", "EmailAddress"],
+    )
+
+    assert predicate({"Name": 'The "Best" Co'})
+    assert not predicate({"Name": "The Best Co"})
+    assert predicate({"EmailAddress": "a\\b@x.test"})
