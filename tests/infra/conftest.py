@@ -1,0 +1,44 @@
+"""Synthesise the app the way ``app.py`` does (cdk.json context, cdk-nag on), without pip."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from aws_cdk import App
+from aws_cdk.assertions import Template
+
+import app as cdk_app
+from infra.config import ClientConfig, load_client_config
+from infra.stack import IntegrationStack
+
+
+@dataclass(frozen=True)
+class Synthesised:
+    config: ClientConfig
+    stack: IntegrationStack
+    template: Template
+    raw: dict[str, Any]
+    outdir: Path
+
+    def resources(self, type_name: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.raw["Resources"].items() if v["Type"] == type_name}
+
+    def only(self, type_name: str) -> dict[str, Any]:
+        (resource,) = self.resources(type_name).values()
+        return resource
+
+
+def synthesise(client: str, outdir: Path) -> Synthesised:
+    """Full synthesis, validation plugins included: a cdk-nag finding raises here."""
+    app = App(context=cdk_app._context(["-c", f"client={client}", "-c", "bundle=false"]), outdir=str(outdir))
+    stack = cdk_app.build(app)
+    assembly = app.synth()
+    path = Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
+    raw = json.loads(path.read_text())
+    return Synthesised(load_client_config(client), stack, Template.from_json(raw), raw, outdir)

@@ -1,0 +1,91 @@
+"""The Lambda code asset: what goes in, what stays out, and that pip builds it for arm64."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from infra.bundling import (
+    BUILD_DIR,
+    PROJECT_ROOT,
+    LocalPythonBundling,
+    asset_hash,
+    filtered_requirements,
+    install_dependencies,
+)
+
+pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+
+MAX_DEPENDENCIES_BYTES = 25 * 1024 * 1024
+
+
+def _tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for package in ("functions", "shared"):
+        (tmp_path / package / "tests").mkdir(parents=True)
+        (tmp_path / package / "__init__.py").write_text("")
+        (tmp_path / package / "tests" / "test_x.py").write_text("")
+        (tmp_path / package / "__pycache__").mkdir()
+        (tmp_path / package / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "requirements.txt").write_text(
+        "# runtime\nboto3==1.0\nhttpx==0.28.1  # client\n-r other.txt\n"
+    )
+    return tmp_path
+
+
+def test_given_requirements_when_filtered_then_runtime_provided_packages_and_options_are_dropped(
+    project: Path,
+) -> None:
+    assert filtered_requirements(project / "requirements.txt") == ["httpx==0.28.1"]
+    assert not any(
+        line.startswith(("boto3", "botocore"))
+        for line in filtered_requirements(PROJECT_ROOT / "requirements.txt")
+    )
+
+
+def test_given_a_code_change_when_hashed_then_the_asset_hash_changes_but_caches_do_not(project: Path) -> None:
+    before = asset_hash(project, install_dependencies=False)
+    (project / "shared" / "__pycache__" / "y.pyc").write_bytes(b"1")
+    assert asset_hash(project, install_dependencies=False) == before
+    (project / "shared" / "mapping.py").write_text("X = 1\n")
+    after = asset_hash(project, install_dependencies=False)
+    assert after != before
+    assert asset_hash(project, install_dependencies=True) != after
+
+
+def test_given_bundling_without_dependencies_when_run_then_only_the_code_packages_are_copied(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    out = tmp_path_factory.mktemp("asset")
+    assert LocalPythonBundling(project, with_dependencies=False).try_bundle(str(out)) is True
+    assert sorted(p.name for p in out.iterdir()) == ["functions", "shared"]
+    assert not list(out.rglob("__pycache__")) and not list(out.rglob("tests"))
+
+
+def test_given_the_real_requirements_when_installed_then_the_wheels_are_arm64_cp312_without_boto3() -> None:
+    # Uses (and fills) the same .build/ cache as `make synth`: the first run downloads from PyPI.
+    deps = install_dependencies(PROJECT_ROOT, BUILD_DIR)
+    names = {p.name for p in deps.iterdir()}
+    assert {"aws_lambda_powertools", "pydantic", "pydantic_core", "httpx"} <= names
+    assert not names & {"boto3", "botocore", "s3transfer", "jmespath", "urllib3"}
+    (binary,) = (deps / "pydantic_core").glob("_pydantic_core.*.so")
+    assert "cpython-312-aarch64-linux-gnu" in binary.name
+    assert _tree_size(deps) < MAX_DEPENDENCIES_BYTES
+    assert install_dependencies(PROJECT_ROOT, BUILD_DIR) == deps  # second call: the cache
+
+
+def test_given_bundling_with_dependencies_when_run_then_code_sits_beside_the_installed_packages(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "asset"
+    out.mkdir()
+    LocalPythonBundling(PROJECT_ROOT, with_dependencies=True).try_bundle(str(out))
+    assert (out / "functions" / "__init__.py").is_file() and (out / "shared" / "config.py").is_file()
+    assert (out / "pydantic").is_dir() and not (out / "boto3").exists()
+    shutil.rmtree(out)
