@@ -138,10 +138,83 @@ class ContactRules(StrictModel):
         return value
 
 
+class TrackingRule(StrictModel):
+    """A fixed Xero tracking option put on every line (e.g. Region: Sydney)."""
+
+    category: str = Field(min_length=1, max_length=100)
+    option: str = Field(min_length=1, max_length=100)
+
+
+class OwnerRule(StrictModel):
+    """The client's owner in Ignition (manager or partner, matched by e-mail) -> a Xero tracking
+    option on invoice lines and/or a contact group."""
+
+    source: Literal["manager", "partner"] = "manager"
+    # lower-cased e-mail -> the option or group name in Xero
+    by_email: dict[str, str] = Field(default_factory=dict)
+    tracking_category: str | None = Field(default=None, description="Tracking category for the option")
+    contact_group: bool = Field(default=False, description="Also put the contact in a group of that name")
+
+    @field_validator("by_email")
+    @classmethod
+    def _lower_emails(cls, value: dict[str, str]) -> dict[str, str]:
+        return {email.strip().lower(): name for email, name in value.items()}
+
+
+class InvoiceRules(StrictModel):
+    """How an Ignition invoice becomes a Xero sales (ACCREC) invoice."""
+
+    # Where Ignition's reference_number goes; the other field gets the Ignition slug.
+    number_field: Literal["InvoiceNumber", "Reference"] = "InvoiceNumber"
+    status: Literal["DRAFT", "AUTHORISED"] = "AUTHORISED"
+    default_account_code: str = Field(default="200", min_length=1, max_length=10)
+    # Ignition service slug (or name) -> Xero account code.
+    account_codes_by_service: dict[str, str] = Field(default_factory=dict)
+    # Ignition tax rate percentage ("10", "0") -> Xero tax type (AU GST by default).
+    tax_types_by_rate: dict[str, str] = Field(default_factory=lambda: {"10": "OUTPUT", "0": "EXEMPTOUTPUT"})
+    # Tax type for a line that carries no tax rate at all.
+    untaxed_tax_type: str = "BASEXCLUDED"
+    payment_terms_days: int = Field(default=14, ge=0, le=365)
+    branding_theme_id: str | None = None
+    tracking: list[TrackingRule] = Field(default_factory=list, max_length=2)
+    owner: OwnerRule | None = None
+    # When Xero's per-line rounding would make its total differ from Ignition's, add a line of
+    # the difference to this account (Xero's own advice); None: write as is and report the gap.
+    rounding_account_code: str | None = "860"
+    # Ignition invoice states that are voided in Xero (only when Xero allows it: no payments).
+    void_states: list[str] = Field(default_factory=lambda: ["void", "voided", "cancelled"])
+    skip_states: list[str] = Field(default_factory=lambda: ["draft"])
+
+    @field_validator("tax_types_by_rate")
+    @classmethod
+    def _normalise_rates(cls, value: dict[str, str]) -> dict[str, str]:
+        from decimal import Decimal, InvalidOperation
+
+        normalised: dict[str, str] = {}
+        for rate, tax_type in value.items():
+            try:
+                normalised[str(Decimal(rate).normalize())] = tax_type
+            except InvalidOperation as exc:
+                raise ValueError(f"tax_types_by_rate: {rate!r} is not a percentage") from exc
+        return normalised
+
+
+class PaymentRules(StrictModel):
+    """How an Ignition payment is applied in Xero."""
+
+    # The account the money is received into, e.g. an "Ignition clearing" bank account.
+    account_code: str = Field(default="090", min_length=1, max_length=10)
+    # Ignition payment states that mean money was received; others are not applied.
+    applied_states: list[str] = Field(default_factory=lambda: ["succeeded", "paid", "completed"])
+    reference_prefix: str = "Ignition "
+
+
 class IntegrationConfig(StrictModel):
     xero: XeroConfig = XeroConfig()
     ignition: IgnitionConfig = IgnitionConfig()
     contacts: ContactRules = ContactRules()
+    invoices: InvoiceRules = InvoiceRules()
+    payments: PaymentRules = PaymentRules()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IntegrationConfig:

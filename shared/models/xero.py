@@ -10,7 +10,8 @@ and ``format_xero_datetime`` are the one conversion.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -39,7 +40,27 @@ class XeroModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def to_xero(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+        body: dict[str, Any] = _wire(self.model_dump(mode="python", exclude_none=True, by_alias=True))
+        return body
+
+
+def _wire(value: Any) -> Any:
+    """Python values -> what Xero's JSON carries (numbers for amounts, ISO strings for dates)."""
+    if isinstance(value, dict):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire(v) for v in value]
+    if isinstance(value, Decimal):
+        as_float = float(value)
+        # Money has 2-4 decimal places: the float's shortest repr is the same digits.
+        if Decimal(repr(as_float)) != value:
+            raise ValueError(f"{value} cannot be sent to Xero as a JSON number without changing it")
+        return as_float
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 PhoneKind = Literal["DEFAULT", "DDI", "MOBILE", "FAX", "OFFICE"]
@@ -112,3 +133,176 @@ class Contact(XeroModel):
         for key in ("UpdatedDateUTC", "ValidationErrors", "HasValidationErrors", "StatusAttributeString"):
             body.pop(key, None)
         return body
+
+
+# --- billing ------------------------------------------------------------------------------------
+# Amounts are Decimal in our code. On the wire Xero wants JSON numbers: ``to_xero`` turns a Decimal
+# into the float with the same shortest representation (exact for money's 2-4 decimal places), and
+# the client parses responses with ``parse_float=Decimal`` so nothing passes through binary floats
+# on the way in.
+
+InvoiceStatus = Literal["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"]
+AmountTypes = Literal["Exclusive", "Inclusive", "NoTax"]
+
+
+def _parse_ms_date(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("/Date("):
+        parsed = parse_xero_datetime(value)
+        return parsed.date() if parsed else None
+    if isinstance(value, str) and "T" in value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    return value
+
+
+_Contact = Contact
+
+
+class ContactRef(XeroModel):
+    ContactID: str
+
+
+class LineItemTracking(XeroModel):
+    Name: str
+    Option: str
+    TrackingCategoryID: str | None = None
+    TrackingOptionID: str | None = None
+
+
+class LineItem(XeroModel):
+    LineItemID: str | None = None
+    Description: str | None = Field(default=None, max_length=4000)
+    Quantity: Decimal | None = None
+    UnitAmount: Decimal | None = None
+    ItemCode: str | None = None
+    AccountCode: str | None = None
+    TaxType: str | None = None
+    TaxAmount: Decimal | None = None
+    LineAmount: Decimal | None = None
+    DiscountRate: Decimal | None = None
+    Tracking: list[LineItemTracking] | None = Field(default=None, max_length=2)
+
+
+class InvoicePaymentSummary(XeroModel):
+    PaymentID: str | None = None
+    Amount: Decimal | None = None
+
+
+class Invoice(XeroModel):
+    InvoiceID: str | None = None
+    Type: Literal["ACCREC", "ACCPAY"] | None = None
+    Contact: ContactRef | _Contact | None = None
+    Date: date | None = None
+    DueDate: date | None = None
+    LineAmountTypes: AmountTypes | None = None
+    LineItems: list[LineItem] | None = None
+    InvoiceNumber: str | None = Field(default=None, max_length=255)
+    Reference: str | None = None
+    BrandingThemeID: str | None = None
+    CurrencyCode: str | None = None
+    CurrencyRate: Decimal | None = None
+    Status: InvoiceStatus | None = None
+    SubTotal: Decimal | None = None
+    TotalTax: Decimal | None = None
+    Total: Decimal | None = None
+    AmountDue: Decimal | None = None
+    AmountPaid: Decimal | None = None
+    Payments: list[InvoicePaymentSummary] | None = None
+    UpdatedDateUTC: datetime | None = None
+    ValidationErrors: list[ValidationMessage] | None = None
+    HasErrors: bool | None = None
+    StatusAttributeString: str | None = None
+
+    _dates = field_validator("Date", "DueDate", mode="before")(_parse_ms_date)
+
+    @field_validator("UpdatedDateUTC", mode="before")
+    @classmethod
+    def _parse_updated(cls, value: Any) -> Any:
+        return parse_xero_datetime(value) if isinstance(value, str) else value
+
+    def to_xero(self) -> dict[str, Any]:
+        body = super().to_xero()
+        for key in (
+            "UpdatedDateUTC",
+            "ValidationErrors",
+            "HasErrors",
+            "StatusAttributeString",
+            "Payments",
+            "AmountDue",
+            "AmountPaid",
+            "SubTotal",
+            "TotalTax",
+        ):
+            body.pop(key, None)
+        return body
+
+
+class InvoiceRef(XeroModel):
+    InvoiceID: str | None = None
+    InvoiceNumber: str | None = None
+
+
+class AccountRef(XeroModel):
+    Code: str | None = None
+    AccountID: str | None = None
+
+
+class Payment(XeroModel):
+    PaymentID: str | None = None
+    Invoice: InvoiceRef | None = None
+    Account: AccountRef | None = None
+    Date: date | None = None
+    Amount: Decimal | None = None
+    Reference: str | None = None
+    CurrencyRate: Decimal | None = None
+    Status: Literal["AUTHORISED", "DELETED"] | None = None
+    PaymentType: str | None = None
+    UpdatedDateUTC: datetime | None = None
+    ValidationErrors: list[ValidationMessage] | None = None
+    HasValidationErrors: bool | None = None
+    StatusAttributeString: str | None = None
+
+    _dates = field_validator("Date", mode="before")(_parse_ms_date)
+
+    @field_validator("UpdatedDateUTC", mode="before")
+    @classmethod
+    def _parse_updated(cls, value: Any) -> Any:
+        return parse_xero_datetime(value) if isinstance(value, str) else value
+
+    def to_xero(self) -> dict[str, Any]:
+        body = super().to_xero()
+        for key in ("UpdatedDateUTC", "ValidationErrors", "HasValidationErrors", "StatusAttributeString"):
+            body.pop(key, None)
+        return body
+
+
+class HistoryRecord(XeroModel):
+    Details: str = Field(max_length=2500)
+    DateUTC: datetime | None = None
+    User: str | None = None
+    Changes: str | None = None
+
+    @field_validator("DateUTC", mode="before")
+    @classmethod
+    def _parse_date(cls, value: Any) -> Any:
+        return parse_xero_datetime(value) if isinstance(value, str) else value
+
+
+class TaxRate(XeroModel):
+    Name: str | None = None
+    TaxType: str
+    Status: str | None = None
+    EffectiveRate: Decimal | None = None
+    DisplayTaxRate: Decimal | None = None
+    CanApplyToRevenue: bool | None = None
+    ReportTaxType: str | None = None
+
+
+class Account(XeroModel):
+    AccountID: str | None = None
+    Code: str | None = None
+    Name: str | None = None
+    Type: str | None = None
+    Status: str | None = None
+    TaxType: str | None = None
+    Class: str | None = None
+    EnablePaymentsToAccount: bool | None = None
