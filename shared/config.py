@@ -188,15 +188,12 @@ class InvoiceRules(StrictModel):
     @field_validator("tax_types_by_rate")
     @classmethod
     def _normalise_rates(cls, value: dict[str, str]) -> dict[str, str]:
-        from decimal import Decimal, InvalidOperation
+        from shared.money import MoneyError, rate_key
 
-        normalised: dict[str, str] = {}
-        for rate, tax_type in value.items():
-            try:
-                normalised[str(Decimal(rate).normalize())] = tax_type
-            except InvalidOperation as exc:
-                raise ValueError(f"tax_types_by_rate: {rate!r} is not a percentage") from exc
-        return normalised
+        try:
+            return {rate_key(rate): tax_type for rate, tax_type in value.items()}
+        except MoneyError as exc:
+            raise ValueError(f"tax_types_by_rate: {exc}") from exc
 
 
 class PaymentRules(StrictModel):

@@ -82,3 +82,12 @@ def line_tax(amount: Decimal, rate_percent: Decimal, *, inclusive: bool) -> Deci
     if inclusive:
         return round_money(amount - amount * Decimal(100) / (Decimal(100) + rate_percent))
     return round_money(amount * rate_percent / Decimal(100))
+
+
+def rate_key(rate: Decimal | str) -> str:
+    """A tax-rate percentage as a lookup key: "10", "10.0" and "10.00" are all "10"."""
+    try:
+        value = Decimal(str(rate).strip()).normalize()
+    except InvalidOperation as exc:
+        raise MoneyError(f"tax rate {rate!r} is not a percentage") from exc
+    return format(value, "f")
