@@ -24,6 +24,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.money import MoneyError, rate_key
+
 
 class ConfigError(ValueError):
     """Configuration is missing or invalid; the message names the field and the problem."""
@@ -188,8 +190,6 @@ class InvoiceRules(StrictModel):
     @field_validator("tax_types_by_rate")
     @classmethod
     def _normalise_rates(cls, value: dict[str, str]) -> dict[str, str]:
-        from shared.money import MoneyError, rate_key
-
         try:
             return {rate_key(rate): tax_type for rate, tax_type in value.items()}
         except MoneyError as exc:
