@@ -20,7 +20,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk import App, Tags
 
 from infra.bundling import lambda_code
-from infra.config import ConfigError, load_client_config
+from infra.config import CLIENTS_DIR, ConfigError, load_client_config
 from infra.nag import add_security_checks
 from infra.stack import IntegrationStack
 
@@ -49,7 +49,10 @@ def _flag(app: App, key: str, default: bool) -> bool:
 
 
 def build(app: App) -> IntegrationStack:
-    config = load_client_config(app.node.try_get_context("client"))
+    clients_dir = app.node.try_get_context("clients_dir")
+    config = load_client_config(
+        app.node.try_get_context("client"), Path(clients_dir).resolve() if clients_dir else CLIENTS_DIR
+    )
     stack = IntegrationStack(
         app, config=config, code=lambda_code(with_dependencies=_flag(app, "bundle", True))
     )

@@ -46,6 +46,7 @@ class WebhookApi(Construct):
         self.rest_api = apigateway.RestApi(
             self,
             "RestApi",
+            rest_api_name=f"{config.stack_name}-webhooks",
             description=f"Ignition -> Xero webhooks ({config.name})",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
             # The account-wide API Gateway CloudWatch role is a singleton per account and region;

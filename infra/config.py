@@ -194,7 +194,7 @@ class ClientConfig(_Section):
         text = self.runtime.model_dump_json(exclude_defaults=True)
         if len(text.encode("utf-8")) > MAX_INTEGRATION_CONFIG_BYTES:
             raise ConfigError(
-                f"clients/{self.name}.json: runtime: {len(text)} bytes as compact JSON, more than the "
+                f"{self.name}: runtime: {len(text)} bytes as compact JSON, more than the "
                 f"{MAX_INTEGRATION_CONFIG_BYTES} that fit in the Lambda environment (4 KB in total); "
                 "shorten runtime.contacts.field_map or leave options at their defaults"
             )
@@ -249,7 +249,7 @@ def load_client_config(name: str | None, clients_dir: Path = CLIENTS_DIR) -> Cli
             f"client {name!r}: use lower-case letters, digits and dashes (available: {available})"
         )
     path = clients_dir / f"{name}.json"
-    source = f"clients/{name}.json"
+    source = f"clients/{name}.json" if clients_dir == CLIENTS_DIR else str(path)
     if not path.is_file():
         raise ConfigError(f"{source} not found (available: {available})")
     try:
@@ -257,5 +257,8 @@ def load_client_config(name: str | None, clients_dir: Path = CLIENTS_DIR) -> Cli
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     config = parse_client_config(name, data, source=source)
-    config.integration_config_json()  # fail now, with the file named, if it is too big
+    try:
+        config.integration_config_json()  # fail now, with the file named, if it is too big
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {str(exc).split(': ', 1)[1]}") from None
     return config

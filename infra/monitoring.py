@@ -85,7 +85,7 @@ class Monitoring(Construct):
             dimensions_map={"service": service.value},
             statistic=statistic,
             period=PERIOD,
-            label=label or metric.value,
+            label=label,
         )
 
     def _ingest(self, metric: Metric) -> cloudwatch.Metric:
