@@ -49,9 +49,7 @@ class IntegrationStack(Stack):
             code=code,
         )
         self.api = WebhookApi(self, "Api", config=config)
-        ignition_webhook = self.api.add_webhook(
-            "ignition", self.functions.ingest, signature_header=config.runtime.ignition.webhook.header
-        )
+        ignition_webhook = self.api.add_webhook("ignition", self.functions.ingest)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
