@@ -95,6 +95,8 @@ class XeroConfig(StrictModel):
     # Longest wait the client will sit out in-process (Retry-After, budget); longer waits go back
     # to the queue so the Lambda is not billed for sleeping.
     max_inline_wait_seconds: float = Field(default=20.0, ge=0, le=300)
+    # A note in each written invoice's and payment's Xero history (one extra call per write).
+    history_notes: bool = True
 
     @model_validator(mode="after")
     def _limits_only_raised_for_emulators(self) -> XeroConfig:

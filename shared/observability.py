@@ -36,6 +36,12 @@ class Metric(StrEnum):
     EVENTS_FAILED_PERMANENT = "EventsFailedPermanent"
     CONTACTS_CREATED = "ContactsCreated"
     CONTACTS_UPDATED = "ContactsUpdated"
+    INVOICES_CREATED = "InvoicesCreated"
+    INVOICES_UPDATED = "InvoicesUpdated"
+    INVOICES_VOIDED = "InvoicesVoided"
+    PAYMENTS_APPLIED = "PaymentsApplied"
+    # Xero's total differs from Ignition's after a write, or part of a payment could not be applied.
+    AMOUNT_MISMATCHES = "AmountMismatches"
     XERO_CALLS = "XeroCalls"
     XERO_RATE_LIMITED = "XeroRateLimited"
     XERO_DAY_LIMIT_REMAINING = "XeroDayLimitRemaining"

@@ -17,9 +17,9 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -29,14 +29,13 @@ from shared.mapping import changed_fields, client_to_contact, disambiguated_name
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
-from shared.store.mappings import AuditEntry, MappingStore, RecordMapping
+from shared.outcome import SyncOutcome, record_outcome
+from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.client import where_any, where_eq
 
 logger = logging.getLogger(__name__)
 
 UNIQUE_NAME_MESSAGE = "is already assigned to another contact"
-
-SyncAction = Literal["created", "updated", "skipped_stale", "skipped_state", "skipped_missing"]
 
 
 class XeroContactsPort(Protocol):
@@ -49,15 +48,6 @@ class XeroContactsPort(Protocol):
 
 class IgnitionClientsPort(Protocol):
     def get_client(self, slug: str) -> IgnitionClient | None: ...
-
-
-@dataclass
-class SyncOutcome:
-    action: SyncAction
-    ignition_id: str
-    xero_id: str | None = None
-    match_method: str | None = None
-    decisions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -98,6 +88,22 @@ class ContactSync:
         self._ignition_config = ignition_config
         self._now = now
 
+    def ensure(self, client_slug: str, event: SyncEvent) -> str:
+        """The Xero ContactID for a client, syncing the client first when it has none yet (an
+        invoice or payment can arrive before, or without, its client's own webhook)."""
+        mapping = self._store.get(RecordType.CLIENT, client_slug)
+        if mapping is not None:
+            return mapping.xero_id
+        client = self._ignition.get_client(client_slug)
+        if client is None:
+            raise PermanentSyncError(
+                f"client {client_slug} is not in Ignition's Reporting API, so its contact cannot be made",
+                category="missing_client",
+            )
+        outcome = self._apply(client, None, event)
+        assert outcome.xero_id is not None
+        return outcome.xero_id
+
     def handle(self, event: SyncEvent) -> SyncOutcome:
         client = self._current_state(event)
         if client is None:
@@ -133,7 +139,9 @@ class ContactSync:
                 ),
                 client,
             )
+        return self._apply(client, mapping, event)
 
+    def _apply(self, client: IgnitionClient, mapping: RecordMapping | None, event: SyncEvent) -> SyncOutcome:
         if mapping is not None:
             match = _Match(contact=None, method="mapping", name_taken_by_other=False, decisions=[])
             contact_id: str | None = mapping.xero_id
@@ -320,27 +328,11 @@ class ContactSync:
         client: IgnitionClient | None = None,
         changed: list[str] | None = None,
     ) -> SyncOutcome:
-        self._store.audit(
-            AuditEntry(
-                record_type=RecordType.CLIENT,
-                ignition_id=outcome.ignition_id,
-                event_id=event.event_id,
-                action=outcome.action,
-                at=self._now(),
-                xero_id=outcome.xero_id,
-                ignition_updated_at=client.updated_at if client else None,
-                changed_fields=changed or [],
-                decisions=outcome.decisions,
-            )
+        return record_outcome(
+            self._store,
+            event,
+            outcome,
+            at=self._now(),
+            ignition_updated_at=client.updated_at if client else None,
+            changed=changed,
         )
-        logger.info(
-            "client sync outcome",
-            extra={
-                "ignition_id": outcome.ignition_id,
-                "action": outcome.action,
-                "xero_id": outcome.xero_id,
-                "match_method": outcome.match_method,
-                "event_id": event.event_id,
-            },
-        )
-        return outcome

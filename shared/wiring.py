@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from shared.config import IntegrationConfig, RecordType, RuntimeSettings
 from shared.errors import PermanentSyncError
 from shared.ignition.reporting import IgnitionReportingClient
+from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
 from shared.oauth import (
     ClientCredentialsTokenProvider,
@@ -21,9 +22,11 @@ from shared.oauth import (
     TokenProvider,
     read_client_credentials,
 )
+from shared.outcome import SyncOutcome
+from shared.payments import PaymentSync
 from shared.store.locks import DynamoLeaseLock
 from shared.store.mappings import DynamoMappingStore
-from shared.sync import ContactSync, SyncOutcome
+from shared.sync import ContactSync
 from shared.xero.budget import DynamoCallBudget
 from shared.xero.client import XeroCall, XeroClient
 
@@ -34,14 +37,16 @@ IGNITION_REAUTHORISE = "run `python -m cli connect ignition --client NAME` and t
 @dataclass
 class SyncService:
     contacts: ContactSync
+    invoices: InvoiceSync
+    payments: PaymentSync
 
     def apply(self, event: SyncEvent) -> SyncOutcome:
-        if event.record_type is RecordType.CLIENT:
-            return self.contacts.handle(event)
-        raise PermanentSyncError(
-            f"{event.record_type} events are not synced by this version; replay them after upgrading",
-            category="unsupported_record_type",
-        )
+        handlers = {
+            RecordType.CLIENT: self.contacts.handle,
+            RecordType.INVOICE: self.invoices.handle,
+            RecordType.PAYMENT: self.payments.handle,
+        }
+        return handlers[event.record_type](event)
 
 
 def xero_token_provider(
@@ -102,17 +107,29 @@ def build_sync_service(
         DynamoCallBudget(settings.state_table, tenant_id, config.xero),
         on_call=on_xero_call,
     )
-    ignition = IgnitionReportingClient(
-        config.ignition.api_url,
-        ignition_token_provider(settings, config).access_token,
-        page_limit=config.ignition.page_limit,
+    ignition = IgnitionReportingClient.from_config(
+        config.ignition, ignition_token_provider(settings, config).access_token
     )
-    return SyncService(
-        contacts=ContactSync(
-            xero=xero,
-            ignition=ignition,
-            store=DynamoMappingStore(settings.state_table),
-            rules=config.contacts,
-            ignition_config=config.ignition,
-        )
+    store = DynamoMappingStore(settings.state_table)
+    contacts = ContactSync(
+        xero=xero, ignition=ignition, store=store, rules=config.contacts, ignition_config=config.ignition
     )
+    invoices = InvoiceSync(
+        xero=xero,
+        ignition=ignition,
+        store=store,
+        contacts=contacts,
+        rules=config.invoices,
+        unit=config.ignition.amount_unit,
+        history_notes=config.xero.history_notes,
+    )
+    payments = PaymentSync(
+        xero=xero,
+        ignition=ignition,
+        store=store,
+        invoices=invoices,
+        rules=config.payments,
+        unit=config.ignition.amount_unit,
+        history_notes=config.xero.history_notes,
+    )
+    return SyncService(contacts=contacts, invoices=invoices, payments=payments)

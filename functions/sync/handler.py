@@ -137,12 +137,27 @@ def record_handler(record: SQSRecord) -> None:
             record, group_id=event.group_id, dedup_id=event.event_id, category=category, reason=str(exc)
         )
         return
-    action = result.get("action")
+    count_outcome(result)
+
+
+OUTCOME_METRICS: dict[tuple[str, str], Metric] = {
+    ("client", "created"): Metric.CONTACTS_CREATED,
+    ("client", "updated"): Metric.CONTACTS_UPDATED,
+    ("invoice", "created"): Metric.INVOICES_CREATED,
+    ("invoice", "updated"): Metric.INVOICES_UPDATED,
+    ("invoice", "voided"): Metric.INVOICES_VOIDED,
+    ("payment", "applied"): Metric.PAYMENTS_APPLIED,
+}
+
+
+def count_outcome(result: dict[str, Any]) -> None:
+    action = str(result.get("action"))
     count(Metric.EVENTS_SKIPPED_STALE if action == "skipped_stale" else Metric.EVENTS_SYNCED)
-    if action == "created":
-        count(Metric.CONTACTS_CREATED)
-    elif action == "updated":
-        count(Metric.CONTACTS_UPDATED)
+    metric = OUTCOME_METRICS.get((str(result.get("record_type")), action))
+    if metric is not None:
+        count(metric)
+    if result.get("total_mismatch"):
+        count(Metric.AMOUNT_MISMATCHES)
 
 
 @logger.inject_lambda_context(clear_state=True)

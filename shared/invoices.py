@@ -1,0 +1,337 @@
+"""Use case: one Ignition invoice -> exactly one Xero sales invoice, to the cent.
+
+Xero's rules decide what an update may do (see ``InvoiceSync._write``):
+- DRAFT/SUBMITTED, or AUTHORISED without payments: the invoice is updated in place;
+- with payments allocated (or PAID): Xero refuses changes to lines and amounts. Nothing is
+  forced; the event stops for a person with Xero's message (credit or void by hand, then replay);
+- VOIDED or DELETED in Xero: somebody did that on purpose; it is not resurrected.
+An Ignition invoice in a void state is voided in Xero (DELETED while still a draft), unless it has
+payments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from pydantic import ValidationError
+
+from shared.billing import InvoicePlan, plan_invoice
+from shared.config import InvoiceRules, RecordType
+from shared.errors import PermanentSyncError
+from shared.models.events import SyncEvent
+from shared.models.ignition import IgnitionClient, IgnitionInvoice
+from shared.models.xero import Invoice
+from shared.money import AmountUnit
+from shared.outcome import SyncOutcome, record_outcome
+from shared.store.mappings import MappingStore, RecordMapping
+from shared.sync import ContactSync
+from shared.xero.client import where_eq
+
+logger = logging.getLogger(__name__)
+
+HistoryResource = Literal["Contacts", "Invoices", "Payments"]
+# Xero's words for "this document can no longer change" (payments, credit notes, void, paid).
+LOCKED_MARKERS = (
+    "cannot be edited",
+    "has a payment",
+    "allocated",
+    "voided",
+    "paid invoice",
+    "cannot be modified",
+)
+DUPLICATE_NUMBER_MARKER = "must be unique"
+
+
+class HistoryPort(Protocol):
+    def add_history(self, resource: HistoryResource, record_id: str, details: str) -> None: ...
+
+
+class XeroInvoicesPort(HistoryPort, Protocol):
+    def find_invoices(
+        self, where: str | None = None, *, ids: Sequence[str] = (), invoice_numbers: Sequence[str] = ()
+    ) -> list[Invoice]: ...
+
+    def save_invoices(
+        self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
+    ) -> list[Invoice]: ...
+
+
+class IgnitionInvoicesPort(Protocol):
+    def get_invoice(self, slug: str) -> IgnitionInvoice | None: ...
+
+    def get_client(self, slug: str) -> IgnitionClient | None: ...
+
+
+def idempotency_key(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def write_history(xero: HistoryPort, resource: HistoryResource, record_id: str, details: str) -> None:
+    """The note the accountant sees in Xero. Best effort: the record itself is already written and
+    mapped, so a failed note must not make the event run again."""
+    try:
+        xero.add_history(resource, record_id, details)
+    except Exception:  # logged; never worth a second write of the record
+        logger.warning(
+            "history note not written", extra={"resource": resource, "xero_id": record_id}, exc_info=True
+        )
+
+
+class InvoiceSync:
+    def __init__(
+        self,
+        *,
+        xero: XeroInvoicesPort,
+        ignition: IgnitionInvoicesPort,
+        store: MappingStore,
+        contacts: ContactSync,
+        rules: InvoiceRules,
+        unit: AmountUnit,
+        history_notes: bool = True,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._xero = xero
+        self._ignition = ignition
+        self._store = store
+        self._contacts = contacts
+        self._rules = rules
+        self._unit = unit
+        self._history = history_notes
+        self._now = now
+
+    def handle(self, event: SyncEvent) -> SyncOutcome:
+        invoice = self._current_state(event)
+        if invoice is None:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_missing",
+                    event.record_id,
+                    record_type=RecordType.INVOICE,
+                    decisions=["invoice not found in Ignition's Reporting API"],
+                ),
+            )
+        mapping = self._store.get(RecordType.INVOICE, invoice.slug)
+        if mapping is not None and invoice.updated_at <= mapping.ignition_updated_at:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_stale",
+                    invoice.slug,
+                    mapping.xero_id,
+                    "mapping",
+                    record_type=RecordType.INVOICE,
+                    decisions=[f"updated_at {invoice.updated_at.isoformat()} already written"],
+                ),
+                invoice,
+            )
+        state = invoice.state.lower()
+        if state in self._rules.void_states:
+            return self._void(invoice, mapping, event)
+        if state in self._rules.skip_states and mapping is None:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_state",
+                    invoice.slug,
+                    record_type=RecordType.INVOICE,
+                    decisions=[f"invoice state {invoice.state!r} is not synced"],
+                ),
+                invoice,
+            )
+        return self._apply(invoice, mapping, event)
+
+    def ensure(self, invoice_slug: str, event: SyncEvent) -> str:
+        """The Xero InvoiceID for an Ignition invoice, syncing it first when needed (a payment can
+        arrive before its invoice's webhook)."""
+        mapping = self._store.get(RecordType.INVOICE, invoice_slug)
+        if mapping is not None:
+            return mapping.xero_id
+        invoice = self._ignition.get_invoice(invoice_slug)
+        if invoice is None:
+            raise PermanentSyncError(
+                f"invoice {invoice_slug} is not in Ignition's Reporting API", category="missing_invoice"
+            )
+        outcome = self._apply(invoice, None, event)
+        assert outcome.xero_id is not None
+        return outcome.xero_id
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _current_state(self, event: SyncEvent) -> IgnitionInvoice | None:
+        if event.record is not None:
+            try:
+                return IgnitionInvoice.model_validate(event.record)
+            except ValidationError:
+                logger.info(
+                    "payload is not a complete invoice; reading the Reporting API",
+                    extra={"ignition_id": event.record_id},
+                )
+        return self._ignition.get_invoice(event.record_id)
+
+    def _apply(
+        self, invoice: IgnitionInvoice, mapping: RecordMapping | None, event: SyncEvent
+    ) -> SyncOutcome:
+        contact_id = self._contacts.ensure(invoice.client.slug, event)
+        client = self._ignition.get_client(invoice.client.slug) if self._rules.owner else None
+        plan = plan_invoice(invoice, contact_id=contact_id, client=client, rules=self._rules, unit=self._unit)
+        decisions = list(plan.notes)
+        xero_id = mapping.xero_id if mapping else self._find_existing(invoice, plan, decisions)
+        saved = self._write(invoice, plan, xero_id, decisions)
+        assert saved.InvoiceID is not None
+
+        mismatch = None
+        if saved.Total is not None and saved.Total != plan.ignition_total.amount:
+            mismatch = (
+                f"total mismatch: Xero {saved.Total} {saved.CurrencyCode or plan.ignition_total.currency}, "
+                f"Ignition {plan.ignition_total}"
+            )
+        self._store.save(
+            RecordMapping(
+                record_type=RecordType.INVOICE,
+                ignition_id=invoice.slug,
+                xero_id=saved.InvoiceID,
+                ignition_created_at=invoice.created_at,
+                ignition_updated_at=invoice.updated_at,
+                synced_at=self._now(),
+                last_event_id=event.event_id,
+                match_method="mapping" if mapping else ("invoice_number" if xero_id else "created"),
+                version=1 if mapping is None else mapping.version + 1,
+            ),
+            previous=mapping,
+        )
+        action: Literal["created", "updated"] = "updated" if xero_id else "created"
+        if self._history:
+            write_history(
+                self._xero,
+                "Invoices",
+                saved.InvoiceID,
+                f"{action.capitalize()} from Ignition invoice {invoice.reference_number or ''} "
+                f"[{invoice.slug}] (Ignition updated {invoice.updated_at.isoformat()}) by the sync",
+            )
+        return self._record(
+            event,
+            SyncOutcome(
+                action,
+                invoice.slug,
+                saved.InvoiceID,
+                "mapping" if mapping else "created",
+                decisions,
+                RecordType.INVOICE,
+                mismatch,
+            ),
+            invoice,
+        )
+
+    def _find_existing(self, invoice: IgnitionInvoice, plan: InvoicePlan, decisions: list[str]) -> str | None:
+        """An invoice written before a crash, before its mapping was saved: found by our key."""
+        if plan.invoice.InvoiceNumber:
+            found = self._xero.find_invoices(invoice_numbers=[plan.invoice.InvoiceNumber])
+        else:
+            found = self._xero.find_invoices(where_eq("Reference", plan.invoice.Reference or ""))
+        ours = [inv for inv in found if inv.Status not in ("DELETED", "VOIDED")]
+        if not ours:
+            return None
+        existing = ours[0]
+        if plan.invoice.InvoiceNumber and existing.Reference != invoice.slug:
+            raise PermanentSyncError(
+                f"Xero invoice number {plan.invoice.InvoiceNumber} already belongs to another invoice "
+                f"({existing.InvoiceID}): set invoices.number_field to 'Reference' or renumber, then replay",
+                category="duplicate_number",
+            )
+        decisions.append(f"found Xero invoice {existing.InvoiceID} written earlier; updating it")
+        return existing.InvoiceID
+
+    def _write(
+        self, invoice: IgnitionInvoice, plan: InvoicePlan, xero_id: str | None, decisions: list[str]
+    ) -> Invoice:
+        body = plan.invoice.model_copy(update={"InvoiceID": xero_id}) if xero_id else plan.invoice
+        key = idempotency_key(
+            invoice.slug, invoice.updated_at.isoformat(), body.model_dump_json(exclude_none=True)
+        )
+        (saved,) = self._xero.save_invoices([body], idempotency_key=key, unitdp4=plan.unitdp4)
+        errors = [e.Message for e in saved.ValidationErrors or []]
+        if not errors:
+            return saved
+        text = "; ".join(errors)
+        if xero_id and any(marker in text.lower() for marker in LOCKED_MARKERS):
+            raise PermanentSyncError(
+                f"Xero invoice {xero_id} can no longer change ({text}); Ignition's change to {invoice.slug} "
+                "was not applied: credit or void it in Xero by hand, then replay",
+                category="invoice_locked",
+            )
+        if DUPLICATE_NUMBER_MARKER in text.lower():
+            raise PermanentSyncError(
+                f"Xero refused invoice number {plan.invoice.InvoiceNumber}: {text}",
+                category="duplicate_number",
+            )
+        raise PermanentSyncError(f"Xero rejected invoice {invoice.slug}: {text}", category="xero_validation")
+
+    def _void(self, invoice: IgnitionInvoice, mapping: RecordMapping | None, event: SyncEvent) -> SyncOutcome:
+        if mapping is None:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_state",
+                    invoice.slug,
+                    record_type=RecordType.INVOICE,
+                    decisions=["voided in Ignition before it reached Xero: nothing to void"],
+                ),
+                invoice,
+            )
+        found = self._xero.find_invoices(ids=[mapping.xero_id])
+        current = found[0] if found else None
+        if current is None or current.Status in ("VOIDED", "DELETED"):
+            decision = "already voided or deleted in Xero"
+        else:
+            if current.AmountPaid:
+                raise PermanentSyncError(
+                    f"Ignition voided {invoice.slug} but Xero invoice {mapping.xero_id} has "
+                    f"{current.AmountPaid} paid: remove the payments in Xero first, then replay",
+                    category="invoice_locked",
+                )
+            status: Literal["VOIDED", "DELETED"] = (
+                "VOIDED" if current.Status in ("AUTHORISED", "PAID") else "DELETED"
+            )
+            (saved,) = self._xero.save_invoices(
+                [Invoice(InvoiceID=mapping.xero_id, Status=status)],
+                idempotency_key=idempotency_key(invoice.slug, "void", invoice.updated_at.isoformat()),
+            )
+            if saved.ValidationErrors:
+                raise PermanentSyncError(
+                    f"Xero refused to void {mapping.xero_id}: "
+                    f"{'; '.join(e.Message for e in saved.ValidationErrors)}",
+                    category="xero_validation",
+                )
+            decision = f"set to {status} in Xero"
+        self._store.save(
+            mapping.model_copy(
+                update={
+                    "ignition_updated_at": invoice.updated_at,
+                    "synced_at": self._now(),
+                    "last_event_id": event.event_id,
+                    "version": mapping.version + 1,
+                }
+            ),
+            previous=mapping,
+        )
+        return self._record(
+            event,
+            SyncOutcome("voided", invoice.slug, mapping.xero_id, "mapping", [decision], RecordType.INVOICE),
+            invoice,
+        )
+
+    def _record(
+        self, event: SyncEvent, outcome: SyncOutcome, invoice: IgnitionInvoice | None = None
+    ) -> SyncOutcome:
+        return record_outcome(
+            self._store,
+            event,
+            outcome,
+            at=self._now(),
+            ignition_updated_at=invoice.updated_at if invoice else None,
+        )

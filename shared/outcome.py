@@ -1,0 +1,76 @@
+"""What a sync did with one record, and the one way it is recorded (audit entry + log line)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from shared.config import RecordType
+from shared.models.events import SyncEvent
+from shared.store.mappings import AuditEntry, MappingStore
+
+logger = logging.getLogger(__name__)
+
+SyncAction = Literal[
+    "created",
+    "updated",
+    "voided",
+    "applied",
+    "skipped_stale",
+    "skipped_state",
+    "skipped_missing",
+    "skipped_duplicate",
+]
+
+
+@dataclass
+class SyncOutcome:
+    action: SyncAction
+    ignition_id: str
+    xero_id: str | None = None
+    match_method: str | None = None
+    decisions: list[str] = field(default_factory=list)
+    record_type: RecordType = RecordType.CLIENT
+    # Set when Xero's total differs from Ignition's after the write: reported, never hidden.
+    total_mismatch: str | None = None
+
+
+def record_outcome(
+    store: MappingStore,
+    event: SyncEvent,
+    outcome: SyncOutcome,
+    *,
+    at: datetime,
+    ignition_updated_at: datetime | None = None,
+    changed: list[str] | None = None,
+) -> SyncOutcome:
+    decisions = outcome.decisions + ([outcome.total_mismatch] if outcome.total_mismatch else [])
+    store.audit(
+        AuditEntry(
+            record_type=outcome.record_type,
+            ignition_id=outcome.ignition_id,
+            event_id=event.event_id,
+            action=outcome.action,
+            at=at,
+            xero_id=outcome.xero_id,
+            ignition_updated_at=ignition_updated_at,
+            changed_fields=changed or [],
+            decisions=decisions,
+        )
+    )
+    log = logger.error if outcome.total_mismatch else logger.info
+    log(
+        "sync outcome",
+        extra={
+            "record_type": str(outcome.record_type),
+            "ignition_id": outcome.ignition_id,
+            "action": outcome.action,
+            "xero_id": outcome.xero_id,
+            "match_method": outcome.match_method,
+            "event_id": event.event_id,
+            "total_mismatch": outcome.total_mismatch,
+        },
+    )
+    return outcome

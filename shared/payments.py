@@ -1,0 +1,245 @@
+"""Use case: one Ignition payment -> Xero payments against the mapped invoices, exactly once.
+
+One Ignition payment may cover several invoices: it becomes one Xero payment per invoice, each
+mapped as ``<payment slug>:<invoice slug>``, none above the invoice's amount due. Each carries
+the Ignition slug in its Reference, so a payment written just before a crash is found again
+instead of applied twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from shared.billing import allocate_payment, payment_reference, xero_payment
+from shared.config import PaymentRules, RecordType
+from shared.errors import PermanentSyncError
+from shared.invoices import HistoryPort, InvoiceSync, idempotency_key, write_history
+from shared.models.events import SyncEvent
+from shared.models.ignition import IgnitionPayment
+from shared.models.xero import Invoice, Payment
+from shared.money import AmountUnit
+from shared.outcome import SyncOutcome, record_outcome
+from shared.store.mappings import MappingStore, RecordMapping
+from shared.xero.client import where_eq
+
+logger = logging.getLogger(__name__)
+
+
+class XeroPaymentsPort(HistoryPort, Protocol):
+    def find_invoices(
+        self, where: str | None = None, *, ids: Sequence[str] = (), invoice_numbers: Sequence[str] = ()
+    ) -> list[Invoice]: ...
+
+    def find_payments(self, where: str | None = None) -> list[Payment]: ...
+
+    def create_payments(
+        self, payments: Sequence[Payment], idempotency_key: str | None = None
+    ) -> list[Payment]: ...
+
+
+class IgnitionPaymentsPort(Protocol):
+    def get_payment(self, slug: str) -> IgnitionPayment | None: ...
+
+
+def allocation_id(payment_slug: str, invoice_slug: str) -> str:
+    return f"{payment_slug}:{invoice_slug}"
+
+
+class PaymentSync:
+    def __init__(
+        self,
+        *,
+        xero: XeroPaymentsPort,
+        ignition: IgnitionPaymentsPort,
+        store: MappingStore,
+        invoices: InvoiceSync,
+        rules: PaymentRules,
+        unit: AmountUnit,
+        history_notes: bool = True,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._xero = xero
+        self._ignition = ignition
+        self._store = store
+        self._invoices = invoices
+        self._rules = rules
+        self._unit = unit
+        self._history = history_notes
+        self._now = now
+
+    def handle(self, event: SyncEvent) -> SyncOutcome:
+        payment = self._current_state(event)
+        if payment is None:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_missing",
+                    event.record_id,
+                    record_type=RecordType.PAYMENT,
+                    decisions=["payment not found in Ignition's Reporting API"],
+                ),
+            )
+        done = {
+            target.slug: mapping
+            for target in payment.invoices
+            if (mapping := self._store.get(RecordType.PAYMENT, allocation_id(payment.slug, target.slug)))
+        }
+        if payment.state.lower() not in self._rules.applied_states:
+            if done:
+                raise PermanentSyncError(
+                    f"payment {payment.slug} is now {payment.state!r} in Ignition but was applied in Xero "
+                    f"({', '.join(m.xero_id for m in done.values())}): reverse it in Xero by hand if it was "
+                    "refunded",
+                    category="payment_reversed",
+                )
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_state",
+                    payment.slug,
+                    record_type=RecordType.PAYMENT,
+                    decisions=[f"payment state {payment.state!r} is not applied"],
+                ),
+            )
+        pending = [target for target in payment.invoices if target.slug not in done]
+        if not pending:
+            return self._record(
+                event,
+                SyncOutcome(
+                    "skipped_duplicate",
+                    payment.slug,
+                    record_type=RecordType.PAYMENT,
+                    decisions=["every allocation is already applied in Xero"],
+                ),
+            )
+
+        xero_ids = {target.slug: self._invoices.ensure(target.slug, event) for target in pending}
+        decisions: list[str] = []
+        written_before = self._already_in_xero(payment, xero_ids, decisions)
+        invoices = {
+            inv.InvoiceID: inv for inv in self._xero.find_invoices(ids=sorted(set(xero_ids.values())))
+        }
+        due: dict[str, tuple[str, Decimal]] = {}
+        for slug, xero_id in xero_ids.items():
+            if slug in written_before:
+                continue
+            current = invoices.get(xero_id)
+            if current is None:
+                raise PermanentSyncError(
+                    f"Xero invoice {xero_id} (for {slug}) is gone", category="missing_invoice"
+                )
+            self._check_payable(payment, slug, current)
+            due[slug] = (xero_id, current.AmountDue or Decimal(0))
+
+        to_apply = payment.model_copy(update={"invoices": [t for t in pending if t.slug in due]})
+        plan = allocate_payment(to_apply, due_by_invoice=due, unit=self._unit) if due else None
+        created: dict[str, Payment] = dict(written_before)
+        if plan and plan.allocations:
+            decisions.extend(plan.notes)
+            bodies = [xero_payment(a, payment, self._rules) for a in plan.allocations]
+            key = idempotency_key(payment.slug, *(f"{a.invoice_slug}={a.amount}" for a in plan.allocations))
+            results = self._xero.create_payments(bodies, idempotency_key=key)
+            for allocation, result in zip(plan.allocations, results, strict=True):
+                if result.ValidationErrors:
+                    raise PermanentSyncError(
+                        f"Xero refused payment {payment.slug} on {allocation.invoice_slug}: "
+                        f"{'; '.join(e.Message for e in result.ValidationErrors)}",
+                        category="xero_validation",
+                    )
+                created[allocation.invoice_slug] = result
+        elif plan:
+            decisions.extend(plan.notes)
+
+        for slug, result in created.items():
+            assert result.PaymentID is not None
+            self._store.save(
+                RecordMapping(
+                    record_type=RecordType.PAYMENT,
+                    ignition_id=allocation_id(payment.slug, slug),
+                    xero_id=result.PaymentID,
+                    ignition_created_at=payment.created_at,
+                    ignition_updated_at=payment.version_at,
+                    synced_at=self._now(),
+                    last_event_id=event.event_id,
+                    match_method="reference" if slug in written_before else "created",
+                    version=1,
+                ),
+                previous=None,
+            )
+            if self._history and slug not in written_before:
+                write_history(
+                    self._xero,
+                    "Payments",
+                    result.PaymentID,
+                    f"Applied from Ignition payment {payment.slug} (invoice {slug}) by the Ignition-Xero "
+                    "sync",
+                )
+        ids = ", ".join(p.PaymentID or "" for p in created.values())
+        unapplied = plan.unapplied if plan else Decimal(0)
+        mismatch = (
+            f"{unapplied} {payment.amount.currency} of the payment was not applied" if unapplied > 0 else None
+        )
+        return self._record(
+            event,
+            SyncOutcome(
+                "applied", payment.slug, ids or None, "created", decisions, RecordType.PAYMENT, mismatch
+            ),
+            payment,
+        )
+
+    def _current_state(self, event: SyncEvent) -> IgnitionPayment | None:
+        if event.record is not None:
+            try:
+                return IgnitionPayment.model_validate(event.record)
+            except ValidationError:
+                logger.info(
+                    "payload is not a complete payment; reading the Reporting API",
+                    extra={"ignition_id": event.record_id},
+                )
+        return self._ignition.get_payment(event.record_id)
+
+    def _already_in_xero(
+        self, payment: IgnitionPayment, xero_ids: dict[str, str], decisions: list[str]
+    ) -> dict[str, Payment]:
+        """Payments with our Reference that exist in Xero but not in the mapping (a crash between the
+        write and the mapping): adopted, not applied again."""
+        found = self._xero.find_payments(where_eq("Reference", payment_reference(payment, self._rules)))
+        by_invoice = {p.Invoice.InvoiceID: p for p in found if p.Invoice and p.Status != "DELETED"}
+        adopted = {slug: by_invoice[xero_id] for slug, xero_id in xero_ids.items() if xero_id in by_invoice}
+        if adopted:
+            decisions.append(
+                f"found {len(adopted)} Xero payment(s) written earlier for {payment.slug}; not re-applied"
+            )
+        return adopted
+
+    def _check_payable(self, payment: IgnitionPayment, slug: str, invoice: Invoice) -> None:
+        if invoice.Status not in ("AUTHORISED", "PAID"):
+            raise PermanentSyncError(
+                f"Xero invoice {invoice.InvoiceID} ({slug}) is {invoice.Status}: Xero takes payments only on "
+                "approved invoices; approve it (or set invoices.status to AUTHORISED), then replay",
+                category="invoice_not_approved",
+            )
+        currency = payment.amount.currency.upper()
+        if invoice.CurrencyCode and invoice.CurrencyCode.upper() != currency:
+            raise PermanentSyncError(
+                f"payment {payment.slug} is in {currency}, "
+                f"Xero invoice {invoice.InvoiceID} in {invoice.CurrencyCode}",
+                category="invalid_amount",
+            )
+
+    def _record(
+        self, event: SyncEvent, outcome: SyncOutcome, payment: IgnitionPayment | None = None
+    ) -> SyncOutcome:
+        return record_outcome(
+            self._store,
+            event,
+            outcome,
+            at=self._now(),
+            ignition_updated_at=payment.version_at if payment else None,
+        )
