@@ -4,8 +4,11 @@
 the call budget around the wire, ``Idempotency-Key`` on writes (one key per logical call, reused by
 its retries), retries (429 with ``Retry-After``, 5xx and transport errors with exponential backoff
 and full jitter), error mapping (``shared.xero.errors``) and the ``on_call`` record for metrics.
-Resource methods (contacts now; invoices, payments, history and tax rates next) are thin: build
-the query, pick a model, call ``_get_collection`` / ``_write_batch``.
+Resource methods (contacts, invoices, payments, history, reference data) are thin: build the
+query, pick a model, call ``_get_collection`` / ``_write_batches``.
+
+Every JSON body is parsed with ``parse_float=Decimal``: amounts go from Xero's text straight to
+``Decimal`` and never pass through a binary float (``0.30`` stays ``Decimal("0.30")``).
 
 In-process waiting is bounded by ``XeroConfig.max_inline_wait_seconds`` in total per logical call;
 anything longer is raised as a transient error so the message goes back to the queue.
@@ -13,6 +16,7 @@ anything longer is raised as a transient error so the message goes back to the q
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -21,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -31,7 +36,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from shared.config import XeroConfig
-from shared.models.xero import Contact, XeroModel
+from shared.models.xero import Account, Contact, HistoryRecord, Invoice, Payment, TaxRate, XeroModel
 from shared.oauth import TokenProvider
 from shared.xero.budget import CallBudget
 from shared.xero.errors import (
@@ -43,6 +48,7 @@ from shared.xero.errors import (
     XeroUnavailable,
     XeroValidationError,
 )
+from shared.xero.reference_cache import ReferenceDataCache
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +60,15 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _BACKOFF_BASE_SECONDS = 0.5
 _BACKOFF_CAP_SECONDS = 8.0
 _DEFAULT_RETRY_AFTER_SECONDS = 60.0
+# Xero's limit on a history note (2nd-hand: developer.xero.com history-and-notes).
+MAX_HISTORY_DETAILS_LENGTH = 2_500
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 M = TypeVar("M", bound=XeroModel)
+
+HistoryResource = Literal["Contacts", "Invoices", "Payments"]
+ReferenceResource = Literal["TaxRates", "Accounts", "TrackingCategories", "ContactGroups", "BrandingThemes"]
+_HISTORY_ID_FIELD = {"Contacts": "ContactID", "Invoices": "InvoiceID", "Payments": "PaymentID"}
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,7 @@ class XeroClient:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
+        reference_cache: ReferenceDataCache | None = None,
     ) -> None:
         self.config = config
         self.tenant_id = tenant_id
@@ -159,6 +172,8 @@ class XeroClient:
         self._monotonic = monotonic
         self._accounting_url = config.api_url.rstrip("/") + ACCOUNTING_PATH
         self._identity_url = config.api_url.rstrip("/")
+        # One per client unless shared: a warm Lambda keeps its client, so reads stay cached.
+        self.reference_cache = reference_cache if reference_cache is not None else ReferenceDataCache()
 
     def close(self) -> None:
         if self._owns_http:
@@ -266,6 +281,306 @@ class XeroClient:
         """``PUT /Contacts?summarizeErrors=false``: create only (an existing Name fails per element)."""
         return self._write_batch("PUT", "/Contacts", "Contacts", Contact, contacts, idempotency_key)
 
+    # --- invoices ---------------------------------------------------------------------------
+
+    def find_invoices(
+        self,
+        where: str | None = None,
+        *,
+        ids: Sequence[str] = (),
+        invoice_numbers: Sequence[str] = (),
+        contact_ids: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        page: int | None = None,
+        page_size: int | None = None,
+        modified_since: datetime | None = None,
+        summary_only: bool = False,
+        unitdp4: bool = False,
+    ) -> list[Invoice]:
+        """One page of ``GET /Invoices``. Xero includes line items only when ``page`` is given
+        (or for a single invoice); ``summary_only`` leaves them out for a lighter, faster call."""
+        params: dict[str, str] = {}
+        if where:
+            params["where"] = where
+        for name, values in (
+            ("IDs", ids),
+            ("InvoiceNumbers", invoice_numbers),
+            ("ContactIDs", contact_ids),
+            ("Statuses", statuses),
+        ):
+            if values:
+                params[name] = ",".join(values)
+        if page is not None:
+            params["page"] = str(page)
+        if page_size is not None:
+            params["pageSize"] = str(page_size)
+        if summary_only:
+            params["summaryOnly"] = "true"
+        if unitdp4:
+            params["unitdp"] = "4"
+        return self._get_collection("/Invoices", "Invoices", Invoice, params, modified_since)
+
+    def iter_invoices(
+        self,
+        where: str | None = None,
+        *,
+        ids: Sequence[str] = (),
+        invoice_numbers: Sequence[str] = (),
+        contact_ids: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        page_size: int = 100,
+        modified_since: datetime | None = None,
+        summary_only: bool = False,
+        unitdp4: bool = False,
+    ) -> Iterator[Invoice]:
+        """Every page of ``GET /Invoices``, lazily (each page is one budgeted call)."""
+        page = 1
+        while True:
+            batch = self.find_invoices(
+                where,
+                ids=ids,
+                invoice_numbers=invoice_numbers,
+                contact_ids=contact_ids,
+                statuses=statuses,
+                page=page,
+                page_size=page_size,
+                modified_since=modified_since,
+                summary_only=summary_only,
+                unitdp4=unitdp4,
+            )
+            yield from batch
+            if len(batch) < page_size:
+                return
+            page += 1
+
+    def get_invoice(self, invoice_id_or_number: str, *, unitdp4: bool = False) -> Invoice | None:
+        """One invoice with its line items, by InvoiceID or InvoiceNumber; None when Xero has none.
+
+        A number is looked up with the ``InvoiceNumbers`` filter (in the official spec, unlike a
+        number in the path); an ACCREC match wins, as only sales invoice numbers are unique.
+        """
+        if not invoice_id_or_number:
+            raise ValueError("invoice id or number is required")
+        params = {"unitdp": "4"} if unitdp4 else {}
+        if _UUID.match(invoice_id_or_number):
+            template = "/Invoices/{InvoiceID}"
+            try:
+                found = self._get_collection(
+                    template, "Invoices", Invoice, params, path={"InvoiceID": invoice_id_or_number}
+                )
+            except XeroNotFound:
+                return None
+            return found[0] if found else None
+        candidates = [
+            invoice
+            for invoice in self.find_invoices(invoice_numbers=[invoice_id_or_number], page=1, unitdp4=unitdp4)
+            if invoice.InvoiceNumber == invoice_id_or_number
+        ]
+        candidates.sort(key=lambda invoice: invoice.Type != "ACCREC")
+        return candidates[0] if candidates else None
+
+    def save_invoices(
+        self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
+    ) -> list[Invoice]:
+        """``POST /Invoices?summarizeErrors=false``: create, or update by InvoiceID. One Invoice back
+        per element, in order, each with its own ``ValidationErrors`` (``HasErrors``). Sent in
+        batches of ``MAX_BATCH_SIZE``; see ``_write_batches`` for keys and partial failure."""
+        return self._write_batches(
+            "POST", "/Invoices", "Invoices", Invoice, invoices, idempotency_key, _unitdp(unitdp4)
+        )
+
+    def create_invoices(
+        self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
+    ) -> list[Invoice]:
+        """``PUT /Invoices?summarizeErrors=false``: create only (an InvoiceID fails per element)."""
+        return self._write_batches(
+            "PUT", "/Invoices", "Invoices", Invoice, invoices, idempotency_key, _unitdp(unitdp4)
+        )
+
+    # --- payments ---------------------------------------------------------------------------
+
+    def create_payments(
+        self, payments: Sequence[Payment], idempotency_key: str | None = None
+    ) -> list[Payment]:
+        """``PUT /Payments?summarizeErrors=false``: one Payment back per element, in order; a refused
+        payment (invoice not AUTHORISED, amount over what is due) carries its ``ValidationErrors``."""
+        return self._write_batches("PUT", "/Payments", "Payments", Payment, payments, idempotency_key)
+
+    def find_payments(
+        self,
+        where: str | None = None,
+        *,
+        ids: Sequence[str] = (),
+        page: int | None = None,
+        page_size: int | None = None,
+        modified_since: datetime | None = None,
+    ) -> list[Payment]:
+        """One page of ``GET /Payments``. The endpoint has no ``IDs`` parameter, so ``ids`` become
+        ``PaymentID==Guid(...)`` clauses ANDed with ``where``."""
+        if ids:
+            by_id = where_any(*(where_eq("PaymentID", UUID(payment_id)) for payment_id in ids))
+            where = where_all(where or "", by_id)
+        params: dict[str, str] = {}
+        if where:
+            params["where"] = where
+        if page is not None:
+            params["page"] = str(page)
+        if page_size is not None:
+            params["pageSize"] = str(page_size)
+        return self._get_collection("/Payments", "Payments", Payment, params, modified_since)
+
+    def iter_payments(
+        self,
+        where: str | None = None,
+        *,
+        ids: Sequence[str] = (),
+        page_size: int = 100,
+        modified_since: datetime | None = None,
+    ) -> Iterator[Payment]:
+        """Every page of ``GET /Payments``, lazily."""
+        page = 1
+        while True:
+            batch = self.find_payments(
+                where, ids=ids, page=page, page_size=page_size, modified_since=modified_since
+            )
+            yield from batch
+            if len(batch) < page_size:
+                return
+            page += 1
+
+    def get_payment(self, payment_id: str) -> Payment | None:
+        """``GET /Payments/{PaymentID}``; None when Xero has none."""
+        _require_uuid(payment_id, "payment id")
+        try:
+            found = self._get_collection(
+                "/Payments/{PaymentID}", "Payments", Payment, {}, path={"PaymentID": payment_id}
+            )
+        except XeroNotFound:
+            return None
+        return found[0] if found else None
+
+    def delete_payment(self, payment_id: str, *, idempotency_key: str | None = None) -> Payment:
+        """``POST /Payments/{PaymentID}`` ``{"Status":"DELETED"}``: the invoice is due again.
+        Xero refuses (400, raised) e.g. a payment already reconciled or on a locked period."""
+        _require_uuid(payment_id, "payment id")
+        template = "/Payments/{PaymentID}"
+        response = self._request(
+            "POST",
+            template,
+            path={"PaymentID": payment_id},
+            body={"Status": "DELETED"},
+            idempotency_key=idempotency_key,
+        )
+        payments = _parse_items(_json(response, template), "Payments", Payment, template)
+        if not payments:
+            raise XeroError(
+                "Xero answered no Payment to a delete", status=response.status_code, endpoint=template
+            )
+        _raise_element_errors(payments[0].ValidationErrors, template)
+        return payments[0]
+
+    # --- history and notes ------------------------------------------------------------------
+
+    def add_history(
+        self,
+        resource: HistoryResource,
+        record_id: str,
+        details: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """``PUT /{resource}/{id}/History``: a note the accountant sees in Xero's history. Details
+        over Xero's 2,500 characters are cut, ending in an ellipsis, rather than refused."""
+        template = _history_endpoint(resource, record_id)
+        details = details.strip()
+        if not details:
+            raise ValueError("history details must not be empty")
+        if len(details) > MAX_HISTORY_DETAILS_LENGTH:
+            details = details[: MAX_HISTORY_DETAILS_LENGTH - 1] + "\u2026"
+        self._request(
+            "PUT",
+            template,
+            path={_HISTORY_ID_FIELD[resource]: record_id},
+            body={"HistoryRecords": [{"Details": details}]},
+            idempotency_key=idempotency_key,
+        )
+
+    def history(self, resource: HistoryResource, record_id: str) -> list[HistoryRecord]:
+        """``GET /{resource}/{id}/History``, oldest first as Xero returns them."""
+        template = _history_endpoint(resource, record_id)
+        return self._get_collection(
+            template, "HistoryRecords", HistoryRecord, {}, path={_HISTORY_ID_FIELD[resource]: record_id}
+        )
+
+    # --- reference data (cached, see ReferenceDataCache) --------------------------------------
+
+    def tax_rates(self) -> list[TaxRate]:
+        """``GET /TaxRates`` (cached)."""
+        return self._cached(("TaxRates",), lambda: self._get_collection("/TaxRates", "TaxRates", TaxRate, {}))
+
+    def accounts(self, where: str | None = None) -> list[Account]:
+        """``GET /Accounts`` (cached per ``where``)."""
+        params = {"where": where} if where else {}
+        return self._cached(
+            ("Accounts", where or ""),
+            lambda: self._get_collection("/Accounts", "Accounts", Account, params),
+        )
+
+    def tracking_categories(self) -> list[dict[str, Any]]:
+        """``GET /TrackingCategories``: active categories with their ``Options`` (cached)."""
+        return self._cached(
+            ("TrackingCategories",), lambda: self._get_raw("/TrackingCategories", "TrackingCategories")
+        )
+
+    def contact_groups(self) -> list[dict[str, Any]]:
+        """``GET /ContactGroups`` (cached; creating a group here drops the entry)."""
+        return self._cached(("ContactGroups",), lambda: self._get_raw("/ContactGroups", "ContactGroups"))
+
+    def branding_themes(self) -> list[dict[str, Any]]:
+        """``GET /BrandingThemes`` (cached)."""
+        return self._cached(("BrandingThemes",), lambda: self._get_raw("/BrandingThemes", "BrandingThemes"))
+
+    def create_contact_group(self, name: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """``PUT /ContactGroups``; Xero refuses a name already in use (XeroValidationError)."""
+        if not name.strip():
+            raise ValueError("contact group name must not be empty")
+        endpoint = "/ContactGroups"
+        try:
+            response = self._request(
+                "PUT", endpoint, body={"ContactGroups": [{"Name": name}]}, idempotency_key=idempotency_key
+            )
+        finally:
+            # Even a refusal says our view may be stale (someone else made that group).
+            self.invalidate_reference_data("ContactGroups")
+        groups = _raw_items(_json(response, endpoint), "ContactGroups", endpoint)
+        if not groups:
+            raise XeroError("Xero answered no ContactGroup", status=response.status_code, endpoint=endpoint)
+        _raise_element_errors(groups[0].get("ValidationErrors"), endpoint)
+        return groups[0]
+
+    def add_contacts_to_group(
+        self, group_id: str, contact_ids: Sequence[str], *, idempotency_key: str | None = None
+    ) -> None:
+        """``PUT /ContactGroups/{ContactGroupID}/Contacts``; adding a member twice is harmless."""
+        _require_uuid(group_id, "contact group id")
+        chunks = _chunks(list(contact_ids), MAX_BATCH_SIZE)
+        for chunk, key in zip(chunks, _batch_keys(idempotency_key, len(chunks)), strict=True):
+            self._request(
+                "PUT",
+                "/ContactGroups/{ContactGroupID}/Contacts",
+                path={"ContactGroupID": group_id},
+                body={"Contacts": [{"ContactID": contact_id} for contact_id in chunk]},
+                idempotency_key=key,
+            )
+
+    def invalidate_reference_data(self, *resources: ReferenceResource) -> None:
+        """Drop cached reference data of this organisation (all of it when none is named), e.g.
+        after Xero refused a TaxType/AccountCode pairing the cached data allowed."""
+        if not resources:
+            self.reference_cache.invalidate(self.tenant_id)
+        for resource in resources:
+            self.reference_cache.invalidate(self.tenant_id, resource)
+
     # --- shared machinery for every resource -------------------------------------------------
 
     def _get_collection(
@@ -283,6 +598,39 @@ class XeroClient:
             return []
         return _parse_items(_json(response, endpoint), key, model, endpoint)
 
+    def _get_raw(self, endpoint: str, key: str) -> list[dict[str, Any]]:
+        """A list endpoint we keep as plain dicts (small reference data without a model)."""
+        response = self._request("GET", endpoint)
+        return _raw_items(_json(response, endpoint), key, endpoint)
+
+    def _cached(self, key: tuple[str, ...], load: Callable[[], list[Any]]) -> list[Any]:
+        return self.reference_cache.get((self.tenant_id, *key), load)
+
+    def _write_batches(
+        self,
+        method: Literal["POST", "PUT"],
+        endpoint: str,
+        key: str,
+        model: type[M],
+        items: Sequence[M],
+        idempotency_key: str | None,
+        params: Mapping[str, str] | None = None,
+    ) -> list[M]:
+        """Any number of elements, ``MAX_BATCH_SIZE`` per call, results in the order sent.
+
+        With a caller key and more than one batch, batch ``i`` is sent with ``{key}-{i}`` (the
+        same body under the same key is the only thing Xero replays). If a later batch fails, the
+        error is raised and the earlier batches stay done in Xero: retrying the whole call with the
+        same key within Xero's ~6 minute key lifetime replays them, later on the caller's own
+        mapping (InvoiceNumber, Reference) must find them.
+        """
+        chunks = _chunks(list(items), MAX_BATCH_SIZE)
+        keys = _batch_keys(idempotency_key, len(chunks))
+        results: list[M] = []
+        for chunk, chunk_key in zip(chunks, keys, strict=True):
+            results.extend(self._write_batch(method, endpoint, key, model, chunk, chunk_key, params=params))
+        return results
+
     def _write_batch(
         self,
         method: Literal["POST", "PUT"],
@@ -292,6 +640,7 @@ class XeroClient:
         items: Sequence[M],
         idempotency_key: str | None,
         path: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> list[M]:
         if not items:
             return []
@@ -301,7 +650,7 @@ class XeroClient:
             method,
             endpoint,
             path=path,
-            params={"summarizeErrors": "false"},
+            params={**(params or {}), "summarizeErrors": "false"},
             body={key: [item.to_xero() for item in items]},
             idempotency_key=idempotency_key,
         )
@@ -472,9 +821,17 @@ class XeroClient:
 # --- parsing helpers ------------------------------------------------------------------------------
 
 
+def _loads(content: bytes) -> Any:
+    """JSON with every fractional number as ``Decimal`` (bytes: json detects UTF-8/16/32 and a BOM).
+
+    Raises ValueError (JSONDecodeError, UnicodeDecodeError) for a body that is not JSON.
+    """
+    return json.loads(content, parse_float=Decimal)
+
+
 def _json(response: httpx.Response, endpoint: str) -> Any:
     try:
-        return response.json()
+        return _loads(response.content)
     except ValueError:
         # E.g. a maintenance page served with 200: treat as an outage, not as data.
         raise XeroUnavailable(
@@ -499,10 +856,69 @@ def _parse_items(body: Any, key: str, model: type[M], endpoint: str) -> list[M]:
         ) from None
 
 
+def _raw_items(body: Any, key: str, endpoint: str) -> list[dict[str, Any]]:
+    items = body.get(key) if isinstance(body, dict) else None
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise XeroUnavailable(f"unexpected {key} body", endpoint=endpoint)
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _raise_element_errors(errors: Any, endpoint: str) -> None:
+    """A single-element write that came back 200 with ``ValidationErrors``: raise it like a 400."""
+    messages = [
+        str(e.get("Message") if isinstance(e, dict) else getattr(e, "Message", "")) for e in errors or []
+    ]
+    messages = [m for m in messages if m]
+    if messages:
+        raise XeroValidationError(
+            f"Xero validation failed: {'; '.join(messages[:5])}",
+            messages=messages,
+            status=200,
+            endpoint=endpoint,
+        )
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _batch_keys(key: str | None, count: int) -> list[str | None]:
+    """One Idempotency-Key per batch, checked before the first batch is sent (a too-long derived
+    key must not fail half-way through a call)."""
+    if key is None or count <= 1:
+        return [key] * count
+    keys: list[str | None] = [f"{key}-{i}" for i in range(1, count + 1)]
+    if any(len(k or "") > MAX_IDEMPOTENCY_KEY_LENGTH for k in keys):
+        raise ValueError(
+            f"Idempotency-Key longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters once numbered per batch"
+        )
+    return keys
+
+
+def _unitdp(unitdp4: bool) -> dict[str, str]:
+    # Without it Xero rounds UnitAmount to 2 dp on the way in and out.
+    return {"unitdp": "4"} if unitdp4 else {}
+
+
+def _require_uuid(value: str, what: str) -> None:
+    if not _UUID.match(value or ""):
+        raise ValueError(f"{what} must be a Xero GUID, got {value!r}")
+
+
+def _history_endpoint(resource: str, record_id: str) -> str:
+    field = _HISTORY_ID_FIELD.get(resource)
+    if field is None:
+        raise ValueError(f"history is kept here for {sorted(_HISTORY_ID_FIELD)}, not {resource!r}")
+    _require_uuid(record_id, f"{resource} id")
+    return f"/{resource}/{{{field}}}/History"
+
+
 def _client_error(response: httpx.Response, endpoint: str) -> XeroError:
     status = response.status_code
     try:
-        body: Any = response.json()
+        body: Any = _loads(response.content)
     except ValueError:
         body = None
     detail = ""
