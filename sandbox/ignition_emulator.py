@@ -2,16 +2,24 @@
 
 What it serves (``IgnitionEmulator.app`` is a Flask/WSGI app):
 
-* Reporting API under ``/external/api/v1/reporting/<resource>``: list with cursor pagination
-  (``limit`` 1..500, default 100; ``cursor``; ``updated_from``; ordered by ``updated_at`` then
-  ``slug`` so cursors stay stable while records change) and get-one by slug. Bearer auth, and a
+* Reporting API under ``/external/api/v1/reporting/<resource>`` for ``clients``, ``invoices`` and
+  ``payments``: list with cursor pagination (``limit`` 1..500, default 100; ``cursor``;
+  ``updated_from``; ordered by ``updated_at`` - or ``created_at`` for a payment without one - then
+  ``slug``, so cursors stay stable while records change) and get-one by slug. Bearer auth, and a
   per-practice fixed-window rate limit answered with 429 and a reset header.
 * OAuth 2.0: ``GET /oauth2/authorize`` (auto-approves), ``POST /oauth2/token`` (authorization_code,
   refresh_token with single-use rotating refresh tokens, 1 h access tokens by the shared ``Clock``),
   ``POST /oauth2/revoke``.
 * Admin under ``/_emulator``: put records (which delivers a signed ``<type>.created|updated``
-  webhook, synchronously so tests are deterministic), redeliver or send arbitrary webhooks, move the
-  clock, inspect and reset state.
+  webhook, synchronously so tests are deterministic; ``?deliver=false`` stores silently,
+  ``?payload=id`` sends only the slug, ``?payload=ref`` the slug and ``client.slug``), redeliver or
+  send arbitrary webhooks, move the clock, inspect and reset state.
+
+Records are validated with the ``shared.models.ignition`` models (400 with the reason) but not
+against each other: an invoice for an unknown client or a payment for an unknown invoice is stored,
+as Ignition is the source of truth and the sync must cope. JSON goes in and out through
+``shared.ignition.exact_json``: an amount given as a string stays that string, one given as a JSON
+number stays that exact number token; nothing passes through a float.
 
 Resources are generic (``RESOURCES``): invoices and payments are one ``ResourceSpec`` each. Every
 webhook goes out through ``_transmit``, the one place a fault profile (duplicate, reorder, drop)
@@ -32,6 +40,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
@@ -40,8 +49,9 @@ from pydantic import BaseModel, ValidationError
 
 from sandbox.clock import Clock
 from shared.config import WebhookVerification
+from shared.ignition import exact_json
 from shared.ignition.webhook import sign_webhook
-from shared.models.ignition import IgnitionClient
+from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +61,7 @@ AUTH_CODE_TTL = 600
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 TIMESTAMP_FIELDS = ("created_at", "updated_at")
+WEBHOOK_PAYLOADS = ("full", "id", "ref")
 DEFAULT_WEBHOOK = WebhookVerification()  # frozen, so one shared default is safe
 
 
@@ -61,9 +72,16 @@ class ResourceSpec:
     name: str  # "clients": /reporting/clients, PUT /_emulator/clients/<slug>, state["clients"]
     event_prefix: str  # "client": client.created / client.updated
     model: type[BaseModel] | None = None
+    # False for records Ignition may list without updated_at (payments): a put then keeps the
+    # body's updated_at, or none, instead of stamping the clock's time.
+    stamps_updated_at: bool = True
 
 
-RESOURCES: tuple[ResourceSpec, ...] = (ResourceSpec("clients", "client", IgnitionClient),)
+RESOURCES: tuple[ResourceSpec, ...] = (
+    ResourceSpec("clients", "client", IgnitionClient),
+    ResourceSpec("invoices", "invoice", IgnitionInvoice),
+    ResourceSpec("payments", "payment", IgnitionPayment, stamps_updated_at=False),
+)
 
 
 @dataclass
@@ -117,8 +135,13 @@ def _parse_time(value: Any, name: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _version(record: dict[str, Any]) -> str:
+    """The timestamp lists are ordered and filtered by: updated_at, else created_at (payments)."""
+    return str(record.get("updated_at") or record["created_at"])
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    response = Response(exact_json.dumps(body), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -129,7 +152,7 @@ def _error(code: str, message: str, status: int, headers: dict[str, str] | None 
 
 
 def _encode_cursor(record: dict[str, Any]) -> str:
-    raw = json.dumps([record["updated_at"], record["slug"]]).encode()
+    raw = json.dumps([_version(record), record["slug"]]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -228,7 +251,7 @@ class IgnitionEmulator:
         self._window_count = 0
 
     def _ordered(self, resource: str) -> list[dict[str, Any]]:
-        return sorted(self._records[resource].values(), key=lambda r: (r["updated_at"], r["slug"]))
+        return sorted(self._records[resource].values(), key=lambda r: (_version(r), r["slug"]))
 
     def _spec(self, resource: str) -> ResourceSpec:
         spec = self._specs.get(resource)
@@ -333,9 +356,9 @@ class IgnitionEmulator:
         with self._lock:
             records = self._ordered(spec.name)
             if since_at is not None:
-                records = [r for r in records if _parse_time(r["updated_at"], "updated_at") >= since_at]
+                records = [r for r in records if _parse_time(_version(r), "updated_at") >= since_at]
             if after is not None:
-                records = [r for r in records if (r["updated_at"], r["slug"]) > after]
+                records = [r for r in records if (_version(r), r["slug"]) > after]
             page = [dict(r) for r in records[:limit]]
             has_more = len(records) > limit
             headers = self._rate_headers()
@@ -449,7 +472,11 @@ class IgnitionEmulator:
     # -- admin --------------------------------------------------------------------------------
 
     def _body(self) -> dict[str, Any]:
-        body = request.get_json(silent=True)
+        try:
+            # Not request.get_json(): that would read "33.335" (a JSON number) as a float.
+            body = exact_json.loads(request.get_data())
+        except ValueError:
+            body = None
         if not isinstance(body, dict):
             raise _BadRequest("body must be a JSON object")
         return body
@@ -460,7 +487,7 @@ class IgnitionEmulator:
 
     def _admin_clock(self) -> Response:
         seconds = self._body().get("advance_seconds")
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        if not isinstance(seconds, int | float | Decimal) or isinstance(seconds, bool) or seconds < 0:
             raise _BadRequest("advance_seconds must be a number >= 0")
         self.clock.advance(float(seconds))
         return _json({"now": iso(self.clock.now())})
@@ -474,6 +501,9 @@ class IgnitionEmulator:
 
     def _admin_put(self, resource: str, slug: str) -> Response:
         spec = self._spec(resource)
+        payload = request.args.get("payload", "full")
+        if payload not in WEBHOOK_PAYLOADS:  # checked first: a refused put stores nothing
+            raise _BadRequest(f"payload must be one of {', '.join(WEBHOOK_PAYLOADS)}")
         body = self._body()
         if body.get("slug", slug) != slug:
             raise _BadRequest(f"body slug {body.get('slug')!r} differs from the URL slug {slug!r}")
@@ -482,9 +512,11 @@ class IgnitionEmulator:
             existing = self._records[spec.name].get(slug)
             record = {**body, "slug": slug}
             record.setdefault("created_at", existing["created_at"] if existing else now)
-            record.setdefault("updated_at", now)
+            if spec.stamps_updated_at:
+                record.setdefault("updated_at", now)
             for name in TIMESTAMP_FIELDS:
-                record[name] = iso(_parse_time(record[name], name))
+                if record.get(name) is not None:  # a missing one is the model's to refuse
+                    record[name] = iso(_parse_time(record[name], name))
             if spec.model is not None:
                 try:
                     spec.model.model_validate(record)
@@ -497,10 +529,20 @@ class IgnitionEmulator:
         event_type = f"{spec.event_prefix}.{'updated' if existing else 'created'}"
         delivery: dict[str, Any] | None = None
         if request.args.get("deliver", "true").lower() not in ("false", "0", "no"):
-            hint_only = request.args.get("payload", "full") == "id"
-            data = {"slug": slug} if hint_only else dict(record)
+            data = self._webhook_data(record, payload)
             delivery = self._send_event(event_type, data).summary()
         return _json({spec.event_prefix: record, "delivery": delivery}, 200 if existing else 201)
+
+    @staticmethod
+    def _webhook_data(record: dict[str, Any], payload: str) -> dict[str, Any]:
+        """What a put's webhook carries: the record (full), the slug (id), or the slug and the
+        client reference (ref, the hint an invoice or payment event might plausibly carry)."""
+        if payload == "id":
+            return {"slug": record["slug"]}
+        if payload == "ref":
+            client = record.get("client")
+            return {"slug": record["slug"], **({"client": client} if isinstance(client, dict) else {})}
+        return dict(record)
 
     def _admin_send(self) -> Response:
         body = self._body()
@@ -565,7 +607,7 @@ class IgnitionEmulator:
             "source": {"application_slug": "ignition-emulator"},
             "data": data,
         }
-        body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+        body = exact_json.dumps(envelope, compact=True).encode("utf-8")
         slug = data.get("slug")
         delivery = Delivery(
             event_id=str(envelope["id"]),

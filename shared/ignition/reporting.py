@@ -24,7 +24,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.config import IgnitionConfig
-from shared.models.ignition import IgnitionClient
+from shared.ignition import exact_json
+from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,18 @@ class _Page(BaseModel):
     model_config = ConfigDict(extra="ignore")
     data: list[dict[str, Any]]
     meta: _Meta = _Meta()
+
+
+def _merge_payment(seen: IgnitionPayment, other: IgnitionPayment) -> IgnitionPayment:
+    """One payment listed twice: the newer copy, or for equal versions the first copy with the
+    second's invoice allocations added (an allocation repeated on both copies is kept once)."""
+    if other.version_at != seen.version_at:
+        return other if other.version_at > seen.version_at else seen
+    known = {allocation.slug for allocation in seen.invoices}
+    extra = [allocation for allocation in other.invoices if allocation.slug not in known]
+    if not extra:
+        return seen
+    return seen.model_copy(update={"invoices": [*seen.invoices, *extra]})
 
 
 def _iso(value: datetime) -> str:
@@ -155,6 +168,34 @@ class IgnitionReportingClient:
     def iter_clients(self, updated_from: datetime | None = None) -> Iterator[IgnitionClient]:
         """Every client (updated at or after ``updated_from``), page by page."""
         return self._iter_records("clients", IgnitionClient, updated_from)
+
+    def get_invoice(self, slug: str) -> IgnitionInvoice | None:
+        """The invoice, or None when Ignition does not know the slug (404)."""
+        return self._get_record("invoices", slug, IgnitionInvoice)
+
+    def iter_invoices(self, updated_from: datetime | None = None) -> Iterator[IgnitionInvoice]:
+        """Every invoice (updated at or after ``updated_from``), page by page."""
+        return self._iter_records("invoices", IgnitionInvoice, updated_from)
+
+    def get_payment(self, slug: str) -> IgnitionPayment | None:
+        """The payment, or None when Ignition does not know the slug (404)."""
+        return self._get_record("payments", slug, IgnitionPayment)
+
+    def iter_payments(self, updated_from: datetime | None = None) -> Iterator[IgnitionPayment]:
+        """Every payment (changed at or after ``updated_from``), each slug once per iteration.
+
+        Ignition may list one payment on several pages (integration-facts), and nobody has said
+        whether each copy carries all of its invoices or only some. So the whole listing is read
+        first and copies are merged: the newest copy wins, and copies of that same version pool
+        their invoice allocations. Payments are few next to invoices, so holding one listing in
+        memory is cheap; yielding a partial payment first would be worse.
+        """
+        merged: dict[str, IgnitionPayment] = {}
+        for payment in self._iter_records("payments", IgnitionPayment, updated_from):
+            seen = merged.get(payment.slug)
+            merged[payment.slug] = payment if seen is None else _merge_payment(seen, payment)
+        # dicts keep first-seen order, i.e. the API's order (oldest change first).
+        yield from merged.values()
 
     # -- generic record access ---------------------------------------------------------------
 
@@ -238,7 +279,8 @@ class IgnitionReportingClient:
             if status >= 400:
                 raise IgnitionResponseError(f"Ignition answered {status} for {path}", status=status)
             try:
-                return response.json()
+                # Amounts sent as JSON numbers become Decimals, never floats.
+                return exact_json.loads(response.content)
             except ValueError:
                 raise IgnitionResponseError(f"Ignition answered non-JSON for {path}", status=status) from None
 

@@ -24,8 +24,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.config import IgnitionConfig, RecordType, WebhookVerification
+from shared.ignition import exact_json
 from shared.models.events import SyncEvent
-from shared.models.ignition import IgnitionClient
+from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 
 AuthFailure = Literal[
     "missing_signature",
@@ -42,9 +43,12 @@ AuthFailure = Literal[
 _MAX_SLUG = 100
 
 # Record types whose webhook payload can be trusted as the full record once it validates. A type
-# without a model here is always a hint (the sync reads the Reporting API); the invoice/payment
-# issue adds its models.
-_RECORD_MODELS: dict[RecordType, type[BaseModel]] = {RecordType.CLIENT: IgnitionClient}
+# without a model here is always a hint (the sync reads the Reporting API).
+_RECORD_MODELS: dict[RecordType, type[BaseModel]] = {
+    RecordType.CLIENT: IgnitionClient,
+    RecordType.INVOICE: IgnitionInvoice,
+    RecordType.PAYMENT: IgnitionPayment,
+}
 
 
 class WebhookAuthError(Exception):
@@ -257,11 +261,14 @@ def parse_webhook(raw_body: bytes, config: IgnitionConfig) -> IgnitionEnvelope:
     except UnicodeDecodeError as exc:
         raise WebhookPayloadError(f"body is not UTF-8 text (invalid byte at offset {exc.start})") from None
     try:
-        document = json.loads(text)
+        # Amounts that arrive as JSON numbers become Decimals here, never floats.
+        document = exact_json.loads(text)
     except json.JSONDecodeError as exc:
         raise WebhookPayloadError(
             f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except ValueError as exc:  # NaN / Infinity: not JSON, and never an amount
+        raise WebhookPayloadError(f"body is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise WebhookPayloadError(f"body is a JSON {type(document).__name__}, expected an object")
     try:
@@ -299,7 +306,8 @@ def _complete_record(record_type: RecordType, data: dict[str, Any]) -> dict[str,
     except ValidationError:
         return None
     # The raw payload, not model_dump(): defaults (e.g. state="active") must not be invented for
-    # fields Ignition did not send. The sync validates it again.
+    # fields Ignition did not send, and amounts stay as received (a Decimal read from a JSON number
+    # is written to the queue as its exact string). The sync validates it again.
     return data
 
 

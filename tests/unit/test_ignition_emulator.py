@@ -8,16 +8,21 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from sandbox.clock import Clock
 from sandbox.ignition_emulator import IgnitionEmulator
 from sandbox.server import RunningServer, serve_in_thread
-from shared.config import IgnitionConfig, WebhookVerification
+from shared.config import IgnitionConfig, RecordType, WebhookVerification
+from shared.ignition import exact_json
 from shared.ignition.webhook import WebhookAuthError, parse_webhook, to_sync_event, verify_webhook
+from shared.models.events import SyncEvent
+from shared.models.ignition import IgnitionInvoice, IgnitionPayment
 
 SECRET = "emulator-test-secret"
 API = "/external/api/v1/reporting"
@@ -433,3 +438,210 @@ def test_given_state_when_reset_then_data_is_cleared_but_the_connection_survives
     listed = http.get(f"{API}/clients", headers=headers)
     assert listed.status_code == 200 and listed.get_json()["data"] == []
     assert bare.state_snapshot()["clients"] == []
+
+
+# -- invoices and payments -----------------------------------------------------------------------
+
+
+def invoice_body(slug: str, client: str = "cli_1", **fields: Any) -> dict[str, Any]:
+    return {
+        "reference_number": f"INV-{slug}",
+        "client": {"slug": client},
+        "amount": {"total": "1234.50", "currency": "AUD"},
+        "date": "2025-03-01",
+        "due_date": "2025-03-15",
+        "payment_state": "unpaid",
+        "items": [
+            {
+                "description": "Annual accounts",
+                "quantity": "1",
+                "unit_price": {"amount": "1122.27", "currency": "AUD"},
+                "tax_rate": "10",
+                "service": {"slug": "svc_1", "name": "Compliance"},
+            }
+        ],
+        **fields,
+    }
+
+
+def payment_body(invoices: list[str], client: str = "cli_1", **fields: Any) -> dict[str, Any]:
+    return {
+        "state": "succeeded",
+        "client": {"slug": client},
+        "amount": {"amount": "1234.50", "currency": "AUD"},
+        "invoices": [{"slug": slug} for slug in invoices],
+        "paid_on": "2025-03-05",
+        **fields,
+    }
+
+
+def put_exact(emulator: IgnitionEmulator, path: str, body: dict[str, Any]) -> Any:
+    """PUT with Decimals as JSON numbers; the response read back without floats."""
+    response = emulator.app.test_client().put(
+        path, data=exact_json.dumps(body), content_type="application/json"
+    )
+    return response.status_code, exact_json.loads(response.data)
+
+
+def normalise(body: bytes) -> SyncEvent:
+    return to_sync_event(
+        parse_webhook(body, IgnitionConfig()),
+        config=IgnitionConfig(),
+        received_at=datetime.now(UTC),
+        payload_sha256="0" * 64,
+        archive_key=None,
+        correlation_id="c",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "model", "record_type"),
+    [
+        ("/_emulator/invoices/inv_1", invoice_body("inv_1"), IgnitionInvoice, RecordType.INVOICE),
+        (
+            "/_emulator/payments/pypay_1",
+            payment_body(["inv_1", "inv_2"]),
+            IgnitionPayment,
+            RecordType.PAYMENT,
+        ),
+    ],
+    ids=["invoice", "payment"],
+)
+def test_given_a_new_invoice_or_payment_when_put_then_a_signed_created_webhook_carries_the_complete_record(
+    emulator: IgnitionEmulator,
+    receiver: tuple[Receiver, RunningServer],
+    path: str,
+    body: dict[str, Any],
+    model: type[IgnitionInvoice] | type[IgnitionPayment],
+    record_type: RecordType,
+) -> None:
+    status, result = put_exact(emulator, path, body)
+
+    assert status == 201 and result["delivery"]["status"] == 202
+    [received] = receiver[0].received
+    assert received.verdict == "ok"
+    event = normalise(received.body)
+    assert (event.event_type, event.record_type) == (f"{record_type.value}.created", record_type)
+    assert event.group_id == "cli_1"
+    assert event.record is not None and event.record == result[record_type.value]
+    model.model_validate(event.record)
+
+
+def test_given_an_existing_payment_when_put_again_then_payment_updated_and_no_updated_at_is_invented(
+    emulator: IgnitionEmulator, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    put_exact(emulator, "/_emulator/payments/pypay_1", payment_body(["inv_1"]))
+    emulator.clock.advance(60)
+
+    status, result = put_exact(
+        emulator, "/_emulator/payments/pypay_1", payment_body(["inv_1"], state="refunded")
+    )
+
+    assert status == 200
+    assert "updated_at" not in result["payment"]
+    event = normalise(receiver[0].received[-1].body)
+    assert event.event_type == "payment.updated"
+    assert event.record is not None and event.record["state"] == "refunded"
+
+
+def test_given_payload_ref_when_an_invoice_is_put_then_the_hint_carries_slug_and_client(
+    emulator: IgnitionEmulator, receiver: tuple[Receiver, RunningServer]
+) -> None:
+    put_exact(emulator, "/_emulator/invoices/inv_1?payload=ref", invoice_body("inv_1", client="cli_9"))
+    put_exact(emulator, "/_emulator/invoices/inv_1?payload=id", invoice_body("inv_1", client="cli_9"))
+
+    hint, bare_hint = (normalise(r.body) for r in receiver[0].received)
+    assert (hint.record, hint.group_id) == (None, "cli_9")
+    assert json.loads(receiver[0].received[0].body)["data"] == {"slug": "inv_1", "client": {"slug": "cli_9"}}
+    assert (bare_hint.record, bare_hint.group_id) == (None, "inv_1")
+
+
+def test_given_amounts_as_strings_and_numbers_when_put_then_every_output_keeps_them_exact() -> None:
+    received: list[bytes] = []
+
+    def capture(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        received.append(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+        start_response("202 Accepted", [])
+        return [b""]
+
+    emulator = IgnitionEmulator(clock=Clock(), webhook_transport=httpx.WSGITransport(app=capture))
+    emulator.set_webhook_url("http://receiver.test/webhooks/ignition")
+    body = invoice_body("inv_1", amount={"total": Decimal("33.335"), "currency": "AUD"})
+
+    put_exact(emulator, "/_emulator/invoices/inv_1", body)
+    http = emulator.app.test_client()
+    got = http.get(f"{API}/invoices/inv_1", headers=bearer(emulator)).data
+    listed = http.get(f"{API}/invoices", headers=bearer(emulator)).data
+    state = http.get("/_emulator/state").data
+
+    for raw in (received[0], got, listed, state):
+        assert b'"total": 33.335' in raw or b'"total":33.335' in raw  # the number token, unchanged
+        assert b'"1122.27"' in raw  # the string, still a string
+    webhook = normalise(received[0])
+    assert webhook.record is not None
+    invoice = IgnitionInvoice.model_validate(SyncEvent.model_validate_json(webhook.model_dump_json()).record)
+    assert invoice.amount.raw == "33.335"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/_emulator/invoices/inv_1", invoice_body("inv_1", items=[]), "not a valid invoice: items"),
+        ("/_emulator/invoices/inv_1", invoice_body("inv_1", amount={"total": "1"}), "amount.currency"),
+        ("/_emulator/invoices/inv_1", {"client": {"slug": "cli_1"}}, "not a valid invoice"),
+        ("/_emulator/payments/pypay_1", payment_body([]), "not a valid payment: invoices"),
+        ("/_emulator/payments/pypay_1", payment_body(["inv_1"], created_at="later"), "created_at is not ISO"),
+        ("/_emulator/invoices/inv_1?payload=all", invoice_body("inv_1"), "payload must be one of"),
+    ],
+)
+def test_given_a_bad_invoice_or_payment_put_when_sent_then_400_with_the_reason_and_nothing_stored(
+    bare: IgnitionEmulator, path: str, body: dict[str, Any], message: str
+) -> None:
+    response = bare.app.test_client().put(path, json=body)
+
+    assert response.status_code == 400
+    assert message in response.get_json()["message"]
+    state = bare.state_snapshot()
+    assert state["invoices"] == [] and state["payments"] == []
+
+
+def test_given_references_to_unknown_records_when_put_then_stored_and_state_lists_every_resource(
+    bare: IgnitionEmulator,
+) -> None:
+    admin = bare.app.test_client()
+    admin.put("/_emulator/clients/cli_1?deliver=false", json=client_body("cli_1"))
+    invoice = admin.put(
+        "/_emulator/invoices/inv_1?deliver=false", json=invoice_body("inv_1", client="cli_nobody")
+    )
+    payment = admin.put("/_emulator/payments/pypay_1?deliver=false", json=payment_body(["inv_1", "inv_gone"]))
+
+    assert (invoice.status_code, payment.status_code) == (201, 201)
+    state = admin.get("/_emulator/state").get_json()
+    assert [c["slug"] for c in state["clients"]] == ["cli_1"]
+    assert [(i["slug"], i["client"]["slug"]) for i in state["invoices"]] == [("inv_1", "cli_nobody")]
+    assert [[a["slug"] for a in p["invoices"]] for p in state["payments"]] == [["inv_1", "inv_gone"]]
+    assert state["deliveries"] == []
+
+
+def test_given_payments_with_and_without_updated_at_when_paged_then_ordered_by_updated_or_created_at(
+    bare: IgnitionEmulator,
+) -> None:
+    admin, headers = bare.app.test_client(), bearer(bare)
+    for slug, created, updated in [
+        ("pypay_a", "2025-03-04T00:00:00Z", None),
+        ("pypay_b", "2025-03-01T00:00:00Z", "2025-03-06T00:00:00Z"),
+        ("pypay_c", "2025-03-02T00:00:00Z", None),
+    ]:
+        extra = {"created_at": created, **({"updated_at": updated} if updated else {})}
+        admin.put(f"/_emulator/payments/{slug}?deliver=false", json=payment_body(["inv_1"], **extra))
+
+    slugs, cursor = [], None
+    while True:
+        query = {"limit": 2, "updated_from": "2025-03-02T00:00:00Z", **({"cursor": cursor} if cursor else {})}
+        page = admin.get(f"{API}/payments", query_string=query, headers=headers).get_json()
+        slugs += [p["slug"] for p in page["data"]]
+        cursor = page["meta"]["pagination"]["next_cursor"]
+        if not cursor:
+            break
+
+    assert slugs == ["pypay_c", "pypay_a", "pypay_b"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from sandbox.clock import Clock
 from sandbox.ignition_emulator import IgnitionEmulator
 from shared.config import IgnitionConfig
+from shared.ignition import exact_json
 from shared.ignition.reporting import (
     IgnitionAuthError,
     IgnitionRateLimited,
@@ -51,10 +53,15 @@ def emulator() -> IgnitionEmulator:
     return IgnitionEmulator(clock=Clock())
 
 
-def seed(emulator: IgnitionEmulator, records: list[dict[str, Any]]) -> None:
+def seed(emulator: IgnitionEmulator, records: list[dict[str, Any]], resource: str = "clients") -> None:
     admin = emulator.app.test_client()
     for record in records:
-        response = admin.put(f"/_emulator/clients/{record['slug']}?deliver=false", json=record)
+        # exact_json: a Decimal in a fixture goes out as a JSON number, as Ignition might send it.
+        response = admin.put(
+            f"/_emulator/{resource}/{record['slug']}?deliver=false",
+            data=exact_json.dumps(record),
+            content_type="application/json",
+        )
         assert response.status_code in (200, 201), response.get_json()
 
 
@@ -298,3 +305,161 @@ def test_given_the_ignition_config_when_built_from_it_then_url_and_page_limit_ar
     list(client.iter_clients())
 
     assert str(seen[0].url) == "https://ignition.example/api/reporting/clients?limit=250"
+
+
+# -- invoices and payments -----------------------------------------------------------------------
+
+
+def invoice_record(slug: str, updated_at: str = "2025-03-01T00:00:00Z", **extra: Any) -> dict[str, Any]:
+    return {
+        "slug": slug,
+        "reference_number": f"INV-{slug}",
+        "client": {"slug": "cli_1"},
+        "amount": {"total": "110.00", "currency": "AUD"},
+        "date": "2025-03-01",
+        "payment_state": "unpaid",
+        "items": [
+            {
+                "description": "Advice",
+                "quantity": "1",
+                "unit_price": {"amount": "100.00", "currency": "AUD"},
+                "tax_rate": "10",
+            }
+        ],
+        "created_at": "2025-02-01T00:00:00Z",
+        "updated_at": updated_at,
+        **extra,
+    }
+
+
+def payment_record(
+    slug: str, invoices: list[str], created_at: str = "2025-03-05T00:00:00Z", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "slug": slug,
+        "client": {"slug": "cli_1"},
+        "amount": {"amount": "110.00", "currency": "AUD"},
+        "invoices": [{"slug": inv} for inv in invoices],
+        "created_at": created_at,
+        **extra,
+    }
+
+
+def page(records: list[dict[str, Any]], cursor: str | None = None) -> httpx.Response:
+    pagination = {"has_more": cursor is not None, "next_cursor": cursor}
+    return httpx.Response(200, json={"data": records, "meta": {"pagination": pagination}})
+
+
+def test_given_five_invoices_and_page_limit_two_when_iterated_then_all_arrive_in_order_with_exact_amounts(
+    emulator: IgnitionEmulator,
+) -> None:
+    # Amounts as JSON numbers, which a float would read as 33.33499999...
+    records = [
+        invoice_record(
+            f"inv_{i}", f"2025-03-0{i}T00:00:00Z", amount={"total": Decimal("33.335"), "currency": "AUD"}
+        )
+        for i in range(5, 0, -1)
+    ]
+    seed(emulator, records, "invoices")
+    client = reporting_client(emulator, page_limit=2)
+
+    invoices = list(client.iter_invoices())
+
+    assert [i.slug for i in invoices] == [f"inv_{i}" for i in range(1, 6)]
+    assert all(i.amount.raw == Decimal("33.335") and isinstance(i.amount.raw, Decimal) for i in invoices)
+    assert emulator.state_snapshot()["requests"]["by_status"] == {"200": 3}
+
+
+def test_given_updated_from_when_invoices_are_iterated_then_only_newer_ones_are_returned(
+    emulator: IgnitionEmulator,
+) -> None:
+    seed(emulator, [invoice_record(f"inv_{i}", f"2025-03-0{i}T00:00:00Z") for i in range(1, 5)], "invoices")
+
+    slugs = [i.slug for i in reporting_client(emulator).iter_invoices(datetime(2025, 3, 3, tzinfo=UTC))]
+
+    assert slugs == ["inv_3", "inv_4"]
+
+
+def test_given_a_known_and_an_unknown_invoice_when_fetched_then_the_invoice_and_none(
+    emulator: IgnitionEmulator,
+) -> None:
+    seed(emulator, [invoice_record("inv_1", tax_inclusive=True)], "invoices")
+    client = reporting_client(emulator)
+
+    found = client.get_invoice("inv_1")
+
+    assert found is not None
+    assert (found.slug, found.client.slug, found.tax_inclusive) == ("inv_1", "cli_1", True)
+    assert found.items[0].tax_rate == Decimal("10") and found.amount.raw == "110.00"
+    assert client.get_invoice("inv_missing") is None
+
+
+def test_given_payments_without_updated_at_when_iterated_then_created_at_orders_and_filters_them(
+    emulator: IgnitionEmulator,
+) -> None:
+    seed(
+        emulator,
+        [
+            payment_record("pypay_a", ["inv_1"], "2025-03-04T00:00:00Z"),
+            payment_record("pypay_b", ["inv_2"], "2025-03-01T00:00:00Z", updated_at="2025-03-06T00:00:00Z"),
+            payment_record("pypay_c", ["inv_3"], "2025-03-02T00:00:00Z"),
+        ],
+        "payments",
+    )
+    client = reporting_client(emulator, page_limit=1)
+
+    everything = [p.slug for p in client.iter_payments()]
+    recent = [p.slug for p in client.iter_payments(datetime(2025, 3, 3, tzinfo=UTC))]
+
+    assert everything == ["pypay_c", "pypay_a", "pypay_b"]
+    assert recent == ["pypay_a", "pypay_b"]
+    fetched = client.get_payment("pypay_a")
+    assert fetched is not None and fetched.updated_at is None and fetched.invoices[0].slug == "inv_1"
+    assert client.get_payment("pypay_missing") is None
+
+
+def test_given_one_payment_on_several_pages_when_iterated_then_it_is_yielded_once_with_every_invoice() -> (
+    None
+):
+    client, seen = fake_client(
+        [
+            page([payment_record("pypay_1", ["inv_1"]), payment_record("pypay_2", ["inv_9"])], "c1"),
+            page([payment_record("pypay_1", ["inv_2", "inv_1"])], "c2"),
+            page([payment_record("pypay_1", ["inv_1"]), payment_record("pypay_3", ["inv_3"])]),
+        ]
+    )
+
+    payments = list(client.iter_payments())
+
+    assert [p.slug for p in payments] == ["pypay_1", "pypay_2", "pypay_3"]
+    assert [a.slug for a in payments[0].invoices] == ["inv_1", "inv_2"]
+    assert len(seen) == 3
+
+
+def test_given_a_payment_changed_between_pages_when_iterated_then_only_the_newest_copy_is_yielded() -> None:
+    old = payment_record("pypay_1", ["inv_1"], state="succeeded")
+    new = payment_record("pypay_1", ["inv_1"], state="refunded", updated_at="2025-03-09T00:00:00Z")
+    client, _ = fake_client([page([old], "c1"), page([new], "c2"), page([old])])
+
+    [payment] = list(client.iter_payments())
+
+    assert payment.state == "refunded"
+
+
+def test_given_a_number_amount_in_a_response_when_fetched_then_it_is_a_decimal_not_a_float() -> None:
+    body = b'{"slug":"pypay_1","client":{"slug":"cli_1"},"amount":{"amount":0.1,"currency":"AUD"},'
+    body += b'"invoices":[{"slug":"inv_1","amount":{"amount":0.1,"currency":"AUD"}}],'
+    body += b'"created_at":"2025-03-01T00:00:00Z"}'
+    client, _ = fake_client([httpx.Response(200, content=body)])
+
+    payment = client.get_payment("pypay_1")
+
+    assert payment is not None
+    assert payment.amount.raw == Decimal("0.1") and isinstance(payment.amount.raw, Decimal)
+
+
+def test_given_a_non_finite_number_in_a_response_when_fetched_then_response_error() -> None:
+    client, _ = fake_client([httpx.Response(200, content=b'{"slug":"inv_1","amount":{"total":NaN}}')])
+
+    with pytest.raises(IgnitionResponseError, match="non-JSON"):
+        client.get_invoice("inv_1")

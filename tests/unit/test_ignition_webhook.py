@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.config import IgnitionConfig, RecordType, WebhookVerification
+from shared.ignition import exact_json
 from shared.ignition.webhook import (
     IgnitionEnvelope,
     WebhookAuthError,
@@ -22,6 +24,9 @@ from shared.ignition.webhook import (
     to_sync_event,
     verify_webhook,
 )
+from shared.models.events import SyncEvent
+from shared.models.ignition import IgnitionInvoice, IgnitionPayment
+from shared.money import parse_amount
 
 SECRET = "whsec-test-0123456789"
 NOW = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -387,7 +392,7 @@ def test_given_invoice_or_payment_events_when_normalised_then_grouped_by_client_
     assert event.record_type is record_type
     assert event.record_id == data["slug"]
     assert event.group_id == group
-    assert event.record is None  # no invoice/payment model yet: the sync reads the API
+    assert event.record is None  # partial payloads are hints: the sync reads the API
 
 
 def test_given_custom_event_prefixes_when_normalised_then_the_configuration_decides_the_type() -> None:
@@ -397,3 +402,163 @@ def test_given_custom_event_prefixes_when_normalised_then_the_configuration_deci
 
     assert event.record_type is RecordType.CLIENT
     assert event.group_id == "cli_5"
+
+
+# -- invoices and payments --------------------------------------------------------------------
+
+
+def invoice_record(**overrides: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "slug": "inv_7",
+        "reference_number": "INV-0007",
+        "state": "awaiting_payment",
+        "client": {"slug": "cli_42"},
+        "amount": {"total": "1234.50", "currency": "AUD"},
+        "date": "2025-03-01",
+        "due_date": "2025-03-15",
+        "reference": "Proposal PR-12",
+        "payment_state": "unpaid",
+        "items": [
+            {
+                "description": "Monthly bookkeeping",
+                "quantity": "1",
+                "unit_price": {"amount": "1122.27", "currency": "AUD"},
+                "tax_rate": "10",
+                "service": {"slug": "svc_1", "name": "Bookkeeping"},
+            }
+        ],
+        "created_at": "2025-03-01T08:00:00Z",
+        "updated_at": "2025-03-01T09:00:00Z",
+    }
+    return {**record, **overrides}
+
+
+def payment_record(**overrides: Any) -> dict[str, Any]:
+    # No updated_at: Ignition's payments may carry only created_at.
+    record: dict[str, Any] = {
+        "slug": "pypay_3",
+        "state": "succeeded",
+        "client": {"slug": "cli_9"},
+        "amount": {"amount": "1234.50", "currency": "AUD"},
+        "invoices": [{"slug": "inv_7", "amount": {"amount": "1234.50", "currency": "AUD"}}],
+        "paid_on": "2025-03-05",
+        "created_at": "2025-03-05T01:00:00Z",
+    }
+    return {**record, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "record_type", "group"),
+    [
+        ("invoice.created", invoice_record(), RecordType.INVOICE, "cli_42"),
+        ("invoice.updated", invoice_record(tax_inclusive=True, due_date=None), RecordType.INVOICE, "cli_42"),
+        ("payment.created", payment_record(), RecordType.PAYMENT, "cli_9"),
+        ("payment.updated", payment_record(updated_at="2025-03-06T00:00:00Z"), RecordType.PAYMENT, "cli_9"),
+    ],
+    ids=["invoice", "invoice-tax-inclusive", "payment-without-updated-at", "payment"],
+)
+def test_given_a_complete_invoice_or_payment_when_normalised_then_the_payload_is_the_record(
+    event_type: str, data: dict[str, Any], record_type: RecordType, group: str
+) -> None:
+    event = sync_event_for(envelope_body(type=event_type, data=data))
+
+    assert event.record_type is record_type
+    assert event.record_id == data["slug"]
+    assert event.group_id == group
+    assert event.record == data  # as received: no defaults invented (tax_inclusive, state, ...)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data"),
+    [
+        ("invoice.updated", {k: v for k, v in invoice_record().items() if k != "items"}),
+        ("invoice.updated", invoice_record(items=[])),
+        ("invoice.updated", invoice_record(amount={"total": "10.00"})),
+        ("invoice.updated", invoice_record(payment_state="overdue")),
+        ("payment.created", payment_record(invoices=[])),
+        ("payment.created", {k: v for k, v in payment_record().items() if k != "amount"}),
+    ],
+    ids=["no-items", "empty-items", "no-currency", "unknown-payment-state", "no-invoices", "no-amount"],
+)
+def test_given_an_incomplete_invoice_or_payment_when_normalised_then_it_is_a_hint_grouped_by_client(
+    event_type: str, data: dict[str, Any]
+) -> None:
+    event = sync_event_for(envelope_body(type=event_type, data=data))
+
+    assert event.record is None
+    assert event.group_id == data["client"]["slug"]
+
+
+def test_given_json_number_amounts_when_parsed_then_they_are_decimals_not_floats() -> None:
+    body = envelope_body(type="invoice.updated", data=invoice_record()).replace(
+        b'"total": "1234.50"', b'"total": 33.335'
+    )
+
+    envelope = parse_webhook(body, IgnitionConfig())
+
+    total = envelope.data["amount"]["total"]
+    assert isinstance(total, Decimal) and str(total) == "33.335"
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_given_a_non_finite_number_when_parsed_then_the_body_is_refused_as_not_json(token: bytes) -> None:
+    body = envelope_body(type="invoice.updated", data=invoice_record()).replace(b'"1234.50"', token)
+
+    with pytest.raises(WebhookPayloadError, match="not JSON"):
+        parse_webhook(body, IgnitionConfig())
+
+
+def test_given_number_amounts_when_the_event_crosses_the_queue_then_the_invoice_keeps_them_exact() -> None:
+    # Amounts as JSON numbers, the reading that would lose precision through a float.
+    body = (
+        envelope_body(type="invoice.updated", data=invoice_record())
+        .replace(b'"total": "1234.50"', b'"total": 33.335')
+        .replace(b'"amount": "1122.27"', b'"amount": 30.3045')
+        .replace(b'"quantity": "1"', b'"quantity": 1.1')
+    )
+    event = sync_event_for(body)
+
+    queued = SyncEvent.model_validate_json(event.model_dump_json())  # what SQS carries
+    assert queued.record is not None
+    invoice = IgnitionInvoice.model_validate(queued.record)
+
+    assert invoice.amount.raw == "33.335"  # a string on the queue, never 33.334999...
+    assert parse_amount(invoice.amount.raw, "major") == Decimal("33.335")
+    assert parse_amount(invoice.items[0].unit_price.raw, "major") == Decimal("30.3045")
+    assert invoice.items[0].quantity == Decimal("1.1")
+    assert invoice.items[0].tax_rate == Decimal("10")
+
+
+def test_given_integer_cent_amounts_when_the_event_crosses_the_queue_then_both_unit_readings_hold() -> None:
+    body = envelope_body(type="payment.created", data=payment_record()).replace(
+        b'"amount": {"amount": "1234.50"', b'"amount": {"amount": 123450'
+    )
+    event = sync_event_for(body)
+
+    queued = SyncEvent.model_validate_json(event.model_dump_json())
+    assert queued.record is not None
+    payment = IgnitionPayment.model_validate(queued.record)
+
+    assert payment.amount.raw == 123450
+    assert parse_amount(payment.amount.raw, "cents") == Decimal("1234.50")
+    assert parse_amount(payment.amount.raw, "major") == Decimal("123450")
+    assert payment.version_at == datetime(2025, 3, 5, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("token", ["33.335", "0.1", "1234.50", "-0.00", "1E+2", "2.5e-3", "12", "123450"])
+def test_given_a_json_number_when_read_and_written_exactly_then_its_value_and_digits_survive(
+    token: str,
+) -> None:
+    value = exact_json.loads(f'{{"total": {token}, "items": [{token}]}}')
+
+    written = exact_json.dumps(value, compact=True)
+
+    assert not isinstance(value["total"], float)
+    assert exact_json.loads(written) == value
+    # The decimal's own digits (trailing zeros and all), never a float's repr.
+    assert written == f'{{"total":{Decimal(token)},"items":[{Decimal(token)}]}}'
+
+
+def test_given_a_non_finite_decimal_when_written_then_value_error() -> None:
+    with pytest.raises(ValueError, match="cannot be written"):
+        exact_json.dumps({"total": Decimal("NaN")})
