@@ -51,7 +51,7 @@ class IgnitionClientsPort(Protocol):
 
 
 @dataclass
-class _Match:
+class ContactMatch:
     contact: Contact | None
     method: str
     name_taken_by_other: bool
@@ -68,6 +68,74 @@ def _is_guid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def choose_contact(
+    client: IgnitionClient,
+    candidates: Sequence[Contact],
+    *,
+    rules: ContactRules,
+    slug_prefix: str,
+    owner_of: Callable[[str], str | None],
+) -> ContactMatch:
+    """The matching rules, without I/O: which of ``candidates`` (Xero contacts that share the
+    client's ContactNumber, xero_contact_id, email or name) is this client's contact, if any.
+    Used per event by the sync and in bulk by backfill and reconciliation."""
+    decisions: list[str] = []
+
+    def owned_by_other(contact: Contact) -> bool:
+        number = contact.ContactNumber or ""
+        if number.startswith(slug_prefix) and number != client.slug:
+            return True
+        owner = owner_of(contact.ContactID or "")
+        return owner is not None and owner != client.slug
+
+    def active(contact: Contact) -> bool:
+        return contact.ContactStatus in (None, "ACTIVE")
+
+    name_taken = any(_same(c.Name, client.name) and active(c) and owned_by_other(c) for c in candidates)
+
+    by_number = [c for c in candidates if c.ContactNumber == client.slug]
+    if by_number:
+        return ContactMatch(by_number[0], "contact_number", name_taken, decisions)
+    if client.xero_contact_id:
+        by_id = [
+            c
+            for c in candidates
+            if c.ContactID == client.xero_contact_id.lower() or c.ContactID == client.xero_contact_id
+        ]
+        if by_id and not owned_by_other(by_id[0]):
+            return ContactMatch(by_id[0], "xero_contact_id", name_taken, decisions)
+        if by_id:
+            decisions.append(f"Ignition's xero_contact_id {client.xero_contact_id} belongs to another client")
+    if client.email and rules.match_by_email:
+        by_email = [c for c in candidates if _same(c.EmailAddress, client.email)]
+        usable = [c for c in by_email if active(c) and not owned_by_other(c)]
+        if len(by_email) > len(usable):
+            decisions.append(
+                f"{len(by_email) - len(usable)} contact(s) with this email are archived "
+                "or belong to another client; not matched"
+            )
+        if len(usable) > 1:
+            same_name = [c for c in usable if _same(c.Name, client.name)]
+            if len(same_name) != 1:
+                raise PermanentSyncError(
+                    f"{len(usable)} active Xero contacts share the email {client.email!r} "
+                    f"({', '.join(str(c.ContactID) for c in usable)}) and none is uniquely named "
+                    f"{client.name!r}: merge or archive the duplicates in Xero, then replay",
+                    category="ambiguous_match",
+                )
+            decisions.append("several contacts share the email; chose the one with the same name")
+            usable = same_name
+        if usable:
+            return ContactMatch(usable[0], "email", name_taken, decisions)
+    if rules.match_by_name:
+        by_name = [
+            c for c in candidates if _same(c.Name, client.name) and active(c) and not owned_by_other(c)
+        ]
+        if by_name:
+            return ContactMatch(by_name[0], "name", name_taken, decisions)
+    return ContactMatch(None, "created", name_taken, decisions)
 
 
 class ContactSync:
@@ -143,7 +211,7 @@ class ContactSync:
 
     def _apply(self, client: IgnitionClient, mapping: RecordMapping | None, event: SyncEvent) -> SyncOutcome:
         if mapping is not None:
-            match = _Match(contact=None, method="mapping", name_taken_by_other=False, decisions=[])
+            match = ContactMatch(contact=None, method="mapping", name_taken_by_other=False, decisions=[])
             contact_id: str | None = mapping.xero_id
             contact_number = client.slug
         else:
@@ -196,7 +264,7 @@ class ContactSync:
                 )
         return self._ignition.get_client(event.record_id)
 
-    def _match(self, client: IgnitionClient) -> _Match:
+    def _match(self, client: IgnitionClient) -> ContactMatch:
         """Find the Xero contact for a client that has no mapping yet, in one Xero call."""
         decisions: list[str] = []
         clauses = [where_eq("ContactNumber", client.slug), where_eq("Name", client.name)]
@@ -208,62 +276,15 @@ class ContactSync:
             else:
                 decisions.append(f"ignored xero_contact_id {client.xero_contact_id!r}: not a Xero ContactID")
         candidates = self._xero.find_contacts(where_any(*clauses), include_archived=True)
-
-        def owned_by_other(contact: Contact) -> bool:
-            number = contact.ContactNumber or ""
-            if number.startswith(self._ignition_config.client_slug_prefix) and number != client.slug:
-                return True
-            owner = self._store.owner_of(RecordType.CLIENT, contact.ContactID or "")
-            return owner is not None and owner != client.slug
-
-        def active(contact: Contact) -> bool:
-            return contact.ContactStatus in (None, "ACTIVE")
-
-        name_taken = any(_same(c.Name, client.name) and active(c) and owned_by_other(c) for c in candidates)
-
-        by_number = [c for c in candidates if c.ContactNumber == client.slug]
-        if by_number:
-            return _Match(by_number[0], "contact_number", name_taken, decisions)
-        if client.xero_contact_id:
-            by_id = [
-                c
-                for c in candidates
-                if c.ContactID == client.xero_contact_id.lower() or c.ContactID == client.xero_contact_id
-            ]
-            if by_id and not owned_by_other(by_id[0]):
-                return _Match(by_id[0], "xero_contact_id", name_taken, decisions)
-            if by_id:
-                decisions.append(
-                    f"Ignition's xero_contact_id {client.xero_contact_id} belongs to another client"
-                )
-        if client.email and self._rules.match_by_email:
-            by_email = [c for c in candidates if _same(c.EmailAddress, client.email)]
-            usable = [c for c in by_email if active(c) and not owned_by_other(c)]
-            if len(by_email) > len(usable):
-                decisions.append(
-                    f"{len(by_email) - len(usable)} contact(s) with this email are archived "
-                    "or belong to another client; not matched"
-                )
-            if len(usable) > 1:
-                same_name = [c for c in usable if _same(c.Name, client.name)]
-                if len(same_name) != 1:
-                    raise PermanentSyncError(
-                        f"{len(usable)} active Xero contacts share the email {client.email!r} "
-                        f"({', '.join(str(c.ContactID) for c in usable)}) and none is uniquely named "
-                        f"{client.name!r}: merge or archive the duplicates in Xero, then replay",
-                        category="ambiguous_match",
-                    )
-                decisions.append("several contacts share the email; chose the one with the same name")
-                usable = same_name
-            if usable:
-                return _Match(usable[0], "email", name_taken, decisions)
-        if self._rules.match_by_name:
-            by_name = [
-                c for c in candidates if _same(c.Name, client.name) and active(c) and not owned_by_other(c)
-            ]
-            if by_name:
-                return _Match(by_name[0], "name", name_taken, decisions)
-        return _Match(None, "created", name_taken, decisions)
+        match = choose_contact(
+            client,
+            candidates,
+            rules=self._rules,
+            slug_prefix=self._ignition_config.client_slug_prefix,
+            owner_of=lambda contact_id: self._store.owner_of(RecordType.CLIENT, contact_id),
+        )
+        match.decisions[:0] = decisions
+        return match
 
     def _contact_number_for(
         self, client: IgnitionClient, matched: Contact | None, decisions: list[str]
@@ -287,7 +308,7 @@ class ContactSync:
         contact_id: str | None,
         name: str,
         contact_number: str,
-        match: _Match,
+        match: ContactMatch,
     ) -> Contact:
         for attempt in range(2):
             contact, notes = client_to_contact(client, self._rules, name=name, contact_number=contact_number)

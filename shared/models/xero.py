@@ -276,7 +276,7 @@ class Payment(XeroModel):
 
 
 class HistoryRecord(XeroModel):
-    Details: str = Field(max_length=2500)
+    Details: str  # the client truncates what it sends to Xero's 2,500; what Xero returns is kept whole
     DateUTC: datetime | None = None
     User: str | None = None
     Changes: str | None = None
