@@ -59,6 +59,7 @@ class Sandbox:
         self.poller: SqsEventSource | None = None
         self.ingest: ModuleType | None = None
         self.sync: ModuleType | None = None
+        self.function_environment: dict[str, str] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -77,7 +78,8 @@ class Sandbox:
             max_receive_count=self.options.max_receive_count,
             secrets=self._secrets(),
         )
-        os.environ.update(self._function_environment(xero_server.url, ignition_server.url))
+        self.function_environment = self._function_environment(xero_server.url, ignition_server.url)
+        os.environ.update(self.function_environment)
         self.ingest = self._load("functions.ingest.handler")
         self.sync = self._load("functions.sync.handler")
 
@@ -124,7 +126,7 @@ class Sandbox:
     def ignition_url(self) -> str:
         return self._servers[1].url
 
-    def info(self) -> dict[str, str]:
+    def info(self) -> dict[str, Any]:
         return {
             "webhook_url": f"{self.api_url}/webhooks/ignition",
             "webhook_secret": WEBHOOK_SECRET,
@@ -132,6 +134,9 @@ class Sandbox:
             "xero_url": self.xero_url,
             "ignition_url": self.ignition_url,
             "aws_endpoint_url": self.moto.url,
+            # What a function sees (resource names, secret ids, INTEGRATION_CONFIG): lets the CLI and
+            # tests in another process act on this sandbox exactly as the functions do.
+            "environment": self.function_environment,
         }
 
     def set_xero_limits(self, **limits: int) -> None:
