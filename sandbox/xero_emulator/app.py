@@ -24,10 +24,15 @@ from flask import Flask, Request, Response, request
 from sandbox.clock import Clock
 
 from . import responses
+from .common import UUID_RE, Stamper
 from .contacts import ContactsResource
+from .history import HistoryLog
+from .invoices import InvoicesResource
 from .limits import RateLimiter
 from .oauth import DEFAULT_SCOPE, OAuthError, TokenService
+from .payments import PaymentsResource
 from .routing import Route, find_route
+from .settings import SettingsResource
 from .store import IDEMPOTENCY_KEY_MAX, FailNext, Fault, IdempotencyCache, ResourceStore
 
 logger = logging.getLogger("sandbox.xero_emulator")
@@ -49,6 +54,7 @@ class XeroEmulator:
         tenant_id: str = DEFAULT_TENANT_ID,
         tenant_name: str = "Sandbox Accounting Firm Pty Ltd",
         redirect_uris: Collection[str] | None = None,
+        app_name: str = "Ignition Xero Sync",
     ) -> None:
         self.clock = clock or Clock()
         self.tenant_id = tenant_id
@@ -64,10 +70,47 @@ class XeroEmulator:
         self._requests_total = 0
         self._by_status: Counter[str] = Counter()
         self._by_endpoint: Counter[str] = Counter()
-        # One store per resource; Invoices, Payments, TaxRates, ... are added the same way.
-        self._stores: dict[str, ResourceStore] = {"Contacts": ResourceStore("Contacts", "ContactID")}
+        # One store per resource, each listed in /_emulator/state under its own name.
+        id_fields = {
+            "Contacts": "ContactID",
+            "Invoices": "InvoiceID",
+            "Payments": "PaymentID",
+            "ContactGroups": "ContactGroupID",
+            "TaxRates": "TaxType",
+            "Accounts": "AccountID",
+            "TrackingCategories": "TrackingCategoryID",
+            "BrandingThemes": "BrandingThemeID",
+        }
+        self._stores: dict[str, ResourceStore] = {
+            name: ResourceStore(name, f) for name, f in id_fields.items()
+        }
         self.contacts = ContactsResource(self._stores["Contacts"], self.clock.now)
-        self._routes: list[Route] = [*self.contacts.routes()]
+        stamp = Stamper(self.clock.now)
+        self.history = HistoryLog(stamp, self.clock.now, app_name)
+        self.settings = SettingsResource(self._stores, self._stores["Contacts"], stamp, self.clock.now)
+        self.invoices = InvoicesResource(
+            self._stores["Invoices"],
+            self._stores["Contacts"],
+            self.settings,
+            self.history,
+            stamp,
+            self.clock.now,
+            lambda item: self.contacts.seed([item])[0],
+        )
+        self.payments = PaymentsResource(
+            self._stores["Payments"], self.invoices, self.settings, self.history, stamp, self.clock.now
+        )
+        contact_scopes = (
+            frozenset({"accounting.contacts", "accounting.contacts.read"}),
+            frozenset({"accounting.contacts"}),
+        )
+        self._routes: list[Route] = [
+            *self.history.routes("Contacts", "ContactID", self._contact_by_key, contact_scopes),
+            *self.contacts.routes(),
+            *self.invoices.routes(),
+            *self.payments.routes(),
+            *self.settings.routes(),
+        ]
         self.app = self._build_app()
 
     # -- public interface ----------------------------------------------------------------
@@ -77,9 +120,19 @@ class XeroEmulator:
             scopes = frozenset(DEFAULT_SCOPE.split())
             return self._tokens.issue(self.clock.time(), scopes, str(uuid.uuid4()), public_client=False)
 
+    def _contact_by_key(self, key: str) -> dict[str, Any] | None:
+        store = self._stores["Contacts"]
+        if UUID_RE.match(key):
+            return store.get(key)
+        wanted = key.strip().casefold()
+        return next(
+            (c for c in store if str(c.get("ContactNumber") or "").strip().casefold() == wanted), None
+        )
+
     def state_snapshot(self) -> dict[str, Any]:
         with self._lock:
             state: dict[str, Any] = {name: store.snapshot() for name, store in self._stores.items()}
+            state["History"] = self.history.snapshot()
             state["requests"] = {
                 "total": self._requests_total,
                 "by_status": dict(self._by_status),
@@ -124,6 +177,15 @@ class XeroEmulator:
         app.add_url_rule("/_emulator/limits", "admin_limits", self._admin_limits, methods=["POST"])
         app.add_url_rule("/_emulator/fail-next", "admin_fail_next", self._admin_fail_next, methods=["POST"])
         app.add_url_rule("/_emulator/contacts", "admin_contacts", self._admin_contacts, methods=["POST"])
+        app.add_url_rule("/_emulator/invoices", "admin_invoices", self._admin_invoices, methods=["POST"])
+        for path, kind in (
+            ("accounts", "Accounts"),
+            ("tax-rates", "TaxRates"),
+            ("tracking-categories", "TrackingCategories"),
+        ):
+            app.add_url_rule(
+                f"/_emulator/{path}", f"admin_{kind}", self._admin_settings(kind), methods=["POST"]
+            )
         return app
 
     def _counted(self, view: Any, label: str) -> Any:
@@ -341,6 +403,9 @@ class XeroEmulator:
         with self._lock:
             for store in self._stores.values():
                 store.clear()
+            self.history.clear()
+            # Reference data is the organisation's setup, not test state: back to the defaults.
+            self.settings.seed_defaults()
             self._requests_total = 0
             self._by_status.clear()
             self._by_endpoint.clear()
@@ -399,6 +464,33 @@ class XeroEmulator:
         with self._lock:
             seeded = self.contacts.seed(items)
         return responses.json_response({"Contacts": seeded})
+
+    def _admin_invoices(self) -> Response:
+        body = _json_object(request)
+        items = body.get("Invoices")
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            return responses.json_response({"error": 'expected {"Invoices": [ {...}, ... ]}'}, 400)
+        with self._lock:
+            try:
+                seeded = self.invoices.seed(items)
+            except (KeyError, ValueError) as error:
+                return responses.json_response({"error": f"bad invoice seed: {error}"}, 400)
+        return responses.json_response({"Invoices": seeded})
+
+    def _admin_settings(self, kind: str) -> Any:
+        def view() -> Response:
+            body = _json_object(request)
+            items = body.get(kind)
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                return responses.json_response({"error": f'expected {{"{kind}": [ {{...}}, ... ]}}'}, 400)
+            with self._lock:
+                try:
+                    added = self.settings.admin_add(kind, items)
+                except (KeyError, ValueError) as error:
+                    return responses.json_response({"error": f"bad {kind} item: {error}"}, 400)
+            return responses.json_response({kind: added})
+
+        return view
 
 
 def _json_object(req: Request) -> dict[str, Any]:

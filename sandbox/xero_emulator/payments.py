@@ -1,0 +1,333 @@
+"""``/api.xro/2.0/Payments``: apply a payment to an AUTHORISED invoice, list, delete.
+
+A payment keeps the invoice's AmountPaid/AmountDue/Payments[] current and moves it to PAID when
+nothing is left due (back to AUTHORISED when a payment is deleted). Confirmed wording: "Payments
+can only be made against Authorised documents." and "Payment amount exceeds the amount
+outstanding on this document." (both quoted in integrators' Xero error lists; Xero answers both
+for a fully paid invoice), "Account could not be found." (same source). Others are guesses.
+The caller (the emulator) holds its lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Request, Response
+
+from shared.models.xero import format_xero_datetime
+from shared.money import round_money
+
+from . import responses
+from .common import (
+    UUID_RE,
+    BodyError,
+    Stamper,
+    decimal_of,
+    error_element,
+    filter_where,
+    id_list,
+    money,
+    order_records,
+    paginate,
+    parse_date,
+    read_elements,
+    render_date,
+    summarize_errors,
+    updated,
+)
+from .contacts import parse_if_modified_since
+from .history import HistoryLog
+from .invoices import InvoicesResource
+from .routing import Route
+from .settings import SettingsResource
+from .store import ResourceStore
+from .where import WhereParseError
+
+logger = logging.getLogger("sandbox.xero_emulator.payments")
+
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+WRITE_SCOPES = frozenset({"accounting.transactions", "accounting.payments"})
+READ_SCOPES = WRITE_SCOPES | {"accounting.transactions.read", "accounting.payments.read"}
+PAYMENT_FIELDS = (
+    "PaymentID",
+    "Date",
+    "Amount",
+    "BankAmount",
+    "CurrencyRate",
+    "Reference",
+    "Status",
+    "PaymentType",
+    "IsReconciled",
+    "UpdatedDateUTC",
+)
+NESTED_WHERE = {"Invoice": ("InvoiceID", "InvoiceNumber"), "Account": ("AccountID", "Code")}
+MSG_NOT_AUTHORISED = "Payments can only be made against Authorised documents."
+MSG_OVER_DUE = "Payment amount exceeds the amount outstanding on this document."
+MSG_NO_ACCOUNT = "Account could not be found."
+
+
+class PaymentsResource:
+    def __init__(
+        self,
+        store: ResourceStore,
+        invoices: InvoicesResource,
+        settings: SettingsResource,
+        history: HistoryLog,
+        stamp: Stamper,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self._invoices = invoices
+        self._settings = settings
+        self._history = history
+        self._stamp = stamp
+        self._now = now
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", r"Payments", self.list_payments, "GET /Payments", READ_SCOPES),
+            Route("PUT", r"Payments", self.put_payments, "PUT /Payments", WRITE_SCOPES),
+            Route("POST", r"Payments", self.put_payments, "POST /Payments", WRITE_SCOPES),
+            Route("GET", r"Payments/(?P<key>[^/]+)", self.get_payment, "GET /Payments/{id}", READ_SCOPES),
+            Route("POST", r"Payments/(?P<key>[^/]+)", self.post_payment, "POST /Payments/{id}", WRITE_SCOPES),
+            *self._history.routes("Payments", "PaymentID", self.lookup, (READ_SCOPES, WRITE_SCOPES)),
+        ]
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        return self.store.get(key) if UUID_RE.match(key) else None
+
+    # -- reads ---------------------------------------------------------------------------
+    def list_payments(self, request: Request, _params: dict[str, str]) -> Response:
+        args = request.args
+        records = list(self.store)
+        wanted = id_list(args.get("IDs"))
+        if wanted:
+            records = [r for r in records if str(r["PaymentID"]).lower() in wanted]
+        since = parse_if_modified_since(request.headers.get("If-Modified-Since"))
+        if since is not None:
+            records = [r for r in records if updated(r) > since]
+        try:
+            records = filter_where(records, args.get("where"), PAYMENT_FIELDS, _where_view, NESTED_WHERE)
+            records = order_records(records, args.get("order"), PAYMENT_FIELDS, "PaymentID")
+        except WhereParseError as error:
+            return responses.query_parse_error(str(error))
+        records, extra = paginate(records, args)
+        items = [self.render(r) for r in records]
+        return responses.json_response(responses.envelope("Payments", items, self._now(), **extra))
+
+    def get_payment(self, _request: Request, params: dict[str, str]) -> Response:
+        record = self.lookup(params["key"])
+        if record is None:
+            return responses.not_found()
+        return responses.json_response(responses.envelope("Payments", [self.render(record)], self._now()))
+
+    # -- writes --------------------------------------------------------------------------
+    def put_payments(self, request: Request, _params: dict[str, str]) -> Response:
+        try:
+            elements = read_elements(request, "Payments")
+        except BodyError as error:
+            return responses.post_data_invalid(str(error))
+        summarize = summarize_errors(request)
+        saved: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for element in elements:
+            record, errors = self._create(element)
+            if errors:
+                shown = error_element(element, errors, "HasValidationErrors")
+                shown["PaymentID"] = ZERO_UUID
+                if not summarize:
+                    shown["StatusAttributeString"] = "ERROR"
+                failed.append(shown)
+                saved.append(shown)
+            else:
+                rendered = self.render(record)
+                if not summarize:
+                    rendered["StatusAttributeString"] = "OK"
+                saved.append(rendered)
+        logger.info("payments written", extra={"elements": len(elements), "failed": len(failed)})
+        if failed and summarize:
+            return responses.validation_exception(failed)
+        return responses.json_response(responses.envelope("Payments", saved, self._now()))
+
+    def _create(self, element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        errors: list[str] = []
+        invoice = self._invoice(element, errors)
+        account = self._account(element, errors)
+        try:
+            amount = round_money(decimal_of(element.get("Amount")))
+        except ValueError:
+            errors.append("The payment amount must be specified.")  # guessed wording
+            amount = Decimal(0)
+        if amount <= 0 and "Amount" in element:
+            errors.append("The payment amount must be greater than zero.")  # guessed wording
+        try:
+            paid_on = parse_date(element.get("Date"))
+        except ValueError:
+            errors.append("The payment date must be specified.")  # guessed wording
+            paid_on = None
+        if invoice is not None:
+            status = invoice["Status"]
+            due = Decimal(str(invoice.get("AmountDue", 0)))
+            if status == "PAID":
+                errors += [MSG_NOT_AUTHORISED, MSG_OVER_DUE]
+            elif status != "AUTHORISED":
+                errors.append(MSG_NOT_AUTHORISED)
+            elif amount > due:
+                errors.append(MSG_OVER_DUE)
+        rate = Decimal(1)
+        if element.get("CurrencyRate") is not None:
+            try:
+                rate = decimal_of(element["CurrencyRate"])
+            except ValueError:
+                errors.append("The currency rate must be a positive number.")  # guessed wording
+        elif invoice is not None:
+            rate = decimal_of(invoice.get("CurrencyRate", 1))
+        if rate <= 0:
+            errors.append("The currency rate must be a positive number.")  # guessed wording
+        if errors or invoice is None or account is None or paid_on is None:
+            return {}, list(dict.fromkeys(errors))
+
+        payment_id = str(uuid.uuid4())
+        record = {
+            "PaymentID": payment_id,
+            "Date": render_date(paid_on),
+            "Amount": money(amount),
+            # The bank account is in the base currency: Xero's rate is foreign units per 1 AUD.
+            "BankAmount": money(round_money(amount / rate)),
+            "CurrencyRate": float(rate),
+            "Reference": str(element.get("Reference") or ""),
+            "IsReconciled": False,
+            "Status": "AUTHORISED",
+            "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC" else "ACCPAYPAYMENT",
+            "HasAccount": True,
+            "HasValidationErrors": False,
+            "Account": {"AccountID": account["AccountID"], "Code": account["Code"]},
+            "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice.get("InvoiceNumber")},
+        }
+        self._stamp_record(record)
+        self.store.put(record)
+        invoice.setdefault("Payments", []).append(_summary(record))
+        self._invoices.settle(invoice, paid_on)
+        invoice["UpdatedDateUTC"] = format_xero_datetime(self._stamp())
+        name = self._invoices.render(invoice, lines=False).get("Contact", {}).get("Name", "")
+        changes = "Paid" if invoice["Status"] == "PAID" else "Payment Received"
+        self._history.add(
+            str(invoice["InvoiceID"]),
+            changes,
+            f"Payment received from {name} on {paid_on:%d %B %Y} for {amount:.2f}.",
+        )
+        self._history.add(payment_id, "Created", f"Payment of {amount:.2f} applied.")
+        return record, []
+
+    def _invoice(self, element: dict[str, Any], errors: list[str]) -> dict[str, Any] | None:
+        ref = element.get("Invoice") if isinstance(element.get("Invoice"), dict) else {}
+        assert isinstance(ref, dict)
+        key = ref.get("InvoiceID") or ref.get("InvoiceNumber") or element.get("InvoiceNumber")
+        invoice = self._invoices.lookup(str(key)) if key else None
+        if invoice is None:
+            errors.append("Invoice could not be found.")  # guessed wording
+        return invoice
+
+    def _account(self, element: dict[str, Any], errors: list[str]) -> dict[str, Any] | None:
+        ref = element.get("Account") if isinstance(element.get("Account"), dict) else {}
+        assert isinstance(ref, dict)
+        if not ref and element.get("Code"):
+            ref = {"Code": element["Code"]}
+        account = self._settings.account(ref)
+        if account is None or account.get("Status") != "ACTIVE":
+            errors.append(MSG_NO_ACCOUNT)
+            return None
+        if account.get("Type") != "BANK" and not account.get("EnablePaymentsToAccount"):
+            # Guessed wording: Xero takes payments into bank accounts or accounts with
+            # "Enable payments to this account" set.
+            errors.append(f"Payments cannot be made to account code '{account['Code']}'.")
+            return None
+        return account
+
+    def post_payment(self, request: Request, params: dict[str, str]) -> Response:
+        record = self.lookup(params["key"])
+        if record is None:
+            return responses.not_found()
+        try:
+            elements = read_elements(request, "Payments")
+        except BodyError as error:
+            return responses.post_data_invalid(str(error))
+        element = elements[0] if elements else {}
+        errors = []
+        if element.get("Status") != "DELETED":
+            errors.append("Only the Status of a payment can be updated, to DELETED.")  # guessed wording
+        elif record["Status"] == "DELETED":
+            errors.append("This payment has already been deleted.")  # guessed wording
+        if errors:
+            shown = error_element(element, errors, "HasValidationErrors")
+            shown["PaymentID"] = record["PaymentID"]
+            return responses.validation_exception([shown])
+        record["Status"] = "DELETED"
+        self._stamp_record(record)
+        invoice = self._invoices.store.get(str(record["Invoice"]["InvoiceID"]))
+        if invoice is not None:
+            invoice["Payments"] = [
+                p for p in invoice.get("Payments", []) if p["PaymentID"] != record["PaymentID"]
+            ]
+            self._invoices.settle(invoice)
+            invoice["UpdatedDateUTC"] = format_xero_datetime(self._stamp())
+            self._history.add(
+                str(invoice["InvoiceID"]), "Payment Deleted", f"Payment of {record['Amount']:.2f} deleted."
+            )
+        self._history.add(str(record["PaymentID"]), "Deleted", "Payment deleted.")
+        return responses.json_response(responses.envelope("Payments", [self.render(record)], self._now()))
+
+    def _stamp_record(self, record: dict[str, Any]) -> None:
+        record["UpdatedDateUTC"] = format_xero_datetime(self._stamp())
+
+    def render(self, record: dict[str, Any]) -> dict[str, Any]:
+        rendered = copy.deepcopy(record)
+        invoice = self._invoices.store.get(str(record["Invoice"]["InvoiceID"]))
+        if invoice is not None:
+            shown = self._invoices.render(invoice, summary=True, lines=False)
+            rendered["Invoice"] = {
+                k: shown[k]
+                for k in ("InvoiceID", "InvoiceNumber", "Type", "Contact", "CurrencyCode", "Status", "Total")
+                if k in shown
+            }
+        account = self._settings.accounts.get(str(record["Account"]["AccountID"]))
+        if account is not None:
+            rendered["Account"] = {
+                "AccountID": account["AccountID"],
+                "Code": account["Code"],
+                "Name": account["Name"],
+            }
+        return rendered
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The payment as an invoice lists it (Invoice.Payments[])."""
+    return {
+        k: record[k]
+        for k in (
+            "PaymentID",
+            "Date",
+            "Amount",
+            "Reference",
+            "CurrencyRate",
+            "HasAccount",
+            "HasValidationErrors",
+        )
+    }
+
+
+def _where_view(record: dict[str, Any]) -> dict[str, Any]:
+    invoice, account = record.get("Invoice") or {}, record.get("Account") or {}
+    return {
+        **record,
+        "Invoice_InvoiceID": invoice.get("InvoiceID"),
+        "Invoice_InvoiceNumber": invoice.get("InvoiceNumber"),
+        "Account_AccountID": account.get("AccountID"),
+        "Account_Code": account.get("Code"),
+    }
