@@ -139,6 +139,19 @@ class Sandbox:
             "environment": self.function_environment,
         }
 
+    def reconfigure(self, **config: Any) -> None:
+        """Change the integration's configuration and cold-start the sync function with it, as a
+        redeploy does (e.g. a mapping rule fixed after Xero refused it)."""
+        assert self.poller is not None
+        current = json.loads(self.function_environment["INTEGRATION_CONFIG"])
+        for section, values in config.items():
+            current[section] = {**current.get(section, {}), **values}
+        validated = IntegrationConfig.model_validate(current)
+        self.function_environment["INTEGRATION_CONFIG"] = validated.model_dump_json()
+        os.environ.update(self.function_environment)
+        self.sync = self._load("functions.sync.handler")
+        self.poller.handler = self.sync.handler
+
     def set_xero_limits(self, **limits: int) -> None:
         with self.xero.app.test_client() as admin:
             response = admin.post("/_emulator/limits", json=limits)

@@ -141,7 +141,7 @@ class SqsEventSource:
         concurrency: int = 2,
     ) -> None:
         self._queue_url = queue_url
-        self._handler = handler
+        self.handler = handler
         self._function_name = function_name
         self._timeout = timeout_seconds
         self._batch_size = batch_size
@@ -197,7 +197,7 @@ class SqsEventSource:
         try:
             event = {"Records": [self._record(m, arn) for m in messages]}
             try:
-                result = self._handler(event, LambdaContext(self._function_name, self._timeout)) or {}
+                result = self.handler(event, LambdaContext(self._function_name, self._timeout)) or {}
             except Exception:
                 logger.exception("sync invocation crashed")
                 self.stats.crashed_invocations += 1

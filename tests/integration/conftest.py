@@ -6,6 +6,7 @@ raised here for speed; tests about limits inject 429s explicitly.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -69,6 +70,71 @@ class World:
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
+
+    def put_record(
+        self, resource: str, record: dict[str, Any], *, payload: str | None = None
+    ) -> dict[str, Any]:
+        """Store an Ignition invoice or payment; the emulator delivers its signed webhook."""
+        response = self.http.put(
+            f"{self.sandbox.ignition_url}/_emulator/{resource}/{record['slug']}",
+            json=record,
+            params={"payload": payload} if payload else {},
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def invoice(
+        self, slug: str, client_slug: str, items: list[dict[str, Any]], total: str, **fields: Any
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "slug": slug,
+            "reference_number": f"IGN-{slug}",
+            "state": "awaiting_payment",
+            "client": {"slug": client_slug},
+            "amount": {"total": total, "currency": fields.pop("currency", "AUD")},
+            "date": "2026-11-02",
+            "items": items,
+            "created_at": "2026-11-02T09:00:00Z",
+        }
+        record.update(fields)
+        return record
+
+    def xero_invoices(self, **match: str) -> list[dict[str, Any]]:
+        return [
+            i for i in self.xero_state()["Invoices"] if all(str(i.get(k, "")) == v for k, v in match.items())
+        ]
+
+    def xero_payments_for(self, invoice_id: str) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in self.xero_state()["Payments"]
+            if (p.get("Invoice") or {}).get("InvoiceID") == invoice_id and p.get("Status") != "DELETED"
+        ]
+
+    def redrive_dead_letters(self) -> int:
+        """Move every DLQ message back to the sync queue (what an operator's replay does)."""
+        assert self.sandbox.resources is not None
+        sqs = aws.client("sqs")
+        moved = 0
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=self.sandbox.resources.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return moved
+            for message in batch:
+                body = json.loads(message["Body"])
+                sqs.send_message(
+                    QueueUrl=self.sandbox.resources.queue_url,
+                    MessageBody=message["Body"],
+                    MessageGroupId=body["group_id"],
+                    MessageDeduplicationId=f"redrive-{uuid.uuid4().hex}",
+                )
+                sqs.delete_message(
+                    QueueUrl=self.sandbox.resources.dlq_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                moved += 1
 
     def send_event(self, event_type: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
         response = self.http.post(

@@ -89,9 +89,7 @@ def test_given_ignition_rounds_on_the_sum_when_planned_then_a_rounding_line_make
     assert plan.predicted_total.amount == Decimal("0.17")
 
 
-def test_given_no_rounding_account_when_totals_differ_by_rounding_then_the_difference_is_noted_not_hidden() -> (
-    None
-):
+def test_given_no_rounding_account_when_totals_differ_by_rounding_then_the_gap_is_noted() -> None:
     plan = plan_invoice(
         invoice([item("0.05")] * 3, "0.17"),
         contact_id="c",
