@@ -91,7 +91,9 @@ PASSTHROUGH = ("Reference", "Url", "SentToContact", "ExpectedPaymentDate", "Plan
 SUMMARY_EXCLUDED = frozenset({"LineItems", "Payments", "CreditNotes", "Prepayments", "Overpayments"})
 _NEXT_NUMBER = re.compile(r"^INV-(\d+)$", re.IGNORECASE)
 
-# Confirmed wording (public issues quoting Xero): see the report in the commit history.
+# Wording seen in Xero answers quoted publicly: number (XeroAPI/Xero-Net#236), payment lock
+# (Xero-NetStandard#84, xeroizer#211), status/date messages (integrators' error lists, 2nd-hand),
+# DueDate (xeroizer#290, 2nd-hand).
 MSG_NUMBER_TAKEN = "Invoice # must be unique."
 MSG_PAYMENT_LOCK = "This document cannot be edited as it has a payment or credit note allocated to it."
 MSG_NOT_MODIFIABLE = "Invoice not of valid status for modification"
