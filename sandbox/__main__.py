@@ -48,23 +48,127 @@ def serve(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _item(description: str, price: str, quantity: str = "1", tax_rate: str | None = "10") -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "description": description,
+        "quantity": quantity,
+        "unit_price": {"amount": price, "currency": "AUD"},
+    }
+    if tax_rate is not None:
+        item["tax_rate"] = tax_rate
+    return item
+
+
+DEMO_CLIENTS: list[dict[str, Any]] = [
+    {
+        "slug": "cli_jane",
+        "name": "Smith, Jane",
+        "kind": "person",
+        "email": "jane@smith.test",
+        "phone": "+61 400 000 001",
+    },
+    {"slug": "cli_bright", "name": "Bright Accounting Pty Ltd", "email": "HELLO@bright.test"},
+    {
+        "slug": "cli_acme",
+        "name": "Acme Holdings",
+        "email": "accounts@acme.test",
+        "addresses": [
+            {
+                "kind": "street",
+                "line1": "1 George St",
+                "city": "Sydney",
+                "postal_code": "2000",
+                "country": "AU",
+            }
+        ],
+    },
+    {"slug": "cli_acme2", "name": "Acme Holdings", "email": "ops@acme-two.test"},
+]
+DEMO_INVOICES: list[dict[str, Any]] = [
+    {
+        "slug": "inv_acme_1",
+        "reference_number": "IGN-1001",
+        "client": {"slug": "cli_acme"},
+        "amount": {"total": "360.01", "currency": "AUD"},
+        "date": "2026-11-02",
+        "items": [_item("Monthly bookkeeping", "33.335", "3"), _item("Tax return", "250.00", tax_rate="0")],
+    },
+    {
+        "slug": "inv_jane_1",
+        "reference_number": "IGN-1002",
+        "client": {"slug": "cli_jane"},
+        "amount": {"total": "550.00", "currency": "AUD"},
+        "date": "2026-11-02",
+        "tax_inclusive": True,
+        "due_date": "2026-11-30",
+        "items": [_item("Personal tax return", "550.00")],
+    },
+    {
+        "slug": "inv_bright_1",
+        "reference_number": "IGN-1003",
+        "client": {"slug": "cli_bright"},
+        "amount": {"total": "0.17", "currency": "AUD"},
+        "date": "2026-11-02",
+        "items": [_item("Postage", "0.05")] * 3,
+    },
+]
+DEMO_PAYMENTS: list[dict[str, Any]] = [
+    {
+        "slug": "pypay_acme_1",
+        "client": {"slug": "cli_acme"},
+        "amount": {"amount": "200.00", "currency": "AUD"},
+        "invoices": [{"slug": "inv_acme_1"}],
+    },
+    {
+        "slug": "pypay_jane_1",
+        "client": {"slug": "cli_jane"},
+        "amount": {"amount": "550.00", "currency": "AUD"},
+        "invoices": [{"slug": "inv_jane_1"}],
+    },
+]
+
+
 class Demo:
     """The story a newcomer should see: new clients, a client already in Xero, an update, a
-    duplicate delivery, two clients with one name, and a forged webhook that is refused."""
+    duplicate delivery, two clients with one name, a forged webhook that is refused; then invoices
+    (GST, a 4-dp price, a total Ignition rounded differently) and payments (partial, full, repeated)."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.http = httpx.Client(timeout=30)
         self.deliveries: list[dict[str, Any]] = []
 
-    def put_client(self, record: dict[str, Any]) -> dict[str, Any]:
+    def put(self, resource: str, record: dict[str, Any]) -> dict[str, Any]:
         response = self.http.put(
-            f"{self.sandbox.ignition_url}/_emulator/clients/{record['slug']}", json=record
+            f"{self.sandbox.ignition_url}/_emulator/{resource}/{record['slug']}", json=record
         )
         response.raise_for_status()
         delivery: dict[str, Any] = response.json()["delivery"]
         self.deliveries.append(delivery)
         return delivery
+
+    def redeliver(self, event_id: str) -> None:
+        self.http.post(
+            f"{self.sandbox.ignition_url}/_emulator/webhooks/redeliver", json={"event_id": event_id}
+        ).raise_for_status()
+        self.deliveries.append({"status": 202, "event_id": event_id, "duplicate": True})
+
+    def xero(self) -> dict[str, Any]:
+        state: dict[str, Any] = self.http.get(f"{self.sandbox.xero_url}/_emulator/state").json()
+        return state
+
+    def phase(self, work: list[tuple[str, dict[str, Any]]], duplicates: int = 0) -> int:
+        """Deliver ``work``, redeliver the first event ``duplicates`` times; Xero calls it took."""
+        before = self.xero()["requests"]["total"]
+        first = None
+        for resource, record in work:
+            delivery = self.put(resource, {**record, "created_at": "2026-11-01T09:00:00Z"})
+            first = first or delivery["event_id"]
+        for _ in range(duplicates):
+            assert first is not None
+            self.redeliver(first)
+        self.sandbox.wait_until_idle(timeout=120)
+        return int(self.xero()["requests"]["total"]) - int(before)
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -76,40 +180,12 @@ class Demo:
                 ]
             },
         ).raise_for_status()
-        clients: list[dict[str, Any]] = [
-            {
-                "slug": "cli_jane",
-                "name": "Smith, Jane",
-                "kind": "person",
-                "email": "jane@smith.test",
-                "phone": "+61 400 000 001",
-            },
-            {"slug": "cli_bright", "name": "Bright Accounting Pty Ltd", "email": "HELLO@bright.test"},
-            {
-                "slug": "cli_acme",
-                "name": "Acme Holdings",
-                "email": "accounts@acme.test",
-                "addresses": [
-                    {
-                        "kind": "street",
-                        "line1": "1 George St",
-                        "city": "Sydney",
-                        "postal_code": "2000",
-                        "country": "AU",
-                    }
-                ],
-            },
-            {"slug": "cli_acme2", "name": "Acme Holdings", "email": "ops@acme-two.test"},
-        ]
-        for record in clients:
-            self.put_client({**record, "created_at": "2026-11-01T09:00:00Z"})
-        self.sandbox.wait_until_idle(timeout=120)
-        self.put_client({**clients[2], "email": "billing@acme.test", "created_at": "2026-11-01T09:00:00Z"})
-        duplicate = self.deliveries[0]["event_id"]
-        for _ in range(2):
-            self.http.post(
-                f"{self.sandbox.ignition_url}/_emulator/webhooks/redeliver", json={"event_id": duplicate}
-            ).raise_for_status()
+        calls = {
+            "clients": self.phase([("clients", c) for c in DEMO_CLIENTS], duplicates=2),
+            "client_update": self.phase([("clients", {**DEMO_CLIENTS[2], "email": "billing@acme.test"})]),
+            "invoices": self.phase([("invoices", i) for i in DEMO_INVOICES]),
+            "payments": self.phase([("payments", p) for p in DEMO_PAYMENTS], duplicates=2),
+        }
         body = json.dumps(
             {
                 "id": "evt_forged",
@@ -127,15 +203,15 @@ class Demo:
             },
         )
         self.sandbox.wait_until_idle(timeout=120)
-        return self.summary(clients, forged.status_code, time.monotonic() - started)
+        return self.summary(calls, forged.status_code, time.monotonic() - started)
 
-    def summary(self, clients: list[dict[str, Any]], forged_status: int, seconds: float) -> dict[str, Any]:
-        xero = self.http.get(f"{self.sandbox.xero_url}/_emulator/state").json()
+    def summary(self, calls: dict[str, int], forged_status: int, seconds: float) -> dict[str, Any]:
+        xero = self.xero()
         contacts = [c for c in xero["Contacts"] if c.get("ContactStatus") == "ACTIVE"]
         by_number = {c.get("ContactNumber"): c for c in contacts}
+        invoices = {i.get("Reference"): i for i in xero["Invoices"]}
         poller = self.sandbox.poller
         assert poller is not None
-        synced = len(clients)
         return {
             "clients": [
                 {
@@ -144,12 +220,25 @@ class Demo:
                     "xero_name": by_number.get(c["slug"], {}).get("Name"),
                     "email": by_number.get(c["slug"], {}).get("EmailAddress"),
                 }
-                for c in clients
+                for c in DEMO_CLIENTS
             ],
+            "invoices": [
+                {
+                    "ignition": i["slug"],
+                    "ignition_total": i["amount"]["total"],
+                    "xero_number": invoices.get(i["slug"], {}).get("InvoiceNumber"),
+                    "xero_total": str(invoices.get(i["slug"], {}).get("Total")),
+                    "xero_paid": str(invoices.get(i["slug"], {}).get("AmountPaid")),
+                    "xero_status": invoices.get(i["slug"], {}).get("Status"),
+                }
+                for i in DEMO_INVOICES
+            ],
+            "xero_payments": len([p for p in xero["Payments"] if p.get("Status") != "DELETED"]),
             "xero_contacts_total": len(contacts),
             "webhooks": {
-                "delivered": len(self.deliveries) + 2,
-                "accepted": sum(d["status"] == 202 for d in self.deliveries) + 2,
+                "delivered": len(self.deliveries),
+                "duplicates": sum(1 for d in self.deliveries if d.get("duplicate")),
+                "accepted": sum(d["status"] == 202 for d in self.deliveries),
                 "forged_rejected_with": forged_status,
             },
             "sync": {
@@ -158,27 +247,47 @@ class Demo:
                 "failed_records": poller.stats.failed_records,
             },
             "dead_letters": len(self.sandbox.dead_letters()),
-            "xero_calls": xero["requests"],
-            "xero_calls_per_synced_client": round(xero["requests"]["total"] / synced, 2),
+            "xero_calls": {
+                **calls,
+                "total": xero["requests"]["total"],
+                "by_endpoint": xero["requests"]["by_endpoint"],
+            },
+            "xero_calls_per_record": {
+                "new_client": round(calls["clients"] / len(DEMO_CLIENTS), 2),
+                "client_update": calls["client_update"],
+                "invoice": round(calls["invoices"] / len(DEMO_INVOICES), 2),
+                "payment": round(calls["payments"] / len(DEMO_PAYMENTS), 2),
+            },
             "seconds": round(seconds, 2),
         }
 
 
 def print_summary(summary: dict[str, Any], out: TextIO) -> None:
     out.write("\nIgnition -> Xero, in the local sandbox\n\n")
-    out.write(f"{'Ignition client':<14} {'Xero ContactID':<38} {'Xero name':<34} email\n")
+    out.write(f"{'Ignition client':<14} {'Xero ContactID':<38} {'Xero name':<30} email\n")
     for row in summary["clients"]:
         out.write(
-            f"{row['ignition']:<14} {row['xero_contact'] or 'MISSING':<38} {row['xero_name'] or '':<34} "
+            f"{row['ignition']:<14} {row['xero_contact'] or 'MISSING':<38} {row['xero_name'] or '':<30} "
             f"{row['email'] or ''}\n"
         )
-    hooks = summary["webhooks"]
     out.write(
-        f"\nWebhooks: {hooks['delivered']} delivered (2 of them duplicates), {hooks['accepted']} accepted; "
-        f"a forged one was refused with {hooks['forged_rejected_with']}.\n"
-        f"Xero: {summary['xero_contacts_total']} active contacts (one already existed: linked by email); "
-        f"{summary['xero_calls']['total']} API calls {summary['xero_calls']['by_endpoint']}, "
-        f"{summary['xero_calls_per_synced_client']} per client.\n"
+        f"\n{'Ignition invoice':<16} {'Xero number':<12} {'status':<11} {'Ignition':>9} {'Xero':>9} "
+        f"{'paid':>8}\n"
+    )
+    for row in summary["invoices"]:
+        out.write(
+            f"{row['ignition']:<16} {row['xero_number'] or 'MISSING':<12} {row['xero_status'] or '':<11} "
+            f"{row['ignition_total']:>9} {row['xero_total']:>9} {row['xero_paid']:>8}\n"
+        )
+    hooks, per = summary["webhooks"], summary["xero_calls_per_record"]
+    out.write(
+        f"\nWebhooks: {hooks['delivered']} delivered ({hooks['duplicates']} duplicates), "
+        f"{hooks['accepted']} accepted; a forged one was refused with {hooks['forged_rejected_with']}.\n"
+        f"Xero: {summary['xero_contacts_total']} active contacts (one already existed: linked by email), "
+        f"{len(summary['invoices'])} invoices, {summary['xero_payments']} payments.\n"
+        f"Xero calls: {summary['xero_calls']['total']} in all; per new client {per['new_client']}, "
+        f"per client update {per['client_update']}, per invoice {per['invoice']}, "
+        f"per payment {per['payment']} (history notes included).\n"
         f"Sync: {summary['sync']['records']} queue messages in {summary['sync']['invocations']} invocations, "
         f"{summary['sync']['failed_records']} retried; {summary['dead_letters']} in the DLQ.\n"
         f"Flow time: {summary['seconds']} s.\n"
@@ -197,6 +306,7 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
         print_summary(summary, out)
         out.write(f"Sandbox start-up: {summary['setup_seconds']} s.\n")
     missing = [row["ignition"] for row in summary["clients"] if not row["xero_contact"]]
+    missing += [row["ignition"] for row in summary["invoices"] if not row["xero_number"]]
     return 1 if missing or summary["dead_letters"] else 0
 
 
