@@ -27,6 +27,7 @@ from shared.config import IntegrationConfig, WebhookVerification
 
 SYNC_TIMEOUT_SECONDS = 60
 WEBHOOK_SECRET = "sandbox-webhook-secret"  # a sandbox-only value, printed for the user
+XERO_WEBHOOK_KEY = "sandbox-xero-webhook-key"  # the key Xero would show for the webhook
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Sandbox:
         self.poller: SqsEventSource | None = None
         self.ingest: ModuleType | None = None
         self.sync: ModuleType | None = None
+        self.xero_webhook: ModuleType | None = None
         self.function_environment: dict[str, str] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -82,10 +84,16 @@ class Sandbox:
         os.environ.update(self.function_environment)
         self.ingest = self._load("functions.ingest.handler")
         self.sync = self._load("functions.sync.handler")
+        self.xero_webhook = self._load("functions.xero_webhook.handler")
 
         front = serve_in_thread(
             "api",
-            ApiGatewayFront({("POST", "/webhooks/ignition"): ("ingest", self.ingest.handler)}),
+            ApiGatewayFront(
+                {
+                    ("POST", "/webhooks/ignition"): ("ingest", self.ingest.handler),
+                    ("POST", "/webhooks/xero"): ("xero-webhook", self.xero_webhook.handler),
+                }
+            ),
         )
         self._servers.append(front)
         self.ignition.set_webhook_url(f"{front.url}/webhooks/ignition")
@@ -134,6 +142,8 @@ class Sandbox:
             "xero_url": self.xero_url,
             "ignition_url": self.ignition_url,
             "aws_endpoint_url": self.moto.url,
+            "xero_webhook_url": f"{self.api_url}/webhooks/xero",
+            "xero_webhook_key": XERO_WEBHOOK_KEY,
             # What a function sees (resource names, secret ids, INTEGRATION_CONFIG): lets the CLI and
             # tests in another process act on this sandbox exactly as the functions do.
             "environment": self.function_environment,
@@ -234,6 +244,8 @@ class Sandbox:
                 }
             ),
             "ignition-webhook": WEBHOOK_SECRET,
+            # Tenant-scoped: the emulator's organisation is the connected one.
+            "xero-webhook": json.dumps({"webhook_key": XERO_WEBHOOK_KEY, "tenant_id": self.xero.tenant_id}),
             "ignition-api": json.dumps(
                 {
                     "client_id": "sandbox-ignition-client",
@@ -276,6 +288,8 @@ class Sandbox:
             "XERO_TOKEN_SECRET_ID": self.resources.xero_token_secret,
             "IGNITION_WEBHOOK_SECRET_ID": self.resources.ignition_webhook_secret,
             "IGNITION_API_SECRET_ID": self.resources.ignition_api_secret,
+            # create_resources names every secret "<prefix>/<key>".
+            "XERO_WEBHOOK_SECRET_ID": f"{self.options.prefix}/xero-webhook",
             "INTEGRATION_CONFIG": config.model_dump_json(),
             "POWERTOOLS_SERVICE_NAME": "sandbox",
             "POWERTOOLS_METRICS_NAMESPACE": f"IgnitionXeroSync/{self.options.prefix}",

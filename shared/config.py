@@ -243,6 +243,8 @@ class RuntimeSettings(StrictModel):
     xero_token_secret_id: str = Field(alias="XERO_TOKEN_SECRET_ID")
     ignition_webhook_secret_id: str = Field(alias="IGNITION_WEBHOOK_SECRET_ID")
     ignition_api_secret_id: str = Field(alias="IGNITION_API_SECRET_ID")
+    # Only the Xero webhook function reads it; optional so that no other function depends on it.
+    xero_webhook_secret_id: str | None = Field(default=None, alias="XERO_WEBHOOK_SECRET_ID")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

@@ -20,6 +20,7 @@ class Service(StrEnum):
     INGEST = "ingest"
     SYNC = "sync"
     RECONCILE = "reconcile"
+    XERO_WEBHOOK = "xero-webhook"
 
 
 class Metric(StrEnum):
@@ -49,3 +50,14 @@ class Metric(StrEnum):
     TOKEN_REFRESHES = "TokenRefreshes"
     TOKEN_REFRESH_FAILURES = "TokenRefreshFailures"
     XERO_AUTHORISATION_LOST = "XeroAuthorisationLost"
+    # xero-webhook
+    XERO_WEBHOOKS_RECEIVED = "XeroWebhooksReceived"
+    # Not signed with our key (401): a forgery, or the key in the secret is not the webhook's.
+    XERO_WEBHOOKS_REJECTED = "XeroWebhooksRejected"
+    # Authentic but not understood: kept under quarantine/xero/ and answered 200.
+    XERO_WEBHOOKS_QUARANTINED = "XeroWebhooksQuarantined"
+    XERO_EVENTS_RECORDED = "XeroEventsRecorded"
+    # Another organisation's event, or a category reconciliation does not use.
+    XERO_EVENTS_IGNORED = "XeroEventsIgnored"
+    # Older than what the state table already holds for the record (out-of-order delivery).
+    XERO_EVENTS_STALE = "XeroEventsStale"
