@@ -46,6 +46,13 @@ LOCKED_MARKERS = (
 DUPLICATE_NUMBER_MARKER = "must be unique"
 
 
+class DuplicateNumber(PermanentSyncError):
+    """Xero already has an invoice with this number: ours from before a crash, or somebody else's."""
+
+    def __init__(self, reason: str, *, category: str = "duplicate_number") -> None:
+        super().__init__(reason, category=category)
+
+
 class HistoryPort(Protocol):
     def add_history(self, resource: HistoryResource, record_id: str, details: str) -> None: ...
 
@@ -56,6 +63,10 @@ class XeroInvoicesPort(HistoryPort, Protocol):
     ) -> list[Invoice]: ...
 
     def save_invoices(
+        self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
+    ) -> list[Invoice]: ...
+
+    def create_invoices(
         self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
     ) -> list[Invoice]: ...
 
@@ -116,7 +127,7 @@ class InvoiceSync:
                 ),
             )
         mapping = self._store.get(RecordType.INVOICE, invoice.slug)
-        if mapping is not None and invoice.updated_at <= mapping.ignition_updated_at:
+        if mapping is not None and not event.force and invoice.updated_at <= mapping.ignition_updated_at:
             return self._record(
                 event,
                 SyncOutcome(
@@ -180,8 +191,23 @@ class InvoiceSync:
         client = self._ignition.get_client(invoice.client.slug) if self._rules.owner else None
         plan = plan_invoice(invoice, contact_id=contact_id, client=client, rules=self._rules, unit=self._unit)
         decisions = list(plan.notes)
-        xero_id = mapping.xero_id if mapping else self._find_existing(invoice, plan, decisions)
-        saved = self._write(invoice, plan, xero_id, decisions)
+        if mapping is not None:
+            xero_id: str | None = mapping.xero_id
+            saved = self._write(invoice, plan, xero_id, decisions)
+        elif plan.invoice.InvoiceNumber:
+            # Create-only first: the number is unique in Xero, so an invoice written before a crash
+            # makes this fail instead of duplicating, and only then is it looked up (1 call, not 2).
+            xero_id = None
+            try:
+                saved = self._write(invoice, plan, None, decisions, create_only=True)
+            except DuplicateNumber:
+                xero_id = self._find_existing(invoice, plan, decisions)
+                if xero_id is None:
+                    raise
+                saved = self._write(invoice, plan, xero_id, decisions)
+        else:
+            xero_id = self._find_existing(invoice, plan, decisions)
+            saved = self._write(invoice, plan, xero_id, decisions)
         assert saved.InvoiceID is not None
 
         mismatch = None
@@ -247,13 +273,20 @@ class InvoiceSync:
         return existing.InvoiceID
 
     def _write(
-        self, invoice: IgnitionInvoice, plan: InvoicePlan, xero_id: str | None, decisions: list[str]
+        self,
+        invoice: IgnitionInvoice,
+        plan: InvoicePlan,
+        xero_id: str | None,
+        decisions: list[str],
+        *,
+        create_only: bool = False,
     ) -> Invoice:
         body = plan.invoice.model_copy(update={"InvoiceID": xero_id}) if xero_id else plan.invoice
         key = idempotency_key(
             invoice.slug, invoice.updated_at.isoformat(), body.model_dump_json(exclude_none=True)
         )
-        (saved,) = self._xero.save_invoices([body], idempotency_key=key, unitdp4=plan.unitdp4)
+        write = self._xero.create_invoices if create_only else self._xero.save_invoices
+        (saved,) = write([body], idempotency_key=key, unitdp4=plan.unitdp4)
         errors = [e.Message for e in saved.ValidationErrors or []]
         if not errors:
             return saved
@@ -265,7 +298,7 @@ class InvoiceSync:
                 category="invoice_locked",
             )
         if DUPLICATE_NUMBER_MARKER in text.lower():
-            raise PermanentSyncError(
+            raise DuplicateNumber(
                 f"Xero refused invoice number {plan.invoice.InvoiceNumber}: {text}",
                 category="duplicate_number",
             )

@@ -121,10 +121,14 @@ class PaymentSync:
 
         xero_ids = {target.slug: self._invoices.ensure(target.slug, event) for target in pending}
         decisions: list[str] = []
-        written_before = self._already_in_xero(payment, xero_ids, decisions)
         invoices = {
             inv.InvoiceID: inv for inv in self._xero.find_invoices(ids=sorted(set(xero_ids.values())))
         }
+        # Only an invoice that already has payments can hold one we wrote before a crash.
+        if any(invoices[i].Payments for i in xero_ids.values() if i in invoices):
+            written_before = self._already_in_xero(payment, xero_ids, decisions)
+        else:
+            written_before = {}
         due: dict[str, tuple[str, Decimal]] = {}
         for slug, xero_id in xero_ids.items():
             if slug in written_before:

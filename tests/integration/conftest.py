@@ -185,6 +185,11 @@ class World:
     def xero_fail_next(self, **fault: Any) -> None:
         self.http.post(f"{self.sandbox.xero_url}/_emulator/fail-next", json=fault).raise_for_status()
 
+    def mapping_of(self, record_type: RecordType, ignition_id: str) -> str | None:
+        assert self.sandbox.resources is not None
+        found = DynamoMappingStore(self.sandbox.resources.state_table).get(record_type, ignition_id)
+        return found.xero_id if found else None
+
     def mapping(self, slug: str) -> RecordMapping | None:
         assert self.sandbox.resources is not None
         return DynamoMappingStore(self.sandbox.resources.state_table).get(RecordType.CLIENT, slug)
