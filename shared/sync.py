@@ -184,7 +184,7 @@ class ContactSync:
                 ),
             )
         mapping = self._store.get(RecordType.CLIENT, client.slug)
-        if mapping is not None and client.updated_at <= mapping.ignition_updated_at:
+        if mapping is not None and not event.force and client.updated_at <= mapping.ignition_updated_at:
             return self._record(
                 event,
                 SyncOutcome(

@@ -32,3 +32,7 @@ class SyncEvent(BaseModel):
     payload_sha256: str = Field(min_length=64, max_length=64, description="Hash of the raw body")
     archive_key: str | None = Field(default=None, description="S3 key of the archived raw body")
     correlation_id: str = Field(min_length=1, max_length=128)
+    force: bool = Field(
+        default=False,
+        description="Re-apply even if not newer than the mapping (reconciliation repairing drift in Xero)",
+    )
