@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from pydantic import ValidationError
-
 from shared.billing import InvoicePlan, plan_invoice
 from shared.config import InvoiceRules, RecordType
 from shared.errors import PermanentSyncError
@@ -26,7 +24,7 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
 from shared.models.xero import Invoice
 from shared.money import AmountUnit
-from shared.outcome import SyncOutcome, record_outcome
+from shared.outcome import SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.sync import ContactSync
 from shared.xero.client import where_eq
@@ -174,15 +172,7 @@ class InvoiceSync:
     # -- steps ---------------------------------------------------------------------------------
 
     def _current_state(self, event: SyncEvent) -> IgnitionInvoice | None:
-        if event.record is not None:
-            try:
-                return IgnitionInvoice.model_validate(event.record)
-            except ValidationError:
-                logger.info(
-                    "payload is not a complete invoice; reading the Reporting API",
-                    extra={"ignition_id": event.record_id},
-                )
-        return self._ignition.get_invoice(event.record_id)
+        return newest_state(event, IgnitionInvoice, self._ignition.get_invoice)
 
     def _apply(
         self, invoice: IgnitionInvoice, mapping: RecordMapping | None, event: SyncEvent

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from shared.config import RecordType
 from shared.models.events import SyncEvent
 from shared.store.mappings import AuditEntry, MappingStore
 
 logger = logging.getLogger(__name__)
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 SyncAction = Literal[
     "created",
@@ -74,3 +78,19 @@ def record_outcome(
         },
     )
     return outcome
+
+
+def newest_state(
+    event: SyncEvent, model: type[RecordT], fetch: Callable[[str], RecordT | None]
+) -> RecordT | None:
+    """The record to sync: the webhook's payload when it is the whole record, otherwise what
+    Ignition's Reporting API says now (a hint, or a payload that does not validate)."""
+    if event.record is not None:
+        try:
+            return model.model_validate(event.record)
+        except ValidationError:
+            logger.info(
+                "payload is not a complete record; reading the Reporting API",
+                extra={"record_type": str(event.record_type), "ignition_id": event.record_id},
+            )
+    return fetch(event.record_id)

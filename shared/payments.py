@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from pydantic import ValidationError
-
 from shared.billing import allocate_payment, payment_reference, xero_payment
 from shared.config import PaymentRules, RecordType
 from shared.errors import PermanentSyncError
@@ -24,7 +22,7 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionPayment
 from shared.models.xero import Invoice, Payment
 from shared.money import AmountUnit
-from shared.outcome import SyncOutcome, record_outcome
+from shared.outcome import SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.client import where_eq
 
@@ -198,15 +196,7 @@ class PaymentSync:
         )
 
     def _current_state(self, event: SyncEvent) -> IgnitionPayment | None:
-        if event.record is not None:
-            try:
-                return IgnitionPayment.model_validate(event.record)
-            except ValidationError:
-                logger.info(
-                    "payload is not a complete payment; reading the Reporting API",
-                    extra={"ignition_id": event.record_id},
-                )
-        return self._ignition.get_payment(event.record_id)
+        return newest_state(event, IgnitionPayment, self._ignition.get_payment)
 
     def _already_in_xero(
         self, payment: IgnitionPayment, xero_ids: dict[str, str], decisions: list[str]

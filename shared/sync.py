@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from pydantic import ValidationError
-
 from shared.config import ContactRules, IgnitionConfig, RecordType
 from shared.errors import PermanentSyncError
 from shared.mapping import changed_fields, client_to_contact, disambiguated_name
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
-from shared.outcome import SyncOutcome, record_outcome
+from shared.outcome import SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.client import where_any, where_eq
 
@@ -254,15 +252,7 @@ class ContactSync:
     # -- steps ---------------------------------------------------------------------------------
 
     def _current_state(self, event: SyncEvent) -> IgnitionClient | None:
-        if event.record is not None:
-            try:
-                return IgnitionClient.model_validate(event.record)
-            except ValidationError:
-                logger.info(
-                    "payload is not a complete client; reading the Reporting API",
-                    extra={"ignition_id": event.record_id},
-                )
-        return self._ignition.get_client(event.record_id)
+        return newest_state(event, IgnitionClient, self._ignition.get_client)
 
     def _match(self, client: IgnitionClient) -> ContactMatch:
         """Find the Xero contact for a client that has no mapping yet, in one Xero call."""
