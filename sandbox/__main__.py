@@ -19,6 +19,8 @@ import httpx
 from sandbox.environment import Sandbox, SandboxOptions
 from shared.ignition.webhook import sign_webhook
 
+# The sandbox's reconciliation schedule: often enough that a lost webhook heals while you watch.
+DEFAULT_RECONCILE_EVERY_SECONDS = 300.0
 STATE_FILE = Path(__file__).resolve().parent.parent / ".sandbox.json"
 
 
@@ -28,7 +30,8 @@ def _quiet_logs(level: str) -> None:
 
 
 def serve(args: argparse.Namespace, out: TextIO) -> int:
-    sandbox = Sandbox(SandboxOptions(log_level=args.log_level)).start()
+    every = args.reconcile_every if args.reconcile_every > 0 else None
+    sandbox = Sandbox(SandboxOptions(log_level=args.log_level, reconcile_every=every)).start()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -314,7 +317,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the sandbox until SIGINT/SIGTERM; prints one JSON line when ready")
+    serve_parser = commands.add_parser(
+        "serve", help="run the sandbox until SIGINT/SIGTERM; prints one JSON line when ready"
+    )
+    serve_parser.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=DEFAULT_RECONCILE_EVERY_SECONDS,
+        metavar="SECONDS",
+        help="run the scheduled reconciliation at this interval, as EventBridge does in AWS "
+        f"(default {DEFAULT_RECONCILE_EVERY_SECONDS:.0f}; 0 turns it off)",
+    )
     demo_parser = commands.add_parser("demo", help="run the whole flow once and print a summary")
     demo_parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)

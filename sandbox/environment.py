@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import ModuleType
@@ -19,13 +22,16 @@ from typing import Any
 from sandbox.aws import MotoServer, SandboxResources, create_resources, point_boto3_at
 from sandbox.clock import Clock
 from sandbox.ignition_emulator import IgnitionEmulator
-from sandbox.runtime import ApiGatewayFront, SqsEventSource
+from sandbox.runtime import ApiGatewayFront, LambdaContext, SqsEventSource
 from sandbox.server import RunningServer, serve_in_thread
 from sandbox.xero_emulator import XeroEmulator
 from shared import aws
 from shared.config import IntegrationConfig, WebhookVerification
 
+logger = logging.getLogger(__name__)
+
 SYNC_TIMEOUT_SECONDS = 60
+RECONCILE_TIMEOUT_SECONDS = 900  # the reconcile function's Lambda timeout (15 minutes)
 WEBHOOK_SECRET = "sandbox-webhook-secret"  # a sandbox-only value, printed for the user
 XERO_WEBHOOK_KEY = "sandbox-xero-webhook-key"  # the key Xero would show for the webhook
 
@@ -43,6 +49,37 @@ class SandboxOptions:
     log_level: str = "WARNING"
     prefix: str = "sandbox"
     extra_config: dict[str, Any] = field(default_factory=dict)
+    # Seconds between scheduled reconciliations (as EventBridge runs them in AWS); None: only on demand.
+    reconcile_every: float | None = None
+
+
+class PeriodicRunner:
+    """Runs ``job`` every ``seconds`` on a daemon thread, like an EventBridge schedule: a run that
+    fails is logged and the schedule carries on."""
+
+    def __init__(self, job: Callable[[], object], seconds: float) -> None:
+        self._job = job
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reconcile-schedule", daemon=True)
+        self.runs = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds):
+            try:
+                self._job()
+                self.runs += 1
+            except Exception:  # a failed run must not end the schedule; the next one retries
+                self.failures += 1
+                logger.exception("scheduled reconciliation failed")
 
 
 class Sandbox:
@@ -60,6 +97,8 @@ class Sandbox:
         self.poller: SqsEventSource | None = None
         self.ingest: ModuleType | None = None
         self.sync: ModuleType | None = None
+        self.reconcile: ModuleType | None = None
+        self.reconcile_schedule: PeriodicRunner | None = None
         self.xero_webhook: ModuleType | None = None
         self.function_environment: dict[str, str] = {}
 
@@ -105,9 +144,24 @@ class Sandbox:
             concurrency=self.options.sync_concurrency,
         )
         self.poller.start()
+        self.reconcile = self._load("functions.reconcile.handler")
+        if self.options.reconcile_every:
+            self.reconcile_schedule = PeriodicRunner(self.run_reconcile, self.options.reconcile_every)
+            self.reconcile_schedule.start()
         return self
 
+    def run_reconcile(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One reconciliation through the real handler: ``event`` as on demand, or the schedule's."""
+        assert self.reconcile is not None
+        scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        result: dict[str, Any] = self.reconcile.handler(
+            event or scheduled, LambdaContext("reconcile", RECONCILE_TIMEOUT_SECONDS)
+        )
+        return result
+
     def stop(self) -> None:
+        if self.reconcile_schedule is not None:
+            self.reconcile_schedule.stop()
         if self.poller is not None:
             self.poller.stop()
         for server in reversed(self._servers):

@@ -208,12 +208,106 @@ class PaymentRules(StrictModel):
     reference_prefix: str = "Ignition "
 
 
+ReconcileCategory = Literal[
+    "missing_in_xero",
+    "not_mapped",
+    "not_applied",
+    "mapped_missing_in_xero",
+    "archived_in_xero",
+    "field_drift",
+    "duplicate_in_xero",
+    "orphan_in_xero",
+    "dead_letter",
+]
+# Categories the reconciliation may re-queue; the rest only ever go in the report (merging
+# duplicates, deleting orphans and replaying the DLQ are a person's decisions).
+HEALABLE_CATEGORIES = frozenset(
+    {
+        "missing_in_xero",
+        "not_mapped",
+        "not_applied",
+        "mapped_missing_in_xero",
+        "archived_in_xero",
+        "field_drift",
+    }
+)
+
+
+class ReconcileRules(StrictModel):
+    """The scheduled reconciliation (issue 4): what it reads, what it may repair, whom it tells."""
+
+    # What the EventBridge schedule runs: "full" compares everything, "incremental" only re-queues
+    # Ignition records changed since the last run that the sync has not applied.
+    default_mode: Literal["full", "incremental"] = "full"
+    # updated_from = last run - overlap, so a record written while the last run read is not missed.
+    overlap_minutes: int = Field(default=10, ge=0, le=24 * 60)
+    # Records changed this recently may still have a webhook in flight: not judged this run.
+    in_flight_grace_seconds: int = Field(default=300, ge=0, le=86_400)
+    # Per category: "requeue" (the sync re-applies the Ignition record) or "report" only. Drift and
+    # archived/deleted records are reported by default: a person may have changed Xero on purpose.
+    heal: dict[ReconcileCategory, Literal["requeue", "report"]] = Field(
+        default_factory=lambda: {  # type: ignore[arg-type]
+            "missing_in_xero": "requeue",
+            "not_mapped": "requeue",
+            "not_applied": "requeue",
+            "mapped_missing_in_xero": "report",
+            "archived_in_xero": "report",
+            "field_drift": "report",
+        }
+    )
+    # SNS: "when_needed" only when something needs a person; "always"; "never".
+    notify: Literal["when_needed", "always", "never"] = "when_needed"
+    xero_page_size: int = Field(default=1000, ge=1, le=1000)
+    ignition_page_limit: int = Field(default=500, ge=1, le=500)
+    # A run stops cleanly (checkpoint, resumed by the next run) before spending more than this.
+    max_xero_calls_per_run: int = Field(default=1_000, ge=10, le=1_000_000)
+    max_ignition_requests_per_run: int = Field(default=600, ge=10, le=1_000_000)
+    # Seconds kept back from the Lambda timeout for the checkpoint and the report.
+    reserve_seconds: int = Field(default=90, ge=5, le=600)
+    max_requeue_per_run: int = Field(default=2_000, ge=0, le=100_000)
+    max_dead_letters_read: int = Field(default=1_000, ge=0, le=100_000)
+    # xero_events mode: Ignition lookups per run (Ignition allows ~1,000 requests an hour).
+    xero_events_per_run: int = Field(default=50, ge=1, le=1_000)
+    # Ignition slug prefixes that mark our keys on Xero invoices and payments (clients use
+    # ignition.client_slug_prefix).
+    invoice_slug_prefix: str = "inv_"
+    payment_slug_prefix: str = "pypay_"
+    html_max_rows: int = Field(default=2_000, ge=10, le=100_000)
+    # Links in the report; {id} is the Xero id or Ignition slug.
+    xero_links: dict[str, str] = Field(
+        default_factory=lambda: {
+            "client": "https://go.xero.com/Contacts/View/{id}",
+            "invoice": "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={id}",
+            "payment": "https://go.xero.com/Bank/ViewTransaction.aspx?paymentID={id}",
+        }
+    )
+    ignition_links: dict[str, str] = Field(
+        default_factory=lambda: {
+            "client": "https://go.ignitionapp.com/clients/{id}",
+            "invoice": "https://go.ignitionapp.com/invoices/{id}",
+            "payment": "https://go.ignitionapp.com/payments/{id}",
+        }
+    )
+
+    @field_validator("heal")
+    @classmethod
+    def _only_healable(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = sorted(k for k, v in value.items() if v == "requeue" and k not in HEALABLE_CATEGORIES)
+        if wrong:
+            raise ValueError(f"heal: {', '.join(wrong)} can only be reported")
+        return value
+
+    def action_for(self, category: str) -> Literal["requeue", "report"]:
+        return self.heal.get(category, "report")  # type: ignore[call-overload,no-any-return]
+
+
 class IntegrationConfig(StrictModel):
     xero: XeroConfig = XeroConfig()
     ignition: IgnitionConfig = IgnitionConfig()
     contacts: ContactRules = ContactRules()
     invoices: InvoiceRules = InvoiceRules()
     payments: PaymentRules = PaymentRules()
+    reconcile: ReconcileRules = ReconcileRules()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IntegrationConfig:

@@ -50,6 +50,12 @@ class Metric(StrEnum):
     TOKEN_REFRESHES = "TokenRefreshes"
     TOKEN_REFRESH_FAILURES = "TokenRefreshFailures"
     XERO_AUTHORISATION_LOST = "XeroAuthorisationLost"
+    # reconcile (ReconcileDiscrepancies also carries the dimension ``category``)
+    RECONCILE_RUNS = "ReconcileRuns"
+    RECONCILE_FAILURES = "ReconcileFailures"
+    RECONCILE_DISCREPANCIES = "ReconcileDiscrepancies"
+    RECONCILE_HEALED = "ReconcileHealed"
+    RECONCILE_DURATION_SECONDS = "ReconcileDurationSeconds"
     # xero-webhook
     XERO_WEBHOOKS_RECEIVED = "XeroWebhooksReceived"
     # Not signed with our key (401): a forgery, or the key in the secret is not the webhook's.

@@ -1,0 +1,104 @@
+"""Reconcile Lambda: an EventBridge schedule (the configured default mode) or an on-demand call
+``{"mode": "full" | "incremental" | "xero_events", "dry_run": bool}`` -> one reconciliation run.
+
+Returns ``{"run_id", "status": "complete" | "partial", "summary": {category: count},
+"report": {"json", "csv", "html"}, "healed"}``; the report is in the archive bucket and the run's
+summary in the state table (``reconcile#latest``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared.config import IntegrationConfig, RuntimeSettings
+from shared.observability import Metric
+from shared.reconcile.model import RunResult
+from shared.reconcile.wiring import alert_topic_from_env, build_reconciler
+
+logger = Logger()
+metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
+
+settings = RuntimeSettings.from_env()
+config = IntegrationConfig.from_env()
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    mode: Literal["full", "incremental", "xero_events"] | None = None
+    dry_run: bool = False
+
+
+def parse(event: dict[str, Any]) -> ReconcileRequest:
+    """A scheduled event (``detail-type: Scheduled Event``) runs the configured default mode."""
+    if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
+        detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+        request = ReconcileRequest.model_validate(detail or {})
+    else:
+        request = ReconcileRequest.model_validate(event)
+    if request.mode is None:
+        request = request.model_copy(update={"mode": config.reconcile.default_mode})
+    return request
+
+
+def emit(result: RunResult) -> None:
+    metrics.add_metric(name=Metric.RECONCILE_RUNS, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Metric.RECONCILE_HEALED, unit=MetricUnit.Count, value=result.healed)
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        return  # single_metric prints even when metrics are disabled (the sandbox)
+    # One metric per category, each with its own dimension (Powertools batches share dimensions).
+    for category, count in result.summary.items():
+        with single_metric(
+            name=Metric.RECONCILE_DISCREPANCIES,
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=metrics.namespace,
+            default_dimensions={"service": str(metrics.service or "reconcile")},
+        ) as metric:
+            metric.add_dimension(name="category", value=category)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+    try:
+        request = parse(event)
+    except ValidationError as exc:
+        metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
+        raise ValueError(f"not a reconcile request: {exc.error_count()} error(s)") from exc
+    reconciler, close = build_reconciler(
+        settings,
+        config,
+        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+        on_result=emit,
+        alert_topic_arn=alert_topic_from_env(),
+    )
+    assert request.mode is not None
+    try:
+        result = reconciler.run(request.mode, dry_run=request.dry_run)
+    except Exception:
+        metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
+        logger.exception("reconciliation failed")
+        raise
+    finally:
+        close()
+    started = result.started_at
+    metrics.add_metric(
+        name=Metric.RECONCILE_DURATION_SECONDS,
+        unit=MetricUnit.Seconds,
+        value=_seconds_between(started, result.finished_at),
+    )
+    return result.response()
+
+
+def _seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

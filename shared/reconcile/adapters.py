@@ -1,0 +1,265 @@
+"""The AWS side of the reconciliation: the state table (checkpoints, latest run, Xero webhook
+events, batched mapping reads), the DLQ, the archive bucket and the alert topic."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from shared import aws
+from shared.config import RecordType
+from shared.models.events import SyncEvent
+from shared.reconcile.ports import DeadLetterInfo, XeroEventItem
+from shared.store.mappings import RecordMapping
+
+LATEST_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
+CHECKPOINT_PK = "reconcile#checkpoint"
+XERO_EVENT_PK = "xero-event#"
+_GET_BATCH = 100
+_WRITE_BATCH = 25
+_MAX_ROUNDS = 8
+# How long a DLQ message read for the report stays hidden from other readers (the CLI's replay).
+DLQ_PEEK_SECONDS = 20
+
+logger = logging.getLogger(__name__)
+
+
+def _mapping(record_type: RecordType, ignition_id: str, item: dict[str, Any]) -> RecordMapping:
+    return RecordMapping(
+        record_type=record_type,
+        ignition_id=ignition_id,
+        xero_id=item["xero_id"]["S"],
+        ignition_created_at=item["ignition_created_at"]["S"] if "ignition_created_at" in item else None,
+        ignition_updated_at=item["ignition_updated_at"]["S"],
+        synced_at=item["synced_at"]["S"],
+        last_event_id=item["last_event_id"]["S"],
+        match_method=item["match_method"]["S"],
+        version=int(item["version"]["N"]),
+    )
+
+
+class DynamoMappingLookup:
+    """Mappings read 100 keys a call (BatchGetItem), so joining 100,000 records costs 1,000 reads
+    of just those items instead of a scan of the whole table (which also holds the audit trail)."""
+
+    def __init__(self, table_name: str) -> None:
+        self._table = table_name
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        pending: dict[str, Any] = {self._table: {"Keys": keys}}
+        for attempt in range(_MAX_ROUNDS):
+            response = aws.client("dynamodb").batch_get_item(RequestItems=pending)
+            found.extend(response.get("Responses", {}).get(self._table, []))
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                return found
+            time.sleep(min(2.0, 0.05 * 2**attempt))  # throttled: back off, then ask for the rest
+        raise RuntimeError("DynamoDB left keys unprocessed after retries")
+
+    def forward(self, record_type: RecordType, ignition_ids: Sequence[str]) -> dict[str, RecordMapping]:
+        result: dict[str, RecordMapping] = {}
+        unique = list(dict.fromkeys(ignition_ids))
+        for start in range(0, len(unique), _GET_BATCH):
+            keys = [
+                {"pk": {"S": f"map#{record_type}#{i}"}, "sk": {"S": "ignition"}}
+                for i in unique[start : start + _GET_BATCH]
+            ]
+            for item in self._batch_get(keys):
+                ignition_id = item["pk"]["S"].split("#", 2)[2]
+                result[ignition_id] = _mapping(record_type, ignition_id, item)
+        return result
+
+    def reverse(self, record_type: RecordType, xero_ids: Sequence[str]) -> dict[str, str]:
+        result: dict[str, str] = {}
+        unique = list(dict.fromkeys(xero_ids))
+        for start in range(0, len(unique), _GET_BATCH):
+            keys = [
+                {"pk": {"S": f"xref#{record_type}#{x}"}, "sk": {"S": "xero"}}
+                for x in unique[start : start + _GET_BATCH]
+            ]
+            for item in self._batch_get(keys):
+                result[item["pk"]["S"].split("#", 2)[2]] = item["ignition_id"]["S"]
+        return result
+
+
+class DynamoRunStore:
+    def __init__(self, table_name: str) -> None:
+        self._table = table_name
+
+    def _ddb(self) -> Any:
+        return aws.client("dynamodb")
+
+    def load_checkpoint(self, kind: str) -> dict[str, Any] | None:
+        item = (
+            self._ddb()
+            .get_item(
+                TableName=self._table,
+                Key={"pk": {"S": CHECKPOINT_PK}, "sk": {"S": kind}},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+        return None if item is None else dict(json.loads(item["body"]["S"]))
+
+    def save_checkpoint(self, kind: str, body: dict[str, Any]) -> None:
+        self._ddb().put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": CHECKPOINT_PK},
+                "sk": {"S": kind},
+                "body": {"S": json.dumps(body)},
+                "updated_at": {"S": datetime.now(UTC).isoformat()},
+            },
+        )
+
+    def clear_checkpoint(self, kind: str) -> None:
+        self._ddb().delete_item(TableName=self._table, Key={"pk": {"S": CHECKPOINT_PK}, "sk": {"S": kind}})
+
+    def save_latest(self, body: dict[str, Any]) -> None:
+        self._ddb().put_item(
+            TableName=self._table,
+            Item={
+                **LATEST_KEY,
+                "run_id": {"S": body["run_id"]},
+                "status": {"S": body["status"]},
+                "mode": {"S": body["mode"]},
+                "started_at": {"S": body["started_at"]},
+                "finished_at": {"S": body["finished_at"]},
+                "summary": {"S": json.dumps(body["summary"])},
+                "report": {"S": json.dumps(body["report"])},
+                "healed": {"N": str(body["healed"])},
+                "needs_person": {"N": str(body["needs_person"])},
+                "body": {"S": json.dumps(body)},
+            },
+        )
+
+    def latest(self) -> dict[str, Any] | None:
+        item = self._ddb().get_item(TableName=self._table, Key=LATEST_KEY, ConsistentRead=True).get("Item")
+        return None if item is None else dict(json.loads(item["body"]["S"]))
+
+    def xero_events(self, category: str, limit: int) -> list[XeroEventItem]:
+        items: list[XeroEventItem] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{XERO_EVENT_PK}{category}"}},
+        }
+        while len(items) < limit:
+            response = self._ddb().query(**kwargs, Limit=limit - len(items))
+            for item in response.get("Items", []):
+                items.append(
+                    XeroEventItem(
+                        category=category,
+                        resource_id=item["sk"]["S"],
+                        event_type=item.get("event_type", {}).get("S", ""),
+                        event_date_utc=item.get("event_date_utc", {}).get("S", ""),
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return items
+
+    def delete_xero_events(self, category: str, resource_ids: Sequence[str]) -> None:
+        ids = list(resource_ids)
+        for start in range(0, len(ids), _WRITE_BATCH):
+            pending: dict[str, Any] = {
+                self._table: [
+                    {"DeleteRequest": {"Key": {"pk": {"S": f"{XERO_EVENT_PK}{category}"}, "sk": {"S": i}}}}
+                    for i in ids[start : start + _WRITE_BATCH]
+                ]
+            }
+            for attempt in range(_MAX_ROUNDS):
+                pending = self._ddb().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+
+
+class SqsDeadLetters:
+    """Reads the DLQ for the report without consuming it: each message is received (hidden for
+    ``DLQ_PEEK_SECONDS`` so the next receive returns others) and then made visible again."""
+
+    def __init__(self, dlq_url: str) -> None:
+        self._url = dlq_url
+
+    def read(self, limit: int) -> list[DeadLetterInfo]:
+        sqs = aws.client("sqs")
+        seen: dict[str, DeadLetterInfo] = {}
+        handles: list[str] = []
+        empty_polls = 0
+        while len(seen) < limit and empty_polls < 2:
+            batch = sqs.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=DLQ_PEEK_SECONDS,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            fresh = [m for m in batch if m["MessageId"] not in seen]
+            empty_polls = 0 if fresh else empty_polls + 1
+            for message in fresh:
+                handles.append(message["ReceiptHandle"])
+                attributes = message.get("MessageAttributes", {})
+                try:
+                    event = SyncEvent.model_validate_json(message["Body"])
+                    record_type, record_id = str(event.record_type), event.record_id
+                except ValueError:
+                    record_type, record_id = "client", f"malformed:{message['MessageId']}"
+                seen[message["MessageId"]] = DeadLetterInfo(
+                    record_type=record_type,
+                    record_id=record_id,
+                    category=attributes.get("failure_category", {}).get("StringValue", "unknown"),
+                    reason=attributes.get("failure_reason", {}).get("StringValue", "no reason recorded"),
+                )
+        # Visible again at once: the report only looked, the operator's replay must find them.
+        for part in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for i, h in enumerate(handles[part : part + 10])
+                ],
+            )
+        return list(seen.values())
+
+
+class S3Artifacts:
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        aws.client("s3").upload_file(
+            str(path),
+            self._bucket,
+            key,
+            ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"},
+        )
+
+    def get_file(self, key: str, path: Path) -> bool:
+        try:
+            aws.client("s3").download_file(self._bucket, key, str(path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        aws.client("s3").delete_object(Bucket=self._bucket, Key=key)
+
+
+class SnsNotifier:
+    def __init__(self, topic_arn: str) -> None:
+        self._topic = topic_arn
+
+    def publish(self, subject: str, message: str) -> None:
+        aws.client("sns").publish(TopicArn=self._topic, Subject=subject, Message=message)

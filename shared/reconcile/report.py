@@ -1,0 +1,264 @@
+"""The run's report in three forms, each written by streaming the discrepancies from the working
+set (a large run never builds the report in memory):
+
+* ``report.json`` for machines: the run, the summary, then every discrepancy;
+* ``report.csv`` for the bookkeeper's spreadsheet: one row per discrepancy, both sides' values;
+* ``report.html`` for a partner: one self-contained page (inline CSS, no scripts, no external
+  assets), summary first, then each discrepancy with links to the record in Xero and Ignition.
+  Every value is HTML-escaped; rows beyond ``html_max_rows`` are counted and left to the CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable
+from html import escape
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from shared.config import ReconcileRules
+from shared.reconcile.model import CATEGORIES, CATEGORY_ORDER, Discrepancy, RunResult
+
+CSV_COLUMNS = (
+    "category",
+    "record_type",
+    "ignition_id",
+    "xero_id",
+    "fields",
+    "ignition_values",
+    "xero_values",
+    "detail",
+    "action",
+    "xero_link",
+    "ignition_link",
+    "other_xero_ids",
+)
+ACTION_WORDS = {
+    "requeued": "Re-queued for the sync",
+    "reported": "Needs a person",
+    "deferred": "Re-queue next run (limit reached)",
+    "dry_run": "Would re-queue (dry run)",
+}
+
+
+class Links:
+    def __init__(self, rules: ReconcileRules) -> None:
+        self._xero = rules.xero_links
+        self._ignition = rules.ignition_links
+
+    def xero(self, record_type: str, xero_id: str | None) -> str | None:
+        template = self._xero.get(record_type)
+        return template.format(id=quote(xero_id, safe="")) if template and xero_id else None
+
+    def ignition(self, record_type: str, ignition_id: str | None) -> str | None:
+        template = self._ignition.get(record_type)
+        if not template or not ignition_id:
+            return None
+        # A payment allocation is "<payment>:<invoice>": link the payment.
+        return template.format(id=quote(ignition_id.split(":", 1)[0], safe=""))
+
+
+def write_json(path: Path, result: RunResult, discrepancies: Iterable[Discrepancy], links: Links) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        head = result.model_dump(mode="json")
+        out.write(json.dumps(head)[:-1] + ', "discrepancies": [')
+        for index, item in enumerate(discrepancies):
+            body: dict[str, Any] = item.model_dump(mode="json")
+            body["xero_link"] = links.xero(item.record_type, item.xero_id)
+            body["ignition_link"] = links.ignition(item.record_type, item.ignition_id)
+            out.write(("," if index else "") + "\n" + json.dumps(body))
+        out.write("\n]}\n")
+
+
+def _csv_row(item: Discrepancy, links: Links) -> list[str]:
+    return [
+        item.category,
+        item.record_type,
+        item.ignition_id or "",
+        item.xero_id or "",
+        " | ".join(d.field for d in item.differences),
+        " | ".join(d.ignition or "" for d in item.differences),
+        " | ".join(d.xero or "" for d in item.differences),
+        item.detail,
+        item.action,
+        links.xero(item.record_type, item.xero_id) or "",
+        links.ignition(item.record_type, item.ignition_id) or "",
+        " ".join(item.other_xero_ids),
+    ]
+
+
+def _spreadsheet_safe(value: str) -> str:
+    # A cell starting with = + - @ is a formula to Excel/Sheets (CSV injection): quote it as text.
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def write_csv(path: Path, discrepancies: Iterable[Discrepancy], links: Links) -> None:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for item in discrepancies:
+            writer.writerow([_spreadsheet_safe(v) for v in _csv_row(item, links)])
+
+
+_CSS = """
+body{font:15px/1.45 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1d2733;
+margin:0;background:#f4f6f8}
+main{max-width:1100px;margin:0 auto;padding:28px 32px 48px;background:#fff;min-height:100vh}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 6px;padding-top:8px;
+border-top:1px solid #e3e8ee}
+.meta{color:#5b6775;font-size:13px;margin:0 0 18px}
+.verdict{padding:12px 16px;border-radius:6px;margin:16px 0 20px;font-weight:600}
+.ok{background:#e7f6ec;color:#1e6b35}.attention{background:#fff4e0;color:#8a5300}
+.partial{background:#fdecec;color:#9b1c1c}
+table{border-collapse:collapse;width:100%;font-size:13.5px}
+th,td{text-align:left;padding:7px 9px;border-bottom:1px solid #e8ecf0;vertical-align:top}
+th{background:#f7f9fb;font-weight:600;color:#3b4754}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.summary td:first-child{width:45%}
+.desc{color:#5b6775;font-size:13px;margin:0 0 8px}
+.tag{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;white-space:nowrap}
+.requeued{background:#e7f0fb;color:#1f4f8f}.reported{background:#fff4e0;color:#8a5300}
+.deferred,.dry_run{background:#eef0f3;color:#4a5563}
+.diff{margin:0;padding:0;list-style:none}.diff li{margin:0 0 2px}
+.f{font-weight:600}.ign{color:#1e6b35}.xero{color:#9b1c1c}
+code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#f2f4f7;padding:1px 4px;border-radius:3px;
+word-break:break-all}
+a{color:#1f5fbf}.more{color:#5b6775;font-style:italic;margin:8px 0}
+footer{margin-top:36px;color:#8592a0;font-size:12px}
+"""
+
+
+def _e(value: object) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _link(url: str | None, text: str) -> str:
+    return f'<a href="{_e(url)}" rel="noopener noreferrer">{_e(text)}</a>' if url else ""
+
+
+def _differences(item: Discrepancy) -> str:
+    if not item.differences:
+        return ""
+    rows = "".join(
+        f'<li><span class="f">{_e(d.field)}</span>: Ignition <span class="ign">{_e(d.ignition)}</span>'
+        f' &middot; Xero <span class="xero">{_e(d.xero)}</span></li>'
+        for d in item.differences
+    )
+    return f'<ul class="diff">{rows}</ul>'
+
+
+def write_html(
+    path: Path,
+    result: RunResult,
+    discrepancies: Iterable[Discrepancy],
+    links: Links,
+    *,
+    client_name: str,
+    max_rows: int,
+    csv_name: str = "report.csv",
+) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        _html_head(out, result, client_name)
+        current: str | None = None
+        shown: dict[str, int] = {}
+        hidden: dict[str, int] = {}
+        total_shown = 0
+
+        def close_section() -> None:
+            if current is None:
+                return
+            out.write("</tbody></table>")
+            if hidden.get(current):
+                out.write(f'<p class="more">{hidden[current]} more in this category: see {_e(csv_name)}.</p>')
+
+        for item in discrepancies:
+            if item.category != current:
+                close_section()
+                current = item.category
+                title, description = CATEGORIES[item.category]
+                count = result.summary.get(item.category, 0)
+                out.write(
+                    f'<h2 id="{_e(item.category)}">{_e(title)} <small>({count})</small></h2>'
+                    f'<p class="desc">{_e(description)}</p>'
+                    "<table><thead><tr><th>Record</th><th>Ignition</th><th>Xero</th><th>What differs</th>"
+                    "<th>Action</th></tr></thead><tbody>"
+                )
+            if total_shown >= max_rows:
+                hidden[item.category] = hidden.get(item.category, 0) + 1
+                continue
+            total_shown += 1
+            shown[item.category] = shown.get(item.category, 0) + 1
+            out.write(_html_row(item, links))
+        close_section()
+        out.write(
+            f"<footer>Run {_e(result.run_id)} &middot; mode {_e(result.mode)} &middot; "
+            f"Xero calls {_e(result.counters.get('xero_calls', 0))}, Ignition requests "
+            f"{_e(result.counters.get('ignition_requests', 0))}. Generated by the Ignition-Xero sync."
+            "</footer></main></body></html>\n"
+        )
+
+
+def _html_head(out: TextIO, result: RunResult, client_name: str) -> None:
+    if result.status == "partial":
+        verdict = (
+            "partial",
+            f"This run stopped early ({result.stopped_because}); the next run carries on from here.",
+        )
+    elif result.needs_person:
+        verdict = ("attention", f"{result.needs_person} item(s) need a person.")
+    elif result.healed:
+        verdict = ("ok", f"All good: {result.healed} item(s) were re-queued for the sync to repair.")
+    else:
+        verdict = ("ok", "All good: Xero and Ignition agree.")
+    out.write(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Reconciliation {_e(client_name)} {_e(result.started_at[:10])}</title>"
+        f"<style>{_CSS}</style></head><body><main>"
+        f"<h1>Xero &harr; Ignition reconciliation</h1>"
+        f'<p class="meta">{_e(client_name)} &middot; {_e(result.started_at)} &middot; '
+        f"{_e(result.mode)} run{' (dry run)' if result.dry_run else ''}</p>"
+        f'<div class="verdict {verdict[0]}">{_e(verdict[1])}</div>'
+        '<table class="summary"><thead><tr><th>Category</th><th>What it means</th>'
+        '<th class="num">Count</th></tr></thead><tbody>'
+    )
+    for category in CATEGORY_ORDER:
+        title, description = CATEGORIES[category]
+        count = result.summary.get(category, 0)
+        label = f'<a href="#{_e(category)}">{_e(title)}</a>' if count else _e(title)
+        out.write(f'<tr><td>{label}</td><td>{_e(description)}</td><td class="num">{count}</td></tr>')
+    out.write(
+        f'<tr><th colspan="2">Total</th><th class="num">{sum(result.summary.values())}</th></tr>'
+        "</tbody></table>"
+    )
+
+
+def _html_row(item: Discrepancy, links: Links) -> str:
+    ignition = _link(links.ignition(item.record_type, item.ignition_id), item.ignition_id or "") or ""
+    xero_ids = [item.xero_id] if item.xero_id else []
+    action = ACTION_WORDS.get(item.action, item.action)
+    xero = "<br>".join(_link(links.xero(item.record_type, x), x) for x in [*xero_ids, *item.other_xero_ids])
+    return (
+        f"<tr><td>{_e(item.record_type)}</td><td><code>{ignition}</code></td><td><code>{xero}</code></td>"
+        f"<td>{_e(item.detail)}{_differences(item)}</td>"
+        f'<td><span class="tag {_e(item.action)}">{_e(action)}</span></td></tr>'
+    )
+
+
+def write_all(
+    directory: Path,
+    result: RunResult,
+    discrepancies: Callable[[], Iterable[Discrepancy]],
+    rules: ReconcileRules,
+    client_name: str,
+) -> dict[str, Path]:
+    links = Links(rules)
+    paths = {kind: directory / f"report.{kind}" for kind in ("json", "csv", "html")}
+    write_json(paths["json"], result, discrepancies(), links)
+    write_csv(paths["csv"], discrepancies(), links)
+    write_html(
+        paths["html"], result, discrepancies(), links, client_name=client_name, max_rows=rules.html_max_rows
+    )
+    return paths
