@@ -24,8 +24,9 @@ from shared.config import IntegrationConfig
 CLIENTS_DIR = Path(__file__).resolve().parent.parent / "clients"
 
 # Lambda caps the whole environment at 4 KB; the other variables (ARNs, URLs, names) take about
-# 1.2 KB, so the runtime section gets what is left with a safety margin.
-MAX_INTEGRATION_CONFIG_BYTES = 2_500
+# 1.4 KB (the reconcile function's, with a 32-character client name up to ~1.7 KB), so the runtime
+# section gets what is left with a safety margin.
+MAX_INTEGRATION_CONFIG_BYTES = 2_200
 
 # The values CloudWatch Logs accepts for a retention period.
 LogRetentionDays = Literal[
@@ -75,20 +76,55 @@ class SyncSettings(_Section):
     )
 
 
+def _schedule_expression(value: str) -> str:
+    if not (_RATE.match(value) or _CRON.match(value)):
+        raise ValueError(
+            f'{value!r} is not an EventBridge schedule: use "rate(1 day)", "rate(6 hours)" '
+            'or a 6-field cron such as "cron(0 3 * * ? *)"'
+        )
+    return value
+
+
 class ReconciliationSettings(_Section):
+    """When the reconcile function runs, and who receives its reports."""
+
     schedule: str = Field(
         default="rate(1 day)",
-        description='EventBridge schedule of the reconciliation job: "rate(N unit)" or 6-field "cron(...)".',
+        description='EventBridge schedule of the full reconciliation: "rate(N unit)" or 6-field "cron(...)".',
+    )
+    incremental_schedule: str | None = Field(
+        default="rate(1 hour)",
+        description="Schedule of the incremental run (Ignition records changed since the last run); "
+        "null turns it off.",
+    )
+    xero_events_schedule: str | None = Field(
+        default="rate(15 minutes)",
+        description="Schedule of the run that checks records named by Xero webhooks; null turns it off.",
+    )
+    report_emails: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Who is e-mailed when a report needs a person; empty: alarm_email.",
     )
 
     @field_validator("schedule")
     @classmethod
     def _is_schedule_expression(cls, value: str) -> str:
-        if not (_RATE.match(value) or _CRON.match(value)):
-            raise ValueError(
-                f'{value!r} is not an EventBridge schedule: use "rate(1 day)", "rate(6 hours)" '
-                'or a 6-field cron such as "cron(0 3 * * ? *)"'
-            )
+        return _schedule_expression(value)
+
+    @field_validator("incremental_schedule", "xero_events_schedule")
+    @classmethod
+    def _is_optional_schedule_expression(cls, value: str | None) -> str | None:
+        return None if value is None else _schedule_expression(value)
+
+    @field_validator("report_emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        wrong = [address for address in value if not _EMAIL.match(address)]
+        if wrong:
+            raise ValueError(f"not valid e-mail addresses: {', '.join(repr(a) for a in wrong)}")
+        if len({a.lower() for a in value}) != len(value):
+            raise ValueError("an address is listed twice")
         return value
 
 
@@ -112,6 +148,11 @@ class AlarmSettings(_Section):
         ge=1,
         le=12,
         description="Consecutive bad 5-minute periods before the 5XX/errors alarms fire.",
+    )
+    reconcile_discrepancies_above: int = Field(
+        default=20,
+        ge=0,
+        description="Alarm when reconciliation finds more discrepancies than this within an hour.",
     )
 
 
@@ -180,6 +221,10 @@ class ClientConfig(_Section):
                 f"runtime.xero.max_concurrent ({self.runtime.xero.max_concurrent})"
             )
         return self
+
+    @property
+    def report_recipients(self) -> list[str]:
+        return list(self.reconciliation.report_emails) or [self.alarm_email]
 
     @property
     def stack_name(self) -> str:

@@ -15,19 +15,28 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.config import ClientConfig, LogRetentionDays
 from infra.nag import acknowledge
 from infra.queues import SyncQueues
 from infra.secrets import IntegrationSecrets
-from infra.storage import QUARANTINE_PREFIX, RAW_PREFIX, Storage
+from infra.storage import QUARANTINE_PREFIX, RAW_PREFIX, REPORTS_PREFIX, Storage
 from shared.observability import Service, metrics_namespace
+from shared.xero.webhooks import EVENT_PK_PREFIX
+from shared.xero.webhooks import QUARANTINE_PREFIX as XERO_QUARANTINE_PREFIX
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 INGEST_TIMEOUT = Duration.seconds(10)
 INGEST_MEMORY_MB = 256
 SYNC_MEMORY_MB = 512
+XERO_WEBHOOK_TIMEOUT = Duration.seconds(10)  # Xero wants an answer within 5 s; a slower one is retried
+XERO_WEBHOOK_MEMORY_MB = 256
+# The longest Lambda allows: a full run pages through every contact, invoice and payment on both
+# sides within Xero's call budget, checkpointing before it runs out of time.
+RECONCILE_TIMEOUT = Duration.minutes(15)
+RECONCILE_MEMORY_MB = 1024
 
 # ClientConfig.log_retention_days allows exactly CloudWatch's values, in this order.
 _RETENTION: dict[int, logs.RetentionDays] = dict(
@@ -56,6 +65,7 @@ class Resources:
     storage: Storage
     queues: SyncQueues
     secrets: IntegrationSecrets
+    report_topic: sns.ITopic
 
 
 def environment(config: ClientConfig, resources: Resources, service: Service) -> dict[str, str]:
@@ -72,6 +82,7 @@ def environment(config: ClientConfig, resources: Resources, service: Service) ->
         "XERO_TOKEN_SECRET_ID": secrets.names["XeroToken"],
         "IGNITION_WEBHOOK_SECRET_ID": secrets.names["IgnitionWebhook"],
         "IGNITION_API_SECRET_ID": secrets.names["IgnitionApi"],
+        "XERO_WEBHOOK_SECRET_ID": secrets.names["XeroWebhook"],
         "INTEGRATION_CONFIG": config.integration_config_json(),
         "POWERTOOLS_SERVICE_NAME": service.value,
         "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace(config.name),
@@ -115,8 +126,30 @@ class Functions(Construct):
             timeout=Duration.seconds(config.sync.timeout_seconds),
             description="Applies queued Ignition changes to Xero",
         )
+        self.xero_webhook = self._function(
+            Service.XERO_WEBHOOK,
+            handler="functions.xero_webhook.handler.handler",
+            memory_size=XERO_WEBHOOK_MEMORY_MB,
+            timeout=XERO_WEBHOOK_TIMEOUT,
+            description="Verifies Xero webhooks and records their events for reconciliation",
+        )
+        # Built from the shared asset by handler name only: synthesis never imports the module.
+        self.reconcile = self._function(
+            Service.RECONCILE,
+            handler="functions.reconcile.handler.handler",
+            memory_size=RECONCILE_MEMORY_MB,
+            timeout=RECONCILE_TIMEOUT,
+            description="Reconciles Ignition and Xero, reports and re-queues what differs",
+            extra_environment={"ALERT_TOPIC_ARN": resources.report_topic.topic_arn},
+        )
+        # No automatic retry of a failed run: the next scheduled run (15 minutes to a day away) is
+        # the retry, an immediate one would compete with it for Xero's call budget, and a failure
+        # alarms so a person can run `python -m cli reconcile --now`.
+        self.reconcile.configure_async_invoke(retry_attempts=0, max_event_age=Duration.hours(1))
         self._grant_ingest()
         self._grant_sync()
+        self._grant_xero_webhook()
+        self._grant_reconcile()
         # The concurrency cap lives on the event source (not reserved concurrency): it limits
         # parallel Xero calls without taking capacity from the account's unreserved pool.
         self.sync.add_event_source(
@@ -129,9 +162,16 @@ class Functions(Construct):
         )
 
     def _function(
-        self, service: Service, *, handler: str, memory_size: int, timeout: Duration, description: str
+        self,
+        service: Service,
+        *,
+        handler: str,
+        memory_size: int,
+        timeout: Duration,
+        description: str,
+        extra_environment: dict[str, str] | None = None,
     ) -> lambda_.Function:
-        name = service.value.capitalize()
+        name = "".join(part.capitalize() for part in service.value.split("-"))
         log_group = logs.LogGroup(
             self,
             f"{name}Logs",
@@ -157,7 +197,7 @@ class Functions(Construct):
             memory_size=memory_size,
             timeout=timeout,
             description=description,
-            environment=environment(self._config, self._resources, service),
+            environment={**environment(self._config, self._resources, service), **(extra_environment or {})},
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             # Off by default: Powertools Tracer adds ~200 ms to every cold start; logs and EMF
@@ -219,3 +259,70 @@ class Functions(Construct):
         for secret in (secrets.xero_token, secrets.ignition_api):
             secret.grant_read(role)
             secret.grant_write(role)
+
+    def _grant_xero_webhook(self) -> None:
+        resources, role = self._resources, self.xero_webhook.role
+        assert role is not None
+        storage = resources.storage
+        # Only UpdateItem, and only on the xero-event items: it can neither read nor touch mappings.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[storage.state_table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{EVENT_PK_PREFIX}*"]}},
+            )
+        )
+        quarantine = f"{XERO_QUARANTINE_PREFIX}/*"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[storage.archive_bucket.arn_for_objects(quarantine)]
+            )
+        )
+        acknowledge(
+            role,
+            f"IAM5[Resource::<{_logical_id(storage.archive_bucket)}.Arn>/{quarantine}]",
+            f"s3:PutObject on objects under {quarantine} only, to keep an authentic Xero webhook body "
+            "that could not be parsed; every body gets its own key, so the object ARN needs a wildcard.",
+        )
+        resources.secrets.xero_webhook.grant_read(role)
+
+    def _grant_reconcile(self) -> None:
+        resources, role = self._resources, self.reconcile.role
+        assert role is not None
+        storage, secrets, queues = resources.storage, resources.secrets, resources.queues
+        # Mappings, audit, checkpoints, the Xero call budget and locks, and the xero-event items
+        # it consumes.
+        storage.state_table.grant_read_write_data(role)
+        bucket = storage.archive_bucket
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{REPORTS_PREFIX}*")]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{RAW_PREFIX}*")]
+            )
+        )
+        for prefix, action in ((REPORTS_PREFIX, "s3:PutObject"), (RAW_PREFIX, "s3:GetObject")):
+            acknowledge(
+                role,
+                f"IAM5[Resource::<{_logical_id(bucket)}.Arn>/{prefix}*]",
+                f"{action} on objects under {prefix} only (reports written per run; archived webhook "
+                "bodies re-read by key); object keys vary, so the ARN needs a wildcard.",
+            )
+        # Re-queues drift for the sync function to apply (never consumes the sync queue itself).
+        queues.queue.grant_send_messages(role)
+        # Reports what sits in the DLQ: receives, then releases at once; never deletes.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                resources=[queues.dead_letter_queue.queue_arn],
+            )
+        )
+        secrets.xero_client.grant_read(role)
+        # It calls Xero and Ignition like sync does, so it may refresh (and store) a token set.
+        for secret in (secrets.xero_token, secrets.ignition_api):
+            secret.grant_read(role)
+            secret.grant_write(role)
+        resources.report_topic.grant_publish(role)

@@ -17,16 +17,38 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from infra.config import ClientConfig
+from infra.config import AlarmSettings, ClientConfig
 from infra.queues import SyncQueues
 from shared.observability import Metric, Service, metrics_namespace
 
 PERIOD = Duration.minutes(5)
+# Reconciliation runs every 15 minutes to once a day: hourly sums read better than 5-minute ones.
+RECONCILE_PERIOD = Duration.hours(1)
 NOT_BREACHING = cloudwatch.TreatMissingData.NOT_BREACHING
+
+# The reconcile function's metrics (service "reconcile"). ReconcileDiscrepancies carries a second
+# dimension, ``category``: the dashboard finds every category with SEARCH, while an alarm can only
+# sum explicit metrics, these (the engine's categories; dead letters have their own alarm).
+RECONCILE_RUNS = "ReconcileRuns"
+RECONCILE_FAILURES = "ReconcileFailures"
+RECONCILE_DISCREPANCIES = "ReconcileDiscrepancies"
+RECONCILE_HEALED = "ReconcileHealed"
+RECONCILE_DURATION_SECONDS = "ReconcileDurationSeconds"
+DISCREPANCY_CATEGORIES = (
+    "missing_in_xero",
+    "not_mapped",
+    "not_applied",
+    "mapped_missing_in_xero",
+    "archived_in_xero",
+    "field_drift",
+    "duplicate_in_xero",
+    "orphan_in_xero",
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,7 @@ class Watched:
     stage: apigateway.Stage
     queues: SyncQueues
     functions: dict[Service, lambda_.Function]
+    archive_bucket: s3.IBucket
 
 
 class Monitoring(Construct):
@@ -88,6 +111,48 @@ class Monitoring(Construct):
             label=label,
         )
 
+    def _reconcile(
+        self, name: str, statistic: str = "Sum", period: Duration = RECONCILE_PERIOD, label: str | None = None
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self._namespace,
+            metric_name=name,
+            dimensions_map={"service": Service.RECONCILE.value},
+            statistic=statistic,
+            period=period,
+            label=label,
+        )
+
+    def _discrepancies_by_category(self, period: Duration = RECONCILE_PERIOD) -> cloudwatch.MathExpression:
+        return cloudwatch.MathExpression(
+            expression=(
+                f'SEARCH(\'{{{self._namespace},category,service}} MetricName="{RECONCILE_DISCREPANCIES}" '
+                f"service=\"{Service.RECONCILE.value}\"', 'Sum', {int(period.to_seconds())})"
+            ),
+            label="",  # each line is named by its category
+            period=period,
+        )
+
+    def _discrepancies_total(self, period: Duration = RECONCILE_PERIOD) -> cloudwatch.MathExpression:
+        return cloudwatch.MathExpression(
+            expression="SUM(METRICS())",
+            using_metrics={
+                category: cloudwatch.Metric(
+                    namespace=self._namespace,
+                    metric_name=RECONCILE_DISCREPANCIES,
+                    dimensions_map={"service": Service.RECONCILE.value, "category": category},
+                    statistic="Sum",
+                    period=period,
+                )
+                for category in DISCREPANCY_CATEGORIES
+            },
+            label="discrepancies",
+            period=period,
+        )
+
+    def _xero_webhook(self, metric: Metric) -> cloudwatch.Metric:
+        return self._metric(metric, Service.XERO_WEBHOOK)
+
     def _ingest(self, metric: Metric) -> cloudwatch.Metric:
         return self._metric(metric, Service.INGEST)
 
@@ -100,6 +165,62 @@ class Monitoring(Construct):
         config, queues = self._config.alarms, self._watched.queues
         sync_fn = self._watched.functions[Service.SYNC]
         sustained = config.sustained_periods
+        return [*self._core_alarms(config, queues, sync_fn, sustained), *self._reconcile_alarms()]
+
+    def _reconcile_alarms(self) -> list[cloudwatch.Alarm]:
+        reconcile_fn = self._watched.functions[Service.RECONCILE]
+        reports = f"s3://{self._watched.archive_bucket.bucket_name}/reports/"
+        rerun = f"python -m cli reconcile --now --client {self._config.name}"
+        threshold = self._config.alarms.reconcile_discrepancies_above
+        return [
+            cloudwatch.Alarm(
+                self,
+                "ReconcileErrors",
+                alarm_description=(
+                    "The reconcile function crashed or timed out, so no report was written for that run. "
+                    "Read the exception in its logs (secrets readable? Xero authorised?), fix it, then "
+                    f"run `{rerun}`; scheduled runs continue meanwhile."
+                ),
+                metric=reconcile_fn.metric_errors(period=PERIOD, statistic="Sum"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "ReconcileFailures",
+                alarm_description=(
+                    "A reconciliation run failed part-way (it says why in its report). Open the newest "
+                    f"report under {reports} and the reconcile function's logs, fix the cause, then "
+                    f"run `{rerun}`."
+                ),
+                metric=self._reconcile(RECONCILE_FAILURES, period=PERIOD),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "ReconcileDiscrepanciesHigh",
+                alarm_description=(
+                    f"Reconciliation found more than {threshold} differences between Ignition and Xero "
+                    "within an hour (missing, drifted, duplicated or orphaned records). Open the newest "
+                    f"report under {reports}: it lists each record with links and what was re-queued; "
+                    f"fix what needs a person in Xero or Ignition, then run `{rerun}` to confirm."
+                ),
+                metric=self._discrepancies_total(),
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=NOT_BREACHING,
+            ),
+        ]
+
+    def _core_alarms(
+        self, config: AlarmSettings, queues: SyncQueues, sync_fn: lambda_.Function, sustained: int
+    ) -> list[cloudwatch.Alarm]:
         return [
             cloudwatch.Alarm(
                 self,
@@ -249,6 +370,19 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             self._graph(
+                "Invoices and payments written to Xero",
+                [
+                    self._sync(Metric.INVOICES_CREATED),
+                    self._sync(Metric.INVOICES_UPDATED),
+                    self._sync(Metric.INVOICES_VOIDED),
+                    self._sync(Metric.PAYMENTS_APPLIED),
+                ],
+                [self._sync(Metric.AMOUNT_MISMATCHES)],
+                width=24,
+            ),
+        )
+        self.dashboard.add_widgets(
+            self._graph(
                 "Sync queue",
                 [
                     queues.queue.metric_approximate_number_of_messages_visible(
@@ -302,6 +436,72 @@ class Monitoring(Construct):
                 [
                     fn.metric_duration(period=PERIOD, statistic="p95", label=f"{svc.value} p95")
                     for svc, fn in functions.items()
+                    if svc is not Service.RECONCILE  # minutes, not milliseconds: its own widget
+                ],
+            ),
+        )
+        self._reconcile_widgets()
+
+    def _reconcile_widgets(self) -> None:
+        day = Duration.days(1)
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=(
+                    "## Reconciliation and Xero webhooks\n"
+                    f"Reports: `s3://<archive bucket>/reports/`. Run now: "
+                    f"`python -m cli reconcile --now --client {self._config.name}`."
+                ),
+                width=24,
+                height=2,
+            )
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.SingleValueWidget(
+                title="Reconciliation, last 24 hours",
+                metrics=[
+                    self._reconcile(RECONCILE_RUNS, period=day, label="runs"),
+                    self._reconcile(RECONCILE_FAILURES, period=day, label="failed runs"),
+                    self._discrepancies_total(day),
+                    self._reconcile(RECONCILE_HEALED, period=day, label="re-queued (healed)"),
+                ],
+                width=8,
+                height=4,
+            ),
+            self._graph(
+                "Reconciliation runs (hourly)",
+                [
+                    self._reconcile(RECONCILE_RUNS, label="runs"),
+                    self._reconcile(RECONCILE_FAILURES, label="failed"),
+                    self._reconcile(RECONCILE_HEALED, label="healed"),
+                ],
+            ),
+            self._graph("Discrepancies by category (hourly)", [self._discrepancies_by_category()]),
+        )
+        reconcile_fn = self._watched.functions[Service.RECONCILE]
+        self.dashboard.add_widgets(
+            self._graph(
+                "Reconciliation duration (s)",
+                [self._reconcile(RECONCILE_DURATION_SECONDS, "Maximum", label="run (max)")],
+                [
+                    reconcile_fn.metric_duration(
+                        period=RECONCILE_PERIOD, statistic="Maximum", label="Lambda duration (ms, max)"
+                    )
+                ],
+            ),
+            self._graph(
+                "Xero webhooks",
+                [
+                    self._xero_webhook(Metric.XERO_WEBHOOKS_RECEIVED),
+                    self._xero_webhook(Metric.XERO_WEBHOOKS_REJECTED),
+                    self._xero_webhook(Metric.XERO_WEBHOOKS_QUARANTINED),
+                ],
+            ),
+            self._graph(
+                "Xero events recorded for reconciliation",
+                [
+                    self._xero_webhook(Metric.XERO_EVENTS_RECORDED),
+                    self._xero_webhook(Metric.XERO_EVENTS_IGNORED),
+                    self._xero_webhook(Metric.XERO_EVENTS_STALE),
                 ],
             ),
         )

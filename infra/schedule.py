@@ -1,12 +1,8 @@
-"""The reconciliation schedule: where the scheduled reconcile function plugs in.
+"""The reconciliation schedules: EventBridge rules that invoke the reconcile function.
 
-Not part of the stack yet: the reconcile function (``functions.reconcile.handler.handler``) comes
-with a later issue. When it exists, ``IntegrationStack`` creates it like the other functions (same
-code asset and environment, ``POWERTOOLS_SERVICE_NAME=reconcile``; grants: state table read/write,
-Ignition API secret read/write, Xero secrets as for sync, queue send to re-queue drift, bucket write
-to ``reports/*``) and adds ``ReconciliationSchedule(self, "Reconciliation", function=...,
-schedule=config.reconciliation.schedule)``. The dashboard already has a ``reconcile`` service
-dimension in ``shared.observability``.
+``IntegrationStack`` adds one per mode: ``full`` on ``reconciliation.schedule``, ``incremental``
+and ``xero_events`` on their own (optional) schedules. Each rule passes ``{"mode": ...}`` as the
+function's event.
 """
 
 from __future__ import annotations
@@ -33,13 +29,15 @@ class ReconciliationSchedule(Construct):
         *,
         function: lambda_.IFunction,
         schedule: str,
+        mode: str | None = None,
+        description: str = "Reconciles Ignition and Xero (catches what webhooks missed)",
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.rule = events.Rule(
             self,
             "Rule",
-            description="Reconciles Ignition and Xero (catches what webhooks missed)",
+            description=description,
             schedule=events.Schedule.expression(schedule),
         )
         self.rule.add_target(
@@ -48,5 +46,6 @@ class ReconciliationSchedule(Construct):
                 retry_attempts=2,
                 max_event_age=Duration.hours(2),
                 dead_letter_queue=dead_letter_queue,
+                event=events.RuleTargetInput.from_object({"mode": mode}) if mode else None,
             )
         )

@@ -1,5 +1,5 @@
-"""The four secrets the engineer fills after the first deployment. No value is ever in code or
-in the template: three are created empty, the webhook secret gets a random placeholder."""
+"""The five secrets the engineer fills after the first deployment. No value is ever in code or
+in the template: four are created empty, the Ignition webhook secret gets a random placeholder."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from constructs import Construct
 from infra.nag import acknowledge
 
 _NO_ROTATION = (
-    "No Secrets Manager rotation Lambda: OAuth token sets are rotated by the sync function on every "
-    "refresh, and the Xero client credentials and Ignition signing secret are issued by those "
-    "services and changed there by a person (see docs/deploy.md)."
+    "No Secrets Manager rotation Lambda: OAuth token sets are rotated by the sync and reconcile "
+    "functions on every refresh, and the Xero client credentials and the Ignition and Xero webhook "
+    "signing keys are issued by those services and changed there by a person (see docs/deploy.md)."
 )
 
 
@@ -36,6 +36,11 @@ class IntegrationSecrets(Construct):
         )
         self.ignition_api = self._secret(
             "IgnitionApi", "ignition-api", "Ignition Reporting API client credentials and token set"
+        )
+        # Xero generates the webhook key when the webhook is created in its developer portal; the
+        # engineer pastes it here (optionally with the tenant id, see shared.xero.webhooks).
+        self.xero_webhook = self._secret(
+            "XeroWebhook", "xero-webhook", "Xero webhook signing key (from the Xero app's Webhooks page)"
         )
         acknowledge(self, "SMG4", _NO_ROTATION)
 
@@ -73,4 +78,5 @@ class IntegrationSecrets(Construct):
             "XeroToken": self.xero_token,
             "IgnitionWebhook": self.ignition_webhook,
             "IgnitionApi": self.ignition_api,
+            "XeroWebhook": self.xero_webhook,
         }

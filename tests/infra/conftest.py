@@ -10,6 +10,7 @@ from typing import Any
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
@@ -42,3 +43,10 @@ def synthesise(client: str, outdir: Path) -> Synthesised:
     path = Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
     raw = json.loads(path.read_text())
     return Synthesised(load_client_config(client), stack, Template.from_json(raw), raw, outdir)
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
+    """clients/example.json, synthesised once per test process (the modules that use it share
+    the xdist group "infra", so one worker pays for it once)."""
+    return synthesise("example", tmp_path_factory.mktemp("cdk.out"))

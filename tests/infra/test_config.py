@@ -69,6 +69,16 @@ def test_given_a_wrong_runtime_value_when_loaded_then_the_nested_path_is_named(t
     ("patch", "field"),
     [
         ({"reconciliation": {"schedule": "every day"}}, "reconciliation.schedule"),
+        ({"reconciliation": {"incremental_schedule": "hourly"}}, "reconciliation.incremental_schedule"),
+        (
+            {"reconciliation": {"xero_events_schedule": "rate(0 minutes)"}},
+            "reconciliation.xero_events_schedule",
+        ),
+        (
+            {"reconciliation": {"report_emails": ["books@example.com", "nobody"]}},
+            "reconciliation.report_emails",
+        ),
+        ({"alarms": {"reconcile_discrepancies_above": -1}}, "alarms.reconcile_discrepancies_above"),
         ({"sync": {"max_concurrency": 6}}, "sync.max_concurrency"),
         ({"sync": {"max_receive_count": 1}}, "sync.max_receive_count"),
         ({"account": "12345"}, "account"),
@@ -86,6 +96,23 @@ def test_given_a_valid_schedule_when_loaded_then_rate_and_cron_are_accepted(tmp_
     for schedule in ("rate(1 day)", "rate(6 hours)", "cron(0 3 * * ? *)"):
         config = _load(tmp_path, {**_example(), "reconciliation": {"schedule": schedule}})
         assert config.reconciliation.schedule == schedule
+
+
+def test_given_optional_schedules_set_to_null_when_loaded_then_they_are_off_and_reports_go_to_alarm_email(
+    tmp_path: Path,
+) -> None:
+    config = _load(
+        tmp_path,
+        {**_example(), "reconciliation": {"incremental_schedule": None, "xero_events_schedule": None}},
+    )
+    assert config.reconciliation.incremental_schedule is None
+    assert config.reconciliation.xero_events_schedule is None
+    assert config.report_recipients == [config.alarm_email]
+
+
+def test_given_a_wrong_report_email_when_loaded_then_the_error_names_the_address(tmp_path: Path) -> None:
+    message = _error(tmp_path, {**_example(), "reconciliation": {"report_emails": ["nobody"]}})
+    assert message_line(message) == "reconciliation.report_emails: not valid e-mail addresses: 'nobody'"
 
 
 def test_given_no_or_an_unknown_client_when_loaded_then_the_available_clients_are_listed() -> None:

@@ -14,16 +14,11 @@ from aws_cdk.assertions import Match
 from infra.queues import VISIBILITY_TIMEOUT_FACTOR
 from shared.config import IntegrationConfig, RuntimeSettings
 from shared.observability import Metric, metrics_namespace
-from tests.infra.conftest import Synthesised, synthesise
+from tests.infra.conftest import Synthesised
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
 VENV_BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
-    return synthesise("example", tmp_path_factory.mktemp("cdk.out"))
 
 
 def _statements(synth: Synthesised, role_fragment: str) -> list[dict[str, Any]]:
@@ -41,6 +36,11 @@ def _actions(statements: list[dict[str, Any]]) -> set[str]:
         value = statement["Action"]
         actions.update([value] if isinstance(value, str) else value)
     return actions
+
+
+def _alarm_topic_id(synth: Synthesised) -> str:
+    (topic_id,) = [k for k in synth.resources("AWS::SNS::Topic") if k.startswith("MonitoringAlarmTopic")]
+    return topic_id
 
 
 def _function(synth: Synthesised, handler: str) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def test_given_the_secrets_when_synthesised_then_no_value_is_in_the_template(syn
     assert "SecretString" not in text.replace("GenerateSecretString", "")
     assert "resolve:secretsmanager" not in text
     secrets = synth.resources("AWS::SecretsManager::Secret")
-    assert len(secrets) == 4
+    assert len(secrets) == 5
     generated = [s for s in secrets.values() if "GenerateSecretString" in s["Properties"]]
     assert [s["Properties"]["Name"] for s in generated] == ["ignition-xero-sync/example/ignition-webhook"]
     for secret in secrets.values():
@@ -261,15 +261,17 @@ def test_given_the_webhook_api_when_synthesised_then_it_is_throttled_logged_and_
     assert settings["ThrottlingRateLimit"] == synth.config.api.throttle_rate_limit
     assert settings["ThrottlingBurstLimit"] == synth.config.api.throttle_burst_limit
     assert "DestinationArn" in stage["AccessLogSetting"]
-    method = synth.only("AWS::ApiGateway::Method")["Properties"]
-    assert method["HttpMethod"] == "POST" and method["AuthorizationType"] == "NONE"
-    assert method["Integration"]["Type"] == "AWS_PROXY"
-    # No edge validation: a missing signature gets the function's counted 401, and an authentic but
-    # malformed body reaches the function to be quarantined rather than dropped by API Gateway.
-    assert "RequestValidatorId" not in method
+    methods = [m["Properties"] for m in synth.resources("AWS::ApiGateway::Method").values()]
+    assert len(methods) == 2
+    for method in methods:
+        assert method["HttpMethod"] == "POST" and method["AuthorizationType"] == "NONE"
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        # No edge validation: a missing signature gets the function's counted 401, and an authentic
+        # but malformed body reaches the function to be quarantined rather than dropped by API Gateway.
+        assert "RequestValidatorId" not in method
     assert synth.resources("AWS::ApiGateway::RequestValidator") == {}
     paths = {r["Properties"]["PathPart"] for r in synth.resources("AWS::ApiGateway::Resource").values()}
-    assert paths == {"webhooks", "ignition"}
+    assert paths == {"webhooks", "ignition", "xero"}
 
 
 # --- monitoring ------------------------------------------------------------------------------
@@ -278,15 +280,15 @@ def test_given_the_webhook_api_when_synthesised_then_it_is_throttled_logged_and_
 def test_given_the_alarms_when_synthesised_then_each_notifies_the_topic_and_says_what_to_do(
     synth: Synthesised,
 ) -> None:
-    (topic_id,) = synth.resources("AWS::SNS::Topic")
+    topic_id = _alarm_topic_id(synth)
     alarms = synth.resources("AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 6
+    assert len(alarms) == 9
     for alarm in alarms:
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": topic_id}]
         assert props["OKActions"] == [{"Ref": topic_id}]
         assert props["TreatMissingData"] == "notBreaching"
-        assert len(props["AlarmDescription"]) > 80
+        assert len(json.dumps(props["AlarmDescription"])) > 80
     by_metric = {a["Properties"].get("MetricName"): a["Properties"] for a in alarms}
     assert by_metric["ApproximateNumberOfMessagesVisible"]["Threshold"] == 1
     assert (
@@ -307,9 +309,19 @@ def test_given_the_alarms_when_synthesised_then_each_notifies_the_topic_and_says
 def test_given_the_alarm_topic_when_synthesised_then_it_is_encrypted_ssl_only_and_mails_the_alarm_email(
     synth: Synthesised,
 ) -> None:
-    assert "KmsMasterKeyId" in synth.only("AWS::SNS::Topic")["Properties"]
-    assert "aws:SecureTransport" in json.dumps(synth.only("AWS::SNS::TopicPolicy")["Properties"])
-    subscription = synth.only("AWS::SNS::Subscription")["Properties"]
+    topic_id = _alarm_topic_id(synth)
+    assert "KmsMasterKeyId" in synth.raw["Resources"][topic_id]["Properties"]
+    policy = next(
+        p
+        for p in synth.resources("AWS::SNS::TopicPolicy").values()
+        if p["Properties"]["Topics"] == [{"Ref": topic_id}]
+    )
+    assert "aws:SecureTransport" in json.dumps(policy["Properties"])
+    (subscription,) = [
+        s["Properties"]
+        for s in synth.resources("AWS::SNS::Subscription").values()
+        if s["Properties"]["TopicArn"] == {"Ref": topic_id}
+    ]
     assert subscription["Protocol"] == "email" and subscription["Endpoint"] == synth.config.alarm_email
     key_policy = json.dumps(synth.only("AWS::KMS::Key")["Properties"]["KeyPolicy"])
     assert "cloudwatch.amazonaws.com" in key_policy
