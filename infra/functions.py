@@ -22,7 +22,7 @@ from infra.config import ClientConfig, LogRetentionDays
 from infra.nag import acknowledge
 from infra.queues import SyncQueues
 from infra.secrets import IntegrationSecrets
-from infra.storage import QUARANTINE_PREFIX, RAW_PREFIX, REPORTS_PREFIX, Storage
+from infra.storage import QUARANTINE_PREFIX, RAW_PREFIX, RECONCILE_WORK_PREFIX, REPORTS_PREFIX, Storage
 from shared.observability import Service, metrics_namespace
 from shared.xero.webhooks import EVENT_PK_PREFIX
 from shared.xero.webhooks import QUARANTINE_PREFIX as XERO_QUARANTINE_PREFIX
@@ -294,22 +294,34 @@ class Functions(Construct):
         # it consumes.
         storage.state_table.grant_read_write_data(role)
         bucket = storage.archive_bucket
+        work = f"{RECONCILE_WORK_PREFIX}*"
+        # Reports only (the engine never reads raw/ bodies: it works from both APIs).
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{REPORTS_PREFIX}*")]
             )
         )
+        # A long full run checkpoints its working set (SQLite) and the next invocation resumes it.
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{RAW_PREFIX}*")]
+                actions=["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                resources=[bucket.arn_for_objects(work)],
             )
         )
-        for prefix, action in ((REPORTS_PREFIX, "s3:PutObject"), (RAW_PREFIX, "s3:GetObject")):
+        # Key names only (no content): without it S3 answers 403 instead of 404 for a missing
+        # working set, and the run would fail instead of starting afresh.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+        )
+        for prefix, actions in (
+            (REPORTS_PREFIX, "s3:PutObject (one report per run)"),
+            (RECONCILE_WORK_PREFIX, "s3:PutObject/GetObject/DeleteObject (one working set per run)"),
+        ):
             acknowledge(
                 role,
                 f"IAM5[Resource::<{_logical_id(bucket)}.Arn>/{prefix}*]",
-                f"{action} on objects under {prefix} only (reports written per run; archived webhook "
-                "bodies re-read by key); object keys vary, so the ARN needs a wildcard.",
+                f"{actions} on objects under {prefix} only; object keys carry the run id, so the ARN "
+                "needs a wildcard.",
             )
         # Re-queues drift for the sync function to apply (never consumes the sync queue itself).
         queues.queue.grant_send_messages(role)

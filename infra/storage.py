@@ -13,6 +13,8 @@ from infra.nag import acknowledge
 RAW_PREFIX = "raw/"
 QUARANTINE_PREFIX = "quarantine/"
 REPORTS_PREFIX = "reports/"
+# The reconcile function's working set between two invocations of one long run (checkpoint).
+RECONCILE_WORK_PREFIX = "reconcile/work/"
 
 
 def _table(
@@ -104,6 +106,9 @@ class Storage(Construct):
                 prefix=REPORTS_PREFIX,
                 expiration=Duration.days(archive.reports_expire_after_days),
             ),
+            # A resumed run deletes its working set when done; one a crash left behind is of no use
+            # after a week (the next full run starts afresh).
+            s3.LifecycleRule(id="reconcile-work", prefix=RECONCILE_WORK_PREFIX, expiration=Duration.days(7)),
             s3.LifecycleRule(
                 id="housekeeping",
                 noncurrent_version_expiration=Duration.days(30),

@@ -130,10 +130,12 @@ def test_given_the_reconcile_role_when_synthesised_then_it_gets_what_the_run_nee
     synth: Synthesised,
 ) -> None:
     statements = _statements(synth, RECONCILE)
-    assert _actions(statements, "s3:") == {"s3:PutObject", "s3:GetObject"}
+    assert _actions(statements, "s3:") == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"}
     assert "/reports/*" in json.dumps(_with(statements, "s3:PutObject"))
-    assert "/raw/*" in json.dumps(_with(statements, "s3:GetObject"))
-    assert "/raw/" not in json.dumps(_with(statements, "s3:PutObject"))
+    readers = json.dumps(_with(statements, "s3:GetObject") + _with(statements, "s3:DeleteObject"))
+    assert "/reconcile/work/*" in readers and "/reports/" not in readers and "/raw/" not in readers
+    (lister,) = _with(statements, "s3:ListBucket")
+    assert _actions([lister]) == {"s3:ListBucket"}
 
     queue_id, dlq_id = (
         _logical_id_prefix(synth, "QueuesSyncQueue", "AWS::SQS::Queue"),
