@@ -115,7 +115,7 @@ border-top:1px solid #e3e8ee}
 table{border-collapse:collapse;width:100%;font-size:13.5px}
 th,td{text-align:left;padding:7px 9px;border-bottom:1px solid #e8ecf0;vertical-align:top}
 th{background:#f7f9fb;font-weight:600;color:#3b4754}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+.num{text-align:right;font-variant-numeric:tabular-nums}
 .summary td:first-child{width:45%}
 .desc{color:#5b6775;font-size:13px;margin:0 0 8px}
 .tag{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;white-space:nowrap}
@@ -125,7 +125,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .f{font-weight:600}.ign{color:#1e6b35}.xero{color:#9b1c1c}
 code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#f2f4f7;padding:1px 4px;border-radius:3px;
 word-break:break-all}
-a{color:#1f5fbf}.more{color:#5b6775;font-style:italic;margin:8px 0}
+code.slug{white-space:nowrap;word-break:normal}a{color:#1f5fbf}
+.more{color:#5b6775;font-style:italic;margin:8px 0}
 footer{margin-top:36px;color:#8592a0;font-size:12px}
 """
 
@@ -235,13 +236,17 @@ def _html_head(out: TextIO, result: RunResult, client_name: str) -> None:
     )
 
 
+def _code(inner: str, kind: str = "") -> str:
+    return f'<code class="{kind}">{inner}</code>' if inner else "&mdash;"
+
+
 def _html_row(item: Discrepancy, links: Links) -> str:
     ignition = _link(links.ignition(item.record_type, item.ignition_id), item.ignition_id or "") or ""
     xero_ids = [item.xero_id] if item.xero_id else []
     action = ACTION_WORDS.get(item.action, item.action)
     xero = "<br>".join(_link(links.xero(item.record_type, x), x) for x in [*xero_ids, *item.other_xero_ids])
     return (
-        f"<tr><td>{_e(item.record_type)}</td><td><code>{ignition}</code></td><td><code>{xero}</code></td>"
+        f"<tr><td>{_e(item.record_type)}</td><td>{_code(ignition, 'slug')}</td><td>{_code(xero)}</td>"
         f"<td>{_e(item.detail)}{_differences(item)}</td>"
         f'<td><span class="tag {_e(item.action)}">{_e(action)}</span></td></tr>'
     )
