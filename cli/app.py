@@ -1,0 +1,612 @@
+"""``python -m cli``: operate one client's Ignition -> Xero integration.
+
+Every command acts on a deployed stack (``--client NAME``) or on the local sandbox (``--sandbox``),
+prints for people (or one JSON document with ``--json``), and exits with a code scripts can rely
+on (see ``cli.errors.Exit``): 0 ok, 1 error, 2 usage, 3 problems found, 4 target unreachable,
+5 authorisation, 6 paused (resumable), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import webbrowser
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cli import connect, replay, status
+from cli.backfill_cmd import result_document, run_backfill
+from cli.errors import CliError, Exit
+from cli.oauth_flow import DEFAULT_REDIRECT_URI
+from cli.output import Output, ProgressBar, ago, duration
+from cli.reconcile import run_reconciliation
+from cli.target import Target, resolve
+from shared.backfill import BackfillOptions, BackfillPaused, ProgressUpdate
+from shared.store.checkpoints import PHASES
+
+Opener = Callable[[str], None]
+Asker = Callable[[list[dict[str, Any]]], int]
+
+EPILOG = """exit codes: 0 ok | 1 error | 2 usage | 3 problems found (unhealthy, records failed) |
+4 target unreachable (no sandbox, stack, secret) | 5 authorisation (consent, redirect URI, scopes,
+invalid_grant) | 6 paused, resumable (Xero budget spent, --max-calls) | 130 interrupted"""
+
+
+# --- arguments ---------------------------------------------------------------------------------
+
+
+def _target_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    where = parent.add_argument_group("target (one of)")
+    choice = where.add_mutually_exclusive_group()
+    choice.add_argument("--client", metavar="NAME", help="the deployed stack IgnitionXeroSync-NAME")
+    choice.add_argument(
+        "--sandbox", action="store_true", help="the local sandbox (`python -m sandbox serve`)"
+    )
+    where.add_argument(
+        "--region", help="AWS region of the stack (default: clients/NAME.json, then AWS_REGION)"
+    )
+    where.add_argument(
+        "--sandbox-file", type=Path, help="the sandbox's JSON file (default: .sandbox.json at the repo root)"
+    )
+    shown = parent.add_argument_group("output")
+    shown.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    shown.add_argument(
+        "--no-colour", "--no-color", dest="no_colour", action="store_true", help="no ANSI colour"
+    )
+    shown.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    return parent
+
+
+def _oauth_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redirect-uri",
+        default=DEFAULT_REDIRECT_URI,
+        help=f"the app's registered redirect URI on localhost (default {DEFAULT_REDIRECT_URI})",
+    )
+    parser.add_argument(
+        "--open", action="store_true", help="open the authorisation URL in the default browser"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the browser (default 300)"
+    )
+    parser.add_argument(
+        "--credentials-file",
+        type=Path,
+        help='JSON {"client_id", "client_secret"} of the app: stored in the credentials secret first',
+    )
+    parser.add_argument(
+        "--no-preflight",
+        dest="preflight",
+        action="store_false",
+        help="skip the check of the authorisation URL",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _target_options()
+    parser = argparse.ArgumentParser(
+        prog="python -m cli",
+        description="Operate one client's Ignition -> Xero integration.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    connect_parser = commands.add_parser("connect", help="authorise Xero or Ignition and store the tokens")
+    providers = connect_parser.add_subparsers(dest="provider", required=True, metavar="PROVIDER")
+    xero = providers.add_parser(
+        "xero",
+        parents=[common],
+        help="OAuth with a local redirect listener (PKCE), or a Custom Connection",
+        description="Authorise the Xero organisation and store the token set (with its tenant id) in the "
+        "stack's xero-token secret. Prints the URL a Xero admin opens.",
+        epilog=EPILOG,
+    )
+    _oauth_options(xero)
+    xero.add_argument("--tenant", help="organisation id or name when the consent covers several")
+    xero.add_argument(
+        "--custom-connection",
+        action="store_true",
+        help="a Xero Custom Connection: client credentials, no browser (auth_mode client_credentials)",
+    )
+    ignition = providers.add_parser(
+        "ignition",
+        parents=[common],
+        help="OAuth for Ignition's Reporting API",
+        description="Authorise Ignition's Reporting API (a practice admin) and store the token set in the "
+        "stack's ignition-api secret, next to the app's client credentials.",
+        epilog=EPILOG,
+    )
+    _oauth_options(ignition)
+
+    commands.add_parser(
+        "status",
+        parents=[common],
+        help="one screen: is the integration healthy?",
+        description="Tokens, last webhook, queue, DLQ and its top reasons, Xero calls left today, last "
+        "reconciliation. Exit 0 when healthy, 3 when something needs a person.",
+        epilog=EPILOG,
+    )
+
+    backfill = commands.add_parser(
+        "backfill",
+        parents=[common],
+        help="first-time sync of every Ignition client, invoice and payment",
+        description="Match every Ignition record against what Xero already holds, create what is missing in "
+        "batches of 50, link the rest, within Xero's limits. Resumable: run it again after an interruption.",
+        epilog=EPILOG,
+    )
+    backfill.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated phases to run (default {','.join(PHASES)})",
+    )
+    backfill.add_argument("--max-calls", type=int, help="pause (resumable) after this many Xero calls")
+    backfill.add_argument("--dry-run", action="store_true", help="decide and report, write nothing")
+    backfill.add_argument(
+        "--restart", action="store_true", help="ignore the saved checkpoint (mappings still count)"
+    )
+    backfill.add_argument(
+        "--no-update-linked",
+        dest="update_linked",
+        action="store_false",
+        help="link existing active Xero contacts without writing Ignition's details onto them",
+    )
+
+    replay_parser = commands.add_parser("replay", help="replay DLQ messages or archived raw events")
+    sources = replay_parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    dlq = sources.add_parser(
+        "dlq",
+        parents=[common],
+        help="dead-lettered events back to the sync queue",
+        description="Move matching DLQ messages back to the sync queue (fresh deduplication id); the sync "
+        "applies each once. Without filters: all.",
+        epilog=EPILOG,
+    )
+    archive = sources.add_parser(
+        "archive",
+        parents=[common],
+        help="archived raw webhooks of a time range through the sync again",
+        description="Re-read raw webhook bodies archived under raw/ and received in [--from, --to], parse "
+        "them as ingest did and queue them; already-applied events are skipped by the sync.",
+        epilog=EPILOG,
+    )
+    for sub in (dlq, archive):
+        sub.add_argument("--type", choices=["client", "invoice", "payment"], help="only this record type")
+        sub.add_argument("--limit", type=int, default=1_000, help="at most this many events (default 1000)")
+        sub.add_argument("--dry-run", action="store_true", help="list what would be replayed; change nothing")
+    dlq.add_argument("--category", help="only this failure category (e.g. xero_validation, ambiguous_match)")
+    dlq.add_argument("--error", help="only messages whose category or reason contains this text")
+    archive.add_argument(
+        "--from", dest="start", required=True, type=_when, help="ISO time, e.g. 2026-11-01T00:00Z"
+    )
+    archive.add_argument("--to", dest="end", type=_when, help="ISO time (default now)")
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        parents=[common],
+        help="run the reconciliation now, or show the last run",
+        description="With --now: run it (in-process for --sandbox, lambda invoke for --client) and "
+        "print where the report is. Without: the last run's result.",
+        epilog=EPILOG,
+    )
+    reconcile.add_argument("--now", action="store_true", help="run a full reconciliation now")
+    return parser
+
+
+def _when(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+class App:
+    def __init__(
+        self, args: argparse.Namespace, out: Output, opener: Opener | None, ask: Asker | None
+    ) -> None:
+        self.args = args
+        self.out = out
+        self.opener = opener
+        self.ask = ask
+
+    def target(self) -> Target:
+        return resolve(
+            sandbox=self.args.sandbox,
+            client=self.args.client,
+            region=self.args.region,
+            sandbox_file=self.args.sandbox_file,
+        )
+
+    def run(self) -> int:
+        command = self.args.command
+        if command == "connect":
+            return self.connect()
+        if command == "status":
+            return self.status()
+        if command == "backfill":
+            return self.backfill()
+        if command == "replay":
+            return self.replay()
+        return self.reconcile()
+
+    # -- connect ---------------------------------------------------------------------------------
+
+    def _opener(self) -> Opener:
+        if self.opener is not None:
+            return self.opener
+        if self.args.open:
+            return _open_in_browser
+        return _do_not_open
+
+    def _announce(self, url: str) -> None:
+        self.out.message(
+            f"Open this URL in a browser and consent (waiting up to {self.args.timeout:.0f} s):\n\n  {url}\n"
+        )
+
+    def _ask(self) -> Asker | None:
+        if self.ask is not None:
+            return self.ask
+        if not sys.stdin.isatty():
+            return None
+
+        def ask(connections: list[dict[str, Any]]) -> int:
+            for index, item in enumerate(connections, start=1):
+                self.out.message(f"  {index}. {item.get('tenantName')} ({item.get('tenantId')})")
+            while True:
+                answer = input("Which organisation does this integration sync? [number] ").strip()
+                if answer.isdigit() and 1 <= int(answer) <= len(connections):
+                    return int(answer) - 1
+
+        return ask
+
+    def connect(self) -> int:
+        target = self.target()
+        args = self.args
+        if args.provider == "xero":
+            summary = connect.connect_xero(
+                target,
+                redirect_uri=args.redirect_uri,
+                tenant=args.tenant,
+                credentials_file=args.credentials_file,
+                custom_connection=args.custom_connection,
+                opener=self._opener(),
+                announce=self._announce,
+                ask=self._ask(),
+                timeout=args.timeout,
+                check_first=args.preflight,
+            )
+        else:
+            summary = connect.connect_ignition(
+                target,
+                redirect_uri=args.redirect_uri,
+                credentials_file=args.credentials_file,
+                opener=self._opener(),
+                announce=self._announce,
+                timeout=args.timeout,
+                check_first=args.preflight,
+            )
+
+        def human() -> str:
+            who = f" to {summary['tenant_name']} ({summary['tenant_id']})" if summary.get("tenant_id") else ""
+            return (
+                f"{self.out.style('Connected', 'ok')} {summary['provider']}{who}.\n"
+                f"Token set stored in {summary['stored_in']} (refresh token {summary['refresh_token']}; "
+                f"access token expires {summary['access_token_expires_at']:%Y-%m-%d %H:%M} UTC).\n"
+                f"Scopes: {' '.join(summary['scopes'])}"
+            )
+
+        self.out.result(summary, human)
+        return Exit.OK
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def status(self) -> int:
+        target = self.target()
+        report = status.collect_status(target)
+        self.out.result(report, lambda: self._status_text(report))
+        return Exit.OK if report["healthy"] else Exit.UNHEALTHY
+
+    def _status_text(self, report: dict[str, Any]) -> str:
+        out = self.out
+        now: datetime = report["checked_at"]
+        verdict = out.style("HEALTHY", "ok") if report["healthy"] else out.style("NEEDS ATTENTION", "bad")
+        lines = [f"{report['target']}: {verdict}  ({now:%Y-%m-%d %H:%M:%S} UTC)", ""]
+        rows: list[list[Any]] = []
+        for name in ("xero", "ignition"):
+            section = report[name]
+            state = section.get("state", "?")
+            styled = out.style(state, "ok" if state == "connected" else "bad")
+            expires = section.get("access_token_expires_at")
+            detail = f"access token expires {ago(expires, now) if expires else '?'}"
+            if section.get("tenant_name"):
+                detail = f"{section['tenant_name']}; {detail}"
+            rows.append(
+                [
+                    f"{name.capitalize()} connection",
+                    styled,
+                    f"{detail}; last refresh {ago(section.get('last_refresh'), now)}",
+                ]
+            )
+        rows.append(["Last webhook", ago(report["webhooks"]["last_received"], now), ""])
+        queue = report["queue"]
+        age = queue.get("oldest_message_age_seconds")
+        rows.append(
+            [
+                "Sync queue",
+                f"{queue.get('visible', '?')} waiting, {queue.get('in_flight', '?')} in flight",
+                f"oldest {duration(age) if age is not None else 'unknown (no CloudWatch data)'}",
+            ]
+        )
+        dlq = report["dead_letters"]
+        count = dlq.get("count")
+        rows.append(["Dead-letter queue", out.style(str(count), "ok" if count == 0 else "bad"), ""])
+        budget = report["xero_budget"]
+        left = budget.get("calls_left_today")
+        rows.append(
+            [
+                "Xero calls left today",
+                "unknown"
+                if left is None
+                else out.style(f"{left:,} of {budget['day_limit']:,}", "ok" if left >= 500 else "warn"),
+                f"{budget.get('calls_this_minute', 0)} this minute (limit {budget.get('minute_limit', '?')})",
+            ]
+        )
+        rec = report["reconciliation"]
+        if rec is None:
+            rows.append(["Last reconciliation", "never", ""])
+        else:
+            report_link = (
+                (rec.get("report") or {}).get("html") if isinstance(rec.get("report"), dict) else None
+            )
+            rows.append(
+                [
+                    "Last reconciliation",
+                    f"{rec.get('status', '?')} ({rec.get('run_id', '?')})",
+                    f"{rec.get('finished_at') or rec.get('started_at') or ''} {report_link or ''}".strip(),
+                ]
+            )
+        lines.append(out.table(["check", "state", "detail"], rows))
+        if dlq.get("top_reasons"):
+            lines += ["", "Top DLQ reasons:"]
+            lines.append(
+                out.table(
+                    ["count", "category", "reason"],
+                    [[r["count"], r["category"], r["reason"]] for r in dlq["top_reasons"]],
+                )
+            )
+        if report["problems"]:
+            lines += ["", "Needs attention:"] + [f"  - {p}" for p in report["problems"]]
+        for key, value in report["links"].items():
+            lines.append(f"{key}: {value}")
+        return "\n".join(lines)
+
+    # -- backfill --------------------------------------------------------------------------------
+
+    def backfill(self) -> int:
+        args = self.args
+        phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+        unknown = [p for p in phases if p not in PHASES]
+        if unknown:
+            raise CliError(
+                f"unknown phase(s): {', '.join(unknown)}; choose from {', '.join(PHASES)}", Exit.USAGE
+            )
+        target = self.target()
+        options = BackfillOptions(
+            phases=tuple(p for p in PHASES if p in phases),
+            max_calls=args.max_calls,
+            update_linked=args.update_linked,
+            dry_run=args.dry_run,
+            restart=args.restart,
+        )
+        bar = ProgressBar(self.out.stderr)
+
+        def progress(update: ProgressUpdate) -> None:
+            bar.update(
+                update.phase,
+                update.done,
+                update.total,
+                calls=update.xero_calls,
+                eta_seconds=update.eta_seconds,
+                calls_left_today=update.calls_left_today,
+                waiting=update.waiting,
+            )
+
+        self.out.message(
+            f"Backfill of {target.label}" + (" (dry run: nothing is written)" if args.dry_run else "")
+        )
+        try:
+            result, counter = run_backfill(target, options, progress)
+        except BackfillPaused as exc:
+            bar.close()
+            raise CliError(
+                f"backfill paused: {exc.reason}",
+                Exit.PAUSED,
+                hint="run the same command again to resume from the checkpoint",
+            ) from None
+        except KeyboardInterrupt:
+            bar.close()
+            self.out.message("interrupted: progress is checkpointed; run the same command again to resume")
+            raise
+        bar.close()
+        document = result_document(result, counter)
+        self.out.result(document, lambda: self._backfill_text(document))
+        return Exit.UNHEALTHY if document["failures"] else Exit.OK
+
+    def _backfill_text(self, doc: dict[str, Any]) -> str:
+        rows = [
+            [phase, c["total"], c["already_mapped"], c["created"], c["linked"], c["skipped"], c["failed"]]
+            for phase, c in doc["counts"].items()
+        ]
+        lines = [
+            f"Backfill {doc['run_id']}: "
+            f"{self.out.style(doc['status'], 'ok' if doc['status'] == 'completed' else 'warn')}"
+            + (f" (resumed {doc['resumed']}x)" if doc["resumed"] else ""),
+            self.out.table(
+                ["phase", "records", "mapped before", "created", "linked", "skipped", "failed"], rows
+            ),
+            f"Xero calls: {doc['xero_calls']:,} for {doc['records']:,} records"
+            + (f" ({doc['calls_per_record']} per record)" if doc["calls_per_record"] is not None else "")
+            + f"; this pass {doc['xero_calls_this_pass']:,} calls in {duration(doc['seconds_this_pass'])}.",
+        ]
+        if doc["planned"] and doc["status"] != "completed":
+            lines.append(f"Planned writes: {doc['planned']}")
+        if doc["failures"]:
+            lines.append(self.out.style(f"{len(doc['failures'])} record(s) need a person:", "bad"))
+            lines.append(
+                self.out.table(
+                    ["type", "ignition id", "category", "reason"],
+                    [
+                        [f["record_type"], f["ignition_id"], f["category"], f["reason"][:100]]
+                        for f in doc["failures"][:50]
+                    ],
+                )
+            )
+        return "\n".join(lines)
+
+    # -- replay ----------------------------------------------------------------------------------
+
+    def replay(self) -> int:
+        target = self.target()
+        args = self.args
+        if args.source == "dlq":
+            result = replay.replay_dead_letters(
+                target,
+                record_type=args.type,
+                category=args.category,
+                error=args.error,
+                limit=args.limit,
+                dry_run=args.dry_run,
+            )
+        else:
+            end = args.end or datetime.now(UTC)
+            if end < args.start:
+                raise CliError("--to is before --from", Exit.USAGE)
+            result = replay.replay_archive(
+                target,
+                start=args.start,
+                end=end,
+                record_type=args.type,
+                limit=args.limit,
+                dry_run=args.dry_run,
+            )
+
+        def human() -> str:
+            verb = "would replay" if result["dry_run"] else "replayed"
+            head = (
+                f"{verb.capitalize()} {result['replayed']} event(s) from the {result['source']} "
+                f"(replay {result['replay_id']})"
+            )
+            if result["source"] == "dlq":
+                head += f"; {result['left_in_dlq']} left in the DLQ"
+            rows = [
+                [e.get("event_id"), e.get("event_type"), e.get("record_id"), e.get("category", "")]
+                for e in result["events"][:100]
+            ]
+            text = head + (
+                "\n" + self.out.table(["event id", "type", "record", "category"], rows) if rows else ""
+            )
+            problems = result.get("unparseable") or []
+            if problems:
+                text += f"\n{len(problems)} archived body(ies) could not be parsed: " + ", ".join(
+                    p["key"] for p in problems[:10]
+                )
+            return text
+
+        self.out.result(result, human)
+        return Exit.UNHEALTHY if result.get("unparseable") or result.get("unreadable") else Exit.OK
+
+    # -- reconcile -------------------------------------------------------------------------------
+
+    def reconcile(self) -> int:
+        target = self.target()
+        if not self.args.now:
+            latest = status.latest_reconciliation(target.settings.state_table)
+            document = {"latest": latest}
+            self.out.result(
+                document,
+                lambda: "No reconciliation has run yet." if latest is None else self._reconcile_text(latest),
+            )
+            return Exit.OK
+        self.out.message(f"Reconciling {target.label} now...")
+        result = run_reconciliation(target)
+        self.out.result(result, lambda: self._reconcile_text(result))
+        return (
+            Exit.OK
+            if str(result.get("status", "")).lower() in ("ok", "clean", "completed", "success", "succeeded")
+            else Exit.UNHEALTHY
+        )
+
+    def _reconcile_text(self, result: dict[str, Any]) -> str:
+        report = result.get("report") or {}
+        lines = [f"Reconciliation {result.get('run_id', '?')}: {result.get('status', '?')}"]
+        summary = result.get("summary")
+        if isinstance(summary, dict):
+            lines.append(self.out.table(["measure", "value"], [[k, v] for k, v in summary.items()]))
+        if isinstance(report, dict):
+            for kind in ("html", "csv", "json"):
+                if report.get(kind):
+                    lines.append(f"Report ({kind}): {report[kind]}")
+        return "\n".join(lines)
+
+
+def _open_in_browser(url: str) -> None:
+    webbrowser.open(url)
+
+
+def _do_not_open(url: str) -> None:
+    del url  # printed for the person to open
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    opener: Opener | None = None,
+    ask: Asker | None = None,
+) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    out = Output(
+        json_mode=args.json,
+        stdout=stdout or sys.stdout,
+        stderr=stderr or sys.stderr,
+        colour=False if args.no_colour else None,
+    )
+    logging.basicConfig(stream=out.stderr, level=logging.DEBUG if args.debug else logging.WARNING)
+    if not args.debug:
+        logging.getLogger("shared").setLevel(logging.ERROR)
+    try:
+        return int(App(args, out, opener, ask).run())
+    except CliError as exc:
+        out.error(str(exc), exc.hint)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        return int(Exit.INTERRUPTED)
+    except (ClientError, BotoCoreError) as exc:
+        if args.debug:
+            raise
+        out.error(f"AWS refused a request: {exc}")
+        return int(Exit.ERROR)
+    except Exception as exc:  # a bug: say so briefly, the traceback with --debug
+        if args.debug:
+            raise
+        out.error(f"unexpected {type(exc).__name__}: {exc}", "run again with --debug for the traceback")
+        return int(Exit.ERROR)

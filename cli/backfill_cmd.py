@@ -1,0 +1,179 @@
+"""``backfill``: wires :class:`shared.backfill.Backfill` to the real adapters of one target."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cli.errors import CliError, Exit
+from cli.target import Target
+from shared.backfill import Backfill, BackfillOptions, BackfillResult, ProgressUpdate
+from shared.config import RecordType
+from shared.ignition.reporting import IgnitionReportingClient
+from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
+from shared.oauth import OAuthError
+from shared.store.budget_usage import BudgetUsage, read_budget_usage
+from shared.store.bulk import BulkMappingReader, put_new_mapping, write_audit_entries
+from shared.store.checkpoints import CheckpointStore
+from shared.store.mappings import AuditEntry, MappingConflict, RecordMapping
+from shared.wiring import ignition_token_provider, xero_token_provider
+from shared.xero.budget import DynamoCallBudget
+from shared.xero.client import XeroCall, XeroClient
+
+# A CLI may sit out a full minute window; a Lambda may not (it would be billed for sleeping).
+CLI_MAX_INLINE_WAIT_SECONDS = 65.0
+# The Reporting API's largest page: 5,000 clients in 10 calls of Ignition's ~1,000/hour.
+IGNITION_PAGE_LIMIT = 500
+MAPPING_WRITERS = 8
+
+
+class CallCounter:
+    def __init__(self) -> None:
+        self._count = 0
+        self._statuses: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, call: XeroCall) -> None:
+        with self._lock:
+            self._count += 1
+            key = str(call.status)
+            self._statuses[key] = self._statuses.get(key, 0) + 1
+
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def statuses(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._statuses)
+
+
+@dataclass
+class _Mappings:
+    reader: BulkMappingReader
+    table: str
+
+    def mappings(self, record_type: RecordType, ignition_ids: Sequence[str]) -> dict[str, RecordMapping]:
+        return self.reader.mappings(record_type, ignition_ids)
+
+    def owners(self, record_type: RecordType, xero_ids: Sequence[str]) -> dict[str, str]:
+        return self.reader.owners(record_type, xero_ids)
+
+    def save(self, mapping: RecordMapping) -> None:
+        put_new_mapping(self.table, mapping)
+
+    def save_many(self, mappings: Sequence[RecordMapping]) -> set[str]:
+        """Conditional puts, a few at a time (each is one round trip to DynamoDB)."""
+        conflicts: set[str] = set()
+
+        def one(mapping: RecordMapping) -> None:
+            try:
+                self.save(mapping)
+            except MappingConflict:
+                conflicts.add(mapping.ignition_id)
+
+        with ThreadPoolExecutor(MAPPING_WRITERS) as pool:
+            for future in [pool.submit(one, m) for m in mappings]:
+                future.result()
+        return conflicts
+
+    def audit(self, entries: Sequence[AuditEntry]) -> None:
+        if entries:
+            write_audit_entries(self.table, entries)
+
+
+@dataclass
+class _Ignition:
+    client: IgnitionReportingClient
+
+    def iter_clients(self) -> Iterator[IgnitionClient]:
+        return self.client.iter_clients()
+
+    def iter_invoices(self) -> Iterator[IgnitionInvoice]:
+        return self.client.iter_invoices()
+
+    def iter_payments(self) -> Iterator[IgnitionPayment]:
+        return self.client.iter_payments()
+
+
+def run_backfill(
+    target: Target, options: BackfillOptions, progress: Callable[[ProgressUpdate], None]
+) -> tuple[BackfillResult, CallCounter]:
+    settings = target.settings
+    config = target.config.model_copy(
+        update={
+            "xero": target.config.xero.model_copy(
+                update={"max_inline_wait_seconds": CLI_MAX_INLINE_WAIT_SECONDS}
+            )
+        }
+    )
+    try:
+        tokens, tenant_id = xero_token_provider(settings, config, None)
+        ignition_tokens = ignition_token_provider(settings, config)
+    except OAuthError as exc:
+        raise CliError(
+            str(exc), Exit.AUTH, hint="connect first: `python -m cli connect xero|ignition`"
+        ) from None
+    if tenant_id is None:
+        raise CliError(
+            "Xero is not connected (no tenant id stored)", Exit.AUTH, hint="run `python -m cli connect xero`"
+        )
+    counter = CallCounter()
+    budget = DynamoCallBudget(settings.state_table, tenant_id, config.xero)
+
+    def usage() -> BudgetUsage | None:
+        return read_budget_usage(settings.state_table, tenant_id, config.xero)
+
+    with (
+        XeroClient(config.xero, tokens, tenant_id, budget, on_call=counter) as xero,
+        IgnitionReportingClient.from_config(
+            config.ignition, ignition_tokens.access_token, page_limit=IGNITION_PAGE_LIMIT
+        ) as ignition,
+    ):
+        engine = Backfill(
+            xero=xero,
+            ignition=_Ignition(ignition),
+            mappings=_Mappings(
+                BulkMappingReader(settings.state_table),
+                settings.state_table,
+            ),
+            checkpoints=CheckpointStore(settings.state_table),
+            config=config,
+            xero_calls=counter.count,
+            budget=usage,
+            progress=progress,
+        )
+        return engine.run(options), counter
+
+
+def result_document(result: BackfillResult, counter: CallCounter) -> dict[str, Any]:
+    checkpoint = result.checkpoint
+    records = result.records
+    calls = checkpoint.xero_calls
+    return {
+        "run_id": checkpoint.run_id,
+        "status": checkpoint.status,
+        "note": checkpoint.note,
+        "resumed": checkpoint.resumed,
+        "phases_done": checkpoint.phases_done,
+        "counts": {phase: counts.model_dump() for phase, counts in checkpoint.counts.items()},
+        "planned": result.planned,
+        "failures": [
+            {
+                "record_type": str(f.record_type),
+                "ignition_id": f.ignition_id,
+                "category": f.category,
+                "reason": f.reason,
+            }
+            for f in result.failures
+        ],
+        "xero_calls": calls,
+        "xero_calls_this_pass": result.xero_calls_this_pass,
+        "xero_responses_this_pass": counter.statuses(),
+        "records": records,
+        "calls_per_record": round(calls / records, 4) if records else None,
+        "seconds_this_pass": round(result.seconds, 2),
+    }

@@ -1,0 +1,191 @@
+"""``connect xero`` / ``connect ignition``: authorise once, store the token set in the stack's secret.
+
+The secrets are the ones the functions read (``XERO_TOKEN_SECRET_ID``, ``IGNITION_API_SECRET_ID``);
+``SecretTokenStore.save`` merges, so Ignition's client credentials, kept in the same secret, stay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from cli.errors import CliError, Exit
+from cli.oauth_flow import (
+    DEFAULT_REDIRECT_URI,
+    Provider,
+    authorise,
+    choose_tenant,
+    client_credentials_grant,
+    ignition_provider,
+    xero_connections,
+    xero_provider,
+)
+from cli.target import Target
+from shared import aws
+from shared.oauth import (
+    ClientCredentials,
+    SecretTokenStore,
+    TokenSet,
+    TokenStoreError,
+    read_client_credentials,
+)
+
+
+def load_credentials_file(path: Path) -> ClientCredentials:
+    try:
+        return ClientCredentials.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"{path} does not exist", Exit.USAGE) from None
+    except ValidationError:
+        raise CliError(f'{path} must hold {{"client_id": ..., "client_secret": ...}}', Exit.USAGE) from None
+
+
+def store_credentials(secret_id: str, credentials: ClientCredentials) -> None:
+    """Write client credentials into a secret, keeping any other keys (Ignition's holds tokens too)."""
+    sm = aws.client("secretsmanager")
+    try:
+        current = json.loads(sm.get_secret_value(SecretId=secret_id).get("SecretString") or "{}")
+    except sm.exceptions.ResourceNotFoundException:
+        current = {}
+    except json.JSONDecodeError:
+        current = {}
+    if not isinstance(current, dict):
+        current = {}
+    current.update({"client_id": credentials.client_id, "client_secret": credentials.client_secret})
+    sm.put_secret_value(SecretId=secret_id, SecretString=json.dumps(current))
+
+
+def _credentials(secret_id: str, provider: str, file: Path | None) -> ClientCredentials:
+    if file is not None:
+        credentials = load_credentials_file(file)
+        store_credentials(secret_id, credentials)
+        return credentials
+    try:
+        return read_client_credentials(secret_id, provider=provider)
+    except TokenStoreError as exc:
+        raise CliError(
+            str(exc),
+            Exit.CONFIG,
+            hint="fill it first (docs/deploy.md, step 6), or pass --credentials-file with the app's "
+            "client_id and client_secret",
+        ) from None
+
+
+def _summary(provider: Provider, tokens: TokenSet, secret_id: str) -> dict[str, Any]:
+    return {
+        "provider": provider.name,
+        "stored_in": secret_id,
+        "tenant_id": tokens.tenant_id,
+        "tenant_name": tokens.extra.get("tenant_name"),
+        "scopes": tokens.scope.split(),
+        "access_token_expires_at": tokens.expires_at,
+        "refresh_token": "stored" if tokens.refresh_token else "none",
+    }
+
+
+def connect_xero(
+    target: Target,
+    *,
+    redirect_uri: str = DEFAULT_REDIRECT_URI,
+    tenant: str | None = None,
+    credentials_file: Path | None = None,
+    custom_connection: bool = False,
+    opener: Callable[[str], None],
+    announce: Callable[[str], None],
+    ask: Callable[[list[dict[str, Any]]], int] | None,
+    timeout: float = 300.0,
+    check_first: bool = True,
+    http: httpx.Client | None = None,
+) -> dict[str, Any]:
+    config, settings = target.config, target.settings
+    mode = config.xero.auth_mode
+    if custom_connection and mode != "client_credentials":
+        raise CliError(
+            f"{target.label} is configured for auth_mode {mode!r}; a Custom Connection needs "
+            'runtime.xero.auth_mode "client_credentials"',
+            Exit.CONFIG,
+            hint="set it in clients/<name>.json and deploy, then connect again",
+        )
+    if not custom_connection and mode == "client_credentials":
+        raise CliError(
+            f"{target.label} uses a Xero Custom Connection (auth_mode client_credentials)",
+            Exit.USAGE,
+            hint="run `connect xero --custom-connection` instead",
+        )
+    provider = xero_provider(config)
+    credentials = _credentials(settings.xero_client_secret_id, "xero", credentials_file)
+    client = http or httpx.Client()
+    try:
+        if custom_connection:
+            granted = client_credentials_grant(provider, credentials, client)
+        else:
+            granted = authorise(
+                provider,
+                credentials,
+                redirect_uri=redirect_uri,
+                opener=opener,
+                announce=announce,
+                timeout=timeout,
+                http=client,
+                check_first=check_first,
+            )
+        connections = xero_connections(config.xero.api_url, granted.access_token, client)
+        chosen = choose_tenant(connections, tenant, ask)
+    finally:
+        if http is None:
+            client.close()
+    tokens = granted.model_copy(
+        update={
+            "tenant_id": str(chosen["tenantId"]),
+            "extra": {
+                "tenant_name": chosen.get("tenantName"),
+                "connection_id": chosen.get("id"),
+                "connected_at": datetime.now(UTC).isoformat(),
+                "connected_by": "cli",
+            },
+        }
+    )
+    SecretTokenStore(settings.xero_token_secret_id, provider="xero").save(tokens)
+    return _summary(provider, tokens, settings.xero_token_secret_id)
+
+
+def connect_ignition(
+    target: Target,
+    *,
+    redirect_uri: str = DEFAULT_REDIRECT_URI,
+    credentials_file: Path | None = None,
+    opener: Callable[[str], None],
+    announce: Callable[[str], None],
+    timeout: float = 300.0,
+    check_first: bool = True,
+    http: httpx.Client | None = None,
+) -> dict[str, Any]:
+    provider = ignition_provider(target.config)
+    secret_id = target.settings.ignition_api_secret_id
+    credentials = _credentials(secret_id, "ignition", credentials_file)
+    client = http or httpx.Client()
+    try:
+        granted = authorise(
+            provider,
+            credentials,
+            redirect_uri=redirect_uri,
+            opener=opener,
+            announce=announce,
+            timeout=timeout,
+            http=client,
+            check_first=check_first,
+        )
+    finally:
+        if http is None:
+            client.close()
+    tokens = granted.model_copy(
+        update={"extra": {"connected_at": datetime.now(UTC).isoformat(), "connected_by": "cli"}}
+    )
+    SecretTokenStore(secret_id, provider="ignition").save(tokens)
+    return _summary(provider, tokens, secret_id)

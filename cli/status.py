@@ -1,0 +1,244 @@
+"""``status``: is the integration healthy? One screen, read-only.
+
+Every reading is taken with the same settings the functions use; a reading that cannot be taken
+(no CloudWatch data in the sandbox, say) is shown as unknown, never as healthy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cli.target import Target
+from shared import aws
+from shared.oauth import SecretTokenStore, TokenStoreError
+from shared.store.budget_usage import read_budget_usage
+from shared.store.dead_letter_queue import queue_depth, receive_dead_letters, release_dead_letters
+
+OLDEST_MESSAGE_ALARM_SECONDS = 30 * 60  # infra default alarms.oldest_message_age_minutes
+DAY_CALLS_LOW = 500  # infra default alarms.xero_day_limit_remaining_below
+WEBHOOK_LOOKBACK_DAYS = 14
+DLQ_SAMPLE = 100
+RECONCILE_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
+_AWS_ERRORS = (ClientError, BotoCoreError)
+
+
+def _token_section(
+    secret_id: str, provider: str, now: datetime, problems: list[str], needs_refresh: bool
+) -> dict[str, Any]:
+    section: dict[str, Any] = {"secret": secret_id}
+    try:
+        tokens = SecretTokenStore(secret_id, provider=provider).load()
+    except TokenStoreError as exc:
+        problems.append(f"{provider}: {exc}")
+        section["state"] = "unreadable"
+        return section
+    except _AWS_ERRORS as exc:
+        problems.append(f"{provider}: cannot read {secret_id}: {type(exc).__name__}")
+        section["state"] = "unreadable"
+        return section
+    try:
+        changed = aws.client("secretsmanager").describe_secret(SecretId=secret_id).get("LastChangedDate")
+    except _AWS_ERRORS:
+        changed = None
+    section["last_refresh"] = changed.astimezone(UTC) if isinstance(changed, datetime) else None
+    if tokens is None:
+        section["state"] = "not connected"
+        problems.append(f"{provider}: not connected (run `python -m cli connect {provider}`)")
+        return section
+    section.update(
+        {
+            "state": "connected",
+            "tenant_id": tokens.tenant_id,
+            "tenant_name": tokens.extra.get("tenant_name"),
+            "access_token_expires_at": tokens.expires_at,
+            "access_token_valid": tokens.expires_at > now,
+            "refresh_token": bool(tokens.refresh_token),
+        }
+    )
+    if needs_refresh and not tokens.refresh_token:
+        section["state"] = "no refresh token"
+        problems.append(
+            f"{provider}: no refresh token stored: reconnect with `python -m cli connect {provider}`"
+        )
+    elif needs_refresh and tokens.expires_at < now - timedelta(days=55):
+        problems.append(
+            f"{provider}: not refreshed for over 55 days; the refresh token expires after 60 unused days"
+        )
+    return section
+
+
+def _last_webhook(bucket: str, now: datetime) -> datetime | None:
+    s3 = aws.client("s3")
+    for days in range(WEBHOOK_LOOKBACK_DAYS + 1):
+        day = now - timedelta(days=days)
+        newest: datetime | None = None
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": f"raw/{day:%Y/%m/%d}/"}
+        while True:
+            page = s3.list_objects_v2(**kwargs)
+            for item in page.get("Contents", []):
+                modified = item["LastModified"].astimezone(UTC)
+                newest = modified if newest is None or modified > newest else newest
+            if not page.get("IsTruncated"):
+                break
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        if newest is not None:
+            return newest
+    return None
+
+
+def _oldest_message_age(queue_url: str, now: datetime) -> float | None:
+    """From CloudWatch (SQS has no API for it); None when there is no data (e.g. the sandbox)."""
+    name = queue_url.rstrip("/").rsplit("/", 1)[-1]
+    stats = aws.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SQS",
+        MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": name}],
+        StartTime=now - timedelta(minutes=15),
+        EndTime=now,
+        Period=300,
+        Statistics=["Maximum"],
+    )
+    points = sorted(stats.get("Datapoints", []), key=lambda p: p["Timestamp"])
+    return float(points[-1]["Maximum"]) if points else None
+
+
+def _dead_letters(dlq_url: str) -> dict[str, Any]:
+    depth = queue_depth(dlq_url)
+    section: dict[str, Any] = {"count": depth.visible + depth.in_flight, "top_reasons": []}
+    if section["count"] == 0:
+        return section
+    sample = list(receive_dead_letters(dlq_url, visibility_seconds=5, max_messages=DLQ_SAMPLE))
+    release_dead_letters(dlq_url, sample)
+    reasons = Counter((m.category or "unknown", (m.reason or "")[:120]) for m in sample)
+    section["sampled"] = len(sample)
+    section["top_reasons"] = [
+        {"category": category, "reason": reason, "count": count}
+        for (category, reason), count in reasons.most_common(5)
+    ]
+    return section
+
+
+def _parse(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, dict):
+        return {k: _parse(v) for k, v in value.items()}
+    return value
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+def latest_reconciliation(table: str) -> dict[str, Any] | None:
+    item = (
+        aws.client("dynamodb").get_item(TableName=table, Key=RECONCILE_KEY, ConsistentRead=True).get("Item")
+    )
+    if item is None:
+        return None
+    deserializer = TypeDeserializer()
+    plain = {k: _plain(deserializer.deserialize(v)) for k, v in item.items() if k not in ("pk", "sk")}
+    parsed: dict[str, Any] = _parse(plain)
+    # The run may be stored whole in one attribute (e.g. "run" or "result") or as attributes.
+    for key in ("run", "result", "body"):
+        if isinstance(parsed.get(key), dict):
+            parsed = {**parsed, **parsed.pop(key)}
+    return parsed
+
+
+def collect_status(target: Target, now: datetime | None = None) -> dict[str, Any]:
+    moment = now or datetime.now(UTC)
+    settings, config = target.settings, target.config
+    problems: list[str] = []
+    xero = _token_section(
+        settings.xero_token_secret_id, "xero", moment, problems, config.xero.auth_mode == "oauth"
+    )
+    xero["auth_mode"] = config.xero.auth_mode
+    ignition = _token_section(settings.ignition_api_secret_id, "ignition", moment, problems, True)
+
+    try:
+        last_webhook = _last_webhook(settings.archive_bucket, moment)
+    except _AWS_ERRORS as exc:
+        last_webhook = None
+        problems.append(f"archive unreadable: {type(exc).__name__}")
+
+    try:
+        depth = queue_depth(settings.sync_queue_url)
+        queue: dict[str, Any] = {"visible": depth.visible, "in_flight": depth.in_flight}
+    except _AWS_ERRORS as exc:
+        queue = {}
+        problems.append(f"sync queue unreadable: {type(exc).__name__}")
+    try:
+        queue["oldest_message_age_seconds"] = _oldest_message_age(settings.sync_queue_url, moment)
+    except _AWS_ERRORS:
+        queue["oldest_message_age_seconds"] = None
+    age = queue.get("oldest_message_age_seconds")
+    if age is not None and age > OLDEST_MESSAGE_ALARM_SECONDS:
+        problems.append(f"the oldest queued event has waited {int(age // 60)} minutes (sync stuck?)")
+
+    try:
+        dlq = _dead_letters(settings.dlq_url)
+    except _AWS_ERRORS as exc:
+        dlq = {"count": None, "top_reasons": []}
+        problems.append(f"DLQ unreadable: {type(exc).__name__}")
+    if dlq.get("count"):
+        problems.append(f"{dlq['count']} event(s) in the dead-letter queue (replay after fixing the cause)")
+
+    budget: dict[str, Any] = {"day_limit": config.xero.calls_per_day}
+    tenant = xero.get("tenant_id")
+    if tenant:
+        try:
+            usage = read_budget_usage(settings.state_table, tenant, config.xero, moment.timestamp())
+            budget.update(
+                {
+                    "calls_left_today": usage.day_left,
+                    "calls_used_today": usage.day_used,
+                    "calls_this_minute": usage.minute_used,
+                    "minute_limit": usage.minute_limit,
+                    "day_resets_at": datetime.fromtimestamp(usage.day_ends_at, tz=UTC),
+                }
+            )
+            if usage.day_left < DAY_CALLS_LOW:
+                problems.append(f"only {usage.day_left} Xero calls left today")
+        except _AWS_ERRORS as exc:
+            problems.append(f"call budget unreadable: {type(exc).__name__}")
+
+    try:
+        reconcile = latest_reconciliation(settings.state_table)
+    except _AWS_ERRORS as exc:
+        reconcile = None
+        problems.append(f"reconciliation result unreadable: {type(exc).__name__}")
+    if reconcile is not None and str(reconcile.get("status", "")).lower() in ("failed", "error"):
+        problems.append(f"the last reconciliation {reconcile.get('run_id', '')} {reconcile.get('status')}")
+
+    return {
+        "target": target.label,
+        "healthy": not problems,
+        "problems": problems,
+        "checked_at": moment,
+        "xero": xero,
+        "ignition": ignition,
+        "webhooks": {"last_received": last_webhook},
+        "queue": queue,
+        "dead_letters": dlq,
+        "xero_budget": budget,
+        "reconciliation": reconcile,
+        "links": {k: v for k, v in target.outputs.items() if k in ("DashboardUrl", "IgnitionWebhookUrl")},
+    }

@@ -1,0 +1,81 @@
+"""Progress of a long job (backfill) in the state table, so an interrupted run resumes.
+
+Item layout (state table)::
+
+    pk="backfill#checkpoint"  sk="run"  body=<JSON of Checkpoint>  updated_at=<ISO>
+
+The checkpoint says which phases are finished and what the run has done so far. It is a summary,
+not the source of truth: the ID mappings (written as each batch lands in Xero) and the external
+keys in Xero (ContactNumber, InvoiceNumber, payment Reference) decide what is already done, so a
+stale checkpoint can only make a run re-check work, never repeat it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared import aws
+
+Phase = Literal["contacts", "invoices", "payments"]
+PHASES: tuple[Phase, ...] = ("contacts", "invoices", "payments")
+
+
+class PhaseCounts(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    total: int = 0
+    already_mapped: int = 0
+    created: int = 0
+    linked: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class Checkpoint(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    started_at: datetime
+    updated_at: datetime
+    status: Literal["running", "interrupted", "paused", "completed"] = "running"
+    phases_done: list[Phase] = Field(default_factory=list)
+    counts: dict[str, PhaseCounts] = Field(default_factory=dict)
+    xero_calls: int = 0
+    resumed: int = 0
+    note: str | None = None
+
+    def phase(self, name: Phase) -> PhaseCounts:
+        return self.counts.setdefault(name, PhaseCounts())
+
+
+class CheckpointStore:
+    def __init__(self, table_name: str, name: str = "backfill") -> None:
+        self._table = table_name
+        self._key = {"pk": {"S": f"{name}#checkpoint"}, "sk": {"S": "run"}}
+
+    def load(self) -> Checkpoint | None:
+        item: dict[str, Any] | None = (
+            aws.client("dynamodb")
+            .get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+            .get("Item")
+        )
+        if item is None:
+            return None
+        return Checkpoint.model_validate_json(item["body"]["S"])
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        checkpoint.updated_at = datetime.now(UTC)
+        aws.client("dynamodb").put_item(
+            TableName=self._table,
+            Item={
+                **self._key,
+                "body": {"S": checkpoint.model_dump_json()},
+                "updated_at": {"S": checkpoint.updated_at.isoformat()},
+            },
+        )
+
+    def clear(self) -> None:
+        aws.client("dynamodb").delete_item(TableName=self._table, Key=self._key)
