@@ -9,6 +9,7 @@ summary in the state table (``reconcile#latest``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -75,17 +76,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
     except ValidationError as exc:
         metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
         raise ValueError(f"not a reconcile request: {exc.error_count()} error(s)") from exc
-    reconciler, close = build_reconciler(
-        settings,
-        config,
-        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
-        on_result=emit,
-        alert_topic_arn=alert_topic_from_env(),
-    )
     assert request.mode is not None
+    close: Callable[[], None] = lambda: None  # noqa: E731 - replaced once the clients exist
     try:
+        reconciler, close = build_reconciler(
+            settings,
+            config,
+            remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+            on_result=emit,
+            alert_topic_arn=alert_topic_from_env(),
+        )
         result = reconciler.run(request.mode, dry_run=request.dry_run)
-    except Exception:
+    except Exception:  # counted for the alarm, then raised: Lambda records the failure
         metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
         logger.exception("reconciliation failed")
         raise

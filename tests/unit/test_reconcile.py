@@ -251,3 +251,30 @@ def test_given_more_rows_than_the_html_limit_then_the_rest_are_counted_and_left_
     html = (tmp_path / "r.html").read_text()
     assert html.count("<tr><td>client</td>") == 10 and "15 more in this category" in html
     assert json.dumps(str(Decimal("0.1")))  # money stays text in the JSON report
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def publish(self, subject: str, message: str) -> None:
+        self.sent.append((subject, message))
+
+
+@pytest.mark.parametrize(("drift", "notified"), [(True, True), (False, False)])
+def test_given_the_default_notify_policy_then_sns_only_when_something_needs_a_person(
+    tmp_path: Path, drift: bool, notified: bool
+) -> None:
+    counters = RunCounters()
+    books = Books(30, 30 if drift else 0, counters)  # lost clients heal; cent-off invoices need a person
+    outbox = Outbox()
+    ports = Ports(xero=books, ignition=books, mappings=books, queue=books, dead_letters=books, runs=Runs(),
+                  artifacts=Files(tmp_path), notifier=outbox)  # fmt: skip
+    config = IntegrationConfig(reconcile=ReconcileRules(heal={"missing_in_xero": "requeue"}))
+    result = Reconciler(ports, config, client_name="Firm", counters=counters, remaining_seconds=lambda: 900.0,
+                        workdir=tmp_path).run("full")  # fmt: skip
+
+    assert bool(outbox.sent) is notified
+    if notified:
+        ((subject, message),) = outbox.sent
+        assert "need attention" in subject and result.report["html"] in message
