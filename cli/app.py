@@ -541,16 +541,17 @@ class App:
         self.out.message(f"Reconciling {target.label} now...")
         result = run_reconciliation(target)
         self.out.result(result, lambda: self._reconcile_text(result))
-        return (
-            Exit.OK
-            if str(result.get("status", "")).lower() in ("ok", "clean", "completed", "success", "succeeded")
-            else Exit.UNHEALTHY
-        )
+        # The function's contract: "complete" (every record compared) or "partial" (stopped part-way).
+        return Exit.OK if str(result.get("status", "")).lower() == "complete" else Exit.UNHEALTHY
 
     def _reconcile_text(self, result: dict[str, Any]) -> str:
         report = result.get("report") or {}
         lines = [f"Reconciliation {result.get('run_id', '?')}: {result.get('status', '?')}"]
         summary = result.get("summary")
+        if result.get("healed") is not None:
+            lines.append(
+                f"Re-queued to heal: {result['healed']}; needing a person: {result.get('needs_person', '?')}"
+            )
         if isinstance(summary, dict):
             lines.append(self.out.table(["measure", "value"], [[k, v] for k, v in summary.items()]))
         if isinstance(report, dict):

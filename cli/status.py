@@ -225,8 +225,11 @@ def collect_status(target: Target, now: datetime | None = None) -> dict[str, Any
     except _AWS_ERRORS as exc:
         reconcile = None
         problems.append(f"reconciliation result unreadable: {type(exc).__name__}")
-    if reconcile is not None and str(reconcile.get("status", "")).lower() in ("failed", "error"):
-        problems.append(f"the last reconciliation {reconcile.get('run_id', '')} {reconcile.get('status')}")
+    if reconcile is not None and str(reconcile.get("status", "")).lower() != "complete":
+        problems.append(
+            f"the last reconciliation {reconcile.get('run_id', '')} is {reconcile.get('status')}: "
+            "read its report, then `python -m cli reconcile --now`"
+        )
 
     return {
         "target": target.label,
@@ -240,5 +243,9 @@ def collect_status(target: Target, now: datetime | None = None) -> dict[str, Any
         "dead_letters": dlq,
         "xero_budget": budget,
         "reconciliation": reconcile,
-        "links": {k: v for k, v in target.outputs.items() if k in ("DashboardUrl", "IgnitionWebhookUrl")},
+        "links": {
+            k: v
+            for k, v in target.outputs.items()
+            if k in ("DashboardUrl", "IgnitionWebhookUrl", "XeroWebhookUrl")
+        },
     }
