@@ -8,9 +8,11 @@ CDK stack sets it; only the endpoints differ.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +23,9 @@ from typing import Any
 
 from sandbox.aws import MotoServer, SandboxResources, create_resources, point_boto3_at
 from sandbox.clock import Clock
+from sandbox.faults import AwsFaultProfile, AwsFaults
 from sandbox.ignition_emulator import IgnitionEmulator
-from sandbox.runtime import ApiGatewayFront, LambdaContext, SqsEventSource
+from sandbox.runtime import ApiGatewayFront, Handler, LambdaContext, SqsEventSource
 from sandbox.server import RunningServer, serve_in_thread
 from sandbox.xero_emulator import XeroEmulator
 from shared import aws
@@ -48,7 +51,15 @@ class SandboxOptions:
     sync_concurrency: int = 2
     log_level: str = "WARNING"
     prefix: str = "sandbox"
+    # Merged section by section into the integration config ({"xero": {"timeout_seconds": 1}}).
     extra_config: dict[str, Any] = field(default_factory=dict)
+    # The sync function's timeout as its context reports it (Powertools bounds IN_PROGRESS
+    # idempotency records by it); keep visibility_timeout >= it, as AWS requires.
+    sync_timeout_seconds: float = SYNC_TIMEOUT_SECONDS
+    sync_batch_size: int = 10
+    # Each polling thread its own execution environment (own copy of the handler module, so its
+    # own token cache, batch processor and clients), as concurrent Lambdas are. Off: one shared.
+    isolated_sync_workers: bool = False
     # Seconds between scheduled reconciliations (as EventBridge runs them in AWS); None: only on demand.
     reconcile_every: float | None = None
 
@@ -101,6 +112,7 @@ class Sandbox:
         self.reconcile_schedule: PeriodicRunner | None = None
         self.xero_webhook: ModuleType | None = None
         self.function_environment: dict[str, str] = {}
+        self.aws_faults = AwsFaults()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -140,8 +152,11 @@ class Sandbox:
             queue_url=self.resources.queue_url,
             handler=self.sync.handler,
             function_name="sync",
-            timeout_seconds=SYNC_TIMEOUT_SECONDS,
+            timeout_seconds=self.options.sync_timeout_seconds,
             concurrency=self.options.sync_concurrency,
+            batch_size=self.options.sync_batch_size,
+            handler_factory=self._sync_worker if self.options.isolated_sync_workers else None,
+            crash_point=self.aws_faults.crash_point,
         )
         self.poller.start()
         self.reconcile = self._load("functions.reconcile.handler")
@@ -164,6 +179,7 @@ class Sandbox:
             self.reconcile_schedule.stop()
         if self.poller is not None:
             self.poller.stop()
+        self.aws_faults.uninstall()
         for server in reversed(self._servers):
             server.stop()
         self.moto.stop()
@@ -215,6 +231,17 @@ class Sandbox:
         os.environ.update(self.function_environment)
         self.sync = self._load("functions.sync.handler")
         self.poller.handler = self.sync.handler
+        self.poller.reset_workers()
+
+    def set_aws_faults(self, **profile: Any) -> AwsFaultProfile:
+        """Crashes of the sync worker and mapping-write conflicts (``sandbox.faults.AwsFaults``);
+        no arguments clears them."""
+        parsed = AwsFaultProfile.parse(profile)
+        if parsed.kill_rate or parsed.conflict_rate:
+            self.aws_faults.install()
+        self.aws_faults.configure(parsed)
+        return parsed
+
 
     def set_xero_limits(self, **limits: int) -> None:
         with self.xero.app.test_client() as admin:
@@ -328,9 +355,14 @@ class Sandbox:
                     "token_url": f"{ignition_url}/oauth2/token",
                     "webhook": self.webhook.model_dump(),
                 },
-                **self.options.extra_config,
             }
         )
+        if self.options.extra_config:
+            merged = config.model_dump()
+            for section, values in self.options.extra_config.items():
+                current = merged.get(section)
+                merged[section] = {**current, **values} if isinstance(current, dict) else values
+            config = IntegrationConfig.model_validate(merged)
         return {
             "CLIENT_NAME": self.options.prefix,
             "STATE_TABLE_NAME": self.resources.state_table,
@@ -351,6 +383,23 @@ class Sandbox:
             # EMF metrics would flood the terminal; CloudWatch is where they are read.
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
+
+    _worker_generation = 0
+
+    def _sync_worker(self, index: int) -> Handler:
+        """A cold start of the sync function in its own execution environment: a fresh copy of the
+        handler module (its module-level state is that environment's)."""
+        Sandbox._worker_generation += 1
+        origin = importlib.import_module("functions.sync.handler").__file__
+        assert origin is not None
+        name = f"functions.sync._sandbox_worker_{index}_{Sandbox._worker_generation}"
+        spec = importlib.util.spec_from_file_location(name, origin)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # some libraries resolve annotations through sys.modules
+        spec.loader.exec_module(module)
+        handler: Handler = module.handler
+        return handler
 
     @staticmethod
     def _load(module: str) -> ModuleType:

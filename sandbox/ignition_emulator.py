@@ -48,6 +48,7 @@ from flask import Flask, Response, request
 from pydantic import BaseModel, ValidationError
 
 from sandbox.clock import Clock
+from sandbox.faults import WebhookFaultProfile, WebhookFaults
 from shared.config import WebhookVerification
 from shared.ignition import exact_json
 from shared.ignition.webhook import sign_webhook
@@ -197,6 +198,8 @@ class IgnitionEmulator:
         self._delivery_timeout = delivery_timeout_seconds
         self._http: httpx.Client | None = None
         self._specs = {spec.name: spec for spec in RESOURCES}
+        # Chaos profile for deliveries (POST /_emulator/faults): duplicate, reorder, drop.
+        self.faults = WebhookFaults()
         self._lock = threading.RLock()
         self._webhook_url: str | None = None
         # OAuth state survives reset(): a running sandbox keeps its connection.
@@ -234,6 +237,7 @@ class IgnitionEmulator:
             snapshot["deliveries"] = [d.summary() for d in self._deliveries]
             snapshot["requests"] = {"total": self._requests_total, "by_status": dict(self._by_status)}
             snapshot["rate_limit"] = self._rate_state()
+            snapshot["faults"] = self.faults.snapshot()
             return snapshot
 
     def reset(self) -> None:
@@ -276,6 +280,8 @@ class IgnitionEmulator:
             ("/_emulator/webhook-url", "PUT", self._admin_webhook_url),
             ("/_emulator/webhooks/send", "POST", self._admin_send),
             ("/_emulator/webhooks/redeliver", "POST", self._admin_redeliver),
+            ("/_emulator/faults", "POST", self._admin_faults),
+            ("/_emulator/faults", "GET", lambda: _json(self.faults.snapshot())),
             ("/_emulator/<resource>/<slug>", "PUT", self._admin_put),
         ]
         for rule, method, view in rules:
@@ -492,6 +498,15 @@ class IgnitionEmulator:
         self.clock.advance(float(seconds))
         return _json({"now": iso(self.clock.now())})
 
+    def _admin_faults(self) -> Response:
+        try:
+            profile = WebhookFaultProfile.parse(self._body())
+        except ValueError as exc:
+            raise _BadRequest(str(exc)) from None
+        for held in self.faults.configure(profile):
+            self._post(held)  # nothing stays held back once the profile changes
+        return _json(self.faults.snapshot())
+
     def _admin_webhook_url(self) -> Response:
         url = self._body().get("url")
         if url is not None and not isinstance(url, str):
@@ -620,6 +635,34 @@ class IgnitionEmulator:
         return delivery
 
     def _transmit(self, delivery: Delivery) -> None:
+        """Send one delivery through the fault profile: an original may be dropped (recorded, never
+        sent), held back until the next delivery has gone (reordered) or sent twice (duplicated)."""
+        plan = self.faults.plan() if delivery.kind == "original" else None
+        if plan is not None and plan.drop:
+            with self._lock:
+                delivery.sent_at = iso(self.clock.now())
+                delivery.error = "dropped"
+                self._deliveries.append(delivery)
+            return
+        if plan is not None and plan.hold:
+            self.faults.hold(delivery)
+            return
+        self._post(delivery)
+        if plan is not None and plan.duplicate:
+            self._post(
+                Delivery(
+                    event_id=delivery.event_id,
+                    type=delivery.type,
+                    slug=delivery.slug,
+                    body=delivery.body,
+                    headers=self._signed_headers(delivery.body),
+                    kind="redelivery",
+                )
+            )
+        for held in self.faults.release():
+            self._post(held)
+
+    def _post(self, delivery: Delivery) -> None:
         """POST one delivery to the webhook URL and record the outcome. Runs outside the lock: the
         receiver may call back into this emulator (e.g. the Reporting API) before it answers."""
         with self._lock:

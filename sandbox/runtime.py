@@ -19,7 +19,19 @@ from shared import aws
 
 logger = logging.getLogger(__name__)
 
+EMPTY_POLL_PAUSE_SECONDS = 0.1
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any] | None]
+# Cold-starts the handler for one concurrent execution environment (worker index -> handler).
+HandlerFactory = Callable[[int], Handler]
+# Given a batch's size, how many of its records are processed before the invocation dies (None: no).
+CrashPoint = Callable[[int], int | None]
+
+
+class WorkerKilled(BaseException):
+    """The execution environment died (timeout, out of memory, host lost) in the middle of an
+    invocation. A BaseException on purpose: no ``except Exception`` in the handler may survive it,
+    exactly as nothing in a killed Lambda runs its error handling."""
 
 
 @dataclass
@@ -60,6 +72,14 @@ class ApiGatewayFront:
     ) -> None:
         self._routes = routes
         self._timeout = timeout_seconds
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """A request is being handled: what it enqueues may not be in the queue yet."""
+        with self._in_flight_lock:
+            return self._in_flight > 0
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/")
@@ -100,11 +120,16 @@ class ApiGatewayFront:
             },
         }
         name, handler = route
+        with self._in_flight_lock:
+            self._in_flight += 1
         try:
             response = handler(event, LambdaContext(name, self._timeout)) or {}
         except Exception:
             logger.exception("handler raised", extra={"function": name})
             return self._respond(start_response, 502, {"message": "Internal server error"})
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
         status = int(response.get("statusCode", 200))
         payload = response.get("body") or ""
         start_response(
@@ -124,6 +149,8 @@ class PollerStats:
     records: int = 0
     failed_records: int = 0
     crashed_invocations: int = 0
+    crashed_records: int = 0  # records of crashed invocations: all of them come back
+    cold_starts: int = 0
     last_activity: float = field(default_factory=time.monotonic)
 
 
@@ -139,9 +166,16 @@ class SqsEventSource:
         timeout_seconds: float,
         batch_size: int = 10,
         concurrency: int = 2,
+        handler_factory: HandlerFactory | None = None,
+        crash_point: CrashPoint | None = None,
     ) -> None:
         self._queue_url = queue_url
         self.handler = handler
+        # With a factory every polling thread is its own execution environment (own module state,
+        # as concurrent Lambdas have); without one all threads share ``handler``.
+        self._factory = handler_factory
+        self._worker_handlers: dict[int, Handler] = {}
+        self.crash_point = crash_point
         self._function_name = function_name
         self._timeout = timeout_seconds
         self._batch_size = batch_size
@@ -157,10 +191,27 @@ class SqsEventSource:
         with self._lock:
             return self._busy > 0
 
+    def reset_workers(self) -> None:
+        """Discard every execution environment: the next invocations cold-start (a redeploy)."""
+        with self._lock:
+            self._worker_handlers.clear()
+
+    def _handler_for(self, index: int) -> Handler:
+        if self._factory is None:
+            return self.handler
+        with self._lock:
+            handler = self._worker_handlers.get(index)
+        if handler is None:
+            handler = self._factory(index)
+            with self._lock:
+                self._worker_handlers[index] = handler
+            self.stats.cold_starts += 1
+        return handler
+
     def start(self) -> None:
         for index in range(self._concurrency):
             thread = threading.Thread(
-                target=self._run, name=f"sqs-{self._function_name}-{index}", daemon=True
+                target=self._run, args=(index,), name=f"sqs-{self._function_name}-{index}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -170,7 +221,7 @@ class SqsEventSource:
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def _run(self) -> None:
+    def _run(self, index: int = 0) -> None:
         sqs = aws.client("sqs")
         arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -180,7 +231,9 @@ class SqsEventSource:
                 messages = sqs.receive_message(
                     QueueUrl=self._queue_url,
                     MaxNumberOfMessages=self._batch_size,
-                    WaitTimeSeconds=1,
+                    # Short polls: moto's long poll spins a CPU while a FIFO queue's only visible
+                    # messages belong to groups in flight, starving every other process.
+                    WaitTimeSeconds=0,
                     MessageSystemAttributeNames=["All"],
                     MessageAttributeNames=["All"],
                 ).get("Messages", [])
@@ -189,18 +242,37 @@ class SqsEventSource:
                 time.sleep(0.5)
                 continue
             if messages:
-                self._invoke(sqs, arn, messages)
+                self._invoke(sqs, arn, messages, index)
+            else:
+                self._stop.wait(EMPTY_POLL_PAUSE_SECONDS)
 
-    def _invoke(self, sqs: Any, arn: str, messages: list[dict[str, Any]]) -> None:
+    def _invoke(self, sqs: Any, arn: str, messages: list[dict[str, Any]], index: int = 0) -> None:
         with self._lock:
             self._busy += 1
         try:
             event = {"Records": [self._record(m, arn) for m in messages]}
+            handler = self._handler_for(index)
+            crash_after = self.crash_point(len(messages)) if self.crash_point is not None else None
             try:
-                result = self.handler(event, LambdaContext(self._function_name, self._timeout)) or {}
-            except Exception:
-                logger.exception("sync invocation crashed")
+                if crash_after is not None:
+                    # Process the first records for real, then die before answering: nothing is
+                    # deleted and every message of the batch reappears after its visibility timeout.
+                    if crash_after:
+                        handler(
+                            {"Records": event["Records"][:crash_after]},
+                            LambdaContext(self._function_name, self._timeout),
+                        )
+                    raise WorkerKilled(f"crash injected after {crash_after} of {len(messages)} records")
+                result = handler(event, LambdaContext(self._function_name, self._timeout)) or {}
+            except (Exception, WorkerKilled) as exc:
+                if isinstance(exc, WorkerKilled):
+                    logger.info("sync worker killed", extra={"detail": str(exc)})
+                    with self._lock:  # a dead environment is not reused: the next one cold-starts
+                        self._worker_handlers.pop(index, None)
+                else:
+                    logger.exception("sync invocation crashed")
                 self.stats.crashed_invocations += 1
+                self.stats.crashed_records += len(messages)
                 return
             failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]

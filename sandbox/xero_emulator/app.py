@@ -26,10 +26,11 @@ from sandbox.clock import Clock
 from . import responses
 from .common import UUID_RE, Stamper
 from .contacts import ContactsResource
+from .faults import FaultPlan, XeroFaultProfile, XeroFaults, lost_response
 from .history import HistoryLog
 from .invoices import InvoicesResource
 from .limits import RateLimiter
-from .oauth import DEFAULT_SCOPE, OAuthError, TokenService
+from .oauth import ACCESS_TOKEN_SECONDS, DEFAULT_SCOPE, OAuthError, TokenService
 from .payments import PaymentsResource
 from .routing import Route, find_route
 from .settings import SettingsResource
@@ -67,6 +68,8 @@ class XeroEmulator:
         self._limiter = RateLimiter()
         self._idempotency = IdempotencyCache()
         self._faults: list[Fault] = []
+        # Chaos profile (POST /_emulator/faults): random faults, unlike the queued fail-next ones.
+        self.faults = XeroFaults()
         self._requests_total = 0
         self._by_status: Counter[str] = Counter()
         self._by_endpoint: Counter[str] = Counter()
@@ -138,6 +141,7 @@ class XeroEmulator:
                 "by_status": dict(self._by_status),
                 "by_endpoint": dict(self._by_endpoint),
             }
+            state["faults"] = self.faults.snapshot()
             state["token_refreshes"] = self._tokens.counters.refreshes
             state["invalid_grants"] = self._tokens.counters.invalid_grants
             limits = self._limiter.limits
@@ -176,6 +180,8 @@ class XeroEmulator:
         app.add_url_rule("/_emulator/clock", "admin_clock", self._admin_clock, methods=["POST"])
         app.add_url_rule("/_emulator/limits", "admin_limits", self._admin_limits, methods=["POST"])
         app.add_url_rule("/_emulator/fail-next", "admin_fail_next", self._admin_fail_next, methods=["POST"])
+        app.add_url_rule("/_emulator/faults", "admin_faults", self._admin_faults, methods=["POST"])
+        app.add_url_rule("/_emulator/faults", "admin_faults_state", self._admin_faults_state, methods=["GET"])
         app.add_url_rule("/_emulator/contacts", "admin_contacts", self._admin_contacts, methods=["POST"])
         app.add_url_rule("/_emulator/invoices", "admin_invoices", self._admin_invoices, methods=["POST"])
         for path, kind in (
@@ -256,6 +262,10 @@ class XeroEmulator:
                     body = self._tokens.refresh_grant(
                         now, form.get("refresh_token", ""), client_secret is not None
                     )
+                    if self.faults.drop_token_response():
+                        # Refreshed server-side, answer lost on the way back.
+                        logger.info("token response dropped by the fault profile")
+                        return lost_response(responses.json_response(body).get_data())
                 elif grant_type == "client_credentials":
                     self._tokens.check_client(client_id, client_secret, public_ok=False)
                     body = self._tokens.client_credentials(now, form.get("scope"))
@@ -316,18 +326,33 @@ class XeroEmulator:
     def _api(self, subpath: str) -> Response:
         found = find_route(self._routes, request.method, subpath)
         label = found[0].label if found else f"{request.method} /{subpath.split('/')[0]}"
-        response = self._pipeline(found, subpath)
+        plan = self.faults.plan(self.clock.time())
+        if plan.hang_seconds and not plan.hang_after_apply:
+            # A timeout before Xero saw the call: the client gives up; nothing was applied.
+            time.sleep(plan.hang_seconds)
+            response = responses.problem(504, "Gateway Timeout", "Injected timeout")
+            self._count(label, response.status_code)
+            return response
+        response = self._pipeline(found, subpath, plan)
+        if plan.hang_seconds:
+            # A timeout after Xero applied the call: the answer arrives after the client gave up.
+            time.sleep(plan.hang_seconds)
         with self._lock:
             response.headers.update(self._limiter.headers(self.clock.time()))
         self._count(label, response.status_code)
         return response
 
-    def _pipeline(self, found: tuple[Route, dict[str, str]] | None, subpath: str) -> Response:
+    def _pipeline(
+        self, found: tuple[Route, dict[str, str]] | None, subpath: str, plan: FaultPlan | None = None
+    ) -> Response:
+        plan = plan or FaultPlan()
         with self._lock:
-            fault = self._next_fault()
+            fault = self._next_fault() or plan.response
             if fault is not None:
                 logger.info("injected fault", extra={"status": fault.status_code, "path": subpath})
                 return fault
+            if plan.expire_tokens:
+                self._expire_tokens_early(request)
             refused, token = self._authenticate(request)
             if refused is not None:
                 return refused
@@ -346,7 +371,7 @@ class XeroEmulator:
                     f"Rate limit exceeded: {verdict.problem}",
                     {"Retry-After": str(verdict.retry_after), "X-Rate-Limit-Problem": verdict.problem},
                 )
-            latency = self._limiter.limits.latency_ms / 1000
+            latency = self._limiter.limits.latency_ms / 1000 + plan.latency_seconds
         try:
             if latency > 0:
                 time.sleep(latency)  # outside the lock, so concurrent calls really overlap
@@ -386,6 +411,22 @@ class XeroEmulator:
         route, params = found
         return route.handler(request, params)
 
+    def _expire_tokens_early(self, req: Request) -> None:
+        """Invalidate every valid access token, when the presented one is valid and old enough (a
+        token refreshed a moment ago is spared, so one logical call never meets two expiries)."""
+        scheme, _, value = req.headers.get("Authorization", "").partition(" ")
+        presented = self._tokens.access.get(value.strip()) if scheme.lower() == "bearer" else None
+        now = self.clock.time()
+        if presented is None or presented.expires_at <= now:
+            return
+        if now - (presented.expires_at - ACCESS_TOKEN_SECONDS) < self.faults.min_token_age:
+            return
+        for token in self._tokens.access.values():
+            if token.expires_at > now:
+                token.expires_at = now
+        self.faults.count("tokens_expired")
+        logger.info("access tokens expired early by the fault profile")
+
     def _next_fault(self) -> Response | None:
         while self._faults:
             response = self._faults[0].take()
@@ -414,6 +455,8 @@ class XeroEmulator:
             self._limiter.reset_counters()
             self._idempotency.entries.clear()
             self._faults.clear()
+        self.faults.configure(XeroFaultProfile())
+        self.faults.reset_counters()
         return responses.json_response({"reset": True})
 
     def _admin_clock(self) -> Response:
@@ -455,6 +498,20 @@ class XeroEmulator:
         with self._lock:
             self._faults.append(fault)
         return responses.json_response({"queued": count, "status": status})
+
+    def _admin_faults(self) -> Response:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return responses.json_response({"error": "expected a fault profile object ({} clears)"}, 400)
+        try:
+            profile = XeroFaultProfile.parse(body)
+        except ValueError as error:
+            return responses.json_response({"error": str(error)}, 400)
+        self.faults.configure(profile)
+        return responses.json_response(self.faults.snapshot())
+
+    def _admin_faults_state(self) -> Response:
+        return responses.json_response(self.faults.snapshot())
 
     def _admin_contacts(self) -> Response:
         body = _json_object(request)

@@ -1,0 +1,259 @@
+"""Fault profiles for the Xero emulator: ``POST /_emulator/faults`` with a JSON profile.
+
+What each key does to Accounting API calls (admin and identity endpoints are never hit, except the
+token endpoint by ``drop_token_responses``):
+
+* ``error_rate`` / ``error_statuses``: the call is answered with one of the statuses before Xero
+  does anything (500 JSON, 503 plain-text maintenance page, others a problem body).
+* ``timeout_rate`` / ``timeout_ms``: the call hangs for ``timeout_ms`` (set it past the client's
+  timeout). Half of them hang *before* Xero applies the call, half *after* (the write happened but
+  the answer never arrives: the retry must not write twice).
+* ``latency_ms``: ``[low, high]`` extra milliseconds on every call (outside the emulator's lock).
+* ``rate_limit_bursts`` / ``burst_rate`` / ``burst_seconds``: with ``burst_rate`` per call a burst
+  starts; for ``burst_seconds`` every call gets ``429`` minute with ``Retry-After``.
+* ``expire_tokens`` / ``expire_rate``: with ``expire_rate`` per call, every valid access token is
+  invalidated early (a token at least ``min_token_age_seconds`` old), so the call gets
+  ``401 TokenExpired`` and the fleet must refresh exactly once.
+* ``drop_token_responses``: that share of refresh grants is performed server-side but the answer
+  is lost (the connection closes mid-body); the client must retry with the previous refresh token
+  inside Xero's grace period.
+* ``seed``: draws come from ``random.Random(seed)``, so a profile replays the same sequence of
+  decisions (which call gets which fault still depends on thread interleaving).
+
+Unknown keys are refused (``ValueError``, answered 400); ``{}`` clears every fault.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from flask import Response
+
+from . import responses
+
+_STATUS_RANGE = range(500, 600)
+
+
+def _rate(body: dict[str, Any], key: str, default: float = 0.0) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"{key} must be a number from 0 to 1")
+    return float(value)
+
+
+def _positive(body: dict[str, Any], key: str, default: float) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{key} must be a non-negative number")
+    return float(value)
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false")
+    return value
+
+
+@dataclass(frozen=True)
+class XeroFaultProfile:
+    seed: int = 0
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (500, 503)
+    timeout_rate: float = 0.0
+    timeout_ms: float = 1_000.0
+    latency_ms: tuple[float, float] = (0.0, 0.0)
+    rate_limit_bursts: bool = False
+    burst_rate: float = 0.01
+    burst_seconds: float = 1.0
+    expire_tokens: bool = False
+    expire_rate: float = 0.01
+    min_token_age_seconds: float = 1.0
+    drop_token_responses: float = 0.0
+
+    KEYS = frozenset(
+        {
+            "seed",
+            "error_rate",
+            "error_statuses",
+            "timeout_rate",
+            "timeout_ms",
+            "latency_ms",
+            "rate_limit_bursts",
+            "burst_rate",
+            "burst_seconds",
+            "expire_tokens",
+            "expire_rate",
+            "min_token_age_seconds",
+            "drop_token_responses",
+        }
+    )
+
+    @property
+    def active(self) -> bool:
+        return self != XeroFaultProfile(seed=self.seed)
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> XeroFaultProfile:
+        """A profile from its JSON form; ``ValueError`` names the first problem."""
+        unknown = sorted(set(body) - cls.KEYS)
+        if unknown:
+            known = ", ".join(sorted(cls.KEYS))
+            raise ValueError(f"unknown fault keys: {', '.join(unknown)} (known: {known})")
+        seed = body.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError("seed must be an integer")
+        statuses = body.get("error_statuses", [500, 503])
+        if (
+            not isinstance(statuses, list)
+            or not statuses
+            or not all(type(s) is int and s in _STATUS_RANGE for s in statuses)
+        ):
+            raise ValueError("error_statuses must be a non-empty list of 5xx statuses")
+        latency = body.get("latency_ms", [0, 0])
+        if isinstance(latency, int | float) and not isinstance(latency, bool):
+            latency = [latency, latency]
+        if (
+            not isinstance(latency, list)
+            or len(latency) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in latency)
+            or latency[0] > latency[1]
+        ):
+            raise ValueError("latency_ms must be [low, high] milliseconds with 0 <= low <= high")
+        return cls(
+            seed=seed,
+            error_rate=_rate(body, "error_rate"),
+            error_statuses=tuple(statuses),
+            timeout_rate=_rate(body, "timeout_rate"),
+            timeout_ms=_positive(body, "timeout_ms", 1_000.0),
+            latency_ms=(float(latency[0]), float(latency[1])),
+            rate_limit_bursts=_flag(body, "rate_limit_bursts"),
+            burst_rate=_rate(body, "burst_rate", 0.01),
+            burst_seconds=_positive(body, "burst_seconds", 1.0),
+            expire_tokens=_flag(body, "expire_tokens"),
+            expire_rate=_rate(body, "expire_rate", 0.01),
+            min_token_age_seconds=_positive(body, "min_token_age_seconds", 1.0),
+            drop_token_responses=_rate(body, "drop_token_responses"),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["error_statuses"] = list(self.error_statuses)
+        body["latency_ms"] = list(self.latency_ms)
+        return body
+
+
+@dataclass
+class FaultPlan:
+    """What the profile decided for one API call."""
+
+    response: Response | None = None  # answer this instead of Xero (5xx, 429 burst)
+    latency_seconds: float = 0.0
+    hang_seconds: float = 0.0  # a timeout: hang this long...
+    hang_after_apply: bool = False  # ...after applying the call (True) or instead of it (False)
+    expire_tokens: bool = False
+
+
+@dataclass
+class XeroFaults:
+    """The active profile, its random source and what it injected. Thread-safe."""
+
+    profile: XeroFaultProfile = field(default_factory=XeroFaultProfile)
+    injected: Counter[str] = field(default_factory=Counter)
+    _random: random.Random = field(default_factory=lambda: random.Random(0))
+    _burst_until: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def configure(self, profile: XeroFaultProfile) -> None:
+        with self._lock:
+            self.profile = profile
+            self._random = random.Random(profile.seed)
+            self._burst_until = 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"profile": self.profile.as_json(), "injected": dict(self.injected)}
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.injected.clear()
+
+    def plan(self, now: float) -> FaultPlan:
+        """Decide the faults for one Accounting API call made at ``now`` (emulator clock)."""
+        plan = FaultPlan()
+        with self._lock:
+            p = self.profile
+            if not p.active:
+                return plan
+            draw = self._random
+            low, high = p.latency_ms
+            if high > 0:
+                plan.latency_seconds = draw.uniform(low, high) / 1000
+            if p.rate_limit_bursts:
+                if now >= self._burst_until and draw.random() < p.burst_rate:
+                    self._burst_until = now + p.burst_seconds
+                    self.injected["rate_limit_bursts"] += 1
+                if now < self._burst_until:
+                    self.injected["429"] += 1
+                    retry_after = max(1, math.ceil(self._burst_until - now))
+                    plan.response = responses.problem(
+                        429,
+                        "Too Many Requests",
+                        "Rate limit exceeded: minute",
+                        {"Retry-After": str(retry_after), "X-Rate-Limit-Problem": "minute"},
+                    )
+                    return plan
+            if p.error_rate and draw.random() < p.error_rate:
+                status = draw.choice(p.error_statuses)
+                self.injected[str(status)] += 1
+                plan.response = _error_response(status)
+                return plan
+            if p.timeout_rate and draw.random() < p.timeout_rate:
+                plan.hang_seconds = p.timeout_ms / 1000
+                plan.hang_after_apply = draw.random() < 0.5
+                self.injected["timeouts_after_apply" if plan.hang_after_apply else "timeouts"] += 1
+            if p.expire_tokens and draw.random() < p.expire_rate:
+                plan.expire_tokens = True
+        return plan
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self.injected[what] += 1
+
+    def drop_token_response(self) -> bool:
+        with self._lock:
+            rate = self.profile.drop_token_responses
+            dropped = rate > 0 and self._random.random() < rate
+            if dropped:
+                self.injected["token_responses_dropped"] += 1
+            return dropped
+
+    @property
+    def min_token_age(self) -> float:
+        return self.profile.min_token_age_seconds
+
+
+def _error_response(status: int) -> Response:
+    if status == 503:
+        # Maintenance answers plain text, not JSON: clients must check the status first.
+        return responses.text_response(responses.MAINTENANCE_TEXT, 503)
+    if status == 500:
+        return responses.json_response(
+            {"ErrorNumber": 500, "Type": "UnknownErrorException", "Message": responses.SERVER_ERROR_MESSAGE},
+            500,
+        )
+    return responses.problem(status, "Error", f"Injected fault {status}")
+
+
+def lost_response(body: bytes) -> Response:
+    """An answer that never fully arrives: headers promise more than is sent, then the connection
+    closes, so the client sees a protocol error (the server-side effect has happened)."""
+    response = Response(body[: max(1, len(body) // 3)], status=200, mimetype="application/json")
+    response.headers["Content-Length"] = str(len(body) + 64)
+    response.headers["Connection"] = "close"
+    return response
