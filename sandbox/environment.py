@@ -99,8 +99,10 @@ class Sandbox:
         self.clock = Clock()
         self.webhook = WebhookVerification()
         self.xero = XeroEmulator(clock=self.clock)
+        # A generous delivery timeout: on a loaded machine the first ingest call can be slow, and a
+        # timed-out delivery is a lost webhook the tests did not ask for.
         self.ignition = IgnitionEmulator(
-            clock=self.clock, webhook_secret=WEBHOOK_SECRET, webhook=self.webhook
+            clock=self.clock, webhook_secret=WEBHOOK_SECRET, webhook=self.webhook, delivery_timeout_seconds=60
         )
         self.moto = MotoServer()
         self._servers: list[RunningServer] = []
@@ -108,6 +110,7 @@ class Sandbox:
         self.poller: SqsEventSource | None = None
         self.ingest: ModuleType | None = None
         self.sync: ModuleType | None = None
+        self.front: ApiGatewayFront | None = None
         self.reconcile: ModuleType | None = None
         self.reconcile_schedule: PeriodicRunner | None = None
         self.xero_webhook: ModuleType | None = None
@@ -137,15 +140,13 @@ class Sandbox:
         self.sync = self._load("functions.sync.handler")
         self.xero_webhook = self._load("functions.xero_webhook.handler")
 
-        front = serve_in_thread(
-            "api",
-            ApiGatewayFront(
-                {
-                    ("POST", "/webhooks/ignition"): ("ingest", self.ingest.handler),
-                    ("POST", "/webhooks/xero"): ("xero-webhook", self.xero_webhook.handler),
-                }
-            ),
+        self.front = ApiGatewayFront(
+            {
+                ("POST", "/webhooks/ignition"): ("ingest", self.ingest.handler),
+                ("POST", "/webhooks/xero"): ("xero-webhook", self.xero_webhook.handler),
+            }
         )
+        front = serve_in_thread("api", self.front)
         self._servers.append(front)
         self.ignition.set_webhook_url(f"{front.url}/webhooks/ignition")
         self.poller = SqsEventSource(
@@ -242,7 +243,6 @@ class Sandbox:
         self.aws_faults.configure(parsed)
         return parsed
 
-
     def set_xero_limits(self, **limits: int) -> None:
         with self.xero.app.test_client() as admin:
             response = admin.post("/_emulator/limits", json=limits)
@@ -295,7 +295,8 @@ class Sandbox:
         quiet_since: float | None = None
         while time.monotonic() < deadline:
             visible, in_flight = self.queue_depth()
-            if visible == 0 and in_flight == 0 and not self.poller.busy:
+            front_busy = self.front is not None and self.front.busy
+            if visible == 0 and in_flight == 0 and not self.poller.busy and not front_busy:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle:
                     return
