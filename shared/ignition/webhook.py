@@ -141,6 +141,8 @@ def _decode_signature(value: str, encoding: Literal["hex", "base64"]) -> bytes |
 def _parse_timestamp(value: str) -> datetime | None:
     # Epoch seconds is what sign_webhook sends; ISO-8601 is accepted too since the real format is
     # unknown. Parsing leniently is safe: the raw header string is what the signature covers.
+    if not value.isascii():  # int() reads Arabic-Indic digits too; the signed message cannot hold them
+        return None
     try:
         return datetime.fromtimestamp(int(value), tz=UTC)
     except (ValueError, OverflowError, OSError):
@@ -251,6 +253,18 @@ def record_type_of(event_type: str, config: IgnitionConfig) -> RecordType | None
     return config.event_prefixes.get(event_type.split(".", 1)[0])
 
 
+def _is_unicode(document: Any) -> bool:
+    """False if a string in ``document`` holds a lone surrogate (JSON allows the escape "\\ud800";
+    no UTF-8 text, S3 key, SQS message or pydantic string can carry it)."""
+    try:
+        json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except RecursionError:
+        raise WebhookPayloadError("body is nested too deeply to be a webhook") from None
+    return True
+
+
 def parse_webhook(raw_body: bytes, config: IgnitionConfig) -> IgnitionEnvelope:
     """Parse a verified body into an envelope, or raise ``WebhookPayloadError`` saying what is wrong."""
     limit = config.webhook.max_body_bytes
@@ -269,6 +283,12 @@ def parse_webhook(raw_body: bytes, config: IgnitionConfig) -> IgnitionEnvelope:
         ) from None
     except ValueError as exc:  # NaN / Infinity: not JSON, and never an amount
         raise WebhookPayloadError(f"body is not JSON: {exc}") from None
+    except RecursionError:  # e.g. [[[[...]]]] thousands deep: Python's parser gives up
+        raise WebhookPayloadError("body is nested too deeply to be a webhook") from None
+    if not _is_unicode(document):
+        raise WebhookPayloadError(
+            "body has an unpaired surrogate escape (\\ud800-\\udfff): not valid Unicode text"
+        )
     if not isinstance(document, dict):
         raise WebhookPayloadError(f"body is a JSON {type(document).__name__}, expected an object")
     try:

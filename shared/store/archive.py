@@ -7,6 +7,12 @@ from collections.abc import Mapping
 from shared import aws
 
 
+def header_safe(value: str) -> str:
+    """S3 metadata travels as HTTP headers: printable ASCII only. An authentic webhook's event type
+    with a CR, LF or other control character would otherwise fail the put (a 5xx)."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in value)
+
+
 class S3RawArchive:
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
@@ -17,8 +23,7 @@ class S3RawArchive:
             Key=key,
             Body=body,
             ContentType="application/json",
-            # S3 metadata must be ASCII.
-            Metadata={k: v.encode("ascii", "replace").decode("ascii") for k, v in metadata.items()},
+            Metadata={k: header_safe(v) for k, v in metadata.items()},
         )
 
     def get(self, key: str) -> bytes:

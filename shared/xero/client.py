@@ -51,6 +51,10 @@ from shared.xero.errors import (
 from shared.xero.reference_cache import ReferenceDataCache
 
 logger = logging.getLogger(__name__)
+# httpx logs every request's URL at INFO, and a Contacts lookup's URL carries the client's name and
+# e-mail in its where clause: with Lambda's application log level at INFO that is personal data in
+# CloudWatch. Our own records log ids only (docs/security.md; tests/integration/test_no_secrets_in_logs).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 ACCOUNTING_PATH = "/api.xro/2.0"
 # Xero recommends about 50 elements per batch (and caps bodies at 3.5 MB).
