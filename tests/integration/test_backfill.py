@@ -63,10 +63,10 @@ class Firm:
         by hand: same email, name in other case, no ContactNumber."""
         with self.sandbox.ignition.app.test_client() as admin:
             for index in range(clients):
-                response = admin.put(
+                put = admin.put(
                     f"/_emulator/clients/{self.slug(index)}?deliver=false", json=self.client(index)
                 )
-                assert response.status_code < 300, response.get_data(as_text=True)
+                assert put.status_code < 300, put.get_data(as_text=True)
         existing = [
             {"Name": self.client(i)["name"].upper(), "EmailAddress": self.client(i)["email"]}
             for i in range(in_xero)
