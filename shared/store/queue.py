@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 
 from shared import aws
 from shared.models.events import SyncEvent
 
+logger = logging.getLogger(__name__)
+
+# SQS's message limit is 256 KiB; keep a margin for the attributes.
+SQS_MAX_MESSAGE_BYTES = 250_000
 # SQS FIFO ids: up to 128 alphanumeric or punctuation characters.
 _SQS_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
@@ -21,9 +26,15 @@ class SqsEventQueue:
         self._url = queue_url
 
     def send(self, event: SyncEvent) -> None:
+        body = event.model_dump_json()
+        if len(body.encode()) > SQS_MAX_MESSAGE_BYTES and event.record is not None:
+            # Too big for SQS with the record inside: send it as a hint; the sync reads the record
+            # from the Reporting API, and the raw body is archived in S3 all the same.
+            logger.info("record dropped from an oversized queue message", extra={"event_id": event.event_id})
+            body = event.model_copy(update={"record": None}).model_dump_json()
         aws.client("sqs").send_message(
             QueueUrl=self._url,
-            MessageBody=event.model_dump_json(),
+            MessageBody=body,
             # One group per Ignition client: its events apply in order, other clients' in parallel.
             MessageGroupId=sqs_id(event.group_id),
             # Redelivered webhooks carry the same event id; SQS drops repeats within 5 minutes.

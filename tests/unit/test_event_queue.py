@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from shared import aws
+from shared.config import RecordType
+from shared.models.events import SyncEvent
+from shared.store.queue import SQS_MAX_MESSAGE_BYTES, SqsEventQueue
+from tests.unit.xero_fakes import moto_aws
+
+
+@pytest.fixture
+def queue_url() -> Iterator[str]:
+    with moto_aws():
+        aws.reset_clients()
+        url: str = aws.client("sqs").create_queue(QueueName="sync.fifo", Attributes={"FifoQueue": "true"})[
+            "QueueUrl"
+        ]
+        yield url
+    aws.reset_clients()
+
+
+def event(notes: str) -> SyncEvent:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    return SyncEvent(
+        event_id="evt_big",
+        event_type="client.updated",
+        record_type=RecordType.CLIENT,
+        record_id="cli_1",
+        group_id="cli_1",
+        occurred_at=now,
+        received_at=now,
+        record={
+            "slug": "cli_1",
+            "name": "A",
+            "notes": notes,
+            "created_at": now.isoformat(),
+            "updated_at": now.isoformat(),
+        },
+        payload_sha256=hashlib.sha256(b"x").hexdigest(),
+        correlation_id="c",
+    )
+
+
+def received(url: str) -> dict[str, object]:
+    (message,) = aws.client("sqs").receive_message(QueueUrl=url)["Messages"]
+    body: dict[str, object] = json.loads(message["Body"])
+    return body
+
+
+def test_given_event_within_sqs_limit_when_sent_then_the_record_travels_with_it(queue_url: str) -> None:
+    SqsEventQueue(queue_url).send(event("short"))
+    assert received(queue_url)["record"] is not None
+
+
+def test_given_record_too_big_for_sqs_when_sent_then_it_goes_as_a_hint_instead_of_failing(
+    queue_url: str,
+) -> None:
+    SqsEventQueue(queue_url).send(event("x" * SQS_MAX_MESSAGE_BYTES))
+
+    body = received(queue_url)
+    assert body["record"] is None
+    assert body["event_id"] == "evt_big" and body["record_id"] == "cli_1"
