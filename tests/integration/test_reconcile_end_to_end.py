@@ -132,10 +132,10 @@ def books(sandbox: Sandbox) -> Iterator[Books]:
 def test_given_a_clean_data_set_when_reconciled_then_nothing_is_reported_and_nothing_is_sent(
     books: Books,
 ) -> None:
-    for index in range(3):
-        client = books.new_client(f"clean{index}")
-        invoice = books.new_invoice(client, "250.00")
-        books.settle()
+    clients = [books.new_client(f"clean{index}") for index in range(2)]
+    invoices = [books.new_invoice(client, "250.00") for client in clients]
+    books.settle()
+    for client, invoice in zip(clients, invoices, strict=True):
         books.new_payment(client, invoice, "100.00")
     books.settle()
 
