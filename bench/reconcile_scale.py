@@ -145,7 +145,7 @@ def measure(clients: int, invoices: int, *, trace: bool = False) -> dict[str, An
         }
 
 
-def measure_engine(clients: int, invoices: int) -> dict[str, Any]:
+def measure_engine(clients: int, invoices: int, *, trace: bool = True) -> dict[str, Any]:
     """The engine alone at this size (in-memory ports, see ``bench.reconcile_fakes``)."""
     import tempfile
     from pathlib import Path
@@ -163,11 +163,12 @@ def measure_engine(clients: int, invoices: int) -> dict[str, Any]:
                       runs=Runs(), artifacts=files)  # fmt: skip
         reconciler = Reconciler(ports, IntegrationConfig(), client_name="bench", counters=counters,
                                 remaining_seconds=lambda: 900.0, workdir=Path(tmp))  # fmt: skip
-        tracemalloc.start()
+        if trace:
+            tracemalloc.start()
         started, cpu = time.monotonic(), time.process_time()
         result = reconciler.run("full")
         seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu
-        _, peak = tracemalloc.get_traced_memory()
+        _, peak = tracemalloc.get_traced_memory() if trace else (0, 0)
         tracemalloc.stop()
     return {
         "clients_per_side": clients,
@@ -177,7 +178,7 @@ def measure_engine(clients: int, invoices: int) -> dict[str, Any]:
         "healed": result.healed,
         "run_seconds": round(seconds, 1),
         "cpu_seconds": round(cpu_seconds, 1),
-        "peak_traced_mib": round(peak / 2**20, 1),
+        "peak_traced_mib": round(peak / 2**20, 1) if trace else None,
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "xero_calls": counters.xero_calls,
         "ignition_requests": counters.ignition_requests,
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.engine_only:
-        figures = measure_engine(args.clients, args.invoices)
+        figures = measure_engine(args.clients, args.invoices, trace=args.tracemalloc)
     else:
         figures = measure(args.clients, args.invoices, trace=args.tracemalloc)
     sys.stdout.write(json.dumps(figures, indent=2) + "\n")
