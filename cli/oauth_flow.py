@@ -127,7 +127,7 @@ class CallbackListener:
 
         host = "127.0.0.1" if parsed.hostname in ("localhost", "127.0.0.1") else "::1"
         try:
-            self._server = ThreadingHTTPServer((host, parsed.port or 80), Handler)
+            self._server = ThreadingHTTPServer((host, 80 if parsed.port is None else parsed.port), Handler)
         except OSError as exc:
             raise CliError(
                 f"cannot listen on {parsed.hostname}:{parsed.port} for the redirect: {exc.strerror}",
