@@ -23,7 +23,6 @@ LATEST_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
 CHECKPOINT_PK = "reconcile#checkpoint"
 XERO_EVENT_PK = "xero-event#"
 _GET_BATCH = 100
-_WRITE_BATCH = 25
 _MAX_ROUNDS = 8
 # How long a DLQ message read for the report stays hidden from other readers (the CLI's replay).
 DLQ_PEEK_SECONDS = 20
@@ -93,6 +92,8 @@ class DynamoMappingLookup:
 class DynamoRunStore:
     def __init__(self, table_name: str) -> None:
         self._table = table_name
+        # (category, resource id) -> the revision read, so a delete never drops a newer event.
+        self._revisions: dict[tuple[str, str], str] = {}
 
     def _ddb(self) -> Any:
         return aws.client("dynamodb")
@@ -155,6 +156,8 @@ class DynamoRunStore:
         while len(items) < limit:
             response = self._ddb().query(**kwargs, Limit=limit - len(items))
             for item in response.get("Items", []):
+                if "revision" in item:
+                    self._revisions[(category, item["sk"]["S"])] = item["revision"]["N"]
                 items.append(
                     XeroEventItem(
                         category=category,
@@ -169,19 +172,24 @@ class DynamoRunStore:
         return items
 
     def delete_xero_events(self, category: str, resource_ids: Sequence[str]) -> None:
-        ids = list(resource_ids)
-        for start in range(0, len(ids), _WRITE_BATCH):
-            pending: dict[str, Any] = {
-                self._table: [
-                    {"DeleteRequest": {"Key": {"pk": {"S": f"{XERO_EVENT_PK}{category}"}, "sk": {"S": i}}}}
-                    for i in ids[start : start + _WRITE_BATCH]
-                ]
-            }
-            for attempt in range(_MAX_ROUNDS):
-                pending = self._ddb().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(2.0, 0.05 * 2**attempt))
+        """Forget events once checked, but only as they were read: an event Xero sent during the
+        run raised the item's revision, so its condition fails and it stays for the next run."""
+        for resource_id in resource_ids:
+            key = {"pk": {"S": f"{XERO_EVENT_PK}{category}"}, "sk": {"S": resource_id}}
+            revision = self._revisions.pop((category, resource_id), None)
+            condition: dict[str, Any] = (
+                {"ConditionExpression": "attribute_not_exists(revision)"}
+                if revision is None
+                else {
+                    "ConditionExpression": "revision = :read",
+                    "ExpressionAttributeValues": {":read": {"N": revision}},
+                }
+            )
+            try:
+                self._ddb().delete_item(TableName=self._table, Key=key, **condition)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
 
 
 class SqsDeadLetters:
