@@ -27,7 +27,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy shared functions sandbox infra app.py
+	$(BIN)/mypy shared functions sandbox infra cli bench app.py
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit

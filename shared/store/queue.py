@@ -6,10 +6,17 @@ import hashlib
 import logging
 import re
 
+from botocore.exceptions import ClientError
+
 from shared import aws
 from shared.models.events import SyncEvent
 
 logger = logging.getLogger(__name__)
+STALE_RECEIPT_CODES = (
+    "ReceiptHandleIsInvalid",
+    "MessageNotInflight",
+    "AWS.SimpleQueueService.MessageNotInflight",
+)
 
 # SQS's message limit is 256 KiB; keep a margin for the attributes.
 SQS_MAX_MESSAGE_BYTES = 250_000
@@ -41,11 +48,22 @@ class SqsEventQueue:
             MessageDeduplicationId=sqs_id(f"{event.event_id}:{event.payload_sha256[:16]}"),
         )
 
-    def delay(self, receipt_handle: str, seconds: int) -> None:
-        """Keep a received message invisible for ``seconds`` before its next try."""
-        aws.client("sqs").change_message_visibility(
-            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-        )
+    def delay(self, receipt_handle: str, seconds: int) -> bool:
+        """Keep a received message invisible for ``seconds`` before its next try. Best effort: if
+        the receipt is no longer valid (the message became visible again, or was received by
+        another consumer), the queue's own visibility timeout and redrive policy still apply."""
+        try:
+            aws.client("sqs").change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in STALE_RECEIPT_CODES:
+                raise
+            logger.warning(
+                "retry delay not set: receipt no longer valid", extra={"code": exc.response["Error"]["Code"]}
+            )
+            return False
+        return True
 
 
 class DeadLetters:

@@ -30,7 +30,9 @@ def sandbox() -> Iterator[Sandbox]:
         xero_calls_per_day=1_000_000,
         xero_limits={"per_minute": 100_000, "per_day": 1_000_000},
         max_inline_wait_seconds=5,
-        visibility_timeout=2,
+        # Longer than a slow sync on a loaded machine: a shorter one lets a second worker take a
+        # message still being processed, which AWS prevents with 6x the function's timeout.
+        visibility_timeout=30,
         log_level="WARNING",
     )
     with Sandbox(options) as running:

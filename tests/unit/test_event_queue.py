@@ -66,3 +66,14 @@ def test_given_record_too_big_for_sqs_when_sent_then_it_goes_as_a_hint_instead_o
     body = received(queue_url)
     assert body["record"] is None
     assert body["event_id"] == "evt_big" and body["record_id"] == "cli_1"
+
+
+def test_given_receipt_no_longer_valid_when_delaying_a_retry_then_the_queue_keeps_its_own_timeout(
+    queue_url: str,
+) -> None:
+    queue = SqsEventQueue(queue_url)
+    queue.send(event("short"))
+    (message,) = aws.client("sqs").receive_message(QueueUrl=queue_url)["Messages"]
+    aws.client("sqs").delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    assert queue.delay("not-a-receipt-handle", 30) is False
