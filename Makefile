@@ -18,9 +18,14 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/python -m sandbox demo
 
-## Every check CI runs: lint, types, unit, integration and infrastructure tests.
+## Every check CI runs: lint, types, then the suites. Each sandbox owns process-wide state (the AWS
+## endpoint, the imported handler modules), so the suites that start one run in their own processes.
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 test: setup lint typecheck
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"
+	$(PYTEST) -n 2 -m "not slow" tests/unit tests/contract tests/infra
+	$(PYTEST) -n 2 --dist loadgroup -m "not slow" tests/integration
+	$(PYTEST) -m "not slow" tests/fuzz
+	$(PYTEST) -m "not slow" tests/chaos
 
 lint: setup
 	$(BIN)/ruff check .
@@ -30,16 +35,18 @@ typecheck: setup
 	$(BIN)/mypy shared functions sandbox infra cli bench app.py
 
 unit: setup
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) -n 2 tests/unit tests/contract
 
 integration: setup
-	$(BIN)/python -m pytest tests/integration
+	$(PYTEST) -n 2 --dist loadgroup -m "not slow" tests/integration
 
 infra: setup
-	$(BIN)/python -m pytest tests/infra
+	$(PYTEST) -n 2 tests/infra
 
 test-slow: setup
-	$(BIN)/python -m pytest -m slow
+	$(PYTEST) -m slow tests/integration
+	$(PYTEST) -m slow tests/fuzz
+	$(PYTEST) -m slow tests/chaos
 
 synth: setup
 	CDK_OUTDIR=cdk.out $(BIN)/python app.py -c client=example
