@@ -59,7 +59,7 @@ class SandboxOptions:
     sync_batch_size: int = 10
     # Each polling thread its own execution environment (own copy of the handler module, so its
     # own token cache, batch processor and clients), as concurrent Lambdas are. Off: one shared.
-    isolated_sync_workers: bool = False
+    isolated_sync_workers: bool = True
     # Seconds between scheduled reconciliations (as EventBridge runs them in AWS); None: only on demand.
     reconcile_every: float | None = None
 
