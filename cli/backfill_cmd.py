@@ -130,7 +130,10 @@ def run_backfill(
     with (
         XeroClient(config.xero, tokens, tenant_id, budget, on_call=counter) as xero,
         IgnitionReportingClient.from_config(
-            config.ignition, ignition_tokens.access_token, page_limit=IGNITION_PAGE_LIMIT
+            config.ignition,
+            ignition_tokens.access_token,
+            force_refresh=ignition_tokens.force_refresh,
+            page_limit=IGNITION_PAGE_LIMIT,
         ) as ignition,
     ):
         engine = Backfill(

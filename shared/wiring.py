@@ -107,8 +107,9 @@ def build_sync_service(
         DynamoCallBudget(settings.state_table, tenant_id, config.xero),
         on_call=on_xero_call,
     )
+    ignition_tokens = ignition_token_provider(settings, config)
     ignition = IgnitionReportingClient.from_config(
-        config.ignition, ignition_token_provider(settings, config).access_token
+        config.ignition, ignition_tokens.access_token, force_refresh=ignition_tokens.force_refresh
     )
     store = DynamoMappingStore(settings.state_table)
     contacts = ContactSync(

@@ -123,11 +123,15 @@ class IgnitionReportingClient:
         backoff_cap_seconds: float = 8.0,
         timeout_seconds: float = 20.0,
         jitter: Callable[[float, float], float] = random.uniform,
+        force_refresh: Callable[[str], str] | None = None,
     ) -> None:
         if not 1 <= page_limit <= 500:
             raise ValueError("page_limit must be between 1 and 500")
         self._base_url = base_url.rstrip("/")
         self._access_token = access_token
+        # Given the rejected token, returns a fresh one (the token provider's force_refresh): an
+        # access token can die before its stated expiry (revoked, clock skew).
+        self._force_refresh = force_refresh
         self._owns_http = http is None
         self._http = http or httpx.Client(timeout=timeout_seconds)
         self._page_limit = page_limit
@@ -245,9 +249,11 @@ class IgnitionReportingClient:
     def _request(self, path: str, params: dict[str, str], *, allow_404: bool = False) -> Any:
         url = f"{self._base_url}{path}"
         attempt = 0
+        token = self._access_token()
+        refreshed = False
         while True:
             attempt += 1
-            headers = {"Authorization": f"Bearer {self._access_token()}", "Accept": "application/json"}
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             try:
                 response = self._http.get(url, params=params, headers=headers)
             except httpx.TransportError as exc:  # timeouts, connection resets, DNS
@@ -259,6 +265,11 @@ class IgnitionReportingClient:
             status = response.status_code
             if status == 404 and allow_404:
                 return None
+            if status == 401 and self._force_refresh is not None and not refreshed:
+                logger.info("ignition refused the access token; refreshing once", extra={"path": path})
+                token, refreshed = self._force_refresh(token), True
+                attempt -= 1
+                continue
             if status in (401, 403):
                 raise IgnitionAuthError(f"Ignition refused the access token ({status})", status=status)
             if status == 429:

@@ -64,9 +64,11 @@ def build_reconciler(
         on_call=counted_xero_call,
     )
     ignition_http = httpx.Client(timeout=20.0, event_hooks={"request": [counted_ignition_request]})
+    ignition_tokens = ignition_token_provider(settings, config)
     ignition = IgnitionReportingClient.from_config(
         config.ignition,
-        ignition_token_provider(settings, config).access_token,
+        ignition_tokens.access_token,
+        force_refresh=ignition_tokens.force_refresh,
         http=ignition_http,
         page_limit=config.reconcile.ignition_page_limit,
     )

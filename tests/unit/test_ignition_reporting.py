@@ -176,6 +176,35 @@ def test_given_an_expired_token_when_called_then_auth_error(emulator: IgnitionEm
     assert caught.value.status == 401
 
 
+def test_given_a_token_that_died_early_when_called_then_it_is_refreshed_once_and_the_call_succeeds(
+    emulator: IgnitionEmulator,
+) -> None:
+    seed(emulator, [client_record("cli_1")])
+    refreshed: list[str] = []
+
+    def force_refresh(stale: str) -> str:
+        refreshed.append(stale)
+        return str(emulator.issue_token_set()["access_token"])
+
+    client = reporting_client(emulator, force_refresh=force_refresh)
+    emulator.clock.advance(3_601)  # the emulator says the held token expired; our provider did not know
+
+    found = client.get_client("cli_1")
+
+    assert found is not None and found.slug == "cli_1"
+    assert len(refreshed) == 1
+
+
+def test_given_a_refreshed_token_also_refused_when_called_then_auth_error_without_looping(
+    emulator: IgnitionEmulator,
+) -> None:
+    client = reporting_client(emulator, force_refresh=lambda stale: "still-not-valid")
+    emulator.clock.advance(3_601)
+
+    with pytest.raises(IgnitionAuthError):
+        client.get_client("cli_1")
+
+
 # -- against scripted responses ------------------------------------------------------------------
 
 
