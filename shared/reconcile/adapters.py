@@ -17,7 +17,7 @@ from shared import aws
 from shared.config import RecordType
 from shared.models.events import SyncEvent
 from shared.reconcile.ports import DeadLetterInfo, XeroEventItem
-from shared.store.mappings import RecordMapping
+from shared.store.mappings import RecordMapping, mapping_from_item
 
 LATEST_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
 CHECKPOINT_PK = "reconcile#checkpoint"
@@ -28,20 +28,6 @@ _MAX_ROUNDS = 8
 DLQ_PEEK_SECONDS = 20
 
 logger = logging.getLogger(__name__)
-
-
-def _mapping(record_type: RecordType, ignition_id: str, item: dict[str, Any]) -> RecordMapping:
-    return RecordMapping(
-        record_type=record_type,
-        ignition_id=ignition_id,
-        xero_id=item["xero_id"]["S"],
-        ignition_created_at=item["ignition_created_at"]["S"] if "ignition_created_at" in item else None,
-        ignition_updated_at=item["ignition_updated_at"]["S"],
-        synced_at=item["synced_at"]["S"],
-        last_event_id=item["last_event_id"]["S"],
-        match_method=item["match_method"]["S"],
-        version=int(item["version"]["N"]),
-    )
 
 
 class DynamoMappingLookup:
@@ -73,7 +59,7 @@ class DynamoMappingLookup:
             ]
             for item in self._batch_get(keys):
                 ignition_id = item["pk"]["S"].split("#", 2)[2]
-                result[ignition_id] = _mapping(record_type, ignition_id, item)
+                result[ignition_id] = mapping_from_item(record_type, ignition_id, item)
         return result
 
     def reverse(self, record_type: RecordType, xero_ids: Sequence[str]) -> dict[str, str]:

@@ -13,28 +13,18 @@ from typing import Any
 
 from shared import aws
 from shared.config import RecordType
-from shared.store.mappings import AUDIT_RETENTION_SECONDS, AuditEntry, MappingConflict, RecordMapping
+from shared.store.mappings import (
+    AUDIT_RETENTION_SECONDS,
+    AuditEntry,
+    MappingConflict,
+    RecordMapping,
+    mapping_from_item,
+)
 
 # DynamoDB's own limits: 100 keys per BatchGetItem, 25 items per BatchWriteItem.
 _GET_BATCH = 100
 _WRITE_BATCH = 25
 _MAX_ROUNDS = 8
-
-
-def mapping_from_item(record_type: RecordType, item: dict[str, Any]) -> RecordMapping:
-    """A forward mapping item (``pk=map#<type>#<slug>``) as a :class:`RecordMapping`."""
-    ignition_id = item["pk"]["S"].split("#", 2)[2]
-    return RecordMapping(
-        record_type=record_type,
-        ignition_id=ignition_id,
-        xero_id=item["xero_id"]["S"],
-        ignition_created_at=item["ignition_created_at"]["S"] if "ignition_created_at" in item else None,
-        ignition_updated_at=item["ignition_updated_at"]["S"],
-        synced_at=item["synced_at"]["S"],
-        last_event_id=item["last_event_id"]["S"],
-        match_method=item["match_method"]["S"],
-        version=int(item["version"]["N"]),
-    )
 
 
 class BulkMappingReader:
@@ -49,7 +39,7 @@ class BulkMappingReader:
         ]
         found: dict[str, RecordMapping] = {}
         for item in self._batch_get(keys):
-            mapping = mapping_from_item(record_type, item)
+            mapping = mapping_from_item(record_type, item["pk"]["S"].split("#", 2)[2], item)
             found[mapping.ignition_id] = mapping
         return found
 

@@ -68,6 +68,21 @@ class MappingStore(Protocol):
     def audit(self, entry: AuditEntry) -> None: ...
 
 
+def mapping_from_item(record_type: RecordType, ignition_id: str, item: dict[str, Any]) -> RecordMapping:
+    """A forward mapping item (``pk=map#<type>#<slug>``) as a :class:`RecordMapping`."""
+    return RecordMapping(
+        record_type=record_type,
+        ignition_id=ignition_id,
+        xero_id=item["xero_id"]["S"],
+        ignition_created_at=item["ignition_created_at"]["S"] if "ignition_created_at" in item else None,
+        ignition_updated_at=item["ignition_updated_at"]["S"],
+        synced_at=item["synced_at"]["S"],
+        last_event_id=item["last_event_id"]["S"],
+        match_method=item["match_method"]["S"],
+        version=int(item["version"]["N"]),
+    )
+
+
 def _forward_key(record_type: RecordType, ignition_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"map#{record_type}#{ignition_id}"}, "sk": {"S": "ignition"}}
 
@@ -88,17 +103,7 @@ class DynamoMappingStore:
         )
         if item is None:
             return None
-        return RecordMapping(
-            record_type=record_type,
-            ignition_id=ignition_id,
-            xero_id=item["xero_id"]["S"],
-            ignition_created_at=item["ignition_created_at"]["S"] if "ignition_created_at" in item else None,
-            ignition_updated_at=item["ignition_updated_at"]["S"],
-            synced_at=item["synced_at"]["S"],
-            last_event_id=item["last_event_id"]["S"],
-            match_method=item["match_method"]["S"],
-            version=int(item["version"]["N"]),
-        )
+        return mapping_from_item(record_type, ignition_id, item)
 
     def owner_of(self, record_type: RecordType, xero_id: str) -> str | None:
         item = (

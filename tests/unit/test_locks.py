@@ -75,8 +75,15 @@ def test_given_expired_lease_when_another_worker_acquires_then_it_takes_over_and
     clock.advance(11)
 
     successor.acquire(timeout=0)
-    with caplog.at_level(logging.WARNING):
-        crashed.release()  # late release must not free the successor's lock
+    # Listen on the lock's own logger: a handler module imported earlier in this process
+    # (Powertools' copy_config_to_registered_loggers) stops shared.* loggers propagating to root.
+    lock_logger = logging.getLogger("shared.store.locks")
+    lock_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="shared.store.locks"):
+            crashed.release()  # late release must not free the successor's lock
+    finally:
+        lock_logger.removeHandler(caplog.handler)
 
     item = _item("x")
     assert item is not None and item["owner"]["S"] == "b"
