@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterable
 from html import escape
 from pathlib import Path
@@ -89,9 +90,18 @@ def _csv_row(item: Discrepancy, links: Links) -> list[str]:
     ]
 
 
+# A plain decimal number (amounts such as -12.50) is data, not a formula: left as a number.
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
 def _spreadsheet_safe(value: str) -> str:
-    # A cell starting with = + - @ is a formula to Excel/Sheets (CSV injection): quote it as text.
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    # CSV injection (OWASP): Excel/Sheets read a cell starting with = + - @ as a formula, also
+    # after leading spaces, and a leading tab or CR hides one; quoting with ' makes it text.
+    if _PLAIN_NUMBER.fullmatch(value):
+        return value
+    if value[:1] in ("\t", "\r") or value.lstrip(" \t\r\n")[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
 
 
 def write_csv(path: Path, discrepancies: Iterable[Discrepancy], links: Links) -> None:

@@ -278,3 +278,40 @@ def test_given_the_default_notify_policy_then_sns_only_when_something_needs_a_pe
     if notified:
         ((subject, message),) = outbox.sent
         assert "need attention" in subject and result.report["html"] in message
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("\t=1+1", "'\t=1+1"),
+        ("\r=cmd|' /C calc'!A0", "'\r=cmd|' /C calc'!A0"),
+        ("\tplain text after a tab", "'\tplain text after a tab"),
+        ('  =HYPERLINK("x")', '\'  =HYPERLINK("x")'),
+        (" @SUM(A1)", "' @SUM(A1)"),
+        ("\n+1+2", "'\n+1+2"),
+        ("-1+2", "'-1+2"),
+        ("-12.50", "-12.50"),
+        ("12.50", "12.50"),
+        ("+3", "+3"),
+        ("0", "0"),
+        ("Acme Pty Ltd", "Acme Pty Ltd"),
+    ],
+)
+def test_given_a_formula_behind_a_tab_cr_or_spaces_when_written_to_csv_then_text_but_numbers_stay_numbers(
+    tmp_path: Path, value: str, written: str
+) -> None:
+    # Given a drifted value that is a formula hidden behind leading whitespace, or a plain number,
+    item = Discrepancy(
+        category="field_drift",
+        record_type="invoice",  # type: ignore[arg-type]
+        ignition_id="inv_1",
+        xero_id="i-1",
+        differences=[FieldDifference(field="total", ignition="1.00", xero=value)],
+        detail=value,
+    )
+    # When the CSV report is written,
+    write_csv(tmp_path / "r.csv", [item], Links(ReconcileRules()))
+    # Then the cell is quoted as text exactly when a spreadsheet would read a formula.
+    with (tmp_path / "r.csv").open(newline="", encoding="utf-8") as read:
+        (row,) = csv.DictReader(read)
+    assert row["xero_values"] == written and row["detail"] == written
