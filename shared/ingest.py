@@ -44,9 +44,13 @@ class IngestResult:
     metrics: list[Metric] = field(default_factory=list)
 
 
-def raw_key(prefix: str, at: datetime, name: str) -> str:
+def raw_key(prefix: str, at: datetime, name: str, body_sha256: str | None = None) -> str:
+    """``<prefix>/YYYY/MM/DD/<name>[-<body sha256>].json``. The name is made key-safe, which can
+    map different names to one (``evt/1``, ``evt:1``, ``evt_1``); the body's hash keeps their
+    bodies apart, while a redelivery of the same bytes still lands on the same key."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:200]
-    return f"{prefix}/{at:%Y/%m/%d}/{safe}.json"
+    suffix = f"-{body_sha256}" if body_sha256 else ""
+    return f"{prefix}/{at:%Y/%m/%d}/{safe}{suffix}.json"
 
 
 class WebhookIntake:
@@ -82,7 +86,7 @@ class WebhookIntake:
         payload_sha256 = hashlib.sha256(raw_body).hexdigest()
         try:
             envelope = parse_webhook(raw_body, self._config)
-            archive_key = raw_key("raw", received_at, f"{envelope.id}")
+            archive_key = raw_key("raw", received_at, envelope.id, payload_sha256)
             event = to_sync_event(
                 envelope,
                 config=self._config,
