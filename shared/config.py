@@ -79,6 +79,9 @@ class IgnitionConfig(StrictModel):
     # Client slugs start with this; a Xero ContactNumber with this prefix belongs to an Ignition client.
     client_slug_prefix: str = "cli_"
     page_limit: int = Field(default=100, ge=1, le=500)
+    # A record's created/updated time later than its receipt plus this is capped there, so a
+    # wrong clock cannot date a record in the future and block its later updates.
+    max_clock_skew_seconds: int = Field(default=300, ge=0, le=3_600)
 
 
 class XeroConfig(StrictModel):

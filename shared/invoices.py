@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from shared.billing import InvoicePlan, plan_invoice
@@ -24,7 +24,7 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
 from shared.models.xero import Invoice
 from shared.money import AmountUnit
-from shared.outcome import SyncOutcome, newest_state, record_outcome
+from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.sync import ContactSync
 from shared.xero.client import where_eq
@@ -102,6 +102,7 @@ class InvoiceSync:
         unit: AmountUnit,
         history_notes: bool = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         self._xero = xero
         self._ignition = ignition
@@ -111,6 +112,7 @@ class InvoiceSync:
         self._unit = unit
         self._history = history_notes
         self._now = now
+        self._max_skew = max_clock_skew
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
         invoice = self._current_state(event)
@@ -172,7 +174,9 @@ class InvoiceSync:
     # -- steps ---------------------------------------------------------------------------------
 
     def _current_state(self, event: SyncEvent) -> IgnitionInvoice | None:
-        return newest_state(event, IgnitionInvoice, self._ignition.get_invoice)
+        return newest_state(
+            event, IgnitionInvoice, self._ignition.get_invoice, now=self._now(), max_skew=self._max_skew
+        )
 
     def _apply(
         self, invoice: IgnitionInvoice, mapping: RecordMapping | None, event: SyncEvent

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -22,7 +22,7 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionPayment
 from shared.models.xero import Invoice, Payment
 from shared.money import AmountUnit
-from shared.outcome import SyncOutcome, newest_state, record_outcome
+from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.client import where_eq
 
@@ -61,6 +61,7 @@ class PaymentSync:
         unit: AmountUnit,
         history_notes: bool = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         self._xero = xero
         self._ignition = ignition
@@ -70,6 +71,7 @@ class PaymentSync:
         self._unit = unit
         self._history = history_notes
         self._now = now
+        self._max_skew = max_clock_skew
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
         payment = self._current_state(event)
@@ -196,7 +198,9 @@ class PaymentSync:
         )
 
     def _current_state(self, event: SyncEvent) -> IgnitionPayment | None:
-        return newest_state(event, IgnitionPayment, self._ignition.get_payment)
+        return newest_state(
+            event, IgnitionPayment, self._ignition.get_payment, now=self._now(), max_skew=self._max_skew
+        )
 
     def _already_in_xero(
         self, payment: IgnitionPayment, xero_ids: dict[str, str], decisions: list[str]

@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from shared.config import ContactRules, IgnitionConfig, RecordType
@@ -252,7 +252,8 @@ class ContactSync:
     # -- steps ---------------------------------------------------------------------------------
 
     def _current_state(self, event: SyncEvent) -> IgnitionClient | None:
-        return newest_state(event, IgnitionClient, self._ignition.get_client)
+        skew = timedelta(seconds=self._ignition_config.max_clock_skew_seconds)
+        return newest_state(event, IgnitionClient, self._ignition.get_client, now=self._now(), max_skew=skew)
 
     def _match(self, client: IgnitionClient) -> ContactMatch:
         """Find the Xero contact for a client that has no mapping yet, in one Xero call."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from shared.config import IntegrationConfig, RecordType, RuntimeSettings
 from shared.errors import PermanentSyncError
@@ -123,6 +124,7 @@ def build_sync_service(
         rules=config.invoices,
         unit=config.ignition.amount_unit,
         history_notes=config.xero.history_notes,
+        max_clock_skew=timedelta(seconds=config.ignition.max_clock_skew_seconds),
     )
     payments = PaymentSync(
         xero=xero,
@@ -132,5 +134,6 @@ def build_sync_service(
         rules=config.payments,
         unit=config.ignition.amount_unit,
         history_notes=config.xero.history_notes,
+        max_clock_skew=timedelta(seconds=config.ignition.max_clock_skew_seconds),
     )
     return SyncService(contacts=contacts, invoices=invoices, payments=payments)
