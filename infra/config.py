@@ -69,7 +69,13 @@ class SyncSettings(_Section):
     )
     batch_size: int = Field(default=5, ge=1, le=10, description="Messages per invocation (FIFO max 10).")
     max_receive_count: int = Field(
-        default=5, ge=5, le=20, description="Deliveries before a message moves to the dead-letter queue."
+        default=1_000,
+        ge=50,
+        le=1_000,
+        description="Deliveries before the queue itself moves a message to the dead-letter queue: a "
+        "backstop only (1,000 is SQS's maximum). The sync parks what it gives up on earlier, with a "
+        "reason, by runtime.retries; waits for Xero's limits are deliveries too, so a low value would "
+        "park a burst without a reason.",
     )
     timeout_seconds: int = Field(
         default=60, ge=10, le=900, description="Sync function timeout; the queue visibility is 6x this."
@@ -219,6 +225,18 @@ class ClientConfig(_Section):
             raise ValueError(
                 f"sync.max_concurrency ({self.sync.max_concurrency}) exceeds "
                 f"runtime.xero.max_concurrent ({self.runtime.xero.max_concurrent})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _redrive_is_only_a_backstop(self) -> ClientConfig:
+        retries = self.runtime.retries
+        needed = retries.max_fault_attempts + retries.max_unexplained_receives
+        if self.sync.max_receive_count <= needed:
+            raise ValueError(
+                f"sync.max_receive_count ({self.sync.max_receive_count}) must exceed "
+                f"runtime.retries.max_fault_attempts + max_unexplained_receives ({needed}), or the "
+                "queue parks events without a reason before the sync gives up on them with one"
             )
         return self
 

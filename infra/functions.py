@@ -325,10 +325,18 @@ class Functions(Construct):
             )
         # Re-queues drift for the sync function to apply (never consumes the sync queue itself).
         queues.queue.grant_send_messages(role)
-        # Reports what sits in the DLQ: receives, then releases at once; never deletes.
+        # Reports what sits in the DLQ (receives, then releases at once), and puts back on the sync
+        # queue what the redrive policy moved there without a reason (receive, delete; or re-send
+        # to the DLQ with a reason once it was put back too often).
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                    "sqs:DeleteMessage",
+                    "sqs:SendMessage",
+                ],
                 resources=[queues.dead_letter_queue.queue_arn],
             )
         )

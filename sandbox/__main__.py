@@ -31,7 +31,8 @@ def _quiet_logs(level: str) -> None:
 
 def serve(args: argparse.Namespace, out: TextIO) -> int:
     every = args.reconcile_every if args.reconcile_every > 0 else None
-    sandbox = Sandbox(SandboxOptions(log_level=args.log_level, reconcile_every=every)).start()
+    options = SandboxOptions(log_level=args.log_level, reconcile_every=every, xero_country=args.xero_country)
+    sandbox = Sandbox(options).start()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -327,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="run the scheduled reconciliation at this interval, as EventBridge does in AWS "
         f"(default {DEFAULT_RECONCILE_EVERY_SECONDS:.0f}; 0 turns it off)",
+    )
+    serve_parser.add_argument(
+        "--xero-country",
+        default="AU",
+        choices=["AU", "NZ", "UK"],
+        help="the emulated Xero organisation's country: its tax rates, accounts and base currency",
     )
     demo_parser = commands.add_parser("demo", help="run the whole flow once and print a summary")
     demo_parser.add_argument("--json", action="store_true", help="print the summary as JSON")

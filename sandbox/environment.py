@@ -47,7 +47,8 @@ class SandboxOptions:
     xero_limits: dict[str, int] | None = None
     max_inline_wait_seconds: float = 20.0
     visibility_timeout: int = 30
-    max_receive_count: int = 5
+    # As deployed (infra/config.py): a backstop; the sync's retry rules park events with a reason.
+    max_receive_count: int = 1_000
     sync_concurrency: int = 2
     log_level: str = "WARNING"
     prefix: str = "sandbox"
@@ -62,6 +63,8 @@ class SandboxOptions:
     isolated_sync_workers: bool = True
     # Seconds between scheduled reconciliations (as EventBridge runs them in AWS); None: only on demand.
     reconcile_every: float | None = None
+    # The Xero organisation's country profile (tax rates, accounts, base currency): AU, NZ or UK.
+    xero_country: str = "AU"
 
 
 class PeriodicRunner:
@@ -98,7 +101,7 @@ class Sandbox:
         self.options = options or SandboxOptions()
         self.clock = Clock()
         self.webhook = WebhookVerification()
-        self.xero = XeroEmulator(clock=self.clock)
+        self.xero = XeroEmulator(clock=self.clock, country=self.options.xero_country)
         # A generous delivery timeout: on a loaded machine the first ingest call can be slow, and a
         # timed-out delivery is a lost webhook the tests did not ask for.
         self.ignition = IgnitionEmulator(

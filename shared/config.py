@@ -15,6 +15,7 @@ be corrected per client without touching code.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Mapping
@@ -60,6 +61,10 @@ class WebhookVerification(StrictModel):
     )
     max_age_seconds: int = Field(default=300, ge=30, le=86_400)
     max_body_bytes: int = Field(default=262_144, ge=1_024, le=6_000_000)
+    # While the secret is rotated, how long the previous one is still accepted (from its
+    # rotated_at): long enough to store the new one, let every cached copy expire and change it in
+    # Ignition, so no delivery is refused in between.
+    previous_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
 
 
 class IgnitionConfig(StrictModel):
@@ -78,7 +83,28 @@ class IgnitionConfig(StrictModel):
     amount_unit: Literal["major", "cents"] = "major"
     # Client slugs start with this; a Xero ContactNumber with this prefix belongs to an Ignition client.
     client_slug_prefix: str = "cli_"
-    page_limit: int = Field(default=100, ge=1, le=500)
+    # Reporting API listings. Left to Ignition, each of these hides data ("Defaults that hide
+    # data" in integration-facts), so the client always states them.
+    # Page size: 250 is known to work; larger values may be refused.
+    page_limit: int = Field(default=250, ge=1, le=250)
+    # The incremental filter's name: "updated_from" in one integrator's code, "updated_since" in
+    # another's.
+    updated_param: str = Field(default="updated_from", min_length=1)
+    # Listings filtered on a record date (invoices default to the current month, collections to
+    # the current week): every read sends date_from=window_start, date_to=today + window_ahead_days.
+    dated_resources: list[str] = Field(default_factory=lambda: ["invoices", "collections"])
+    window_start: dt.date = dt.date(2013, 1, 1)
+    window_ahead_days: int = Field(default=366, ge=1, le=3_660)
+    # States left out unless state= names them, per resource: each is read in its own pass.
+    # Archived clients and cancelled payments are observed; voided invoices are a guess that
+    # costs one request per listing.
+    terminal_states: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "clients": ["archived"],
+            "invoices": ["void", "voided", "cancelled"],
+            "payments": ["cancelled"],
+        }
+    )
     # A record's created/updated time later than its receipt plus this is capped there, so a
     # wrong clock cannot date a record in the future and block its later updates.
     max_clock_skew_seconds: int = Field(default=300, ge=0, le=3_600)
@@ -261,7 +287,8 @@ class ReconcileRules(StrictModel):
     # SNS: "when_needed" only when something needs a person; "always"; "never".
     notify: Literal["when_needed", "always", "never"] = "when_needed"
     xero_page_size: int = Field(default=1000, ge=1, le=1000)
-    ignition_page_limit: int = Field(default=500, ge=1, le=500)
+    # Ignition refuses pages over 250 (see IgnitionConfig.page_limit).
+    ignition_page_limit: int = Field(default=250, ge=1, le=250)
     # A run stops cleanly (checkpoint, resumed by the next run) before spending more than this.
     max_xero_calls_per_run: int = Field(default=1_000, ge=10, le=1_000_000)
     max_ignition_requests_per_run: int = Field(default=600, ge=10, le=1_000_000)
@@ -304,6 +331,20 @@ class ReconcileRules(StrictModel):
         return self.heal.get(category, "report")  # type: ignore[call-overload,no-any-return]
 
 
+class RetryRules(StrictModel):
+    """How long the sync keeps trying an event before it parks it in the DLQ with the reason.
+
+    Only faults count: waiting for a rate limit, the call budget or a lock never does, so a burst
+    queued behind Xero's limits cannot exhaust its attempts."""
+
+    # Failed tries (5xx that outlasted in-process retries, timeouts, unexpected errors).
+    max_fault_attempts: int = Field(default=5, ge=1, le=100)
+    # Deliveries that ended with nothing recorded (the function timed out or crashed mid-batch).
+    max_unexplained_receives: int = Field(default=10, ge=2, le=200)
+    # The longest a message stays invisible between tries (SQS caps it at 12 hours).
+    max_delay_seconds: int = Field(default=12 * 3600, ge=1, le=12 * 3600)
+
+
 class IntegrationConfig(StrictModel):
     xero: XeroConfig = XeroConfig()
     ignition: IgnitionConfig = IgnitionConfig()
@@ -311,6 +352,7 @@ class IntegrationConfig(StrictModel):
     invoices: InvoiceRules = InvoiceRules()
     payments: PaymentRules = PaymentRules()
     reconcile: ReconcileRules = ReconcileRules()
+    retries: RetryRules = RetryRules()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IntegrationConfig:

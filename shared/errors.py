@@ -15,6 +15,12 @@ class TransientSyncError(SyncError):
     """Worth retrying later (the message returns to the queue with a growing delay)."""
 
 
+class LimitWait(TransientSyncError):
+    """Waiting our turn, not a fault: a rate limit (Xero's or Ignition's), our own call budget or
+    another worker's lock. The retry policy never counts a wait against the event's attempts, so a
+    burst that queues behind a limit cannot run out of deliveries and be parked without a reason."""
+
+
 class PermanentSyncError(SyncError):
     """Retrying cannot help until a person changes something (a mapping rule, a duplicate contact in
     Xero). The event goes straight to the DLQ with ``reason``, and can be replayed once fixed."""
@@ -43,13 +49,17 @@ BACKOFF_CAP_SECONDS = 900
 
 
 def retry_delay_seconds(
-    exc: BaseException, receive_count: int, rand: Callable[[int, int], int] = random.randint
+    exc: BaseException,
+    receive_count: int,
+    rand: Callable[[int, int], int] = random.randint,
+    *,
+    max_delay_seconds: int = MAX_RETRY_DELAY_SECONDS,
 ) -> int:
     """How long a failed message stays invisible before its next try. A rate limit says when
     (``retry_after``): waiting exactly that long spends one receive instead of several. Anything
     else backs off exponentially with jitter by how often the message was already received."""
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float) and retry_after > 0:
-        return min(MAX_RETRY_DELAY_SECONDS, math.ceil(retry_after) + 1)
+        return min(max_delay_seconds, MAX_RETRY_DELAY_SECONDS, math.ceil(retry_after) + 1)
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(receive_count - 1, 0))
-    return rand(ceiling // 2, ceiling)
+    return min(max_delay_seconds, rand(ceiling // 2, ceiling))

@@ -35,6 +35,8 @@ class Metric(StrEnum):
     EVENTS_SKIPPED_STALE = "EventsSkippedStale"
     EVENTS_FAILED_TRANSIENT = "EventsFailedTransient"
     EVENTS_FAILED_PERMANENT = "EventsFailedPermanent"
+    # Back on the queue waiting for a limit (rate limit, call budget, lock): not a failure.
+    EVENTS_DEFERRED = "EventsDeferred"
     CONTACTS_CREATED = "ContactsCreated"
     CONTACTS_UPDATED = "ContactsUpdated"
     INVOICES_CREATED = "InvoicesCreated"
@@ -52,6 +54,8 @@ class Metric(StrEnum):
     XERO_AUTHORISATION_LOST = "XeroAuthorisationLost"
     # reconcile (ReconcileDiscrepancies also carries the dimension ``category``)
     RECONCILE_RUNS = "ReconcileRuns"
+    # Dead letters without a reason (they ran out of deliveries) put back on the sync queue.
+    DEAD_LETTERS_REQUEUED = "DeadLettersRequeued"
     RECONCILE_FAILURES = "ReconcileFailures"
     RECONCILE_DISCREPANCIES = "ReconcileDiscrepancies"
     RECONCILE_HEALED = "ReconcileHealed"

@@ -23,6 +23,7 @@ from shared.config import IntegrationConfig, RuntimeSettings
 from shared.observability import Metric
 from shared.reconcile.model import RunResult
 from shared.reconcile.wiring import alert_topic_from_env, build_reconciler
+from shared.store.dead_letter_queue import requeue_exhausted
 
 logger = Logger()
 metrics = Metrics()
@@ -68,6 +69,18 @@ def emit(result: RunResult) -> None:
             metric.add_dimension(name="category", value=category)
 
 
+def requeue_dead_letters_without_reason() -> None:
+    """What the queue's redrive moved to the DLQ ran out of deliveries: no judgement on the event,
+    so every scheduled run puts it back (a bounded number of times) before the report reads the DLQ."""
+    outcome = requeue_exhausted(settings.dlq_url, settings.sync_queue_url)
+    if outcome.requeued or outcome.kept:
+        metrics.add_metric(name=Metric.DEAD_LETTERS_REQUEUED, unit=MetricUnit.Count, value=outcome.requeued)
+        logger.warning(
+            "dead letters without a reason handled",
+            extra={"requeued": outcome.requeued, "kept_with_reason": outcome.kept},
+        )
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
@@ -86,6 +99,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
             on_result=emit,
             alert_topic_arn=alert_topic_from_env(),
         )
+        if not request.dry_run:
+            requeue_dead_letters_without_reason()
         result = reconciler.run(request.mode, dry_run=request.dry_run)
     except Exception:  # counted for the alarm, then raised: Lambda records the failure
         metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)

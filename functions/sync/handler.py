@@ -1,8 +1,9 @@
 """Sync Lambda: SQS FIFO batch -> one idempotent sync per Ignition event.
 
-Failures: transient ones fail only their message group (the rest of the batch completes);
-permanent ones go straight to the DLQ with the reason; unknown ones (bugs) are retried by the
-queue and then dead-lettered by its redrive policy.
+Failures (the policy is :mod:`shared.delivery`): a wait for a limit or a transient fault fails only
+its message group (the rest of the batch completes) and comes back later, waits never counted
+against the event; permanent failures, and faults that outlast the retry rules, go to the DLQ with
+their category and reason.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from shared.config import IntegrationConfig, RuntimeSettings
-from shared.errors import PermanentSyncError, is_permanent, retry_delay_seconds
+from shared.delivery import DeliveryPolicy, GiveUp
 from shared.models.events import SyncEvent
 from shared.oauth import RefreshOutcome
 from shared.observability import Metric
+from shared.store.attempts import DynamoAttemptLedger
 from shared.store.queue import DeadLetters, SqsEventQueue
 from shared.wiring import SyncService, build_sync_service
 from shared.xero.client import XeroCall
@@ -43,6 +45,7 @@ config = IntegrationConfig.from_env()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 dead_letters = DeadLetters(settings.dlq_url)
 sync_queue = SqsEventQueue(settings.sync_queue_url)
+policy = DeliveryPolicy(DynamoAttemptLedger(settings.state_table), config.retries)
 idempotency = IdempotencyConfig(
     # The producer's event id plus the body hash: a redelivery is a no-op, a different body is not.
     event_key_jmespath="[event_id, payload_sha256]",
@@ -92,52 +95,82 @@ def apply(event: SyncEvent) -> dict[str, Any]:
     return asdict(outcome)
 
 
-def dead_letter(record: SQSRecord, *, group_id: str, dedup_id: str, category: str, reason: str) -> None:
-    dead_letters.send(record.body, group_id=group_id, dedup_id=dedup_id, category=category, reason=reason)
-    count(Metric.EVENTS_FAILED_PERMANENT)
-    logger.error("event dead-lettered", extra={"category": category, "reason": reason})
-
-
-def record_handler(record: SQSRecord) -> None:
-    try:
-        event = SyncEvent.model_validate_json(record.body)
-    except ValidationError as exc:
-        dead_letter(
-            record,
-            group_id="malformed",
-            dedup_id=record.message_id,
-            category="malformed_message",
-            reason=f"queue message is not a SyncEvent: {exc.error_count()} error(s)",
-        )
-        return
-    logger.append_keys(
-        correlation_id=event.correlation_id, event_id=event.event_id, ignition_id=event.record_id
+def dead_letter(record: SQSRecord, *, group_id: str, category: str, reason: str) -> None:
+    # One deduplication id per failed message, not per event: a replay is a new message, so a
+    # replay that fails again within FIFO's 5-minute deduplication window still lands in the DLQ.
+    dead_letters.send(
+        record.body, group_id=group_id, dedup_id=record.message_id, category=category, reason=reason
     )
-    try:
-        result = apply(event=event)
-    except Exception as exc:
-        permanent = is_permanent(exc)
-        if not permanent:
-            count(Metric.EVENTS_FAILED_TRANSIENT)
-            receives = int(record.attributes.approximate_receive_count or 1)
-            delay = retry_delay_seconds(exc, receives)
-            sync_queue.delay(record.receipt_handle, delay)
+    count(Metric.EVENTS_FAILED_PERMANENT)
+    # The reason stays in the (encrypted) DLQ message: Xero's messages can quote names.
+    logger.error("event dead-lettered", extra={"category": category, "message_id": record.message_id})
+
+
+class BatchAttempt:
+    """One invocation's view of its batch: which messages were tried, and how long each failed
+    FIFO group must wait, so members handed back untried return with their group's head."""
+
+    def __init__(self) -> None:
+        self.tried: set[str] = set()
+        self.group_delays: dict[str, int] = {}
+
+    def handle(self, record: SQSRecord) -> None:
+        self.tried.add(record.message_id)
+        try:
+            event = SyncEvent.model_validate_json(record.body)
+        except ValidationError as exc:
+            dead_letter(
+                record,
+                group_id="malformed",
+                category="malformed_message",
+                reason=f"queue message is not a SyncEvent: {exc.error_count()} error(s)",
+            )
+            return
+        logger.append_keys(
+            correlation_id=event.correlation_id, event_id=event.event_id, ignition_id=event.record_id
+        )
+        receives = int(record.attributes.approximate_receive_count or 1)
+        refused = policy.before_attempt(record.message_id, receives)
+        if refused is not None:
+            dead_letter(record, group_id=event.group_id, category=refused.category, reason=refused.reason)
+            return
+        try:
+            result = apply(event=event)
+        except Exception as exc:
+            decision = policy.after_failure(record.message_id, receives, exc)
+            if isinstance(decision, GiveUp):
+                dead_letter(
+                    record, group_id=event.group_id, category=decision.category, reason=decision.reason
+                )
+                return
+            count(Metric.EVENTS_DEFERRED if decision.wait else Metric.EVENTS_FAILED_TRANSIENT)
+            sync_queue.delay(record.receipt_handle, decision.delay_seconds)
+            group = record.attributes.message_group_id
+            if group is not None:
+                self.group_delays[group] = decision.delay_seconds
             logger.warning(
                 "event will be retried",
                 extra={
                     "error": type(exc).__name__,
-                    "detail": str(exc),
-                    "retry_in_seconds": delay,
+                    "wait": decision.wait,
+                    "retry_in_seconds": decision.delay_seconds,
                     "receives": receives,
                 },
             )
             raise
-        category = exc.category if isinstance(exc, PermanentSyncError) else type(exc).__name__
-        dead_letter(
-            record, group_id=event.group_id, dedup_id=event.event_id, category=category, reason=str(exc)
-        )
-        return
-    count_outcome(result)
+        count_outcome(result)
+
+    def hand_back_untried(self, event: Mapping[str, Any], failed: set[str]) -> None:
+        """Messages skipped behind a failed message of their group were not tried: record a wait
+        for each (not a failure of theirs) and keep them as long as their group's head."""
+        untried = [r for r in event.get("Records", []) if r["messageId"] in failed - self.tried]
+        if not untried:
+            return
+        policy.untried([r["messageId"] for r in untried])
+        for raw in untried:
+            delay = self.group_delays.get(raw.get("attributes", {}).get("MessageGroupId", ""))
+            if delay is not None:
+                sync_queue.delay(raw["receiptHandle"], delay)
 
 
 OUTCOME_METRICS: dict[tuple[str, str], Metric] = {
@@ -164,6 +197,9 @@ def count_outcome(result: dict[str, Any]) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, object]:
     idempotency.register_lambda_context(context)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    attempt = BatchAttempt()
+    response = process_partial_response(
+        event=event, record_handler=attempt.handle, processor=processor, context=context
     )
+    attempt.hand_back_untried(event, {str(item["itemIdentifier"]) for item in response["batchItemFailures"]})
+    return response

@@ -31,6 +31,7 @@ from .history import HistoryLog
 from .invoices import InvoicesResource
 from .limits import RateLimiter
 from .oauth import ACCESS_TOKEN_SECONDS, DEFAULT_SCOPE, OAuthError, TokenService
+from .organisation import DEFAULT_COUNTRY, Organisation, OrganisationError
 from .payments import PaymentsResource
 from .routing import Route, find_route
 from .settings import SettingsResource
@@ -56,6 +57,7 @@ class XeroEmulator:
         tenant_name: str = "Sandbox Accounting Firm Pty Ltd",
         redirect_uris: Collection[str] | None = None,
         app_name: str = "Ignition Xero Sync",
+        country: str = DEFAULT_COUNTRY,
     ) -> None:
         self.clock = clock or Clock()
         self.tenant_id = tenant_id
@@ -90,7 +92,13 @@ class XeroEmulator:
         self.contacts = ContactsResource(self._stores["Contacts"], self.clock.now)
         stamp = Stamper(self.clock.now)
         self.history = HistoryLog(stamp, self.clock.now, app_name)
-        self.settings = SettingsResource(self._stores, self._stores["Contacts"], stamp, self.clock.now)
+        # The organisation's country profile (tax rates, accounts, currencies, lock dates).
+        self._country = country.upper()
+        self.organisation = Organisation(tenant_id, tenant_name, self.clock.now)
+        self.organisation.reset(self._country)
+        self.settings = SettingsResource(
+            self._stores, self._stores["Contacts"], stamp, self.clock.now, self.organisation
+        )
         self.invoices = InvoicesResource(
             self._stores["Invoices"],
             self._stores["Contacts"],
@@ -113,6 +121,7 @@ class XeroEmulator:
             *self.invoices.routes(),
             *self.payments.routes(),
             *self.settings.routes(),
+            *self.organisation.routes(),
         ]
         self.app = self._build_app()
 
@@ -184,6 +193,10 @@ class XeroEmulator:
         app.add_url_rule("/_emulator/faults", "admin_faults_state", self._admin_faults_state, methods=["GET"])
         app.add_url_rule("/_emulator/contacts", "admin_contacts", self._admin_contacts, methods=["POST"])
         app.add_url_rule("/_emulator/invoices", "admin_invoices", self._admin_invoices, methods=["POST"])
+        app.add_url_rule(
+            "/_emulator/organisation", "admin_organisation", self._admin_organisation, methods=["POST"]
+        )
+        app.add_url_rule("/_emulator/tokens", "admin_tokens", self._admin_tokens, methods=["POST"])
         for path, kind in (
             ("accounts", "Accounts"),
             ("tax-rates", "TaxRates"),
@@ -446,6 +459,7 @@ class XeroEmulator:
                 store.clear()
             self.history.clear()
             # Reference data is the organisation's setup, not test state: back to the defaults.
+            self.organisation.reset(self._country)
             self.settings.seed_defaults()
             self._requests_total = 0
             self._by_status.clear()
@@ -533,6 +547,24 @@ class XeroEmulator:
             except (KeyError, ValueError) as error:
                 return responses.json_response({"error": f"bad invoice seed: {error}"}, 400)
         return responses.json_response({"Invoices": seeded})
+
+    def _admin_organisation(self) -> Response:
+        """Country profile, base and enabled currencies, lock dates; answers the organisation."""
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return responses.json_response({"error": "expected a JSON object"}, 400)
+        with self._lock:
+            try:
+                if self.organisation.configure(body):
+                    self.settings.seed_defaults()  # a new country brings its own rates and chart
+            except OrganisationError as error:
+                return responses.json_response({"error": str(error)}, 400)
+            return responses.json_response(self.organisation.admin_view())
+
+    def _admin_tokens(self) -> Response:
+        """An access token for the sandbox tenant, so a person can call the emulated API by hand."""
+        tokens = self.issue_token_set()
+        return responses.json_response({"access_token": tokens["access_token"], "tenant_id": self.tenant_id})
 
     def _admin_settings(self, kind: str) -> Any:
         def view() -> Response:

@@ -1,8 +1,9 @@
 """``/{Contacts|Invoices|Payments}/{id}/History``: notes added through the API and the system
 records Xero writes itself (Created, Approved, Paid, ...), newest first as Xero lists them.
 
-Details is limited to 2,500 characters (integration-facts.md, 2nd-hand); the messages for an
-empty or too long note are not published by Xero (guessed).
+Details is limited to 250 characters (integration-facts.md, "History / notes",
+developer.xero.com/documentation/api/history-and-notes); the messages for an empty or too long
+note are not published by Xero (guessed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from . import responses
 from .common import BodyError, error_element, read_elements
 from .routing import Route
 
-MAX_DETAILS = 2500
+MAX_DETAILS = 250
 SYSTEM_USER = "System Generated"
 Lookup = Callable[[str], dict[str, Any] | None]
 

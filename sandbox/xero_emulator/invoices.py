@@ -55,7 +55,6 @@ from .where import WhereParseError
 logger = logging.getLogger("sandbox.xero_emulator.invoices")
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-BASE_CURRENCY = "AUD"
 MAX_TRACKING = 2
 AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
@@ -249,7 +248,9 @@ class InvoicesResource:
         old_status = target["Status"] if target is not None else None
         has_payments = target is not None and Decimal(str(target.get("AmountPaid", 0))) > 0
 
-        if old_status in ("VOIDED", "DELETED"):
+        if old_status in ("VOIDED", "DELETED", "PAID"):
+            # A PAID invoice takes no edit at all, not even its Reference (2nd-hand wording,
+            # integration-facts.md "Editing a PAID invoice"; the stricter reading).
             return record, [MSG_NOT_MODIFIABLE]
         if has_payments:
             if any(field in element for field in LOCKED_BY_PAYMENTS) or self._contact_changes(
@@ -277,6 +278,7 @@ class InvoicesResource:
                     errors.append(f"{field} '{element[field]}' is not a valid date.")  # guessed wording
         if not record.get("Date"):
             record["Date"] = render_date(self._now().date())  # Xero defaults Date to today
+        self._lock_errors(target, record, errors)
         for field in PASSTHROUGH:
             if field in element:
                 record[field] = element[field]
@@ -389,10 +391,31 @@ class InvoicesResource:
             return
         record["Contact"] = {"ContactID": str(contact["ContactID"])}
 
+    def _lock_errors(self, target: dict[str, Any] | None, record: dict[str, Any], errors: list[str]) -> None:
+        """A document dated on or before a lock date can be neither written nor moved into or out
+        of the locked period (integration-facts.md "Lock dates", waynerobinson/xeroizer#92)."""
+        organisation = self._settings.organisation
+        for dated in (record, target):
+            if dated is None or not dated.get("Date"):
+                continue
+            try:
+                when = record_date(dated, "Date")
+            except ValueError:
+                continue
+            locked = organisation.lock_error(when) if when is not None else None
+            if locked:
+                errors.append(locked)
+                return
+
     def _apply_currency(self, element: dict[str, Any], record: dict[str, Any], errors: list[str]) -> None:
         code = element.get("CurrencyCode", record.get("CurrencyCode"))
         if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{3}", code):
             errors.append(f"The currency code '{code}' is not valid.")  # guessed wording
+            return
+        if "CurrencyCode" in element and (disabled := self._settings.organisation.currency_error(code)):
+            # A document's currency must be enabled in the organisation (integration-facts.md,
+            # "CurrencyCode must be enabled"; GET /Currencies lists them).
+            errors.append(disabled)
             return
         record["CurrencyCode"] = code.upper()
         if "CurrencyRate" in element:
@@ -403,7 +426,10 @@ class InvoicesResource:
                 record["CurrencyRate"] = float(rate)
             except ValueError:
                 errors.append("The currency rate must be a positive number.")  # guessed wording
-        elif record["CurrencyCode"] == BASE_CURRENCY or "CurrencyRate" not in record:
+        elif (
+            record["CurrencyCode"] == self._settings.organisation.base_currency
+            or "CurrencyRate" not in record
+        ):
             record["CurrencyRate"] = 1.0  # Xero would use its daily rate for a foreign currency
 
     def _apply_number(
@@ -479,7 +505,9 @@ class InvoicesResource:
         amount_types = record.get("LineAmountTypes", "Exclusive")
         computed = []
         for line in lines:
-            result = self.compute_line(line, amount_types, four_dp, errors)
+            result = self.compute_line(
+                line, amount_types, four_dp, errors, revenue=record.get("Type") == "ACCREC"
+            )
             line_id = str(line.get("LineItemID") or "").lower()
             result["LineItemID"] = line_id if line_id in existing_ids else str(uuid.uuid4())
             computed.append(result)
@@ -493,6 +521,7 @@ class InvoicesResource:
         errors: list[str],
         *,
         strict: bool = True,
+        revenue: bool = False,
     ) -> dict[str, Any]:
         """One line's LineAmount and TaxAmount with Xero's per-line rounding."""
         out: dict[str, Any] = {}
@@ -516,7 +545,7 @@ class InvoicesResource:
         account = self._line_account(line, errors, strict)
         tax_type = line.get("TaxType") or (account or {}).get("TaxType")
         if amount_types == "NoTax" and not line.get("TaxType"):
-            tax_type = "BASEXCLUDED"  # AU's no-tax rate; guessed default
+            tax_type = self._settings.organisation.no_tax_type  # the country's no-tax rate; guessed default
         rate_percent = Decimal(0)
         if tax_type:
             rate = self._settings.tax_rate(str(tax_type))
@@ -532,6 +561,13 @@ class InvoicesResource:
                     # Confirmed wording (XeroAPI/Xero-Java#336).
                     errors.append(
                         f"The TaxType code '{tax_type}' cannot be used with account code '{account['Code']}'."
+                    )
+                elif strict and revenue and not rate.get("CanApplyToRevenue"):
+                    # A sales document takes only rates valid for revenue (spec TaxRate.
+                    # CanApplyToRevenue; confirmed wording, XeroAPI/Xero-Java#336).
+                    errors.append(
+                        f"The TaxType code {tax_type} does not exist or cannot be used "
+                        "for this type of transaction."
                     )
         tax = (
             Decimal(0)
@@ -673,7 +709,7 @@ class InvoicesResource:
             "InvoiceID": str(uuid.uuid4()),
             "Status": "DRAFT",
             "LineAmountTypes": "Exclusive",
-            "CurrencyCode": BASE_CURRENCY,
+            "CurrencyCode": self._settings.organisation.base_currency,
             "CurrencyRate": 1.0,
             "LineItems": [],
             "Payments": [],

@@ -171,6 +171,9 @@ class PaymentsResource:
         except ValueError:
             errors.append("The payment date must be specified.")  # guessed wording
             paid_on = None
+        if paid_on is not None and (locked := self._settings.organisation.lock_error(paid_on)):
+            # A payment dated on or before a lock date is refused (waynerobinson/xeroizer#92).
+            errors.append(locked)
         if invoice is not None:
             status = invoice["Status"]
             due = Decimal(str(invoice.get("AmountDue", 0)))
@@ -207,7 +210,7 @@ class PaymentsResource:
             "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC" else "ACCPAYPAYMENT",
             "HasAccount": True,
             "HasValidationErrors": False,
-            "Account": {"AccountID": account["AccountID"], "Code": account["Code"]},
+            "Account": {k: account[k] for k in ("AccountID", "Code") if account.get(k) is not None},
             "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice.get("InvoiceNumber")},
         }
         self._stamp_record(record)
@@ -264,6 +267,9 @@ class PaymentsResource:
             errors.append("Only the Status of a payment can be updated, to DELETED.")  # guessed wording
         elif record["Status"] == "DELETED":
             errors.append("This payment has already been deleted.")  # guessed wording
+        elif locked := self._settings.organisation.lock_error(parse_date(record["Date"])):
+            # Deleting changes the locked period too: refused like a new document (xeroizer#92).
+            errors.append(locked)
         if errors:
             shown = error_element(element, errors, "HasValidationErrors")
             shown["PaymentID"] = record["PaymentID"]
@@ -298,10 +304,9 @@ class PaymentsResource:
             }
         account = self._settings.accounts.get(str(record["Account"]["AccountID"]))
         if account is not None:
+            # A bank account may have no Code: then Xero shows it by AccountID and Name only.
             rendered["Account"] = {
-                "AccountID": account["AccountID"],
-                "Code": account["Code"],
-                "Name": account["Name"],
+                k: account[k] for k in ("AccountID", "Code", "Name") if account.get(k) is not None
             }
         return rendered
 

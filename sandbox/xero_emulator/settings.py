@@ -34,6 +34,7 @@ from .common import (
     order_records,
     read_elements,
 )
+from .organisation import Organisation
 from .routing import Route
 from .store import ResourceStore
 from .where import WhereParseError
@@ -71,30 +72,6 @@ _CLASS_FLAG = {
     "EQUITY": "CanApplyToEquity",
 }
 _ALL = ("REVENUE", "EXPENSE", "ASSET", "LIABILITY", "EQUITY")
-# (TaxType, Name, rate %, report type, classes it applies to): Xero's AU GST rates.
-AU_TAX_RATES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
-    ("OUTPUT", "GST on Income", "10", "OUTPUT", ("REVENUE",)),
-    ("EXEMPTOUTPUT", "GST Free Income", "0", "EXEMPTOUTPUT", ("REVENUE",)),
-    ("EXEMPTEXPORT", "GST Free Exports", "0", "EXEMPTEXPORT", ("REVENUE",)),
-    ("BASEXCLUDED", "BAS Excluded", "0", "BASEXCLUDED", _ALL),
-    ("INPUT", "GST on Expenses", "10", "INPUT", ("EXPENSE",)),
-    ("EXEMPTEXPENSES", "GST Free Expenses", "0", "EXEMPTEXPENSES", ("EXPENSE",)),
-    ("INPUTTAXED", "Input Taxed", "0", "INPUTTAXED", ("EXPENSE",)),
-    ("CAPEXINPUT", "GST on Capital", "10", "CAPEXINPUT", ("EXPENSE", "ASSET")),
-)
-# (Code, Name, Type, TaxType, extra fields).
-AU_ACCOUNTS: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
-    ("090", "Ignition Clearing", "BANK", "BASEXCLUDED", {"EnablePaymentsToAccount": True}),
-    ("091", "Business Bank Account", "BANK", "BASEXCLUDED", {"BankAccountNumber": "062000 12345678"}),
-    ("200", "Sales", "REVENUE", "OUTPUT", {}),
-    ("260", "Other Revenue", "REVENUE", "OUTPUT", {}),
-    ("270", "Interest Income", "REVENUE", "EXEMPTOUTPUT", {}),
-    ("400", "Advertising", "EXPENSE", "INPUT", {}),
-    ("610", "Accounts Receivable", "CURRENT", "BASEXCLUDED", {"SystemAccount": "DEBTORS"}),
-    ("800", "Accounts Payable", "CURRLIAB", "BASEXCLUDED", {"SystemAccount": "CREDITORS"}),
-    # Xero's default AU chart files Rounding under current liabilities (2nd-hand, from memory).
-    ("860", "Rounding", "CURRLIAB", "BASEXCLUDED", {"SystemAccount": "ROUNDING"}),
-)
 DEFAULT_TRACKING = {"Region": ("Sydney", "Melbourne"), "Owner": ("Alex", "Sam")}
 DEFAULT_THEME = "Standard"
 TAX_RATE_FIELDS = ("Name", "TaxType", "Status", "ReportTaxType", "EffectiveRate", "DisplayTaxRate")
@@ -126,7 +103,9 @@ class SettingsResource:
         contacts: ResourceStore,
         stamp: Stamper,
         now: Callable[[], datetime],
+        organisation: Organisation,
     ) -> None:
+        self.organisation = organisation
         self.tax_rates = stores["TaxRates"]
         self.accounts = stores["Accounts"]
         self.tracking = stores["TrackingCategories"]
@@ -139,7 +118,11 @@ class SettingsResource:
 
     # -- seeding -------------------------------------------------------------------------
     def seed_defaults(self) -> None:
-        for tax_type, name, rate, report, classes in AU_TAX_RATES:
+        """The organisation's country profile: its tax rates and chart of accounts."""
+        self.tax_rates.clear()
+        self.accounts.clear()
+        profile = self.organisation.profile
+        for tax_type, name, rate, report, classes in profile.tax_rates:
             self.add_tax_rate(
                 {
                     "TaxType": tax_type,
@@ -149,7 +132,7 @@ class SettingsResource:
                     **{_CLASS_FLAG[c]: c in classes for c in _ALL},
                 }
             )
-        for code, name, kind, tax_type, extra in AU_ACCOUNTS:
+        for code, name, kind, tax_type, extra in profile.accounts:
             self.add_account({"Code": code, "Name": name, "Type": kind, "TaxType": tax_type, **extra})
         for category, options in DEFAULT_TRACKING.items():
             self.add_tracking_category({"Name": category, "Options": [{"Name": o} for o in options]})
@@ -183,12 +166,17 @@ class SettingsResource:
         return copy.deepcopy(record)
 
     def add_account(self, item: dict[str, Any]) -> dict[str, Any]:
-        code = str(item["Code"])
+        # Bank accounts often have no Code (spec Account.Code: "not all accounts have a code
+        # value"): such an account is known by its AccountID only.
+        code = str(item["Code"]) if item.get("Code") not in (None, "") else None
         kind = str(item.get("Type") or "EXPENSE").upper()
+        if code is None and kind != "BANK":
+            raise ValueError("only a BANK account may have no Code")
+        name = str(item.get("Name") or code)
         record: dict[str, Any] = {
-            "AccountID": str(item.get("AccountID") or stable_id("account", code)),
+            "AccountID": str(item.get("AccountID") or stable_id("account", code or f"bank/{name}")),
             "Code": code,
-            "Name": str(item.get("Name") or code),
+            "Name": name,
             "Status": str(item.get("Status") or "ACTIVE"),
             "Type": kind,
             "TaxType": str(item.get("TaxType") or "BASEXCLUDED"),
@@ -203,7 +191,9 @@ class SettingsResource:
         if kind == "BANK":
             record["BankAccountType"] = "BANK"
             record["BankAccountNumber"] = str(item.get("BankAccountNumber") or "")
-            record["CurrencyCode"] = str(item.get("CurrencyCode") or "AUD")
+            record["CurrencyCode"] = str(item.get("CurrencyCode") or self.organisation.base_currency)
+        if code is None:
+            del record["Code"]
         if item.get("SystemAccount"):
             record["SystemAccount"] = str(item["SystemAccount"])
         self.accounts.put(record)
@@ -240,7 +230,10 @@ class SettingsResource:
 
     def account_by_code(self, code: str) -> dict[str, Any] | None:
         wanted = code.strip().casefold()
-        return next((a for a in self.accounts if str(a["Code"]).casefold() == wanted), None)
+        return next(
+            (a for a in self.accounts if a.get("Code") is not None and str(a["Code"]).casefold() == wanted),
+            None,
+        )
 
     def account(self, ref: dict[str, Any]) -> dict[str, Any] | None:
         if ref.get("AccountID"):

@@ -4,18 +4,25 @@ Every call goes through ``_request``: bearer auth, retries with backoff and jitt
 transport faults, a bounded wait on 429, and typed errors. Resources are thin wrappers over
 ``_get_record`` and ``_iter_records``, so invoices and payments are one method each.
 
-Shapes (``{"data": [...], "meta": {"pagination": {...}}}``, ``updated_from``, the rate-limit reset
-header) come from integrators' code, not from published docs: they are kept here and in the
-constructor's keyword arguments so they can be corrected in one place.
+Shapes (``{"data": [...], "meta": {"pagination": {...}}}``, the incremental parameter, the
+rate-limit reset header) come from integrators' code, not from published docs: they are kept here
+and in ``IgnitionConfig`` so they can be corrected in one place.
+
+Ignition's own defaults hide data (integration-facts, "Defaults that hide data"): invoices are
+listed for the current month only unless ``date_from``/``date_to`` say otherwise, and records in a
+terminal state (archived clients, cancelled payments, ...) only when ``state=`` names that state.
+So every read here, listing or get-one, sends an explicit wide date window, and every listing reads
+each terminal state in a pass of its own, merged with the default pass in the API's order.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import quote
@@ -24,6 +31,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.config import IgnitionConfig
+from shared.errors import LimitWait
 from shared.ignition import exact_json
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 
@@ -33,6 +41,9 @@ RecordT = TypeVar("RecordT", bound=BaseModel)
 
 # Reset headers above this are epoch seconds; below it, seconds to wait (APIs use both readings).
 _EPOCH_THRESHOLD = 1_000_000_000
+_DEFAULTS = IgnitionConfig()
+# Larger pages may be refused (integration-facts); IgnitionConfig enforces the same bound.
+MAX_PAGE_LIMIT = 250
 
 
 class IgnitionApiError(Exception):
@@ -50,7 +61,7 @@ class IgnitionAuthError(IgnitionApiError):
     """401/403: the access token is invalid, expired or lacks the ``reporting`` scope."""
 
 
-class IgnitionRateLimited(IgnitionApiError):
+class IgnitionRateLimited(IgnitionApiError, LimitWait):
     """429 and the reset is further away than the client may wait in-process."""
 
     transient = True
@@ -106,6 +117,18 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _version(record: BaseModel) -> datetime:
+    """The change time listings are ordered by: updated_at, or created_at for a payment without."""
+    version = getattr(record, "updated_at", None) or getattr(record, "created_at", None)
+    if not isinstance(version, datetime):
+        raise TypeError(f"{type(record).__name__} has no updated_at or created_at")
+    return version
+
+
+def _order(record: BaseModel) -> tuple[datetime, str]:
+    return _version(record), str(getattr(record, "slug", ""))
+
+
 class IgnitionReportingClient:
     def __init__(
         self,
@@ -113,7 +136,12 @@ class IgnitionReportingClient:
         access_token: Callable[[], str],
         *,
         http: httpx.Client | None = None,
-        page_limit: int = 100,
+        page_limit: int = _DEFAULTS.page_limit,
+        updated_param: str = _DEFAULTS.updated_param,
+        dated_resources: Collection[str] = tuple(_DEFAULTS.dated_resources),
+        window_start: date = _DEFAULTS.window_start,
+        window_ahead_days: int = _DEFAULTS.window_ahead_days,
+        terminal_states: Mapping[str, Sequence[str]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         rate_limit_reset_header: str = "X-RateLimit-Reset",
@@ -125,8 +153,8 @@ class IgnitionReportingClient:
         jitter: Callable[[float, float], float] = random.uniform,
         force_refresh: Callable[[str], str] | None = None,
     ) -> None:
-        if not 1 <= page_limit <= 500:
-            raise ValueError("page_limit must be between 1 and 500")
+        if not 1 <= page_limit <= MAX_PAGE_LIMIT:
+            raise ValueError(f"page_limit must be between 1 and {MAX_PAGE_LIMIT}")
         self._base_url = base_url.rstrip("/")
         self._access_token = access_token
         # Given the rejected token, returns a fresh one (the token provider's force_refresh): an
@@ -135,6 +163,12 @@ class IgnitionReportingClient:
         self._owns_http = http is None
         self._http = http or httpx.Client(timeout=timeout_seconds)
         self._page_limit = page_limit
+        self._updated_param = updated_param
+        self._dated = frozenset(dated_resources)
+        self._window_start = window_start
+        self._window_ahead = timedelta(days=window_ahead_days)
+        terminal = _DEFAULTS.terminal_states if terminal_states is None else terminal_states
+        self._terminal = {resource: tuple(states) for resource, states in terminal.items()}
         self._sleep = sleep
         self._clock = clock
         self._reset_header = rate_limit_reset_header
@@ -150,8 +184,15 @@ class IgnitionReportingClient:
     def from_config(
         cls, config: IgnitionConfig, access_token: Callable[[], str], **kwargs: Any
     ) -> IgnitionReportingClient:
-        kwargs.setdefault("page_limit", config.page_limit)
-        return cls(config.api_url, access_token, **kwargs)
+        settings: dict[str, Any] = {
+            "page_limit": config.page_limit,
+            "updated_param": config.updated_param,
+            "dated_resources": tuple(config.dated_resources),
+            "window_start": config.window_start,
+            "window_ahead_days": config.window_ahead_days,
+            "terminal_states": config.terminal_states,
+        }
+        return cls(config.api_url, access_token, **{**settings, **kwargs})
 
     def close(self) -> None:
         if self._owns_http:
@@ -195,7 +236,7 @@ class IgnitionReportingClient:
         memory is cheap; yielding a partial payment first would be worse.
         """
         merged: dict[str, IgnitionPayment] = {}
-        for payment in self._iter_records("payments", IgnitionPayment, updated_from):
+        for payment in self._iter_records("payments", IgnitionPayment, updated_from, drop_repeats=False):
             seen = merged.get(payment.slug)
             merged[payment.slug] = payment if seen is None else _merge_payment(seen, payment)
         # dicts keep first-seen order, i.e. the API's order (oldest change first).
@@ -203,20 +244,69 @@ class IgnitionReportingClient:
 
     # -- generic record access ---------------------------------------------------------------
 
+    def _scope(self, resource: str) -> dict[str, str]:
+        """The parameters that keep Ignition's defaults from hiding records: an explicit date
+        window for dated resources (Ignition's own is the current month or week)."""
+        if resource not in self._dated:
+            return {}
+        today = datetime.fromtimestamp(self._clock(), tz=UTC).date()
+        return {
+            "date_from": self._window_start.isoformat(),
+            "date_to": (today + self._window_ahead).isoformat(),
+        }
+
     def _get_record(self, resource: str, slug: str, model: type[RecordT]) -> RecordT | None:
-        body = self._request(f"/reporting/{resource}/{quote(slug, safe='')}", {}, allow_404=True)
-        if body is None:
-            return None
-        # Single records may or may not be wrapped in {"data": ...}; accept both readings.
-        record = body.get("data", body) if isinstance(body, dict) else body
-        return self._validate(model, record, resource)
+        """The record by slug. A record in a terminal state may be found only when state= names
+        it, so a miss asks once per terminal state before answering None (misses are rare)."""
+        path = f"/reporting/{resource}/{quote(slug, safe='')}"
+        scope = self._scope(resource)
+        for state in (None, *self._terminal.get(resource, ())):
+            params = scope if state is None else {**scope, "state": state}
+            body = self._request(path, params, allow_404=True)
+            if body is None:
+                continue
+            # Single records may or may not be wrapped in {"data": ...}; accept both readings.
+            record = body.get("data", body) if isinstance(body, dict) else body
+            return self._validate(model, record, resource)
+        return None
 
     def _iter_records(
-        self, resource: str, model: type[RecordT], updated_from: datetime | None
+        self,
+        resource: str,
+        model: type[RecordT],
+        updated_from: datetime | None,
+        *,
+        drop_repeats: bool = True,
     ) -> Iterator[RecordT]:
-        params: dict[str, str] = {"limit": str(self._page_limit)}
+        """Every record: the default pass and one pass per terminal state, merged in the API's
+        order (oldest change first, so a caller may resume from the last change it saw).
+
+        With ``drop_repeats`` a copy of a version already yielded (the same record on two pages,
+        or in two passes) is dropped, so each slug comes once per version; a newer copy, changed
+        while the read ran, still comes, as a single pass would yield it.
+        """
+        base: dict[str, str] = {"limit": str(self._page_limit), **self._scope(resource)}
         if updated_from is not None:
-            params["updated_from"] = _iso(updated_from)
+            base[self._updated_param] = _iso(updated_from)
+        passes = [self._pages(resource, model, base)] + [
+            self._pages(resource, model, {**base, "state": state})
+            for state in self._terminal.get(resource, ())
+        ]
+        records = passes[0] if len(passes) == 1 else heapq.merge(*passes, key=_order)
+        if not drop_repeats:
+            yield from records
+            return
+        yielded: dict[str, datetime] = {}
+        for record in records:
+            slug, version = _order(record)[1], _version(record)
+            if slug in yielded and version <= yielded[slug]:
+                continue
+            yielded[slug] = version
+            yield record
+
+    def _pages(self, resource: str, model: type[RecordT], query: dict[str, str]) -> Iterator[RecordT]:
+        """One listing, page by page, with the same query on every page."""
+        params = dict(query)
         seen_cursors: set[str] = set()
         while True:
             body = self._request(f"/reporting/{resource}", params)

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared import aws
 from shared.models.events import SyncEvent
-from shared.store.queue import sqs_id
+from shared.store.queue import DeadLetters, sqs_id
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class DeadLetter:
     category: str | None
     reason: str | None
     receive_count: int
+    # Times the product already put this event back after it ran out of deliveries.
+    requeues: int = 0
 
     def event(self) -> SyncEvent | None:
         try:
@@ -93,6 +95,7 @@ def receive_dead_letters(
                 category=attributes.get("failure_category", {}).get("StringValue"),
                 reason=attributes.get("failure_reason", {}).get("StringValue"),
                 receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                requeues=int(attributes.get(REQUEUES_ATTRIBUTE, {}).get("StringValue", "0") or 0),
             )
 
 
@@ -122,3 +125,66 @@ def requeue(queue_url: str, event: SyncEvent, *, replay_id: str) -> None:
         MessageGroupId=sqs_id(event.group_id),
         MessageDeduplicationId=sqs_id(f"replay:{replay_id}:{event.event_id}:{event.payload_sha256[:16]}"),
     )
+
+
+# How often a dead letter without a reason is put back before it stays, now with one.
+MAX_EXHAUSTED_REQUEUES = 3
+REQUEUES_ATTRIBUTE = "requeues"
+
+
+@dataclass(frozen=True)
+class ExhaustedRequeue:
+    requeued: int
+    kept: int
+
+
+def requeue_exhausted(
+    dlq_url: str,
+    queue_url: str,
+    *,
+    max_requeues: int = MAX_EXHAUSTED_REQUEUES,
+    limit: int = 1_000,
+    visibility_seconds: int = 60,
+) -> ExhaustedRequeue:
+    """Put back on the sync queue every dead letter that carries no failure reason.
+
+    Such a message was moved by the queue's redrive policy: it ran out of deliveries, which says
+    nothing about the event itself (the sync parks what it gives up on with a category and reason).
+    Each goes back at most ``max_requeues`` times (counted in a message attribute, which SQS keeps
+    through redrive); after that it is put back in the DLQ with a reason, so a person sees it.
+    """
+    sqs = aws.client("sqs")
+    requeued = kept = 0
+    with_reason: list[DeadLetter] = []
+    for letter in receive_dead_letters(dlq_url, visibility_seconds=visibility_seconds, max_messages=limit):
+        if letter.category is not None:
+            with_reason.append(letter)
+            continue
+        event = letter.event()
+        times = letter.requeues
+        if event is None or times >= max_requeues:
+            DeadLetters(dlq_url).send(
+                letter.body,
+                group_id=event.group_id if event else "malformed",
+                dedup_id=f"exhausted:{letter.message_id}",
+                category="receives_exhausted",
+                reason=(
+                    f"ran out of queue deliveries {times + 1} times and was put back {times} times; "
+                    "the sync function may be failing to start or timing out: check its errors, "
+                    "then replay"
+                ),
+            )
+            kept += 1
+        else:
+            sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody=event.model_dump_json(),
+                MessageGroupId=sqs_id(event.group_id),
+                MessageDeduplicationId=sqs_id(f"requeue:{letter.message_id}"),
+                MessageAttributes={REQUEUES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(times + 1)}},
+            )
+            requeued += 1
+        delete_dead_letter(dlq_url, letter)
+    # Visible again at once: the report and the operator's replay must find them.
+    release_dead_letters(dlq_url, with_reason)
+    return ExhaustedRequeue(requeued=requeued, kept=kept)

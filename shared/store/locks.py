@@ -4,10 +4,15 @@ Item layout (state table, key ``pk`` S + ``sk`` S, TTL attribute ``expires_at``)
 
     pk="lock#<name>"  sk="lock"  owner=<S>  lease_until=<N epoch seconds, ms precision>
     expires_at=<N epoch seconds>   # TTL: clean-up only, lease_until decides who holds the lock
+    fence=<S>                      # new for every acquisition: the fencing token
 
 Acquire is a conditional put (no item, or the lease has run out, or we already own it); release is
 a conditional delete (only by the owner). A holder that crashes blocks others for at most
-``lease_seconds``: keep the work under the lock shorter than the lease.
+``lease_seconds``: keep the work under the lock shorter than the lease, or :meth:`extend` it.
+
+:meth:`extend` is also the fence before a write that must not happen once the lease is gone: a
+conditional update that succeeds only while this acquisition (owner *and* fence) still holds an
+unexpired lease, and then pushes the lease out far enough to cover the write.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from shared import aws
+from shared.errors import LimitWait
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +37,7 @@ logger = logging.getLogger(__name__)
 _TTL_GRACE_SECONDS = 3_600
 
 
-class LockTimeout(Exception):
+class LockTimeout(LimitWait):
     """The lock stayed held by someone else for longer than the caller was willing to wait.
     Transient: the holder's lease runs out on its own."""
 
@@ -41,6 +47,17 @@ class LockTimeout(Exception):
         super().__init__(f"lock {name!r} still held by another worker after {waited_seconds:.1f}s")
         self.name = name
         self.waited_seconds = waited_seconds
+
+
+class LeaseLost(Exception):
+    """Our lease ran out and may have been taken over: whatever we meant to write under it must not
+    be written. Transient: the new holder's work stands, and a retry reads it."""
+
+    transient = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"lease on lock {name!r} was lost before the work under it was saved")
+        self.name = name
 
 
 class DynamoLeaseLock:
@@ -76,6 +93,8 @@ class DynamoLeaseLock:
         # None: the calling thread's client from shared.aws (the usual case).
         self._client = client
         self._key = {"pk": {"S": f"lock#{name}"}, "sk": {"S": "lock"}}
+        # This acquisition's fencing token; None while not held.
+        self._fence: str | None = None
 
     def acquire(self, timeout: float | None = None) -> None:
         """Block until the lock is ours, or raise :class:`LockTimeout` after ``timeout`` seconds."""
@@ -96,7 +115,37 @@ class DynamoLeaseLock:
             self._local.release()
             raise
 
+    def extend(self, seconds: float | None = None) -> None:
+        """Fence and renew: succeed only if this acquisition still holds an unexpired lease, and
+        then hold it until ``seconds`` (default ``lease_seconds``) from now. Raise
+        :class:`LeaseLost` otherwise, before the caller writes anything."""
+        fence = self._fence
+        if fence is None:
+            raise LeaseLost(self.name)
+        now = self._clock()
+        lease_until = now + (self.lease_seconds if seconds is None else seconds)
+        ddb = self._ddb()
+        try:
+            ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key,
+                UpdateExpression="SET lease_until = :until, expires_at = :ttl",
+                ConditionExpression="#owner = :me AND fence = :fence AND lease_until >= :now",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={
+                    ":until": {"N": _num(lease_until)},
+                    ":ttl": {"N": str(math.ceil(lease_until) + _TTL_GRACE_SECONDS)},
+                    ":me": {"S": self.owner},
+                    ":fence": {"S": fence},
+                    ":now": {"N": _num(now)},
+                },
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            logger.warning("lease lock lost before the work under it was saved", extra={"lock": self.name})
+            raise LeaseLost(self.name) from None
+
     def release(self) -> None:
+        self._fence = None
         try:
             self._ddb().delete_item(
                 TableName=self.table_name,
@@ -114,6 +163,7 @@ class DynamoLeaseLock:
     def _try_put(self) -> bool:
         now = self._clock()
         lease_until = now + self.lease_seconds
+        fence = uuid.uuid4().hex
         ddb = self._ddb()
         try:
             ddb.put_item(
@@ -121,6 +171,7 @@ class DynamoLeaseLock:
                 Item={
                     **self._key,
                     "owner": {"S": self.owner},
+                    "fence": {"S": fence},
                     "lease_until": {"N": _num(lease_until)},
                     "expires_at": {"N": str(math.ceil(lease_until) + _TTL_GRACE_SECONDS)},
                 },
@@ -131,6 +182,7 @@ class DynamoLeaseLock:
             )
         except ddb.exceptions.ConditionalCheckFailedException:
             return False
+        self._fence = fence
         return True
 
     def _ddb(self) -> Any:
@@ -153,4 +205,4 @@ def _num(value: float) -> str:
     return str(Decimal(value).quantize(Decimal("0.001")))
 
 
-__all__ = ["DynamoLeaseLock", "LockTimeout"]
+__all__ = ["DynamoLeaseLock", "LeaseLost", "LockTimeout"]

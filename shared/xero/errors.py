@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from shared.errors import LimitWait
+
 
 class XeroError(Exception):
     """Base for every error raised by :class:`shared.xero.client.XeroClient`."""
@@ -63,7 +65,7 @@ class XeroRequestError(XeroError):
     transient = False
 
 
-class XeroRateLimited(XeroError):
+class XeroRateLimited(XeroError, LimitWait):
     """Over a Xero limit (429) or over our own call budget; retry after ``retry_after`` seconds.
 
     ``problem`` is Xero's ``X-Rate-Limit-Problem`` (``minute``, ``day``, ...) or, for our own

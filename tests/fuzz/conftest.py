@@ -96,7 +96,6 @@ class IngestHarness:
         self.resources = create_resources(
             prefix,
             visibility_timeout=30,
-            max_receive_count=5,
             secrets={
                 "xero-client": "{}",
                 "xero-token": "{}",
