@@ -25,8 +25,6 @@ from shared.xero.client import XeroCall, XeroClient
 
 # A CLI may sit out a full minute window; a Lambda may not (it would be billed for sleeping).
 CLI_MAX_INLINE_WAIT_SECONDS = 65.0
-# The Reporting API's largest page: 5,000 clients in 10 calls of Ignition's ~1,000/hour.
-IGNITION_PAGE_LIMIT = 500
 MAPPING_WRITERS = 8
 
 
@@ -132,8 +130,8 @@ def run_backfill(
         IgnitionReportingClient.from_config(
             config.ignition,
             ignition_tokens.access_token,
+            # The configured page (Ignition's largest known to work, 250) and date window.
             force_refresh=ignition_tokens.force_refresh,
-            page_limit=IGNITION_PAGE_LIMIT,
         ) as ignition,
     ):
         engine = Backfill(

@@ -3,10 +3,15 @@
 What it serves (``IgnitionEmulator.app`` is a Flask/WSGI app):
 
 * Reporting API under ``/external/api/v1/reporting/<resource>`` for ``clients``, ``invoices`` and
-  ``payments``: list with cursor pagination (``limit`` 1..500, default 100; ``cursor``;
-  ``updated_from``; ordered by ``updated_at`` - or ``created_at`` for a payment without one - then
-  ``slug``, so cursors stay stable while records change) and get-one by slug. Bearer auth, and a
-  per-practice fixed-window rate limit answered with 429 and a reset header.
+  ``payments``: list with cursor pagination (``limit`` 1..250, default 100; ``cursor``; the
+  incremental parameter, ``updated_from`` unless configured otherwise; ordered by ``updated_at`` -
+  or ``created_at`` for a payment without one - then ``slug``, so cursors stay stable while
+  records change) and get-one by slug. Bearer auth, and a per-practice fixed-window rate limit
+  answered with 429 and a reset header.
+* The defaults that hide data, as an integrator observed them live (integration-facts, "Defaults
+  that hide data"): invoices outside ``date_from``..``date_to`` (on ``date``; the current month
+  when not given) and records in a terminal state (archived clients, cancelled payments, ...)
+  unless ``state=`` names it are left out, of listings and of get-one alike.
 * OAuth 2.0: ``GET /oauth2/authorize`` (auto-approves), ``POST /oauth2/token`` (authorization_code,
   refresh_token with single-use rotating refresh tokens, 1 h access tokens by the shared ``Clock``),
   ``POST /oauth2/revoke``.
@@ -38,8 +43,9 @@ import secrets
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -59,8 +65,24 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/external/api/v1"
 ACCESS_TOKEN_TTL = 3600
 AUTH_CODE_TTL = 600
-MAX_LIMIT = 500
+# "Page limit 250 is known to work; larger values may be refused" (integration-facts): the stricter
+# reading refuses them, with 400 like every other bad query parameter here (no status is known).
+MAX_LIMIT = 250
 DEFAULT_LIMIT = 100
+# The incremental parameter is "updated_from" in one integrator's code and "updated_since" in
+# another's (integration-facts). The emulator serves one of them and refuses the other with 400:
+# stricter than a server that ignores unknown parameters (which would answer a silent full read,
+# every poll), so a client configured with the wrong name fails at once instead of burning the
+# practice's hourly request budget unnoticed.
+INCREMENTAL_PARAMS = ("updated_from", "updated_since")
+# Left out unless state= names them (integration-facts, "Defaults that hide data", from
+# Motta-Financial/v0-motta-hub lib/ignition/sync.ts: archived clients, cancelled payments). Voided
+# invoices are not named there; the stricter reading hides them too.
+TERMINAL_STATES: dict[str, frozenset[str]] = {
+    "clients": frozenset({"archived"}),
+    "invoices": frozenset({"void", "voided", "cancelled"}),
+    "payments": frozenset({"cancelled"}),
+}
 TIMESTAMP_FIELDS = ("created_at", "updated_at")
 WEBHOOK_PAYLOADS = ("full", "id", "ref")
 DEFAULT_WEBHOOK = WebhookVerification()  # frozen, so one shared default is safe
@@ -76,11 +98,16 @@ class ResourceSpec:
     # False for records Ignition may list without updated_at (payments): a put then keeps the
     # body's updated_at, or none, instead of stamping the clock's time.
     stamps_updated_at: bool = True
+    # The record date date_from/date_to filter on, and the window used when they are not given.
+    date_field: str | None = None
+    default_window: Literal["month", "week"] | None = None
 
 
 RESOURCES: tuple[ResourceSpec, ...] = (
     ResourceSpec("clients", "client", IgnitionClient),
-    ResourceSpec("invoices", "invoice", IgnitionInvoice),
+    # "/reporting/invoices defaults date_from/date_to to the current month" (integration-facts,
+    # Motta-Financial/v0-motta-hub lib/ignition/sync.ts): a full read returned this month only.
+    ResourceSpec("invoices", "invoice", IgnitionInvoice, date_field="date", default_window="month"),
     ResourceSpec("payments", "payment", IgnitionPayment, stamps_updated_at=False),
 )
 
@@ -136,6 +163,24 @@ def _parse_time(value: Any, name: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def default_window(today: date, kind: Literal["month", "week"]) -> tuple[date, date]:
+    """The window a listing uses when the caller gives none: the current calendar month, or the
+    current Monday-to-Sunday week (collections, per integration-facts)."""
+    if kind == "week":
+        start = today - timedelta(days=today.weekday())
+        return start, start + timedelta(days=6)
+    start = today.replace(day=1)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return start, following - timedelta(days=1)
+
+
+def _parse_date(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _BadRequest(f"{name} is not a date (YYYY-MM-DD): {value!r}") from None
+
+
 def _version(record: dict[str, Any]) -> str:
     """The timestamp lists are ordered and filtered by: updated_at, else created_at (payments)."""
     return str(record.get("updated_at") or record["created_at"])
@@ -183,7 +228,16 @@ class IgnitionEmulator:
         rate_limit_reset_header: str = "X-RateLimit-Reset",
         webhook_transport: httpx.BaseTransport | None = None,
         delivery_timeout_seconds: float = 5.0,
+        incremental_param: str = "updated_from",
+        terminal_states: Mapping[str, Collection[str]] | None = None,
     ) -> None:
+        if incremental_param not in INCREMENTAL_PARAMS:
+            raise ValueError(f"incremental_param must be one of {', '.join(INCREMENTAL_PARAMS)}")
+        self._incremental_param = incremental_param
+        self._terminal = {
+            name: frozenset(states)
+            for name, states in (TERMINAL_STATES if terminal_states is None else terminal_states).items()
+        }
         self.clock = clock or Clock()
         self._webhook_secret = webhook_secret
         self._webhook = webhook
@@ -355,12 +409,16 @@ class IgnitionEmulator:
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise _BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
         limit = int(raw_limit)
-        since = request.args.get("updated_from")
-        since_at = _parse_time(since, "updated_from") if since else None
+        for other in INCREMENTAL_PARAMS:
+            if other != self._incremental_param and other in request.args:
+                raise _BadRequest(f"unknown parameter {other}; use {self._incremental_param}")
+        since = request.args.get(self._incremental_param)
+        since_at = _parse_time(since, self._incremental_param) if since else None
         cursor = request.args.get("cursor")
         after = _decode_cursor(cursor) if cursor else None
+        visible = self._visibility(spec)
         with self._lock:
-            records = self._ordered(spec.name)
+            records = [r for r in self._ordered(spec.name) if visible(r)]
             if since_at is not None:
                 records = [r for r in records if _parse_time(_version(r), "updated_at") >= since_at]
             if after is not None:
@@ -380,15 +438,52 @@ class IgnitionEmulator:
         }
         return _json(body, headers=headers)
 
+    def _visibility(self, spec: ResourceSpec) -> Callable[[dict[str, Any]], bool]:
+        """Whether a record is in this request's scope: its state (terminal states only when
+        state= names them; state= lists that state alone) and, for dated resources, its date
+        within date_from..date_to, each bound the current window's when not given."""
+        wanted = request.args.get("state")
+        terminal = self._terminal.get(spec.name, frozenset())
+        window: tuple[date, date] | None = None
+        if spec.date_field is not None and spec.default_window is not None:
+            start, end = default_window(self.clock.now().date(), spec.default_window)
+            raw_from, raw_to = request.args.get("date_from"), request.args.get("date_to")
+            if raw_from is not None:
+                start = _parse_date(raw_from, "date_from")
+            if raw_to is not None:
+                end = _parse_date(raw_to, "date_to")
+            if start > end:
+                raise _BadRequest("date_from is after date_to")
+            window = (start, end)
+        date_field = spec.date_field
+
+        def visible(record: dict[str, Any]) -> bool:
+            state = record.get("state")
+            if wanted is not None and state != wanted:
+                return False
+            if wanted is None and state in terminal:
+                return False
+            if window is not None and date_field is not None:
+                try:
+                    on = date.fromisoformat(str(record.get(date_field)))
+                except ValueError:
+                    return False
+                return window[0] <= on <= window[1]
+            return True
+
+        return visible
+
     def _get(self, resource: str, slug: str) -> Response:
         spec = self._spec(resource)
         denied = self._guard()
         if denied is not None:
             return denied
+        visible = self._visibility(spec)
         with self._lock:
             record = self._records[spec.name].get(slug)
             headers = self._rate_headers()
-        if record is None:
+        # The stricter reading: a record is found by slug under the same scope a listing has.
+        if record is None or not visible(record):
             return _error("not_found", f"no {spec.event_prefix} {slug!r}", 404, headers)
         return _json(dict(record), headers=headers)
 

@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from sandbox.clock import Clock
-from sandbox.ignition_emulator import IgnitionEmulator
+from sandbox.ignition_emulator import IgnitionEmulator, default_window
 from sandbox.server import RunningServer, serve_in_thread
 from shared.config import IgnitionConfig, RecordType, WebhookVerification
 from shared.ignition import exact_json
@@ -404,7 +404,7 @@ def test_given_the_same_query_twice_when_paged_then_pages_and_cursors_are_identi
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=501", "limit=ten", "cursor=%21%21", "updated_from=yesterday"]
+    "query", ["limit=0", "limit=251", "limit=ten", "cursor=%21%21", "updated_from=yesterday"]
 )
 def test_given_bad_list_parameters_when_listed_then_400(bare: IgnitionEmulator, query: str) -> None:
     response = bare.app.test_client().get(f"{API}/clients?{query}", headers=bearer(bare))
@@ -570,8 +570,9 @@ def test_given_amounts_as_strings_and_numbers_when_put_then_every_output_keeps_t
 
     put_exact(emulator, "/_emulator/invoices/inv_1", body)
     http = emulator.app.test_client()
-    got = http.get(f"{API}/invoices/inv_1", headers=bearer(emulator)).data
-    listed = http.get(f"{API}/invoices", headers=bearer(emulator)).data
+    # The invoice is dated 2025: outside the default (current month) window.
+    got = http.get(f"{API}/invoices/inv_1", query_string=WIDE, headers=bearer(emulator)).data
+    listed = http.get(f"{API}/invoices", query_string=WIDE, headers=bearer(emulator)).data
     state = http.get("/_emulator/state").data
 
     for raw in (received[0], got, listed, state):
@@ -645,3 +646,174 @@ def test_given_payments_with_and_without_updated_at_when_paged_then_ordered_by_u
             break
 
     assert slugs == ["pypay_c", "pypay_a", "pypay_b"]
+
+
+# -- the defaults that hide data (integration-facts, "Defaults that hide data": observed live by an
+# -- integrator, Motta-Financial/v0-motta-hub lib/ignition/sync.ts) ------------------------------
+
+WIDE = {"date_from": "2013-01-01", "date_to": "2099-12-31"}
+
+
+def listed(emulator: IgnitionEmulator, resource: str, **query: str) -> list[str]:
+    response = emulator.app.test_client().get(
+        f"{API}/{resource}", query_string={"limit": 250, **query}, headers=bearer(emulator)
+    )
+    assert response.status_code == 200, response.get_json()
+    return [record["slug"] for record in response.get_json()["data"]]
+
+
+def dated_invoices(emulator: IgnitionEmulator) -> dict[str, date]:
+    """One invoice dated in each of last month, this month and next month (by the emulator's clock)."""
+    today = emulator.clock.now().date()
+    first = today.replace(day=1)
+    dates = {
+        "inv_last_month": first - timedelta(days=1),
+        "inv_this_month": today,
+        "inv_next_month": (first + timedelta(days=32)).replace(day=1),
+    }
+    admin = emulator.app.test_client()
+    for slug, on in dates.items():
+        admin.put(f"/_emulator/invoices/{slug}?deliver=false", json=invoice_body(slug, date=on.isoformat()))
+    return dates
+
+
+def test_given_invoices_of_three_months_when_listed_without_a_window_then_only_this_months_are_returned(
+    bare: IgnitionEmulator,
+) -> None:
+    dated_invoices(bare)
+
+    assert listed(bare, "invoices") == ["inv_this_month"]
+    assert sorted(listed(bare, "invoices", **WIDE)) == ["inv_last_month", "inv_next_month", "inv_this_month"]
+
+
+def test_given_only_date_from_when_invoices_are_listed_then_date_to_is_still_the_end_of_this_month(
+    bare: IgnitionEmulator,
+) -> None:
+    dated_invoices(bare)
+
+    assert sorted(listed(bare, "invoices", date_from="2013-01-01")) == ["inv_last_month", "inv_this_month"]
+    assert sorted(listed(bare, "invoices", date_to="2099-12-31")) == ["inv_next_month", "inv_this_month"]
+
+
+def test_given_an_invoice_dated_last_month_when_fetched_by_slug_without_a_window_then_404(
+    bare: IgnitionEmulator,
+) -> None:
+    dated_invoices(bare)
+    http, headers = bare.app.test_client(), bearer(bare)
+
+    assert http.get(f"{API}/invoices/inv_last_month", headers=headers).status_code == 404
+    found = http.get(f"{API}/invoices/inv_last_month", query_string=WIDE, headers=headers)
+    assert found.status_code == 200 and found.get_json()["slug"] == "inv_last_month"
+
+
+@pytest.mark.parametrize(
+    "query", ["date_from=2025-13-01", "date_to=yesterday", "date_from=2025-03-02&date_to=2025-03-01"]
+)
+def test_given_a_bad_date_window_when_invoices_are_listed_then_400(
+    bare: IgnitionEmulator, query: str
+) -> None:
+    response = bare.app.test_client().get(f"{API}/invoices?{query}", headers=bearer(bare))
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("today", "kind", "expected"),
+    [
+        (date(2026, 11, 26), "month", (date(2026, 11, 1), date(2026, 11, 30))),
+        (date(2026, 12, 31), "month", (date(2026, 12, 1), date(2026, 12, 31))),
+        (date(2028, 2, 10), "month", (date(2028, 2, 1), date(2028, 2, 29))),
+        (date(2026, 11, 26), "week", (date(2026, 11, 23), date(2026, 11, 29))),
+        (date(2026, 11, 23), "week", (date(2026, 11, 23), date(2026, 11, 29))),
+    ],
+)
+def test_given_a_day_when_the_default_window_is_taken_then_it_is_that_calendar_month_or_monday_week(
+    today: date, kind: Any, expected: tuple[date, date]
+) -> None:
+    assert default_window(today, kind) == expected
+
+
+def terminal_records(emulator: IgnitionEmulator) -> None:
+    today = emulator.clock.now().date().isoformat()
+    admin = emulator.app.test_client()
+    for slug, state in [("cli_live", "active"), ("cli_gone", "archived"), ("cli_lead", "lead")]:
+        admin.put(f"/_emulator/clients/{slug}?deliver=false", json=client_body(slug, state=state))
+    for slug, state in [("inv_live", "awaiting_payment"), ("inv_void", "voided")]:
+        admin.put(
+            f"/_emulator/invoices/{slug}?deliver=false", json=invoice_body(slug, state=state, date=today)
+        )
+    for slug, state in [("pypay_live", "succeeded"), ("pypay_cancelled", "cancelled")]:
+        admin.put(f"/_emulator/payments/{slug}?deliver=false", json=payment_body(["inv_live"], state=state))
+
+
+@pytest.mark.parametrize(
+    ("resource", "live", "terminal", "state"),
+    [
+        ("clients", ["cli_lead", "cli_live"], "cli_gone", "archived"),
+        ("invoices", ["inv_live"], "inv_void", "voided"),
+        ("payments", ["pypay_live"], "pypay_cancelled", "cancelled"),
+    ],
+)
+def test_given_a_record_in_a_terminal_state_when_listed_then_only_an_explicit_state_returns_it(
+    bare: IgnitionEmulator, resource: str, live: list[str], terminal: str, state: str
+) -> None:
+    terminal_records(bare)
+
+    assert sorted(listed(bare, resource)) == live
+    assert listed(bare, resource, state=state) == [terminal]
+    assert listed(bare, resource, state="active" if resource == "clients" else "nothing") == (
+        ["cli_live"] if resource == "clients" else []
+    )
+
+
+def test_given_an_archived_client_or_cancelled_payment_when_fetched_by_slug_then_found_only_with_its_state(
+    bare: IgnitionEmulator,
+) -> None:
+    terminal_records(bare)
+    http, headers = bare.app.test_client(), bearer(bare)
+
+    for path, state in [("clients/cli_gone", "archived"), ("payments/pypay_cancelled", "cancelled")]:
+        assert http.get(f"{API}/{path}", headers=headers).status_code == 404
+        assert http.get(f"{API}/{path}", query_string={"state": state}, headers=headers).status_code == 200
+    assert (
+        http.get(f"{API}/clients/cli_live", query_string={"state": "archived"}, headers=headers).status_code
+        == 404
+    )
+
+
+def test_given_the_default_incremental_parameter_when_updated_since_is_sent_then_400_naming_updated_from(
+    bare: IgnitionEmulator,
+) -> None:
+    seed(bare, 2)
+
+    response = bare.app.test_client().get(
+        f"{API}/clients", query_string={"updated_since": "2025-02-01T00:00:01Z"}, headers=bearer(bare)
+    )
+
+    assert response.status_code == 400
+    assert "updated_from" in response.get_json()["message"]
+
+
+def test_given_updated_since_configured_when_listed_then_it_filters_and_updated_from_is_refused() -> None:
+    emulator = IgnitionEmulator(clock=Clock(), incremental_param="updated_since")
+    seed(emulator, 3)
+    http, headers = emulator.app.test_client(), bearer(emulator)
+
+    assert listed(emulator, "clients", updated_since="2025-02-01T00:00:01Z") == ["cli_1", "cli_2"]
+    refused = http.get(
+        f"{API}/clients", query_string={"updated_from": "2025-02-01T00:00:01Z"}, headers=headers
+    )
+    assert refused.status_code == 400 and "updated_since" in refused.get_json()["message"]
+
+
+def test_given_an_unknown_incremental_parameter_name_when_the_emulator_is_built_then_value_error() -> None:
+    with pytest.raises(ValueError, match="incremental_param"):
+        IgnitionEmulator(incremental_param="since")
+
+
+def test_given_limit_250_when_listed_then_200_and_251_is_refused_with_400(bare: IgnitionEmulator) -> None:
+    http, headers = bare.app.test_client(), bearer(bare)
+
+    assert http.get(f"{API}/clients?limit=250", headers=headers).status_code == 200
+    refused = http.get(f"{API}/clients?limit=251", headers=headers)
+    assert refused.status_code == 400 and "250" in refused.get_json()["message"]

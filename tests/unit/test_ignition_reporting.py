@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -93,6 +93,8 @@ def fake_client(
     http, seen = scripted(responses)
     kwargs.setdefault("sleep", Sleeps())
     kwargs.setdefault("jitter", lambda low, high: high)
+    # One listing per call, so a script can answer it; the terminal-state passes have own tests.
+    kwargs.setdefault("terminal_states", {})
     return IgnitionReportingClient(BASE, lambda: FAKE_TOKEN, http=http, **kwargs), seen
 
 
@@ -112,7 +114,8 @@ def test_given_seven_clients_and_page_limit_three_when_iterated_then_three_pages
     slugs = [c.slug for c in client.iter_clients()]
 
     assert slugs == [f"cli_{i}" for i in range(1, 8)]
-    assert emulator.state_snapshot()["requests"]["by_status"] == {"200": 3}
+    # Three pages, and one for the (empty) pass over archived clients.
+    assert emulator.state_snapshot()["requests"]["by_status"] == {"200": 4}
 
 
 def test_given_updated_from_when_iterated_then_only_newer_clients_are_returned(
@@ -216,7 +219,8 @@ def test_given_updated_from_when_iterated_then_it_is_sent_as_utc_iso8601_with_th
     list(client.iter_clients(updated_from=datetime(2025, 3, 1, 20, 0, tzinfo=UTC)))
 
     assert seen[0].url.params["updated_from"] == "2025-03-01T20:00:00Z"
-    assert seen[0].url.params["limit"] == "100"
+    assert seen[0].url.params["limit"] == "250"
+    assert "date_from" not in seen[0].url.params  # clients are not listed by date
     assert seen[0].headers["Authorization"] == f"Bearer {FAKE_TOKEN}"
 
 
@@ -326,14 +330,29 @@ def test_given_a_wrapped_single_record_when_fetched_then_it_is_unwrapped() -> No
     assert found is not None and found.slug == "cli_1"
 
 
-def test_given_the_ignition_config_when_built_from_it_then_url_and_page_limit_are_used() -> None:
-    http, seen = scripted([httpx.Response(200, json={"data": [], "meta": {}})])
-    config = IgnitionConfig(api_url="https://ignition.example/api/", page_limit=250)
+def test_given_the_ignition_config_when_built_from_it_then_url_page_limit_and_terminal_states_are_used() -> (
+    None
+):
+    http, seen = scripted([httpx.Response(200, json={"data": [], "meta": {}})] * 3)
+    config = IgnitionConfig(
+        api_url="https://ignition.example/api/",
+        page_limit=200,
+        updated_param="updated_since",
+        terminal_states={"clients": ["archived", "deleted"]},
+    )
     client = IgnitionReportingClient.from_config(config, lambda: FAKE_TOKEN, http=http)
 
-    list(client.iter_clients())
+    list(client.iter_clients(datetime(2025, 3, 1, tzinfo=UTC)))
 
-    assert str(seen[0].url) == "https://ignition.example/api/reporting/clients?limit=250"
+    base = "https://ignition.example/api/reporting/clients?limit=200&updated_since=2025-03-01T00%3A00%3A00Z"
+    assert sorted(str(r.url) for r in seen) == [base, f"{base}&state=archived", f"{base}&state=deleted"]
+
+
+def test_given_a_page_limit_over_250_when_configured_then_refused() -> None:
+    with pytest.raises(ValueError, match="250"):
+        IgnitionConfig(page_limit=251)
+    with pytest.raises(ValueError, match="250"):
+        IgnitionReportingClient(BASE, lambda: FAKE_TOKEN, page_limit=251)
 
 
 # -- invoices and payments -----------------------------------------------------------------------
@@ -396,7 +415,8 @@ def test_given_five_invoices_and_page_limit_two_when_iterated_then_all_arrive_in
 
     assert [i.slug for i in invoices] == [f"inv_{i}" for i in range(1, 6)]
     assert all(i.amount.raw == Decimal("33.335") and isinstance(i.amount.raw, Decimal) for i in invoices)
-    assert emulator.state_snapshot()["requests"]["by_status"] == {"200": 3}
+    # Three pages, and one each for the (empty) passes over void, voided and cancelled invoices.
+    assert emulator.state_snapshot()["requests"]["by_status"] == {"200": 6}
 
 
 def test_given_updated_from_when_invoices_are_iterated_then_only_newer_ones_are_returned(
@@ -492,3 +512,154 @@ def test_given_a_non_finite_number_in_a_response_when_fetched_then_response_erro
 
     with pytest.raises(IgnitionResponseError, match="non-JSON"):
         client.get_invoice("inv_1")
+
+
+# -- Ignition's defaults that hide data: explicit window, terminal states in their own passes -----
+
+
+def months_ago(today: date, months: int) -> date:
+    year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
+    return date(year, month + 1, min(today.day, 28))
+
+
+def test_given_invoices_from_2014_to_next_year_when_iterated_then_each_is_read_through_an_explicit_window(
+    emulator: IgnitionEmulator,
+) -> None:
+    today = emulator.clock.now().date()
+    dates = {
+        "inv_2014": date(2014, 6, 30),
+        "inv_3_months_ago": months_ago(today, 3),
+        "inv_today": today,
+        "inv_next_year": today + timedelta(days=360),
+    }
+    seed(emulator, [invoice_record(slug, date=on.isoformat()) for slug, on in dates.items()], "invoices")
+    client = reporting_client(emulator, clock=emulator.clock.time)
+
+    assert sorted(i.slug for i in client.iter_invoices()) == sorted(dates)
+    for slug in dates:
+        assert client.get_invoice(slug) is not None
+    # What the emulator itself answers without a window: this month's only.
+    http, token = emulator.app.test_client(), emulator.issue_token_set()["access_token"]
+    bare = http.get("/external/api/v1/reporting/invoices", headers={"Authorization": f"Bearer {token}"})
+    assert [r["slug"] for r in bare.get_json()["data"]] == ["inv_today"]
+
+
+def test_given_the_window_settings_when_invoices_are_listed_then_date_from_and_date_to_are_sent() -> None:
+    now = datetime(2026, 11, 26, 23, 0, tzinfo=UTC).timestamp()
+    client, seen = fake_client(
+        [page([])], clock=lambda: now, window_start=date(2015, 7, 1), window_ahead_days=30
+    )
+
+    list(client.iter_invoices())
+
+    assert (seen[0].url.params["date_from"], seen[0].url.params["date_to"]) == ("2015-07-01", "2026-12-26")
+
+
+def test_given_an_invoice_dated_three_months_ago_and_paid_today_when_read_incrementally_then_it_is_returned(
+    emulator: IgnitionEmulator,
+) -> None:
+    now = emulator.clock.now()
+    old_date = months_ago(now.date(), 3).isoformat()
+    seed(
+        emulator,
+        [
+            invoice_record("inv_old_paid", now.isoformat(), date=old_date, payment_state="paid"),
+            invoice_record("inv_old_untouched", "2025-03-01T00:00:00Z", date=old_date),
+        ],
+        "invoices",
+    )
+    client = reporting_client(emulator, clock=emulator.clock.time)
+
+    changed = list(client.iter_invoices(now - timedelta(minutes=15)))
+
+    assert [(i.slug, i.payment_state) for i in changed] == [("inv_old_paid", "paid")]
+
+
+def test_given_archived_clients_and_cancelled_payments_when_iterated_then_their_passes_merge_in_change_order(
+    emulator: IgnitionEmulator,
+) -> None:
+    states = ["active", "archived", "lead", "archived", "active"]
+    seed(
+        emulator,
+        [
+            client_record(f"cli_{i}", f"2025-02-0{i}T00:00:00Z", state=state)
+            for i, state in enumerate(states, 1)
+        ],
+    )
+    seed(
+        emulator,
+        [
+            payment_record("pypay_1", ["inv_1"], "2025-03-01T00:00:00Z"),
+            payment_record("pypay_2", ["inv_2"], "2025-03-02T00:00:00Z", state="cancelled"),
+            payment_record("pypay_3", ["inv_3"], "2025-03-03T00:00:00Z"),
+        ],
+        "payments",
+    )
+    client = reporting_client(emulator, page_limit=2)
+
+    clients = list(client.iter_clients())
+    payments = list(client.iter_payments())
+
+    # Oldest change first across both passes, so a reader may resume from the last one it saw.
+    assert [(c.slug, c.state) for c in clients] == list(
+        zip([f"cli_{i}" for i in range(1, 6)], states, strict=True)
+    )
+    assert [(p.slug, p.state) for p in payments] == [
+        ("pypay_1", "succeeded"),
+        ("pypay_2", "cancelled"),
+        ("pypay_3", "succeeded"),
+    ]
+    assert client.get_client("cli_2") is not None and client.get_payment("pypay_2") is not None
+
+
+def test_given_a_record_in_two_passes_when_iterated_then_each_version_comes_once_and_a_newer_one_too() -> (
+    None
+):
+    """The same version listed by both passes is one record; a copy changed while the passes ran
+    is newer, and dropping it would lose the change."""
+    archived = client_record("cli_1", "2025-02-02T00:00:00Z", state="archived")
+    by_pass = {
+        None: [client_record("cli_0", "2025-02-01T00:00:00Z"), archived],
+        "archived": [archived, client_record("cli_2", "2025-02-03T00:00:00Z", state="archived")],
+        "inactive": [client_record("cli_0", "2025-02-04T00:00:00Z", state="inactive")],
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return page(by_pass[request.url.params.get("state")])
+
+    client = IgnitionReportingClient(
+        BASE,
+        lambda: FAKE_TOKEN,
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        terminal_states={"clients": ["archived", "inactive"]},
+    )
+
+    assert [(c.slug, c.state) for c in client.iter_clients()] == [
+        ("cli_0", "active"),
+        ("cli_1", "archived"),
+        ("cli_2", "archived"),
+        ("cli_0", "inactive"),
+    ]
+
+
+def test_given_a_slug_nowhere_when_fetched_then_each_terminal_state_is_asked_once_before_none() -> None:
+    client, seen = fake_client(
+        [httpx.Response(404)] * 4, terminal_states={"invoices": ["void", "voided", "cancelled"]}
+    )
+
+    assert client.get_invoice("inv_gone") is None
+    assert [r.url.params.get("state") for r in seen] == [None, "void", "voided", "cancelled"]
+    assert all(r.url.params["date_from"] == "2013-01-01" for r in seen)
+
+
+def test_given_updated_since_on_both_sides_when_read_incrementally_then_it_filters_and_a_mismatch_fails() -> (
+    None
+):
+    emulator = IgnitionEmulator(clock=Clock(), incremental_param="updated_since")
+    seed(emulator, [client_record(f"cli_{i}", f"2025-02-0{i}T00:00:00Z") for i in range(1, 4)])
+    since = datetime(2025, 2, 2, tzinfo=UTC)
+
+    matching = reporting_client(emulator, updated_param="updated_since")
+    assert [c.slug for c in matching.iter_clients(since)] == ["cli_2", "cli_3"]
+    with pytest.raises(IgnitionResponseError, match="400"):
+        list(reporting_client(emulator).iter_clients(since))
