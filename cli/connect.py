@@ -29,12 +29,16 @@ from cli.oauth_flow import (
 from cli.target import Target
 from shared import aws
 from shared.oauth import (
+    IGNITION_TOKEN_LOCK,
+    XERO_TOKEN_LOCK,
     ClientCredentials,
     SecretTokenStore,
     TokenSet,
     TokenStoreError,
     read_client_credentials,
+    save_under_lease,
 )
+from shared.store.locks import DynamoLeaseLock, LockTimeout
 
 
 def load_credentials_file(path: Path) -> ClientCredentials:
@@ -74,6 +78,19 @@ def _credentials(secret_id: str, provider: str, file: Path | None) -> ClientCred
             Exit.CONFIG,
             hint="fill it first (docs/deploy.md, step 6), or pass --credentials-file with the app's "
             "client_id and client_secret",
+        ) from None
+
+
+def _save(target: Target, store: SecretTokenStore, tokens: TokenSet, lock_name: str) -> None:
+    """Under the functions' token lock: a refresh in flight finishes first, and one whose lease
+    this takes over cannot save the old connection's tokens over the new ones."""
+    try:
+        save_under_lease(store, tokens, DynamoLeaseLock(target.settings.state_table, lock_name))
+    except LockTimeout:
+        raise CliError(
+            "a token refresh held the lock for over a minute; nothing was saved",
+            Exit.ERROR,
+            hint="run connect again",
         ) from None
 
 
@@ -151,7 +168,7 @@ def connect_xero(
             },
         }
     )
-    SecretTokenStore(settings.xero_token_secret_id, provider="xero").save(tokens)
+    _save(target, SecretTokenStore(settings.xero_token_secret_id, provider="xero"), tokens, XERO_TOKEN_LOCK)
     return _summary(provider, tokens, settings.xero_token_secret_id)
 
 
@@ -187,5 +204,5 @@ def connect_ignition(
     tokens = granted.model_copy(
         update={"extra": {"connected_at": datetime.now(UTC).isoformat(), "connected_by": "cli"}}
     )
-    SecretTokenStore(secret_id, provider="ignition").save(tokens)
+    _save(target, SecretTokenStore(secret_id, provider="ignition"), tokens, IGNITION_TOKEN_LOCK)
     return _summary(provider, tokens, secret_id)

@@ -18,6 +18,8 @@ Nothing here logs or raises with a token, a secret or an Authorization header in
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -31,6 +33,7 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from shared import aws
+from shared.store.locks import LeaseLost
 
 logger = logging.getLogger(__name__)
 
@@ -237,11 +240,131 @@ class TokenProvider(Protocol):
 
 
 class Lock(Protocol):
-    """A cross-process lock (:class:`shared.store.locks.DynamoLeaseLock`)."""
+    """A cross-process lease lock (:class:`shared.store.locks.DynamoLeaseLock`)."""
 
     def acquire(self, timeout: float | None = None) -> None: ...
 
+    def extend(self, seconds: float | None = None) -> None:
+        """Raise (``LeaseLost``) unless this acquisition still holds the lease; else renew it for
+        ``seconds``. The fence before every token-set save."""
+        ...
+
     def release(self) -> None: ...
+
+
+# Lock names in the state table: the functions' refreshes and the CLI's connect share them.
+XERO_TOKEN_LOCK = "xero-token"
+IGNITION_TOKEN_LOCK = "ignition-token"
+
+# Xero accepts the previous refresh token again for this long when a refresh answer was lost
+# (developer.xero.com/faq/oauth2, integration-facts.md).
+REFRESH_GRACE_SECONDS = 30 * 60
+
+# Worst case of one Secrets Manager read-merge-write with shared.aws's client (standard retries,
+# 4 attempts of 5 s connect + 20 s read, plus backoff): the lease held over a save covers it.
+SAVE_LEASE_SECONDS = 120.0
+
+
+def refresh_token_fingerprint(refresh_token: str) -> str:
+    """A short hash naming a refresh token in the state table without storing the token."""
+    return hashlib.sha256(refresh_token.encode()).hexdigest()[:16]
+
+
+class PendingRefresh(BaseModel):
+    """A refresh that was sent to the token endpoint and whose result is not saved yet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    previous: str = Field(description="fingerprint of the refresh token sent")
+    started_at: float = Field(description="epoch seconds, before the call")
+
+
+class RefreshJournal(Protocol):
+    """Where a refresh is noted before its call and cleared after its save."""
+
+    def begin(self, pending: PendingRefresh) -> None: ...
+
+    def load(self) -> PendingRefresh | None: ...
+
+    def clear(self, pending: PendingRefresh) -> None: ...
+
+
+class DynamoRefreshJournal:
+    """The pending-refresh record, one item beside the lock in the state table::
+
+        pk="lock#<name>"  sk="pending"  previous=<fingerprint>  started_at=<N>
+
+    Written before the refresh call and deleted once the new token set is saved, so a record that
+    outlives its refresh means the rotated tokens may never have been saved. It holds a fingerprint,
+    never a token: the tokens stay in Secrets Manager only.
+    """
+
+    def __init__(self, table_name: str, name: str, *, client: Any | None = None) -> None:
+        self.table_name = table_name
+        self._key = {"pk": {"S": f"lock#{name}"}, "sk": {"S": "pending"}}
+        self._client = client
+
+    def _ddb(self) -> Any:
+        return self._client if self._client is not None else aws.client("dynamodb")
+
+    def begin(self, pending: PendingRefresh) -> None:
+        self._ddb().put_item(
+            TableName=self.table_name,
+            Item={
+                **self._key,
+                "previous": {"S": pending.previous},
+                "started_at": {"N": repr(pending.started_at)},
+            },
+        )
+
+    def load(self) -> PendingRefresh | None:
+        item = self._ddb().get_item(TableName=self.table_name, Key=self._key, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return PendingRefresh(previous=item["previous"]["S"], started_at=float(item["started_at"]["N"]))
+
+    def clear(self, pending: PendingRefresh) -> None:
+        ddb = self._ddb()
+        # Only our own record: a newer refresh's record must stay until it is saved.
+        with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
+            ddb.delete_item(
+                TableName=self.table_name,
+                Key=self._key,
+                ConditionExpression="previous = :previous AND started_at = :started",
+                ExpressionAttributeValues={
+                    ":previous": {"S": pending.previous},
+                    ":started": {"N": repr(pending.started_at)},
+                },
+            )
+
+
+class InMemoryRefreshJournal:
+    """A process-local journal: unit tests and the in-process sandbox wiring."""
+
+    def __init__(self) -> None:
+        self._pending: PendingRefresh | None = None
+
+    def begin(self, pending: PendingRefresh) -> None:
+        self._pending = pending
+
+    def load(self) -> PendingRefresh | None:
+        return self._pending
+
+    def clear(self, pending: PendingRefresh) -> None:
+        if self._pending == pending:
+            self._pending = None
+
+
+def save_under_lease(store: TokenStore, tokens: TokenSet, lock: Lock, *, timeout: float = 60.0) -> None:
+    """Save a token set obtained outside any refresh (the CLI's ``connect``) under the same lease
+    lock as the refreshes: it waits for a refresh in flight to finish, and a refresh whose lease
+    this takes over can no longer save over the new connection."""
+    lock.acquire(timeout=timeout)
+    try:
+        lock.extend(SAVE_LEASE_SECONDS)
+        store.save(tokens)
+    finally:
+        lock.release()
 
 
 class _TokenEndpoint:
@@ -376,8 +499,28 @@ class RefreshingTokenProvider(_CachingProvider):
     """Access tokens from a rotating refresh token, safe across concurrent Lambdas.
 
     Create one per process (module scope in the handler) so the cache survives warm invocations.
-    Keep ``timeout_seconds * max_attempts`` (+ ~2 s of backoff) well under the lock's lease: with the
-    defaults (5 s x 3) a refresh takes at most ~17 s against the lock's default 30 s lease.
+
+    A refresh runs under the lease lock, and its save is *fenced*: Secrets Manager has no
+    conditional put (and the functions' roles may only ``PutSecretValue``), so the condition lives
+    on the lease in DynamoDB instead. Right before the put, :meth:`Lock.extend` checks, in one
+    conditional write, that this acquisition still holds an unexpired lease and renews it for
+    :data:`SAVE_LEASE_SECONDS`, the worst case of the put with shared.aws's timeouts and retries. A
+    worker whose lease ran out mid-refresh (a slow token endpoint, a paused Lambda) gets
+    ``LeaseLost`` there and saves nothing: whoever took the lease over refreshed from the stored
+    token set, and their tokens win. A late save would otherwise put back a refresh token that the
+    winner's chain has already spent, and the next refresh after Xero's 30-minute grace would be an
+    ``invalid_grant``. The residual window is a put that takes longer than the renewed lease.
+
+    The lease also outlives the work under it: it is renewed before the token call for the worst
+    case of the call (``timeout_seconds`` x ``max_attempts`` plus backoff), and a lock whose lease is
+    too short for the configured timeouts is refused at construction.
+
+    A refresh whose save failed (or whose worker died after the call) is recovered by the next
+    caller within Xero's grace period: the refresh is noted in the journal before the call (a
+    fingerprint of the refresh token sent, and when); the journal entry is cleared only after the
+    save. A caller that finds an entry for the refresh token still stored knows that token was
+    already sent, refreshes with it at once (Xero hands back the same rotation within 30 minutes)
+    even if the stored access token still looks valid, and past the grace period says so.
     """
 
     def __init__(
@@ -388,6 +531,7 @@ class RefreshingTokenProvider(_CachingProvider):
         lock: Lock,
         clock: Callable[[], float] = time.time,
         *,
+        journal: RefreshJournal | None = None,
         http: httpx.Client | None = None,
         refresh_margin_seconds: float = 120.0,
         timeout_seconds: float = 5.0,
@@ -408,6 +552,19 @@ class RefreshingTokenProvider(_CachingProvider):
         )
         self._lock = lock
         self._lock_timeout = lock_timeout_seconds
+        self._journal = journal or InMemoryRefreshJournal()
+        # Every attempt's timeout, the backoff between attempts, and a few seconds for the store
+        # read and the lease renewal themselves.
+        self._grant_lease = (
+            timeout_seconds * max_attempts
+            + sum(min(4.0, 0.5 * 2.0 ** (n - 1)) for n in range(1, max_attempts))
+            + 5.0
+        )
+        lease = getattr(lock, "lease_seconds", None)
+        if isinstance(lease, int | float) and lease < self._grant_lease:
+            raise ValueError(
+                f"lock lease {lease}s is shorter than the worst-case token call ({self._grant_lease:.1f}s)"
+            )
         self._endpoint = _TokenEndpoint(
             token_url,
             credentials,
@@ -427,7 +584,7 @@ class RefreshingTokenProvider(_CachingProvider):
             if self._cached is not None and self._fresh(self._cached):
                 return self._cached.access_token
             stored = self._load()
-            if self._fresh(stored):
+            if self._fresh(stored) and not self._unsaved_refresh(stored):
                 self._cached = stored
                 return stored.access_token
             return self._refresh_locked(stale_token=None)
@@ -446,24 +603,60 @@ class RefreshingTokenProvider(_CachingProvider):
             raise AuthorisationLost(self._provider, "no token set stored", hint=self._hint)
         return stored
 
+    def _unsaved_refresh(self, stored: TokenSet) -> PendingRefresh | None:
+        """The journal entry of a refresh already sent with the stored refresh token, if any."""
+        if not stored.refresh_token:
+            return None
+        pending = self._journal.load()
+        if pending is not None and pending.previous == refresh_token_fingerprint(stored.refresh_token):
+            return pending
+        return None
+
     def _refresh_locked(self, stale_token: str | None) -> str:
         self._lock.acquire(timeout=self._lock_timeout)
         try:
             # Another worker may have refreshed while we waited for the lock: use its result.
             current = self._load()
-            if self._fresh(current, stale_token):
+            unsaved = self._unsaved_refresh(current)
+            if unsaved is None and self._fresh(current, stale_token):
                 self._cached = current
                 return current.access_token
             if not current.refresh_token:
                 self._notify("authorisation_lost")
                 raise AuthorisationLost(self._provider, "no refresh token stored", hint=self._hint)
+            if unsaved is not None:
+                logger.warning(
+                    "recovering a refresh whose tokens were never saved",
+                    extra={
+                        "provider": self._provider,
+                        "seconds_since": round(self._clock() - unsaved.started_at, 1),
+                        "grace_seconds": REFRESH_GRACE_SECONDS,
+                    },
+                )
+            # A full lease for the call, then note it: from here the stored refresh token may be spent.
+            self._lock.extend(self._grant_lease)
+            pending = PendingRefresh(
+                previous=refresh_token_fingerprint(current.refresh_token),
+                # The first, unsaved attempt started Xero's grace clock; a retry does not restart it.
+                started_at=unsaved.started_at if unsaved is not None else self._clock(),
+            )
+            self._journal.begin(pending)
             try:
                 granted = self._endpoint.grant(
                     {"grant_type": "refresh_token", "refresh_token": current.refresh_token}
                 )
-            except AuthorisationLost:
+            except AuthorisationLost as exc:
                 self._notify("authorisation_lost")
                 logger.error("token refresh refused: authorisation lost", extra={"provider": self._provider})
+                if self._clock() - pending.started_at > REFRESH_GRACE_SECONDS and unsaved is not None:
+                    started = datetime.fromtimestamp(pending.started_at, tz=UTC).isoformat()
+                    raise AuthorisationLost(
+                        self._provider,
+                        f"a refresh at {started} was never saved and the "
+                        f"{REFRESH_GRACE_SECONDS // 60}-minute grace for its refresh token has passed",
+                        hint=self._hint,
+                        error_code=exc.error_code,
+                    ) from None
                 raise
             except OAuthError:
                 self._notify("failed")
@@ -478,11 +671,17 @@ class RefreshingTokenProvider(_CachingProvider):
                 tenant_id=current.tenant_id,
                 extra=current.extra,
             )
+            try:
+                # The fence (see the class docstring): no save once the lease is someone else's.
+                self._lock.extend(SAVE_LEASE_SECONDS)
+            except LeaseLost:
+                return self._after_lost_lease(stale_token)
             # Persist before use: if we crashed after using an unsaved token, the stored refresh
             # token would be the spent one and the connection would die after the grace period.
-            # If this save fails we raise and nobody uses the new token; the stored (previous)
-            # refresh token still works within Xero's grace period.
+            # If this save fails we raise and nobody uses the new token; the journal entry stays,
+            # and the next caller retries the stored (previous) refresh token within the grace.
             self._store.save(renewed)
+            self._journal.clear(pending)
             self._cached = renewed
             self._notify("refreshed")
             logger.info(
@@ -492,6 +691,19 @@ class RefreshingTokenProvider(_CachingProvider):
             return renewed.access_token
         finally:
             self._lock.release()
+
+    def _after_lost_lease(self, stale_token: str | None) -> str:
+        """Our lease ran out during the call, so our tokens are not saved: use the winner's."""
+        winner = self._store.load()
+        if winner is not None and self._fresh(winner, stale_token) and self._unsaved_refresh(winner) is None:
+            self._cached = winner
+            self._notify("refreshed")
+            return winner.access_token
+        self._notify("failed")
+        raise TokenRefreshFailed(
+            f"{self._provider} token refresh outlived its lease; its tokens were not saved",
+            provider=self._provider,
+        )
 
 
 class ClientCredentialsTokenProvider(_CachingProvider):

@@ -16,7 +16,10 @@ from shared.ignition.reporting import IgnitionReportingClient
 from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
 from shared.oauth import (
+    IGNITION_TOKEN_LOCK,
+    XERO_TOKEN_LOCK,
     ClientCredentialsTokenProvider,
+    DynamoRefreshJournal,
     RefreshingTokenProvider,
     RefreshOutcome,
     SecretTokenStore,
@@ -67,7 +70,8 @@ def xero_token_provider(
             token_url,
             credentials,
             store,
-            DynamoLeaseLock(settings.state_table, "xero-token"),
+            DynamoLeaseLock(settings.state_table, XERO_TOKEN_LOCK),
+            journal=DynamoRefreshJournal(settings.state_table, XERO_TOKEN_LOCK),
             on_refresh=on_refresh,
             reauthorise_hint=XERO_REAUTHORISE,
         )
@@ -81,7 +85,8 @@ def ignition_token_provider(settings: RuntimeSettings, config: IntegrationConfig
         config.ignition.token_url,
         read_client_credentials(settings.ignition_api_secret_id, provider="ignition"),
         SecretTokenStore(settings.ignition_api_secret_id, provider="ignition"),
-        DynamoLeaseLock(settings.state_table, "ignition-token"),
+        DynamoLeaseLock(settings.state_table, IGNITION_TOKEN_LOCK),
+        journal=DynamoRefreshJournal(settings.state_table, IGNITION_TOKEN_LOCK),
         provider="ignition",
         reauthorise_hint=IGNITION_REAUTHORISE,
     )

@@ -174,12 +174,18 @@ class TokenService:
                 raise self._invalid_grant()
         elif now - record.used_at > REFRESH_GRACE_SECONDS:
             raise self._invalid_grant()
+        if record.used_at is not None:
+            successor = self.refresh.get(record.successor or "")
+            if successor is None or successor.used_at is not None or successor.revoked:
+                # The grace period is for a lost answer only: once the rotation it produced has
+                # been used (or revoked), the old token cannot fork a second chain. Xero does not
+                # document this case; the stricter reading (integration-facts.md, OAuth).
+                raise self._invalid_grant()
+            self.counters.refreshes += 1
+            # Grace replay of a lost response: hand back the same next refresh token. The grace
+            # runs from the first use and is not extended by replays.
+            return self._token_set(now, str(record.successor), successor.scopes, successor.auth_event_id)
         self.counters.refreshes += 1
-        if record.used_at is not None and record.successor is not None:
-            successor = self.refresh.get(record.successor)
-            if successor is not None and successor.used_at is None and not successor.revoked:
-                # Grace replay of a lost response: hand back the same next refresh token.
-                return self._token_set(now, record.successor, successor.scopes, successor.auth_event_id)
         record.used_at = now
         token_set = self.issue(now, record.scopes, record.auth_event_id, public_client=record.public_client)
         record.successor = str(token_set["refresh_token"])

@@ -6,18 +6,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
 
+from sandbox.xero_emulator.oauth import OAuthError as EmulatorOAuthError
+from sandbox.xero_emulator.oauth import TokenService
 from shared import aws
 from shared.oauth import (
+    REFRESH_GRACE_SECONDS,
+    XERO_TOKEN_LOCK,
     AuthorisationLost,
     ClientCredentials,
     ClientCredentialsTokenProvider,
+    DynamoRefreshJournal,
     InMemoryTokenStore,
     RefreshingTokenProvider,
     RefreshOutcome,
@@ -25,8 +31,9 @@ from shared.oauth import (
     TokenSet,
     TokenStoreError,
     read_client_credentials,
+    save_under_lease,
 )
-from shared.store.locks import DynamoLeaseLock
+from shared.store.locks import DynamoLeaseLock, LeaseLost
 from tests.unit.xero_fakes import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -91,7 +98,7 @@ def _provider(
         CREDENTIALS,
         store,
         DynamoLeaseLock(
-            STATE_TABLE, "xero-token", lease_seconds=20, poll_seconds=0.01, max_poll_seconds=0.05, client=ddb
+            STATE_TABLE, "xero-token", lease_seconds=30, poll_seconds=0.01, max_poll_seconds=0.05, client=ddb
         ),
         clock=clock.time,
         http=httpx.Client(transport=fake.transport()),
@@ -377,3 +384,190 @@ def test_given_secret_with_credentials_only_when_loaded_then_not_connected_and_s
     assert read_client_credentials(TOKEN_SECRET) == CREDENTIALS
     loaded = store.load()
     assert loaded is not None and (loaded.access_token, loaded.refresh_token) == ("a1", "r1")
+
+
+# --- the fenced lease, against the Xero emulator's rotation rules --------------------------------
+
+
+class EmulatedTokenEndpoint:
+    """Xero's token endpoint as the sandbox emulator models it (``sandbox/xero_emulator/oauth.py``:
+    single-use refresh tokens; a replay within 30 minutes hands back the same rotation; a token whose
+    rotation was already used is refused). ``before_answer`` runs once, after Xero has rotated and
+    before the answer reaches the caller: a slow network or a paused Lambda."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.service = TokenService(CLIENT_ID, CLIENT_SECRET)
+        self.before_answer: Callable[[], None] | None = None
+
+    def seed(self, store: SecretTokenStore, expires_in: float) -> TokenSet:
+        issued = self.service.issue(
+            self.clock.time(),
+            frozenset({"offline_access", "accounting.contacts"}),
+            "auth-1",
+            public_client=False,
+        )
+        tokens = TokenSet(
+            access_token=str(issued["access_token"]),
+            refresh_token=str(issued["refresh_token"]),
+            expires_at=datetime.fromtimestamp(self.clock.time(), tz=UTC) + timedelta(seconds=expires_in),
+            scope=str(issued["scope"]),
+            tenant_id="tenant-1",
+        )
+        store.save(tokens)
+        return tokens
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        try:
+            body = self.service.refresh_grant(self.clock.time(), form["refresh_token"], client_secret=True)
+        except EmulatorOAuthError as exc:
+            return httpx.Response(exc.status, json={"error": exc.error})
+        hook, self.before_answer = self.before_answer, None
+        if hook is not None:
+            hook()
+        return httpx.Response(200, json=body)
+
+    def provider(self, store: SecretTokenStore, *, lease_seconds: float = 30) -> RefreshingTokenProvider:
+        return RefreshingTokenProvider(
+            TOKEN_URL,
+            CREDENTIALS,
+            store,
+            DynamoLeaseLock(
+                STATE_TABLE,
+                XERO_TOKEN_LOCK,
+                lease_seconds=lease_seconds,
+                clock=self.clock.time,
+                sleep=self.clock.sleep,
+            ),
+            clock=self.clock.time,
+            journal=DynamoRefreshJournal(STATE_TABLE, XERO_TOKEN_LOCK),
+            http=httpx.Client(transport=httpx.MockTransport(self.handle)),
+            sleep=self.clock.sleep,
+        )
+
+
+def test_given_lease_expires_mid_refresh_when_late_answer_arrives_then_save_refused_and_winners_tokens_used(
+    aws_mock: None,
+) -> None:
+    clock = FakeClock()
+    xero = EmulatedTokenEndpoint(clock)
+    xero.seed(SecretTokenStore(TOKEN_SECRET), expires_in=60)
+    winner: dict[str, str] = {}
+
+    def meanwhile() -> None:
+        # The slow worker's lease runs out; another takes the lock over and refreshes from the
+        # stored (old) refresh token (a grace replay), then a third rotates once more on a 401.
+        clock.advance(120)
+        first = xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
+        winner["access"] = xero.provider(SecretTokenStore(TOKEN_SECRET)).force_refresh(first)
+        stored = SecretTokenStore(TOKEN_SECRET).load()
+        assert stored is not None and stored.refresh_token
+        winner["refresh"] = stored.refresh_token
+
+    xero.before_answer = meanwhile
+    late = xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
+
+    stored = SecretTokenStore(TOKEN_SECRET).load()
+    assert stored is not None
+    assert stored.refresh_token == winner["refresh"]  # the late save did not put back a spent token
+    assert late == winner["access"]
+    # A quiet night, then the next caller refreshes from what is stored: no invalid_grant.
+    clock.advance(8 * 3600)
+    assert xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
+    assert xero.service.counters.invalid_grants == 0
+
+
+def test_given_a_lease_held_by_nobody_any_more_when_extended_then_lease_lost(aws_mock: None) -> None:
+    clock = FakeClock()
+    slow = DynamoLeaseLock(
+        STATE_TABLE, "x", lease_seconds=10, owner="slow", clock=clock.time, sleep=clock.sleep
+    )
+    other = DynamoLeaseLock(
+        STATE_TABLE, "x", lease_seconds=10, owner="other", clock=clock.time, sleep=clock.sleep
+    )
+    slow.acquire()
+    slow.extend(10)  # still ours
+    clock.advance(11)
+
+    with pytest.raises(LeaseLost):
+        slow.extend(10)  # expired, even before anyone took it over
+    other.acquire()
+    with pytest.raises(LeaseLost):
+        slow.extend(10)
+    other.release()
+    slow.release()
+
+
+def test_given_a_lock_lease_shorter_than_the_worst_case_token_call_when_built_then_refused(
+    aws_mock: None,
+) -> None:
+    clock = FakeClock()
+    # 5 s x 3 attempts + backoff + store time is over 20 s: a 10 s lease would run out mid-refresh.
+    with pytest.raises(ValueError, match="shorter than the worst-case token call"):
+        EmulatedTokenEndpoint(clock).provider(SecretTokenStore(TOKEN_SECRET), lease_seconds=10)
+
+
+class _FailingSaveStore(SecretTokenStore):
+    def save(self, tokens: TokenSet) -> None:
+        raise RuntimeError("Secrets Manager unavailable")
+
+
+def test_given_refresh_whose_save_failed_when_next_caller_comes_within_grace_then_it_recovers_that_rotation(
+    aws_mock: None,
+) -> None:
+    clock = FakeClock()
+    xero = EmulatedTokenEndpoint(clock)
+    # A 401 forced the refresh although the stored access token still looks valid for 25 minutes.
+    seeded = xero.seed(SecretTokenStore(TOKEN_SECRET), expires_in=25 * 60)
+    with pytest.raises(RuntimeError):
+        xero.provider(_FailingSaveStore(TOKEN_SECRET)).force_refresh(seeded.access_token)
+    issued = next(r.successor for r in xero.service.refresh.values() if r.successor)
+
+    clock.advance(10 * 60)
+    token = xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
+
+    stored = SecretTokenStore(TOKEN_SECRET).load()
+    assert stored is not None and stored.access_token == token != seeded.access_token
+    assert stored.refresh_token == issued  # Xero's rotation from the failed refresh, not a fork
+    assert DynamoRefreshJournal(STATE_TABLE, XERO_TOKEN_LOCK).load() is None
+    assert xero.service.counters.invalid_grants == 0
+
+
+def test_given_a_refresh_whose_save_failed_when_the_next_caller_comes_after_grace_then_the_error_says_so(
+    aws_mock: None,
+) -> None:
+    clock = FakeClock()
+    xero = EmulatedTokenEndpoint(clock)
+    xero.seed(SecretTokenStore(TOKEN_SECRET), expires_in=60)
+    with pytest.raises(RuntimeError):
+        xero.provider(_FailingSaveStore(TOKEN_SECRET)).access_token()
+    # Its rotation gets used by nobody; after the grace the stored refresh token is dead.
+    clock.advance(REFRESH_GRACE_SECONDS + 60)
+
+    with pytest.raises(AuthorisationLost, match="was never saved and the 30-minute grace"):
+        xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
+
+
+def test_given_refresh_holding_the_lease_when_connect_saves_then_it_waits_and_the_refresh_cannot_save(
+    aws_mock: None,
+) -> None:
+    clock = FakeClock()
+    refresher = DynamoLeaseLock(
+        STATE_TABLE, XERO_TOKEN_LOCK, lease_seconds=30, clock=clock.time, sleep=clock.sleep
+    )
+    connect = DynamoLeaseLock(
+        STATE_TABLE, XERO_TOKEN_LOCK, lease_seconds=30, clock=clock.time, sleep=clock.sleep
+    )
+    refresher.acquire()
+    started = clock.time()
+    connected = TokenSet(access_token="a-new", refresh_token="r-new", expires_at=datetime.now(UTC))
+
+    save_under_lease(SecretTokenStore(TOKEN_SECRET), connected, connect)
+
+    assert clock.time() - started >= 30  # it waited out the refresher's lease
+    stored = SecretTokenStore(TOKEN_SECRET).load()
+    assert stored is not None and stored.refresh_token == "r-new"
+    with pytest.raises(LeaseLost):
+        refresher.extend()  # so the refresher's save would be refused
+    refresher.release()

@@ -45,6 +45,9 @@ class ThreadLock:
     def acquire(self, timeout: float | None = None) -> None:
         assert self._lock.acquire(timeout=-1 if timeout is None else timeout)
 
+    def extend(self, seconds: float | None = None) -> None:
+        assert self._lock.locked()  # one process: the lease cannot be lost
+
     def release(self) -> None:
         self._lock.release()
 
