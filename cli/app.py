@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cli import connect, replay, status
+from cli import connect, replay, status, webhook_secret
 from cli.backfill_cmd import result_document, run_backfill
 from cli.errors import CliError, Exit
 from cli.oauth_flow import DEFAULT_REDIRECT_URI
@@ -197,6 +197,25 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     reconcile.add_argument("--now", action="store_true", help="run a full reconciliation now")
+
+    rotate = commands.add_parser(
+        "rotate-webhook-secret",
+        parents=[common],
+        help="store a new Ignition webhook secret; the previous one stays accepted for an overlap",
+        description="Store the new secret next to the current one: the ingest function accepts both for "
+        "ignition.webhook.previous_secret_overlap_seconds (default a day). Set the new secret in Ignition "
+        "after the printed time (cached copies expire) and before the overlap ends. See docs/runbook.md.",
+        epilog=EPILOG,
+    )
+    rotate.add_argument(
+        "--secret-file",
+        type=Path,
+        required=True,
+        help="file holding the new secret (e.g. openssl rand -hex 24)",
+    )
+    rotate.add_argument(
+        "--force", action="store_true", help="rotate even while the previous rotation's overlap runs"
+    )
     return parser
 
 
@@ -238,6 +257,8 @@ class App:
             return self.backfill()
         if command == "replay":
             return self.replay()
+        if command == "rotate-webhook-secret":
+            return self.rotate_webhook_secret()
         return self.reconcile()
 
     # -- connect ---------------------------------------------------------------------------------
@@ -304,6 +325,23 @@ class App:
                 f"Token set stored in {summary['stored_in']} (refresh token {summary['refresh_token']}; "
                 f"access token expires {summary['access_token_expires_at']:%Y-%m-%d %H:%M} UTC).\n"
                 f"Scopes: {' '.join(summary['scopes'])}"
+            )
+
+        self.out.result(summary, human)
+        return Exit.OK
+
+    # -- rotate-webhook-secret --------------------------------------------------------------------
+
+    def rotate_webhook_secret(self) -> int:
+        new_secret = webhook_secret.read_new_secret(self.args.secret_file)
+        summary = webhook_secret.rotate_webhook_secret(self.target(), new_secret, force=self.args.force)
+
+        def human() -> str:
+            return (
+                f"{self.out.style('Stored', 'ok')} the new webhook secret in {summary['secret_id']}; the "
+                f"previous one is accepted until {summary['previous_accepted_until']:%Y-%m-%d %H:%M} UTC.\n"
+                f"Set the new secret in Ignition after {summary['set_in_ignition_after']:%H:%M} UTC "
+                "(every cached copy has it by then), then delete the secret file."
             )
 
         self.out.result(summary, human)

@@ -65,6 +65,10 @@ class WebhookVerification(StrictModel):
     # rotated_at): long enough to store the new one, let every cached copy expire and change it in
     # Ignition, so no delivery is refused in between.
     previous_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    # While the secret is rotated, how long the previous one is still accepted (from its
+    # rotated_at): long enough to store the new one, let every cached copy expire and change it in
+    # Ignition, so no delivery is refused in between.
+    previous_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
 
 
 class IgnitionConfig(StrictModel):

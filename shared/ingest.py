@@ -18,10 +18,11 @@ from shared.config import IgnitionConfig
 from shared.ignition.webhook import (
     WebhookAuthError,
     WebhookPayloadError,
+    WebhookSecrets,
     WebhookTooLargeError,
     parse_webhook,
     to_sync_event,
-    verify_webhook,
+    verify_webhook_rotating,
 )
 from shared.models.events import SyncEvent
 from shared.observability import Metric
@@ -72,7 +73,8 @@ class WebhookIntake:
     def handle(self, headers: Mapping[str, str], raw_body: bytes, request_id: str) -> IngestResult:
         received_at = self._now()
         try:
-            verify_webhook(headers, raw_body, self._secret(), self._config.webhook, received_at)
+            secrets = WebhookSecrets.parse(self._secret())
+            matched = verify_webhook_rotating(headers, raw_body, secrets, self._config.webhook, received_at)
         except WebhookAuthError as exc:
             logger.warning(
                 "webhook rejected: not authentic", extra={"reason": exc.reason, "request": request_id}
@@ -83,6 +85,9 @@ class WebhookIntake:
                 [Metric.WEBHOOKS_REJECTED_SIGNATURE],
             )
 
+        if matched:
+            # Ignition still signs with the secret being rotated out: say so before the overlap ends.
+            logger.info("webhook signed with the previous secret", extra={"request": request_id})
         payload_sha256 = hashlib.sha256(raw_body).hexdigest()
         try:
             envelope = parse_webhook(raw_body, self._config)

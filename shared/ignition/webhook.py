@@ -208,6 +208,69 @@ def verify_webhook(
             raise WebhookAuthError("future_timestamp", f"signed {int(-age)} s in the future")
 
 
+class WebhookSecrets(BaseModel):
+    """What the ``ignition-webhook`` secret holds: the secret itself (one value), or, while it is
+    being rotated, ``{"current", "previous", "rotated_at"}`` so both are accepted for an overlap
+    (``WebhookVerification.previous_secret_overlap_seconds``) and no delivery signed with either
+    is refused while Ignition and the cached copy in each function catch up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    current: str = Field(min_length=1, repr=False)
+    previous: str | None = Field(default=None, repr=False)
+    rotated_at: datetime | None = None
+
+    @classmethod
+    def parse(cls, stored: str) -> WebhookSecrets:
+        if not stored.lstrip().startswith("{"):
+            return cls(current=stored)
+        try:
+            return cls.model_validate_json(stored)
+        except ValidationError:
+            # Never echo the value: it is the secret.
+            raise ValueError(
+                "the Ignition webhook secret is JSON but not {current, previous, rotated_at}"
+            ) from None
+
+    def accepted(self, now: datetime, overlap_seconds: int) -> list[str]:
+        """The secrets a delivery may be signed with at ``now``: current first."""
+        secrets = [self.current]
+        if self.previous and self.rotated_at is not None:
+            rotated_at = self.rotated_at if self.rotated_at.tzinfo else self.rotated_at.replace(tzinfo=UTC)
+            if (now - rotated_at).total_seconds() < overlap_seconds:
+                secrets.append(self.previous)
+        return secrets
+
+    def rotated(self, new_secret: str, at: datetime) -> WebhookSecrets:
+        """The stored value after rotating to ``new_secret``: the current one becomes previous."""
+        return WebhookSecrets(current=new_secret, previous=self.current, rotated_at=at)
+
+
+def verify_webhook_rotating(
+    headers: Mapping[str, str],
+    raw_body: bytes,
+    secrets: WebhookSecrets,
+    config: WebhookVerification,
+    now: datetime,
+) -> int:
+    """``verify_webhook`` against each accepted secret; returns the index of the one that
+    matched (0 current, 1 previous) or raises the current secret's ``WebhookAuthError``."""
+    first: WebhookAuthError | None = None
+    for index, secret in enumerate(secrets.accepted(now, config.previous_secret_overlap_seconds)):
+        try:
+            verify_webhook(headers, raw_body, secret, config, now)
+        except WebhookAuthError as exc:
+            # Only a mismatch can be cured by the other secret; a stale or missing timestamp
+            # or signature is the same whichever secret is tried.
+            if exc.reason not in ("signature_mismatch", "token_mismatch"):
+                raise
+            first = first or exc
+            continue
+        return index
+    assert first is not None
+    raise first
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsing and normalisation
 # ---------------------------------------------------------------------------------------------
