@@ -28,7 +28,7 @@ def secret_id(sandbox: Sandbox) -> Iterator[str]:
     secret_id = sandbox.resources.ignition_webhook_secret
     yield secret_id
     aws.client("secretsmanager").put_secret_value(SecretId=secret_id, SecretString=WEBHOOK_SECRET)
-    clear_caches()
+    clear_caches()  # type: ignore[no-untyped-call]
 
 
 def test_given_a_rotation_with_the_cli_when_ignition_signs_with_the_old_then_the_new_secret_then_all_land(
@@ -49,7 +49,7 @@ def test_given_a_rotation_with_the_cli_when_ignition_signs_with_the_old_then_the
     assert new_secret not in run.stdout and WEBHOOK_SECRET not in run.stdout
     stored = json.loads(aws.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
     assert stored["current"] == new_secret and stored["previous"] == WEBHOOK_SECRET
-    clear_caches()  # the 5 minutes after which every warm ingest function has re-read the secret
+    clear_caches()  # type: ignore[no-untyped-call]  # as after 5 minutes: every ingest re-read it
 
     # When Ignition still signs with the old secret (the emulator's), and then with the new one,
     old_slug, new_slug = world.slug("old-secret"), world.slug("new-secret")
