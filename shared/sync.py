@@ -6,7 +6,8 @@ adapters. The order of operations is what makes a crash or a redelivery harmless
 1. read the newest state of the record (payload when complete, Reporting API otherwise);
 2. skip it if the mapping already holds something as new (out-of-order or repeated delivery);
 3. find the Xero contact (mapping -> ContactNumber -> Ignition's xero_contact_id -> email -> name),
-   all in one Xero call, so a contact created just before a crash is found by its ContactNumber;
+   in one Xero call for most clients, so a contact created just before a crash is found by its
+   ContactNumber; e-mail and name are looked up ignoring case, the choice is made here exactly;
 4. create or update it in Xero;
 5. write the mapping with a conditional write, then the audit entry.
 """
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from urllib.parse import quote_plus
 
 from shared.config import ContactRules, IgnitionConfig, RecordType
 from shared.errors import PermanentSyncError
@@ -29,15 +31,29 @@ from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
 from shared.outcome import SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
-from shared.xero.client import where_any, where_eq
+from shared.xero.client import where_eq, where_eq_ignore_case, where_safe
 
 logger = logging.getLogger(__name__)
 
 UNIQUE_NAME_MESSAGE = "is already assigned to another contact"
+# Text whose percent-encoded form is longer than this is looked up with searchTerm instead of a where
+# literal, so the one OR-ed lookup stays far inside Xero's 2,000-character URL (the client splits
+# it anyway if it would not fit).
+_MAX_WHERE_TEXT = 400
+# A searchTerm is a contains-search: a long text is searched by its first part, which still finds
+# the contact; the exact comparison is ours.
+_MAX_SEARCH_TEXT = 1_200
 
 
 class XeroContactsPort(Protocol):
-    def find_contacts(self, where: str | None = None, *, include_archived: bool = False) -> list[Contact]: ...
+    def find_contacts(
+        self,
+        where: str | None = None,
+        *,
+        any_of: Sequence[str] = (),
+        search_term: str | None = None,
+        include_archived: bool = False,
+    ) -> list[Contact]: ...
 
     def save_contacts(
         self, contacts: Sequence[Contact], idempotency_key: str | None = None
@@ -66,6 +82,60 @@ def _is_guid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class ContactLookup:
+    """How to ask Xero for a client's candidate contacts: ``where`` clauses OR-ed in one call, plus
+    one ``searchTerm`` call per text that cannot be a where literal."""
+
+    any_of: tuple[str, ...]
+    search_terms: tuple[str, ...]
+    decisions: tuple[str, ...]
+
+
+def _encoded_length(text: str) -> int:
+    return len(quote_plus(text))
+
+
+def _search_text(text: str) -> str:
+    """The longest start of ``text`` whose encoded form fits ``_MAX_SEARCH_TEXT``."""
+    text = text.strip()
+    while _encoded_length(text) > _MAX_SEARCH_TEXT:
+        text = text[: max(1, len(text) * 3 // 4)]
+    return text
+
+
+def contact_lookup(client: IgnitionClient, rules: ContactRules) -> ContactLookup:
+    """Where clauses and search terms that return every contact ``choose_contact`` could pick.
+
+    Xero's ``==`` on text may be case-sensitive (calcinai/xero-php#416), so e-mail and name are
+    compared with ``ToLower()``; a ``"`` or ``\\`` cannot be put in a where literal at all
+    (XeroAPI/Xero-Java#347), and very long text would push the URL over Xero's limit: such text goes
+    to ``searchTerm`` (case-insensitive, plain text). Both return a superset; the choice is exact."""
+    clauses: list[str] = []
+    terms: list[str] = []
+    decisions: list[str] = []
+
+    def by_text(field: str, value: str, exact: bool) -> None:
+        value = value.strip()
+        if not value:
+            return
+        if where_safe(value) and _encoded_length(value) <= _MAX_WHERE_TEXT:
+            clauses.append(where_eq(field, value) if exact else where_eq_ignore_case(field, value))
+        else:
+            terms.append(_search_text(value))
+
+    by_text("ContactNumber", client.slug, exact=True)
+    by_text("Name", client.name, exact=False)
+    if client.email and rules.match_by_email:
+        by_text("EmailAddress", client.email, exact=False)
+    if client.xero_contact_id:
+        if _is_guid(client.xero_contact_id):
+            clauses.append(where_eq("ContactID", uuid.UUID(client.xero_contact_id)))
+        else:
+            decisions.append(f"ignored xero_contact_id {client.xero_contact_id!r}: not a Xero ContactID")
+    return ContactLookup(tuple(clauses), tuple(dict.fromkeys(terms)), tuple(decisions))
 
 
 def choose_contact(
@@ -256,25 +326,24 @@ class ContactSync:
         return newest_state(event, IgnitionClient, self._ignition.get_client, now=self._now(), max_skew=skew)
 
     def _match(self, client: IgnitionClient) -> ContactMatch:
-        """Find the Xero contact for a client that has no mapping yet, in one Xero call."""
-        decisions: list[str] = []
-        clauses = [where_eq("ContactNumber", client.slug), where_eq("Name", client.name)]
-        if client.email and self._rules.match_by_email:
-            clauses.append(where_eq("EmailAddress", client.email))
-        if client.xero_contact_id:
-            if _is_guid(client.xero_contact_id):
-                clauses.append(where_eq("ContactID", uuid.UUID(client.xero_contact_id)))
-            else:
-                decisions.append(f"ignored xero_contact_id {client.xero_contact_id!r}: not a Xero ContactID")
-        candidates = self._xero.find_contacts(where_any(*clauses), include_archived=True)
+        """Find the Xero contact for a client that has no mapping yet: one Xero call, plus one per
+        text that needs a searchTerm (a quote or backslash in the name, a very long e-mail)."""
+        lookup = contact_lookup(client, self._rules)
+        found: dict[str, Contact] = {}
+        if lookup.any_of:
+            for contact in self._xero.find_contacts(any_of=lookup.any_of, include_archived=True):
+                found.setdefault(str(contact.ContactID).lower(), contact)
+        for term in lookup.search_terms:
+            for contact in self._xero.find_contacts(search_term=term, include_archived=True):
+                found.setdefault(str(contact.ContactID).lower(), contact)
         match = choose_contact(
             client,
-            candidates,
+            list(found.values()),
             rules=self._rules,
             slug_prefix=self._ignition_config.client_slug_prefix,
             owner_of=lambda contact_id: self._store.owner_of(RecordType.CLIENT, contact_id),
         )
-        match.decisions[:0] = decisions
+        match.decisions[:0] = lookup.decisions
         return match
 
     def _contact_number_for(

@@ -56,7 +56,14 @@ class InMemoryXeroContacts:
         self.contacts[stored.ContactID] = stored
         return stored
 
-    def find_contacts(self, where: str | None = None, *, include_archived: bool = False) -> list[Contact]:
+    def find_contacts(
+        self,
+        where: str | None = None,
+        *,
+        any_of: Sequence[str] = (),
+        search_term: str | None = None,
+        include_archived: bool = False,
+    ) -> list[Contact]:
         self.calls += 1
         return [c for c in self.contacts.values() if include_archived or c.ContactStatus != "ARCHIVED"]
 

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import Flask, Request, Response, request
 
@@ -29,7 +29,7 @@ from .contacts import ContactsResource
 from .faults import FaultPlan, XeroFaultProfile, XeroFaults, lost_response
 from .history import HistoryLog
 from .invoices import InvoicesResource
-from .limits import RateLimiter
+from .limits import RateLimiter, request_too_large
 from .oauth import ACCESS_TOKEN_SECONDS, DEFAULT_SCOPE, OAuthError, TokenService
 from .organisation import DEFAULT_COUNTRY, Organisation, OrganisationError
 from .payments import PaymentsResource
@@ -65,6 +65,8 @@ class XeroEmulator:
         self._redirect_uris = frozenset(redirect_uris) if redirect_uris is not None else None
         self._connection_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-emulator/{tenant_id}"))
         self._created = self.clock.now()
+        # DELETE /connections/{id} disconnects the organisation until the next authorisation.
+        self._connected = True
         self._lock = threading.RLock()
         self._tokens = TokenService(client_id, client_secret)
         self._limiter = RateLimiter()
@@ -89,7 +91,7 @@ class XeroEmulator:
         self._stores: dict[str, ResourceStore] = {
             name: ResourceStore(name, f) for name, f in id_fields.items()
         }
-        self.contacts = ContactsResource(self._stores["Contacts"], self.clock.now)
+        self.contacts = ContactsResource(self._stores["Contacts"], self.clock.now, self._customer_ids)
         stamp = Stamper(self.clock.now)
         self.history = HistoryLog(stamp, self.clock.now, app_name)
         # The organisation's country profile (tax rates, accounts, currencies, lock dates).
@@ -129,8 +131,18 @@ class XeroEmulator:
     def issue_token_set(self) -> dict[str, Any]:
         """A token set as if the authorization-code flow had just run (with offline_access)."""
         with self._lock:
+            self._connected = True
             scopes = frozenset(DEFAULT_SCOPE.split())
             return self._tokens.issue(self.clock.time(), scopes, str(uuid.uuid4()), public_client=False)
+
+    def _customer_ids(self) -> set[str]:
+        """Contacts with a sales (ACCREC) invoice: Xero sets IsCustomer "when an accounts receivable
+        invoice is generated against this contact" (spec, Contact.IsCustomer)."""
+        return {
+            str((invoice.get("Contact") or {}).get("ContactID") or "").lower()
+            for invoice in self._stores["Invoices"]
+            if invoice.get("Type") == "ACCREC"
+        }
 
     def _contact_by_key(self, key: str) -> dict[str, Any] | None:
         store = self._stores["Contacts"]
@@ -183,6 +195,12 @@ class XeroEmulator:
             methods=["GET"],
         )
         app.add_url_rule("/connections", "connections", self._counted(self._connections, "GET /connections"))
+        app.add_url_rule(
+            "/connections/<connection_id>",
+            "disconnect",
+            self._counted(self._disconnect, "DELETE /connections/{id}"),
+            methods=["DELETE"],
+        )
         app.add_url_rule(f"{API_PREFIX}/<path:subpath>", "api", self._api, methods=methods)
         app.add_url_rule("/_emulator/state", "admin_state", self._admin_state, methods=["GET"])
         app.add_url_rule("/_emulator/reset", "admin_reset", self._admin_reset, methods=["POST"])
@@ -205,6 +223,7 @@ class XeroEmulator:
             app.add_url_rule(
                 f"/_emulator/{path}", f"admin_{kind}", self._admin_settings(kind), methods=["POST"]
             )
+        app.wsgi_app = _case_insensitive_paths(app.wsgi_app)  # type: ignore[method-assign]
         return app
 
     def _counted(self, view: Any, label: str) -> Any:
@@ -270,6 +289,7 @@ class XeroEmulator:
                         form.get("code_verifier"),
                         client_secret is not None,
                     )
+                    self._connected = True  # consenting connects the organisation (again)
                 elif grant_type == "refresh_token":
                     self._tokens.check_client(client_id, client_secret, public_ok=True)
                     body = self._tokens.refresh_grant(
@@ -282,6 +302,7 @@ class XeroEmulator:
                 elif grant_type == "client_credentials":
                     self._tokens.check_client(client_id, client_secret, public_ok=False)
                     body = self._tokens.client_credentials(now, form.get("scope"))
+                    self._connected = True  # a Custom Connection is always connected
                 else:
                     raise OAuthError("unsupported_grant_type")
             except OAuthError as error:
@@ -308,6 +329,8 @@ class XeroEmulator:
         if refused is not None:
             return refused
         assert token is not None
+        if not self._connected:
+            return responses.json_response([])
         created = self._created.strftime("%Y-%m-%dT%H:%M:%S.%f0")
         return responses.json_response(
             [
@@ -322,6 +345,19 @@ class XeroEmulator:
                 }
             ]
         )
+
+    def _disconnect(self, connection_id: str) -> Response:
+        """``DELETE /Connections/{id}`` (xero-identity.yaml deleteConnection: 204, unknown id 404).
+        Then the organisation's API calls answer 403 until it is authorised again."""
+        with self._lock:
+            refused, _token = self._authenticate(request)
+            if refused is not None:
+                return refused
+            if not self._connected or connection_id.lower() != self._connection_id:
+                return responses.not_found()
+            self._connected = False
+        logger.info("connection removed")
+        return Response(status=204)
 
     def _authenticate(self, req: Request) -> tuple[Response | None, Any]:
         header = req.headers.get("Authorization", "")
@@ -364,12 +400,18 @@ class XeroEmulator:
             if fault is not None:
                 logger.info("injected fault", extra={"status": fault.status_code, "path": subpath})
                 return fault
+            if _too_large(request):
+                # Refused for its size before anything else looks at it (see limits.request_too_large).
+                return responses.not_found()
             if plan.expire_tokens:
                 self._expire_tokens_early(request)
             refused, token = self._authenticate(request)
             if refused is not None:
                 return refused
-            if request.headers.get("xero-tenant-id", "").strip().lower() != self.tenant_id.lower():
+            if (
+                not self._connected
+                or request.headers.get("xero-tenant-id", "").strip().lower() != self.tenant_id.lower()
+            ):
                 return responses.problem(403, "Forbidden", "AuthenticationUnsuccessful")
             if found is not None and not (token.scopes & found[0].scopes):
                 return responses.problem(401, "Unauthorized", "AuthorizationUnsuccessful")
@@ -469,6 +511,7 @@ class XeroEmulator:
             self._limiter.reset_counters()
             self._idempotency.entries.clear()
             self._faults.clear()
+            self._connected = True
         self.faults.configure(XeroFaultProfile())
         self.faults.reset_counters()
         return responses.json_response({"reset": True})
@@ -580,6 +623,34 @@ class XeroEmulator:
             return responses.json_response({kind: added})
 
         return view
+
+
+def _too_large(req: Request) -> bool:
+    # The path as sent (still percent-encoded) when the server kept it; the query as sent.
+    raw = req.environ.get("RAW_URI") or req.environ.get("REQUEST_URI")
+    raw_path = str(raw).partition("?")[0] if raw else quote(req.path)
+    query = req.query_string.decode("latin-1")
+    ids = next((value for key, value in req.args.items() if key.lower() == "ids"), None)
+    return request_too_large(req.host_url.rstrip("/"), raw_path, query, ids)
+
+
+def _case_insensitive_paths(wsgi_app: Any) -> Any:
+    """Xero's API paths are not case-sensitive (``/Connections``, ``/API.XRO/2.0/contacts``); Flask's
+    are, so the prefixes are brought to one spelling before routing (resource routes below the
+    prefix already match ignoring case: routing.Route)."""
+    prefixes = (f"{API_PREFIX}/", "/connections")
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = str(environ.get("PATH_INFO", ""))
+        lowered = path.lower()
+        for prefix in prefixes:
+            bare = prefix.rstrip("/")
+            if (lowered == bare or lowered.startswith(bare + "/")) and not path.startswith(bare):
+                environ["PATH_INFO"] = bare + path[len(bare) :]
+                break
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def _json_object(req: Request) -> dict[str, Any]:

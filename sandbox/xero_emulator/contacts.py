@@ -178,9 +178,16 @@ def _flag(value: str | None) -> bool:
 
 
 class ContactsResource:
-    def __init__(self, store: ResourceStore, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: ResourceStore,
+        now: Callable[[], datetime],
+        customer_ids: Callable[[], set[str]] = set,
+    ) -> None:
         self.store = store
         self._now = now
+        # Lower-cased ContactIDs with a sales invoice: IsCustomer is derived, never stored or posted.
+        self._customer_ids = customer_ids
         self._last_stamp: datetime | None = None
 
     def routes(self) -> list[Route]:
@@ -195,7 +202,8 @@ class ContactsResource:
     # -- reads ---------------------------------------------------------------------------
     def list_contacts(self, request: Request, _params: dict[str, str]) -> Response:
         args = request.args
-        records = list(self.store)
+        customers = self._customer_ids()
+        records = [_with_flags(r, customers) for r in self.store]
         if not _flag(args.get("includeArchived")):
             records = [r for r in records if r.get("ContactStatus") != "ARCHIVED"]
         ids = args.get("IDs") or args.get("ids")
@@ -214,6 +222,8 @@ class ContactsResource:
             records = [r for r in records if predicate(r)]
         term = (args.get("searchTerm") or "").strip().casefold()
         if term:
+            # Spec (GET /Contacts searchTerm): "a case-insensitive text search across the Name,
+            # FirstName, LastName, ContactNumber and EmailAddress fields". Plain text, not a where.
             searched = ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
             records = [r for r in records if any(term in str(r.get(f) or "").casefold() for f in searched)]
         try:
@@ -240,7 +250,8 @@ class ContactsResource:
         record = self._lookup(params["key"])
         if record is None:
             return responses.not_found()
-        return responses.json_response(responses.envelope("Contacts", [self._render(record)], self._now()))
+        rendered = self._render(_with_flags(record, self._customer_ids()))
+        return responses.json_response(responses.envelope("Contacts", [rendered], self._now()))
 
     # -- writes --------------------------------------------------------------------------
     def put_contacts(self, request: Request, _params: dict[str, str]) -> Response:
@@ -286,7 +297,7 @@ class ContactsResource:
                 failed.append(shown)
                 saved.append(shown)
             else:
-                rendered = self._render(result)
+                rendered = self._render(_with_flags(result, self._customer_ids()))
                 if not summarize:
                     rendered["StatusAttributeString"] = "OK"
                 saved.append(rendered)
@@ -461,6 +472,13 @@ class ContactsResource:
             rendered = {k: v for k, v in rendered.items() if k not in SUMMARY_EXCLUDED}
         rendered["HasValidationErrors"] = False
         return rendered
+
+
+def _with_flags(record: dict[str, Any], customers: set[str]) -> dict[str, Any]:
+    """The record as Xero shows it: IsCustomer is true once a sales invoice names the contact."""
+    if str(record.get("ContactID", "")).lower() in customers:
+        return {**record, "IsCustomer": True}
+    return record
 
 
 def _sort_key(record: dict[str, Any], field: str) -> tuple[int, Any]:

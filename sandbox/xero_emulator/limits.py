@@ -77,3 +77,23 @@ class RateLimiter:
 
     def reset_counters(self) -> None:
         self.minute, self.day, self.app_minute = _Window(), _Window(), _Window()
+
+
+# Request size: IDs= with more than about 50 GUIDs, or a URL over about 2,000 characters, is
+# answered 404 "resource cannot be found" (XeroAPI/Xero-OpenAPI#534, xero-node#404,
+# Xero-NetStandard#471). The emulator takes the stricter reading of "about": more than 50, over 2,000.
+MAX_IDS_PER_REQUEST = 50
+MAX_URL_LENGTH = 2_000
+# The URL is measured as sent to the real host, or as received, whichever is longer: the sandbox's
+# http://127.0.0.1:port must not make a URL pass that https://api.xero.com would refuse.
+XERO_API_ORIGIN = "https://api.xero.com"
+
+
+def request_too_large(origin: str, raw_path: str, query_string: str, ids: str | None) -> bool:
+    """True when Xero would answer 404 for the size of the request alone."""
+    query = f"?{query_string}" if query_string else ""
+    length = max(len(origin), len(XERO_API_ORIGIN)) + len(raw_path) + len(query)
+    if length > MAX_URL_LENGTH:
+        return True
+    count = len([part for part in (ids or "").split(",") if part.strip()])
+    return count > MAX_IDS_PER_REQUEST

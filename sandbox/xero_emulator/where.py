@@ -8,12 +8,17 @@ closures, and only whitelisted fields and methods are reachable. Supported:
     Name.EndsWith("x")  ContactNumber==null  IsCustomer==true  IsCustomer
     UpdatedDateUTC>=DateTime(2024,01,31)  (also > < <=, on dates, numbers and strings)
 
-String comparison is case-insensitive, as Xero's database collation makes it.
+Strict where Xero is undocumented (integration-facts.md, "Behaviour a first real organisation
+shows"): string ``==``/``!=``/``Contains``/``StartsWith``/``EndsWith`` are case-sensitive
+(integrators found ``==`` case-sensitive and Xero support advised ``ToLower()``:
+calcinai/xero-php#416), and a ``"`` or ``\\`` inside a string literal is a QueryParseException
+(XeroAPI/Xero-Java#347): there is no escape for either.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +37,7 @@ class WhereParseError(ValueError):
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<string>"(?:[^"]|"")*")
+        (?P<string>"[^"]*")
       | (?P<number>-?\d+(?:\.\d+)?)
       | (?P<op>==|!=|>=|<=|&&|\|\||[><!().,])
       | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
@@ -60,6 +65,12 @@ def _tokenise(expression: str) -> list[_Token]:
             raise WhereParseError(f"Unexpected character at position {position}")
         kind = match.lastgroup or ""
         text = match.group(kind)
+        if kind == "string" and ("\\" in text or expression.startswith('"', match.end())):
+            # No escape exists: "" or \" ends the literal early and the rest does not parse
+            # (XeroAPI/Xero-Java#347); a backslash is refused as well (the stricter reading).
+            raise WhereParseError(
+                f"Syntax error: a quote or backslash inside a string literal near position {position}"
+            )
         if kind == "ident" and text.lower() in _KEYWORDS:
             kind, text = "op", _KEYWORDS[text.lower()]
         tokens.append(_Token(kind, text))
@@ -69,22 +80,29 @@ def _tokenise(expression: str) -> list[_Token]:
 
 
 def _unquote(literal: str) -> str:
-    # Dynamic LINQ (Xero's filter language) writes a quote inside a literal as ""; a backslash is
-    # an ordinary character. The client escapes the same way (shared.xero.client.where_eq).
-    return literal[1:-1].replace('""', '"')
+    return literal[1:-1]
 
 
 def _normalise(value: Any) -> Any:
-    """Bring values to a comparable form: case-folded strings, aware datetimes."""
-    if isinstance(value, str):
-        if value.startswith("/Date("):
-            return parse_xero_datetime(value)
-        return value.casefold()
+    """Bring values to a comparable form: aware datetimes. Strings keep their case: ``==`` is
+    case-sensitive under the strict reading (calcinai/xero-php#416)."""
+    if isinstance(value, str) and value.startswith("/Date("):
+        return parse_xero_datetime(value)
     return value
+
+
+def _as_uuid(value: Any) -> Any:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def _compare(operator: str, left: Any, right: Any) -> bool:
     left, right = _normalise(left), _normalise(right)
+    if isinstance(left, uuid.UUID) or isinstance(right, uuid.UUID):
+        # Guid("...") compares as a GUID, whatever case either side is written in.
+        left, right = _as_uuid(left), _as_uuid(right)
     if operator == "==":
         return bool(left == right)
     if operator == "!=":
@@ -197,7 +215,10 @@ class _Parser:
             if token.kind != "string":
                 raise WhereParseError("Guid() takes a quoted value")
             self._expect(")")
-            value = _unquote(token.text).lower()
+            try:
+                value = uuid.UUID(_unquote(token.text))
+            except ValueError as error:
+                raise WhereParseError("Guid() takes a GUID") from error
             return lambda _record: value
         if lowered == "datetime":
             return self._datetime()
@@ -246,13 +267,13 @@ class _Parser:
             if token.kind != "string":
                 raise WhereParseError(f"{name_token.text}() takes a quoted value")
             self._expect(")")
-            needle = _unquote(token.text).casefold()
+            # Case-sensitive like == (the strict reading); callers wanting otherwise use ToLower().
+            needle = _unquote(token.text)
 
             def call(record: Record) -> bool:
-                value = target(record)
-                if not isinstance(value, str):
+                haystack = target(record)
+                if not isinstance(haystack, str):
                     return False
-                haystack = value.casefold()
                 if method == "contains":
                     return needle in haystack
                 if method == "startswith":

@@ -61,6 +61,7 @@ from shared.reconcile.ports import (
 )
 from shared.reconcile.workset import WorkSet
 from shared.sync import choose_contact
+from shared.xero.client import MAX_IDS_PER_CALL
 from shared.xero.errors import XeroRateLimited, XeroUnavailable
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ FULL_PHASES = (
 # Errors that mean "not now": the run stops cleanly and resumes next time.
 _NOT_NOW = (XeroRateLimited, XeroUnavailable, IgnitionRateLimited, IgnitionUnavailable)
 _DDB_BATCH = 100
-_IDS_PER_CALL = 100
-_PAYMENT_IDS_PER_CALL = 25  # /Payments has no IDs=: the ids become a where clause
+# Xero answers 404 above ~50 IDs a call: one part per call, and the client splits a part further
+# when the URL would pass 2,000 characters (payment ids become where clauses: shared.xero.client).
+_IDS_PER_CALL = MAX_IDS_PER_CALL
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -363,7 +365,7 @@ class Reconciler:
             self.guard.check()
             ws.add_xero_invoices(XeroInvoiceRow.of(i, prefix) for i in self.p.xero.find_invoices(ids=part))
         rules, pay_prefix = self.config.payments, self.rules.payment_slug_prefix
-        for part in chunks(ws.mapped_but_unseen("payment"), _PAYMENT_IDS_PER_CALL):
+        for part in chunks(ws.mapped_but_unseen("payment"), _IDS_PER_CALL):
             self.guard.check()
             ws.add_xero_payments(
                 XeroPaymentRow.of(p, rules, pay_prefix) for p in self.p.xero.find_payments(ids=part)

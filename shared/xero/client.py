@@ -36,7 +36,17 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from shared.config import XeroConfig
-from shared.models.xero import Account, Contact, HistoryRecord, Invoice, Payment, TaxRate, XeroModel
+from shared.models.xero import (
+    Account,
+    Contact,
+    Currency,
+    HistoryRecord,
+    Invoice,
+    Organisation,
+    Payment,
+    TaxRate,
+    XeroModel,
+)
 from shared.oauth import TokenProvider
 from shared.xero.budget import CallBudget
 from shared.xero.errors import (
@@ -71,8 +81,17 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 M = TypeVar("M", bound=XeroModel)
 
 HistoryResource = Literal["Contacts", "Invoices", "Payments"]
-ReferenceResource = Literal["TaxRates", "Accounts", "TrackingCategories", "ContactGroups", "BrandingThemes"]
+ReferenceResource = Literal[
+    "TaxRates",
+    "Accounts",
+    "TrackingCategories",
+    "ContactGroups",
+    "BrandingThemes",
+    "Organisation",
+    "Currencies",
+]
 _HISTORY_ID_FIELD = {"Contacts": "ContactID", "Invoices": "InvoiceID", "Payments": "PaymentID"}
+_ID_FIELDS = {"ContactID", "InvoiceID", "PaymentID"}
 
 
 @dataclass(frozen=True)
@@ -102,14 +121,17 @@ class _Collection(BaseModel):
 _FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$")
 
 
-def where_eq(field: str, value: str | bool | int | UUID) -> str:
-    """``Field=="value"`` for Xero's ``where`` parameter, safe for any value.
+def where_safe(value: str) -> bool:
+    """Whether a text can be a ``where`` string literal at all. Xero has no escape that works: a
+    ``"`` inside a literal is a QueryParseException (XeroAPI/Xero-Java#347) and ``\\`` is unsafe
+    too; control characters are refused as well. Such text is looked up with ``searchTerm``."""
+    return not any(ch in '"\\' or ord(ch) < 32 or ord(ch) == 127 for ch in value)
 
-    Xero's filter is a Dynamic LINQ expression: a double quote inside a string literal is written
-    twice (backslashes are not escapes). This is how Dynamic LINQ's tokenizer reads literals; Xero's
-    own documentation does not say, so a name containing ``"`` should also be matched another way
-    (ContactNumber, IDs) by callers that can.
-    """
+
+def where_eq(field: str, value: str | bool | int | UUID) -> str:
+    """``Field=="value"`` for Xero's ``where`` parameter. ``==`` on text is case-sensitive under the
+    strict reading (calcinai/xero-php#416): for values whose case may differ, use
+    ``where_eq_ignore_case``. Raises ValueError for text that cannot be a literal (``where_safe``)."""
     if not _FIELD.match(field):
         raise ValueError(f"not a Xero field name: {field!r}")
     if isinstance(value, bool):
@@ -118,7 +140,17 @@ def where_eq(field: str, value: str | bool | int | UUID) -> str:
         return f"{field}=={value}"
     if isinstance(value, UUID):
         return f'{field}==Guid("{value}")'
-    return f'{field}=="{value.replace(chr(34), chr(34) * 2)}"'
+    if not where_safe(value):
+        raise ValueError(f"{field} value cannot be put in a where clause (quote, backslash or control)")
+    return f'{field}=="{value}"'
+
+
+def where_eq_ignore_case(field: str, value: str) -> str:
+    """``Field`` equals ``value`` ignoring case: ``Field.ToLower()=="value"`` (Xero support's advice,
+    calcinai/xero-php#416), guarded against an empty field. Matches a superset at worst (.NET and
+    Python lower-case a few letters differently): callers choose exactly on their side."""
+    literal = where_eq(field, value.lower())  # validates the field and the text
+    return f"{field}!=null AND {field}.ToLower(){literal[len(field) :]}"
 
 
 def where_any(*clauses: str) -> str:
@@ -136,6 +168,52 @@ def _join(operator: str, clauses: Sequence[str]) -> str:
     if len(kept) <= 1:
         return kept[0] if kept else ""
     return operator.join(f"({c})" for c in kept)
+
+
+# --- request size -------------------------------------------------------------------------------
+# Xero answers 404 "resource cannot be found" to IDs= with more than about 50 ids, or to any URL over
+# about 2,000 characters (XeroAPI/Xero-OpenAPI#534, xero-node#404, Xero-NetStandard#471).
+MAX_IDS_PER_CALL = 50
+MAX_URL_LENGTH = 2_000
+
+T = TypeVar("T")
+
+
+def url_length(url: str, params: Mapping[str, str]) -> int:
+    """The length of ``url`` with ``params`` percent-encoded exactly as httpx sends them."""
+    return len(str(httpx.URL(url, params=dict(params))))
+
+
+def fit_in_url(
+    values: Sequence[T],
+    url: str,
+    params_for: Callable[[list[T]], Mapping[str, str]],
+    *,
+    max_count: int | None = MAX_IDS_PER_CALL,
+    max_length: int = MAX_URL_LENGTH,
+) -> list[list[T]]:
+    """Split ``values`` into as few consecutive chunks as keep each request within Xero's limits:
+    at most ``max_count`` values, and ``url`` with ``params_for(chunk)`` (the whole query, other
+    parameters included) at most ``max_length`` characters. The one place lookups are sized."""
+    chunks: list[list[T]] = []
+    current: list[T] = []
+    for value in values:
+        candidate = [*current, value]
+        fits = (max_count is None or len(candidate) <= max_count) and url_length(
+            url, params_for(candidate)
+        ) <= max_length
+        if fits:
+            current = candidate
+            continue
+        if not current:
+            raise ValueError(f"one value alone makes the request longer than {max_length} characters")
+        chunks.append(current)
+        current = [value]
+        if url_length(url, params_for(current)) > max_length:
+            raise ValueError(f"one value alone makes the request longer than {max_length} characters")
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def format_if_modified_since(value: datetime) -> str:
@@ -207,19 +285,24 @@ class XeroClient:
         self,
         where: str | None = None,
         *,
+        any_of: Sequence[str] = (),
         ids: Sequence[str] = (),
+        search_term: str | None = None,
         page: int | None = None,
         page_size: int | None = None,
         include_archived: bool = False,
         summary_only: bool = False,
         modified_since: datetime | None = None,
     ) -> list[Contact]:
-        """One page of ``GET /Contacts`` (Xero's default order: UpdatedDateUTC, ContactID)."""
+        """One page of ``GET /Contacts`` (Xero's default order: UpdatedDateUTC, ContactID).
+
+        ``any_of`` (clauses OR-ed, AND-ed with ``where``) and ``ids`` take any number: they are
+        sent in as many calls as Xero's size limits need (``fit_in_url``), each contact once.
+        ``search_term`` is Xero's case-insensitive text search (Name, FirstName, LastName,
+        ContactNumber, EmailAddress): plain text, safe for any characters."""
         params: dict[str, str] = {}
-        if where:
-            params["where"] = where
-        if ids:
-            params["IDs"] = ",".join(ids)
+        if search_term:
+            params["searchTerm"] = search_term
         if page is not None:
             params["page"] = str(page)
         if page_size is not None:
@@ -228,7 +311,16 @@ class XeroClient:
             params["includeArchived"] = "true"
         if summary_only:
             params["summaryOnly"] = "true"
-        return self._get_collection("/Contacts", "Contacts", Contact, params, modified_since)
+        return self._get_fitted(
+            "/Contacts",
+            "Contacts",
+            Contact,
+            params,
+            where,
+            any_of=any_of,
+            ids=ids,
+            modified_since=modified_since,
+        )
 
     def iter_contacts(
         self,
@@ -304,10 +396,7 @@ class XeroClient:
         """One page of ``GET /Invoices``. Xero includes line items only when ``page`` is given
         (or for a single invoice); ``summary_only`` leaves them out for a lighter, faster call."""
         params: dict[str, str] = {}
-        if where:
-            params["where"] = where
         for name, values in (
-            ("IDs", ids),
             ("InvoiceNumbers", invoice_numbers),
             ("ContactIDs", contact_ids),
             ("Statuses", statuses),
@@ -322,7 +411,9 @@ class XeroClient:
             params["summaryOnly"] = "true"
         if unitdp4:
             params["unitdp"] = "4"
-        return self._get_collection("/Invoices", "Invoices", Invoice, params, modified_since)
+        return self._get_fitted(
+            "/Invoices", "Invoices", Invoice, params, where, ids=ids, modified_since=modified_since
+        )
 
     def iter_invoices(
         self,
@@ -420,18 +511,17 @@ class XeroClient:
         modified_since: datetime | None = None,
     ) -> list[Payment]:
         """One page of ``GET /Payments``. The endpoint has no ``IDs`` parameter, so ``ids`` become
-        ``PaymentID==Guid(...)`` clauses ANDed with ``where``."""
-        if ids:
-            by_id = where_any(*(where_eq("PaymentID", UUID(payment_id)) for payment_id in ids))
-            where = where_all(where or "", by_id)
+        ``PaymentID==Guid(...)`` clauses OR-ed (and AND-ed with ``where``), in as many calls as the
+        URL length needs."""
+        any_of = [where_eq("PaymentID", UUID(payment_id)) for payment_id in ids]
         params: dict[str, str] = {}
-        if where:
-            params["where"] = where
         if page is not None:
             params["page"] = str(page)
         if page_size is not None:
             params["pageSize"] = str(page_size)
-        return self._get_collection("/Payments", "Payments", Payment, params, modified_since)
+        return self._get_fitted(
+            "/Payments", "Payments", Payment, params, where, any_of=any_of, modified_since=modified_since
+        )
 
     def iter_payments(
         self,
@@ -522,6 +612,22 @@ class XeroClient:
         """``GET /TaxRates`` (cached)."""
         return self._cached(("TaxRates",), lambda: self._get_collection("/TaxRates", "TaxRates", TaxRate, {}))
 
+    def organisation(self) -> Organisation:
+        """``GET /Organisation`` (cached): country, base currency, lock dates."""
+        found: list[Organisation] = self._cached(
+            ("Organisation",),
+            lambda: self._get_collection("/Organisation", "Organisations", Organisation, {}),
+        )
+        if not found:
+            raise XeroError("Xero answered no Organisation", endpoint="/Organisation")
+        return found[0]
+
+    def currencies(self) -> list[Currency]:
+        """``GET /Currencies`` (cached): the currencies enabled in the organisation."""
+        return self._cached(
+            ("Currencies",), lambda: self._get_collection("/Currencies", "Currencies", Currency, {})
+        )
+
     def accounts(self, where: str | None = None) -> list[Account]:
         """``GET /Accounts`` (cached per ``where``)."""
         params = {"where": where} if where else {}
@@ -601,6 +707,48 @@ class XeroClient:
         if response.status_code == 304:
             return []
         return _parse_items(_json(response, endpoint), key, model, endpoint)
+
+    def _get_fitted(
+        self,
+        endpoint: str,
+        key: str,
+        model: type[M],
+        params: Mapping[str, str],
+        where: str | None,
+        *,
+        any_of: Sequence[str] = (),
+        ids: Sequence[str] = (),
+        modified_since: datetime | None = None,
+    ) -> list[M]:
+        """``_get_collection`` for a lookup of many ids or OR-ed clauses: split by ``fit_in_url`` so
+        every call stays within Xero's limits; records found by two calls are kept once."""
+        if any_of and ids:
+            raise ValueError("look up by ids or by clauses, not both in one call")
+        base = {**params, **({"where": where} if where else {})}
+        if not any_of and not ids:
+            return self._get_collection(endpoint, key, model, base, modified_since)
+        url = self._accounting_url + endpoint
+        if ids:
+            values: list[str] = list(dict.fromkeys(ids))
+            max_count: int | None = MAX_IDS_PER_CALL
+
+            def params_for(chunk: list[str]) -> dict[str, str]:
+                return {**base, "IDs": ",".join(chunk)}
+
+        else:
+            values, max_count = list(dict.fromkeys(any_of)), None
+
+            def params_for(chunk: list[str]) -> dict[str, str]:
+                return {**params, "where": where_all(where or "", where_any(*chunk))}
+
+        chunks = fit_in_url(values, url, params_for, max_count=max_count)
+        if len(chunks) > 1 and "page" in params:
+            raise ValueError("a lookup that needs several calls cannot be paged: leave page unset")
+        found: dict[str, M] = {}
+        for chunk in chunks:
+            for item in self._get_collection(endpoint, key, model, params_for(chunk), modified_since):
+                found.setdefault(item.model_dump_json(include=_ID_FIELDS), item)
+        return list(found.values())
 
     def _get_raw(self, endpoint: str, key: str) -> list[dict[str, Any]]:
         """A list endpoint we keep as plain dicts (small reference data without a model)."""
@@ -685,6 +833,9 @@ class XeroClient:
         url = (self._accounting_url if api == "accounting" else self._identity_url) + endpoint.format(
             **{k: quote(v, safe="") for k, v in (path or {}).items()}
         )
+        if params and url_length(url, params) > MAX_URL_LENGTH:
+            # Xero would answer 404 as if the resource did not exist: never send it (fit_in_url).
+            raise ValueError(f"{method} {endpoint}: URL longer than {MAX_URL_LENGTH} characters")
         send_headers = {"Accept": "application/json", **(headers or {})}
         if api == "accounting":
             send_headers["xero-tenant-id"] = self.tenant_id

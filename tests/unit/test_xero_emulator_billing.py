@@ -445,7 +445,8 @@ def test_given_invoices_when_filtered_then_each_filter_applies(
     assert numbers(Statuses="AUTHORISED") == ["INV-0001"]
     assert numbers(ContactIDs=other["ContactID"]) == ["INV-0002"]
     assert numbers(IDs=a["InvoiceID"]) == numbers(InvoiceNumbers="INV-0001") == ["INV-0001"]
-    assert numbers(where='Contact.Name=="other" AND Status=="DRAFT"') == ["INV-0002"]
+    assert numbers(where='Contact.Name=="Other" AND Status=="DRAFT"') == ["INV-0002"]
+    assert numbers(where='Contact.Name=="other"') == []  # == is case-sensitive (calcinai/xero-php#416)
     assert numbers(where="Total>100 AND AmountDue>=110") == ["INV-0001", "INV-0002"]
     paged = client.get(INVOICES, query_string={"page": "1"}, headers=headers).get_json()
     assert paged["pagination"]["itemCount"] == 2 and paged["Invoices"][0]["LineItems"]
