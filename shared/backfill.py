@@ -41,10 +41,10 @@ from typing import Any, Protocol, TypeVar
 from shared.billing import allocate_payment, payment_reference, plan_invoice, xero_payment
 from shared.config import IntegrationConfig, RecordType
 from shared.errors import PermanentSyncError
-from shared.invoices import DUPLICATE_NUMBER_MARKER
+from shared.invoices import InvoiceSync, currency_reason, locked_lock_kind, period_locked_reason
 from shared.mapping import client_to_contact, disambiguated_name
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
-from shared.models.xero import Contact, Invoice, Payment
+from shared.models.xero import Contact, Currency, Invoice, Organisation, Payment, TaxRate
 from shared.payments import allocation_id
 from shared.store.budget_usage import BudgetUsage
 from shared.store.checkpoints import PHASES, Checkpoint, Phase, PhaseCounts
@@ -53,6 +53,13 @@ from shared.sync import UNIQUE_NAME_MESSAGE, choose_contact
 from shared.xero.budget import BudgetExhausted
 from shared.xero.client import MAX_BATCH_SIZE
 from shared.xero.errors import XeroRateLimited, XeroUnavailable
+from shared.xero.rules import (
+    OrganisationTaxTypes,
+    XeroCurrencyNotEnabled,
+    XeroDuplicateNumber,
+    XeroPeriodLocked,
+    refusal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +92,12 @@ class XeroPort(Protocol):
     def create_payments(
         self, payments: Sequence[Payment], idempotency_key: str | None = None
     ) -> list[Payment]: ...
+
+    def tax_rates(self) -> list[TaxRate]: ...
+
+    def organisation(self) -> Organisation: ...
+
+    def currencies(self) -> list[Currency]: ...
 
 
 class IgnitionPort(Protocol):
@@ -503,6 +516,16 @@ class Backfill:
         ]
         by_number = {inv.InvoiceNumber: inv for inv in existing if inv.InvoiceNumber}
         by_reference = {inv.Reference: inv for inv in existing if inv.Reference}
+        # The organisation's rules, read once: an invoice Xero would refuse for a lock date or a
+        # currency is reported with the reason and the backfill goes on, without a write.
+        taxes = OrganisationTaxTypes(
+            lambda: self._retrying("reading", self._xero.tax_rates),
+            rules.tax_types_by_rate,
+            rules.untaxed_tax_type,
+        )
+        organisation = self._retrying("reading", self._xero.organisation)
+        enabled = self._retrying("reading", self._xero.currencies)
+        enabled_codes = {c.Code.upper() for c in enabled}
 
         writes: list[_Write] = []
         for invoice in pending:
@@ -523,6 +546,7 @@ class Backfill:
                     client=clients.get(invoice.client.slug),
                     rules=rules,
                     unit=self._config.ignition.amount_unit,
+                    taxes=taxes,
                 )
                 found = (
                     by_number.get(plan.invoice.InvoiceNumber)
@@ -539,6 +563,19 @@ class Backfill:
                 self._fail(RecordType.INVOICE, invoice.slug, exc.category, str(exc))
                 counts.failed += 1
                 continue
+            if found is None:
+                what = InvoiceSync.describe(invoice)
+                lock = locked_lock_kind(organisation, invoice.date)
+                currency = (plan.invoice.CurrencyCode or "").upper()
+                problem = None
+                if lock is not None:
+                    problem = period_locked_reason(what, invoice.date.isoformat(), lock, organisation)
+                elif enabled_codes and currency not in enabled_codes:
+                    problem = currency_reason(what, currency, enabled)
+                if problem is not None:
+                    self._fail(RecordType.INVOICE, invoice.slug, problem.category, problem.reason)
+                    counts.failed += 1
+                    continue
             if found is not None:
                 assert found.InvoiceID is not None
                 if not self._options.dry_run:
@@ -578,12 +615,11 @@ class Backfill:
                     done += 1
                     errors = [e.Message for e in saved.ValidationErrors or []]
                     if errors:
-                        category = (
-                            "duplicate_number"
-                            if any(DUPLICATE_NUMBER_MARKER in e.lower() for e in errors)
-                            else "xero_validation"
+                        what = InvoiceSync.describe(write.extra["invoice"])
+                        category, reason = self._refusal_reason(
+                            what, write.body, errors, organisation, enabled
                         )
-                        self._fail(RecordType.INVOICE, write.ignition_id, category, "; ".join(errors))
+                        self._fail(RecordType.INVOICE, write.ignition_id, category, reason)
                         counts.failed += 1
                         continue
                     assert saved.InvoiceID is not None
@@ -644,6 +680,7 @@ class Backfill:
             xero_id: inv.AmountDue or Decimal(0) for xero_id, inv in xero_invoices.items()
         }
 
+        organisation = self._retrying("reading", self._xero.organisation)
         writes: list[_Write] = []
         for payment in pending:
             reference = payment_reference(payment, rules)
@@ -685,6 +722,12 @@ class Backfill:
                     update={"invoices": [t for t in payment.invoices if t.slug in applicable]}
                 )
                 plan = allocate_payment(to_apply, due_by_invoice=applicable, unit=unit)
+                paid_on = payment.paid_on or payment.created_at.date()
+                lock = locked_lock_kind(organisation, paid_on)
+                if lock is not None:
+                    raise period_locked_reason(
+                        f"payment {payment.slug}", paid_on.isoformat(), lock, organisation
+                    )
             except PermanentSyncError as exc:
                 self._fail(RecordType.PAYMENT, payment.slug, exc.category, str(exc))
                 counts.failed += 1
@@ -719,7 +762,9 @@ class Backfill:
                 done += 1
                 errors = [e.Message for e in saved.ValidationErrors or []]
                 if errors:
-                    self._fail(RecordType.PAYMENT, write.ignition_id, "xero_validation", "; ".join(errors))
+                    what = f"payment {write.ignition_id}"
+                    category, reason = self._refusal_reason(what, write.body, errors, organisation, [])
+                    self._fail(RecordType.PAYMENT, write.ignition_id, category, reason)
                     counts.failed += 1
                     continue
                 assert saved.PaymentID is not None
@@ -828,6 +873,28 @@ class Backfill:
                 else f"backfill: linked to the existing Xero record (matched by {write.method})"
             ],
         )
+
+    @staticmethod
+    def _refusal_reason(
+        what: str,
+        body: Invoice | Payment,
+        errors: list[str],
+        organisation: Organisation,
+        enabled: list[Currency],
+    ) -> tuple[str, str]:
+        """The category and the reason a bookkeeper reads for a document Xero refused."""
+        refused = refusal(errors)
+        dated = body.Date.isoformat() if body.Date else "undated"
+        if isinstance(refused, XeroPeriodLocked):
+            problem = period_locked_reason(what, dated, refused.lock, organisation)
+        elif isinstance(refused, XeroCurrencyNotEnabled):
+            currency = refused.currency or (body.CurrencyCode if isinstance(body, Invoice) else None) or "?"
+            problem = currency_reason(what, currency, enabled)
+        elif isinstance(refused, XeroDuplicateNumber):
+            return "duplicate_number", "; ".join(errors)
+        else:
+            return "xero_validation", "; ".join(errors)
+        return problem.category, problem.reason
 
     def _fail(self, record_type: RecordType, ignition_id: str, category: str, reason: str) -> None:
         logger.warning(

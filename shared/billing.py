@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from shared.config import InvoiceRules, PaymentRules
 from shared.errors import PermanentSyncError
@@ -40,8 +41,30 @@ from shared.money import (
 )
 
 ROUNDING_DESCRIPTION = "Rounding (Xero rounds tax per line)"
-# Tax type of the rounding line: no tax, so it moves the total by exactly its amount.
-ROUNDING_TAX_TYPE = "BASEXCLUDED"
+
+
+class TaxTypes(Protocol):
+    """The organisation's Xero tax types (``shared.xero.rules.OrganisationTaxTypes``)."""
+
+    def for_rate(self, rate: str) -> str:
+        """The TaxType for an Ignition rate key ("10", "15"); LookupError naming what exists."""
+        ...
+
+    def untaxed(self) -> str:
+        """The no-tax TaxType, for lines without a rate and the rounding line (it then moves the
+        total by exactly its amount)."""
+        ...
+
+
+class TotalsOnlyTaxTypes:
+    """For predicting Xero's totals without the organisation (the reconciliation): the rate alone
+    decides the tax amount, so any rate is accepted and the names are placeholders."""
+
+    def for_rate(self, rate: str) -> str:
+        return f"RATE{rate}"
+
+    def untaxed(self) -> str:
+        return "NONE"
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,7 @@ def plan_invoice(
     client: IgnitionClient | None,
     rules: InvoiceRules,
     unit: AmountUnit,
+    taxes: TaxTypes,
 ) -> InvoicePlan:
     currency = invoice.amount.currency.upper()
     notes: list[str] = []
@@ -120,18 +144,17 @@ def plan_invoice(
         if unit_amount != unit_amount.quantize(CENT):
             unitdp4 = True
 
-        if item.tax_rate is None:
-            tax_type, rate = rules.untaxed_tax_type, Decimal(0)
-        else:
-            key = rate_key(item.tax_rate)
-            mapped = rules.tax_types_by_rate.get(key)
-            if mapped is None:
-                raise PermanentSyncError(
-                    f"no Xero tax type is configured for Ignition tax rate {key}%: add it to "
-                    "invoices.tax_types_by_rate in the client configuration, then replay",
-                    category="mapping_rule",
-                )
-            tax_type, rate = mapped, Decimal(key)
+        try:
+            if item.tax_rate is None:
+                tax_type, rate = taxes.untaxed(), Decimal(0)
+            else:
+                key = rate_key(item.tax_rate)
+                tax_type, rate = taxes.for_rate(key), Decimal(key)
+        except LookupError as exc:
+            message = exc.args[0] if exc.args else str(exc)
+            raise PermanentSyncError(
+                f"invoice {invoice.slug} line {index}: {message}", category="mapping_rule"
+            ) from exc
 
         service = item.service
         account = rules.default_account_code
@@ -184,7 +207,7 @@ def plan_invoice(
                     Quantity=Decimal(1),
                     UnitAmount=difference,
                     AccountCode=rules.rounding_account_code,
-                    TaxType=ROUNDING_TAX_TYPE,
+                    TaxType=taxes.untaxed(),
                 )
             )
             notes.append(
@@ -298,7 +321,9 @@ def xero_payment(allocation: Allocation, payment: IgnitionPayment, rules: Paymen
     paid_on: date = payment.paid_on or payment.created_at.date()
     return Payment(
         Invoice=InvoiceRef(InvoiceID=allocation.xero_invoice_id),
-        Account=AccountRef(Code=rules.account_code),
+        Account=AccountRef(AccountID=rules.account_id)
+        if rules.account_id
+        else AccountRef(Code=rules.account_code),
         Date=paid_on,
         Amount=allocation.amount,
         Reference=payment_reference(payment, rules),

@@ -207,10 +207,13 @@ class InvoiceRules(StrictModel):
     default_account_code: str = Field(default="200", min_length=1, max_length=10)
     # Ignition service slug (or name) -> Xero account code.
     account_codes_by_service: dict[str, str] = Field(default_factory=dict)
-    # Ignition tax rate percentage ("10", "0") -> Xero tax type (AU GST by default).
-    tax_types_by_rate: dict[str, str] = Field(default_factory=lambda: {"10": "OUTPUT", "0": "EXEMPTOUTPUT"})
-    # Tax type for a line that carries no tax rate at all.
-    untaxed_tax_type: str = "BASEXCLUDED"
+    # Ignition tax rate percentage ("10", "0") -> Xero tax type, for rates to pin. Rates not listed
+    # come from the organisation's own GET /TaxRates by EffectiveRate (AU OUTPUT 10%, NZ OUTPUT2
+    # 15%, UK OUTPUT2 20%...), so an organisation of any country needs no tax configuration.
+    tax_types_by_rate: dict[str, str] = Field(default_factory=dict)
+    # Tax type for a line without a tax rate and for the rounding line; None: the organisation's
+    # "not reported" rate (AU BASEXCLUDED, NZ/UK NONE).
+    untaxed_tax_type: str | None = None
     payment_terms_days: int = Field(default=14, ge=0, le=365)
     branding_theme_id: str | None = None
     tracking: list[TrackingRule] = Field(default_factory=list, max_length=2)
@@ -234,8 +237,14 @@ class InvoiceRules(StrictModel):
 class PaymentRules(StrictModel):
     """How an Ignition payment is applied in Xero."""
 
-    # The account the money is received into, e.g. an "Ignition clearing" bank account.
+    # The account the money is received into, e.g. an "Ignition clearing" bank account: by code,
+    # or by AccountID for a bank account without a code (many have none).
     account_code: str = Field(default="090", min_length=1, max_length=10)
+    account_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$",
+        description="Xero AccountID of the bank account; when set it wins over account_code",
+    )
     # Ignition payment states that mean money was received; others are not applied.
     applied_states: list[str] = Field(default_factory=lambda: ["succeeded", "paid", "completed"])
     reference_prefix: str = "Ignition "

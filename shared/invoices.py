@@ -14,34 +14,35 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal, Protocol
 
-from shared.billing import InvoicePlan, plan_invoice
+from shared.billing import InvoicePlan, financial_signature, plan_invoice
 from shared.config import InvoiceRules, RecordType
 from shared.errors import PermanentSyncError
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
-from shared.models.xero import Invoice
+from shared.models.xero import Currency, Invoice, Organisation, TaxRate
 from shared.money import AmountUnit
 from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.sync import ContactSync
-from shared.xero.client import where_eq
+from shared.xero.client import ReferenceResource, where_eq
+from shared.xero.errors import XeroValidationError
+from shared.xero.rules import (
+    LockKind,
+    OrganisationTaxTypes,
+    XeroCurrencyNotEnabled,
+    XeroDocumentLocked,
+    XeroDuplicateNumber,
+    XeroPeriodLocked,
+    XeroTaxTypeRefused,
+    raise_for_element,
+)
 
 logger = logging.getLogger(__name__)
 
 HistoryResource = Literal["Contacts", "Invoices", "Payments"]
-# Xero's words for "this document can no longer change" (payments, credit notes, void, paid).
-LOCKED_MARKERS = (
-    "cannot be edited",
-    "has a payment",
-    "allocated",
-    "voided",
-    "paid invoice",
-    "cannot be modified",
-)
-DUPLICATE_NUMBER_MARKER = "must be unique"
 
 
 class DuplicateNumber(PermanentSyncError):
@@ -51,11 +52,80 @@ class DuplicateNumber(PermanentSyncError):
         super().__init__(reason, category=category)
 
 
+class _TaxTypeRefused(Exception):
+    """Xero refused a tax type: worth one more try with freshly read tax rates."""
+
+    def __init__(self, error: PermanentSyncError) -> None:
+        super().__init__(error.reason)
+        self.error = error
+
+
 class HistoryPort(Protocol):
     def add_history(self, resource: HistoryResource, record_id: str, details: str) -> None: ...
 
 
-class XeroInvoicesPort(HistoryPort, Protocol):
+class OrganisationPort(Protocol):
+    """The organisation's settings, cached by the client (``GET /TaxRates``, ``/Organisation``,
+    ``/Currencies``); invalidated when Xero refuses a document for one of them."""
+
+    def tax_rates(self) -> list[TaxRate]: ...
+
+    def organisation(self) -> Organisation: ...
+
+    def currencies(self) -> list[Currency]: ...
+
+    def invalidate_reference_data(self, *resources: ReferenceResource) -> None: ...
+
+
+def period_locked_reason(
+    what: str, dated: object, lock: LockKind, organisation: Organisation
+) -> PermanentSyncError:
+    """A bookkeeper's reason for a document dated on or before one of the organisation's lock dates."""
+    lock_date = organisation.EndOfYearLockDate if lock == "end_of_year" else organisation.PeriodLockDate
+    label = "end of year lock date" if lock == "end_of_year" else "period lock date"
+    when = f" {lock_date.isoformat()}" if lock_date else ""
+    return PermanentSyncError(
+        f"{what} is dated {dated}, before the {label}{when} in Xero: Xero refuses documents in a locked "
+        "period. Date it after the lock in Ignition, or have the firm move the lock date in Xero "
+        "(Settings > Advanced > Lock dates), then replay",
+        category="period_locked",
+    )
+
+
+def currency_reason(what: str, currency: str, enabled: Sequence[Currency]) -> PermanentSyncError:
+    """A bookkeeper's reason for a document in a currency the organisation has not enabled."""
+    shown = ", ".join(c.Code for c in enabled) or "none"
+    return PermanentSyncError(
+        f"{what} is in {currency}, a currency not enabled in the Xero organisation (enabled: {shown}): "
+        f"add {currency} in Xero (Settings > Currencies; needs a plan with multi-currency), then replay",
+        category="currency_not_enabled",
+    )
+
+
+def locked_lock_kind(organisation: Organisation, dated: date) -> LockKind | None:
+    """Which lock date ``dated`` falls on or before, if any (the end of year lock first)."""
+    if organisation.EndOfYearLockDate and dated <= organisation.EndOfYearLockDate:
+        return "end_of_year"
+    if organisation.PeriodLockDate and dated <= organisation.PeriodLockDate:
+        return "period"
+    return None
+
+
+def period_locked_error(
+    what: str, dated: object, refused: XeroPeriodLocked, xero: OrganisationPort
+) -> PermanentSyncError:
+    """The reason for a document Xero refused for a lock date, with the lock date read fresh."""
+    xero.invalidate_reference_data("Organisation")
+    return period_locked_reason(what, dated, refused.lock, xero.organisation())
+
+
+def currency_error(what: str, currency: str, xero: OrganisationPort) -> PermanentSyncError:
+    """The reason for a document Xero refused for its currency, with the enabled ones read fresh."""
+    xero.invalidate_reference_data("Currencies")
+    return currency_reason(what, currency, xero.currencies())
+
+
+class XeroInvoicesPort(HistoryPort, OrganisationPort, Protocol):
     def find_invoices(
         self, where: str | None = None, *, ids: Sequence[str] = (), invoice_numbers: Sequence[str] = ()
     ) -> list[Invoice]: ...
@@ -183,7 +253,35 @@ class InvoiceSync:
     ) -> SyncOutcome:
         contact_id = self._contacts.ensure(invoice.client.slug, event)
         client = self._ignition.get_client(invoice.client.slug) if self._rules.owner else None
-        plan = plan_invoice(invoice, contact_id=contact_id, client=client, rules=self._rules, unit=self._unit)
+        plan = self._plan(invoice, contact_id, client)
+        try:
+            return self._apply_plan(invoice, plan, mapping, event)
+        except _TaxTypeRefused as refused:
+            # The organisation's tax rates may have changed since they were cached: read them again
+            # once, and write again only when that changes what is sent.
+            self._xero.invalidate_reference_data("TaxRates")
+            retry = self._plan(invoice, contact_id, client)
+            if financial_signature(retry.invoice) == financial_signature(plan.invoice):
+                raise refused.error from None
+            retry.notes.append(
+                "Xero refused a tax type: re-read the organisation's tax rates and wrote again"
+            )
+            try:
+                return self._apply_plan(invoice, retry, mapping, event)
+            except _TaxTypeRefused as again:
+                raise again.error from None
+
+    def _plan(self, invoice: IgnitionInvoice, contact_id: str, client: IgnitionClient | None) -> InvoicePlan:
+        taxes = OrganisationTaxTypes(
+            self._xero.tax_rates, self._rules.tax_types_by_rate, self._rules.untaxed_tax_type
+        )
+        return plan_invoice(
+            invoice, contact_id=contact_id, client=client, rules=self._rules, unit=self._unit, taxes=taxes
+        )
+
+    def _apply_plan(
+        self, invoice: IgnitionInvoice, plan: InvoicePlan, mapping: RecordMapping | None, event: SyncEvent
+    ) -> SyncOutcome:
         decisions = list(plan.notes)
         if mapping is not None:
             xero_id: str | None = mapping.xero_id
@@ -281,22 +379,52 @@ class InvoiceSync:
         )
         write = self._xero.create_invoices if create_only else self._xero.save_invoices
         (saved,) = write([body], idempotency_key=key, unitdp4=plan.unitdp4)
-        errors = [e.Message for e in saved.ValidationErrors or []]
-        if not errors:
-            return saved
-        text = "; ".join(errors)
-        if xero_id and any(marker in text.lower() for marker in LOCKED_MARKERS):
+        try:
+            raise_for_element(saved.ValidationErrors, "/Invoices")
+        except XeroPeriodLocked as refused:
+            raise period_locked_error(
+                self.describe(invoice), invoice.date.isoformat(), refused, self._xero
+            ) from None
+        except XeroCurrencyNotEnabled as refused:
+            currency = refused.currency or plan.invoice.CurrencyCode or invoice.amount.currency
+            raise currency_error(self.describe(invoice), currency, self._xero) from None
+        except XeroTaxTypeRefused as refused:
+            raise _TaxTypeRefused(
+                PermanentSyncError(
+                    f"Xero rejected invoice {invoice.slug}: {'; '.join(refused.messages)}: check "
+                    "invoices.tax_types_by_rate and the account codes against the organisation's tax rates, "
+                    "then replay",
+                    category="xero_validation",
+                )
+            ) from None
+        except XeroDocumentLocked as refused:
+            if not xero_id:
+                raise PermanentSyncError(
+                    f"Xero rejected invoice {invoice.slug}: {'; '.join(refused.messages)}",
+                    category="xero_validation",
+                ) from None
             raise PermanentSyncError(
-                f"Xero invoice {xero_id} can no longer change ({text}); Ignition's change to {invoice.slug} "
-                "was not applied: credit or void it in Xero by hand, then replay",
+                f"Xero invoice {xero_id} can no longer change ({'; '.join(refused.messages)}); Ignition's "
+                f"change to {invoice.slug} was not applied: credit or void it in Xero by hand, then replay",
                 category="invoice_locked",
-            )
-        if DUPLICATE_NUMBER_MARKER in text.lower():
+            ) from None
+        except XeroDuplicateNumber as refused:
             raise DuplicateNumber(
-                f"Xero refused invoice number {plan.invoice.InvoiceNumber}: {text}",
+                f"Xero refused invoice number {plan.invoice.InvoiceNumber}: {'; '.join(refused.messages)}",
                 category="duplicate_number",
-            )
-        raise PermanentSyncError(f"Xero rejected invoice {invoice.slug}: {text}", category="xero_validation")
+            ) from None
+        except XeroValidationError as refused:
+            raise PermanentSyncError(
+                f"Xero rejected invoice {invoice.slug}: {'; '.join(refused.messages)}",
+                category="xero_validation",
+            ) from None
+        return saved
+
+    @staticmethod
+    def describe(invoice: IgnitionInvoice) -> str:
+        """How a bookkeeper knows the invoice: its number, and the Ignition slug."""
+        number = invoice.reference_number
+        return f"invoice {number} ({invoice.slug})" if number else f"invoice {invoice.slug}"
 
     def _void(self, invoice: IgnitionInvoice, mapping: RecordMapping | None, event: SyncEvent) -> SyncOutcome:
         if mapping is None:

@@ -17,7 +17,14 @@ from typing import Protocol
 from shared.billing import allocate_payment, payment_reference, xero_payment
 from shared.config import PaymentRules, RecordType
 from shared.errors import PermanentSyncError
-from shared.invoices import HistoryPort, InvoiceSync, idempotency_key, write_history
+from shared.invoices import (
+    HistoryPort,
+    InvoiceSync,
+    OrganisationPort,
+    idempotency_key,
+    period_locked_error,
+    write_history,
+)
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionPayment
 from shared.models.xero import Invoice, Payment
@@ -25,11 +32,13 @@ from shared.money import AmountUnit
 from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.client import where_eq
+from shared.xero.errors import XeroValidationError
+from shared.xero.rules import XeroPeriodLocked, raise_for_element
 
 logger = logging.getLogger(__name__)
 
 
-class XeroPaymentsPort(HistoryPort, Protocol):
+class XeroPaymentsPort(HistoryPort, OrganisationPort, Protocol):
     def find_invoices(
         self, where: str | None = None, *, ids: Sequence[str] = (), invoice_numbers: Sequence[str] = ()
     ) -> list[Invoice]: ...
@@ -149,13 +158,22 @@ class PaymentSync:
             bodies = [xero_payment(a, payment, self._rules) for a in plan.allocations]
             key = idempotency_key(payment.slug, *(f"{a.invoice_slug}={a.amount}" for a in plan.allocations))
             results = self._xero.create_payments(bodies, idempotency_key=key)
-            for allocation, result in zip(plan.allocations, results, strict=True):
-                if result.ValidationErrors:
+            for allocation, body, result in zip(plan.allocations, bodies, results, strict=True):
+                try:
+                    raise_for_element(result.ValidationErrors, "/Payments")
+                except XeroPeriodLocked as refused:
+                    raise period_locked_error(
+                        f"payment {payment.slug} (on invoice {allocation.invoice_slug})",
+                        body.Date,
+                        refused,
+                        self._xero,
+                    ) from None
+                except XeroValidationError as refused:
                     raise PermanentSyncError(
                         f"Xero refused payment {payment.slug} on {allocation.invoice_slug}: "
-                        f"{'; '.join(e.Message for e in result.ValidationErrors)}",
+                        f"{'; '.join(refused.messages)}",
                         category="xero_validation",
-                    )
+                    ) from None
                 created[allocation.invoice_slug] = result
         elif plan:
             decisions.extend(plan.notes)

@@ -306,3 +306,24 @@ class Account(XeroModel):
     TaxType: str | None = None
     Class: str | None = None
     EnablePaymentsToAccount: bool | None = None
+
+
+class Organisation(XeroModel):
+    """``GET /Organisation``: the country, base currency and lock dates the sync must respect."""
+
+    OrganisationID: str | None = None
+    Name: str | None = None
+    CountryCode: str | None = None
+    BaseCurrency: str | None = None
+    # Documents dated on or before these are refused (integration-facts.md, "Lock dates").
+    PeriodLockDate: date | None = None
+    EndOfYearLockDate: date | None = None
+
+    _dates = field_validator("PeriodLockDate", "EndOfYearLockDate", mode="before")(_parse_ms_date)
+
+
+class Currency(XeroModel):
+    """``GET /Currencies``: the currencies enabled in the organisation."""
+
+    Code: str
+    Description: str | None = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from shared.billing import plan_invoice
+from shared.billing import TotalsOnlyTaxTypes, plan_invoice
 from shared.config import ContactRules, InvoiceRules, PaymentRules, RecordType
 from shared.errors import PermanentSyncError
 from shared.mapping import disambiguated_name
@@ -141,7 +141,14 @@ class InvoiceRow:
             total = None
         expected = total
         try:
-            plan = plan_invoice(invoice, contact_id=_NO_CONTACT, client=None, rules=rules, unit=unit)
+            plan = plan_invoice(
+                invoice,
+                contact_id=_NO_CONTACT,
+                client=None,
+                rules=rules,
+                unit=unit,
+                taxes=TotalsOnlyTaxTypes(),
+            )
             expected = plan.predicted_total.amount
         except PermanentSyncError:
             pass  # the sync cannot write it either; compare with Ignition's own total

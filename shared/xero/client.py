@@ -74,8 +74,8 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _BACKOFF_BASE_SECONDS = 0.5
 _BACKOFF_CAP_SECONDS = 8.0
 _DEFAULT_RETRY_AFTER_SECONDS = 60.0
-# Xero's limit on a history note (2nd-hand: developer.xero.com history-and-notes).
-MAX_HISTORY_DETAILS_LENGTH = 2_500
+# Xero's limit on a history note (developer.xero.com/documentation/api/history-and-notes).
+MAX_HISTORY_DETAILS_LENGTH = 250
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 M = TypeVar("M", bound=XeroModel)
@@ -584,7 +584,7 @@ class XeroClient:
         idempotency_key: str | None = None,
     ) -> None:
         """``PUT /{resource}/{id}/History``: a note the accountant sees in Xero's history. Details
-        over Xero's 2,500 characters are cut, ending in an ellipsis, rather than refused."""
+        over Xero's 250 characters are cut, ending in an ellipsis, rather than refused."""
         template = _history_endpoint(resource, record_id)
         details = details.strip()
         if not details:

@@ -8,12 +8,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.billing import allocate_payment, plan_invoice
+from shared.billing import allocate_payment
+from shared.billing import plan_invoice as _plan_invoice
 from shared.config import InvoiceRules, OwnerRule, TrackingRule
 from shared.errors import PermanentSyncError
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
+from shared.models.xero import TaxRate
+from shared.xero.rules import OrganisationTaxTypes
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
+# An AU organisation's revenue rates, as its GET /TaxRates lists them.
+AU_RATES = [
+    TaxRate(TaxType=t, EffectiveRate=Decimal(r), CanApplyToRevenue=True, Status="ACTIVE")
+    for t, r in (("OUTPUT", "10"), ("EXEMPTOUTPUT", "0"), ("EXEMPTEXPORT", "0"), ("BASEXCLUDED", "0"))
+]
+
+
+def plan_invoice(*args: Any, **kwargs: Any) -> Any:
+    """Every plan here is for that AU organisation, with the rules' overrides."""
+    rules = kwargs["rules"]
+    taxes = OrganisationTaxTypes(lambda: AU_RATES, rules.tax_types_by_rate, rules.untaxed_tax_type)
+    return _plan_invoice(*args, taxes=taxes, **kwargs)
 
 
 def invoice(items: list[dict[str, Any]], total: str, **overrides: Any) -> IgnitionInvoice:
@@ -143,7 +158,7 @@ def test_given_amounts_in_cents_when_planned_then_the_unit_is_applied_once() -> 
     assert plan.ignition_total.amount == Decimal("135.80")
 
 
-def test_given_unmapped_tax_rate_when_planned_then_the_rule_to_add_is_named() -> None:
+def test_given_a_rate_the_organisation_lacks_when_planned_then_it_and_the_available_ones_are_named() -> None:
     with pytest.raises(PermanentSyncError, match="tax_types_by_rate") as raised:
         plan_invoice(
             invoice([item("100", tax_rate="12.5")], "112.50"),
@@ -153,6 +168,19 @@ def test_given_unmapped_tax_rate_when_planned_then_the_rule_to_add_is_named() ->
             unit="major",
         )
     assert raised.value.category == "mapping_rule"
+    assert "no sales tax rate of 12.5%" in raised.value.reason
+    assert "10% (OUTPUT), 0% (EXEMPTOUTPUT), 0% (EXEMPTEXPORT)" in raised.value.reason
+
+
+def test_given_a_configured_override_when_planned_then_it_wins_over_the_organisations_rate() -> None:
+    plan = plan_invoice(
+        invoice([item("100", tax_rate="0")], "100.00"),
+        contact_id="c",
+        client=None,
+        rules=InvoiceRules(tax_types_by_rate={"0": "EXEMPTEXPORT"}),
+        unit="major",
+    )
+    assert [li.TaxType for li in plan.invoice.LineItems or []] == ["EXEMPTEXPORT"]
 
 
 def test_given_service_account_rule_and_owner_when_planned_then_account_and_tracking_are_set() -> None:

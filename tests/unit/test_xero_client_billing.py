@@ -393,7 +393,7 @@ def test_given_payments_when_found_by_id_or_got_then_where_clause_and_none_for_m
 # --- history --------------------------------------------------------------------------------------
 
 
-def test_given_details_over_2500_chars_when_added_to_history_then_truncated_with_an_ellipsis(
+def test_given_details_over_xeros_250_chars_when_added_to_history_then_truncated_with_an_ellipsis(
     world: World,
 ) -> None:
     invoice = world.client.save_invoices([world.invoice("INV-1")])[0]
