@@ -154,9 +154,16 @@ def write_history(xero: HistoryPort, resource: HistoryResource, record_id: str, 
     mapped, so a failed note must not make the event run again."""
     try:
         xero.add_history(resource, record_id, details)
-    except Exception:  # logged; never worth a second write of the record
+    except Exception as exc:  # noqa: BLE001 - logged; never worth a second write of the record
+        # The type and status only: a Xero message (and so a traceback) can quote names.
         logger.warning(
-            "history note not written", extra={"resource": resource, "xero_id": record_id}, exc_info=True
+            "history note not written",
+            extra={
+                "resource": resource,
+                "xero_id": record_id,
+                "error": type(exc).__name__,
+                "status": getattr(exc, "status", None),
+            },
         )
 
 

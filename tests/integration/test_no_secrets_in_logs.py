@@ -165,3 +165,57 @@ def test_given_a_full_flow_with_refresh_and_bad_webhooks_when_logs_are_read_then
     ][:3]
     assert personal == [], f"personal data in the logs: {personal}"
     assert slug in logs, "ids are what the logs should carry"
+
+
+def test_given_xero_refuses_a_rename_quoting_the_name_when_dead_lettered_then_logs_carry_ids_only(
+    world: World, captured_logs: Everything, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Given a synced client, and a contact a person typed into Xero under another name,
+    slug = world.slug("dlqlogs")
+    email = f"ops.dlqlogs.{world.tag}@example.test"
+    world.put_client(world.client(slug, name=f"Quillfeather-{world.tag} Pty Ltd", email=email))
+    world.settle()
+    taken = f"Marrowdale-{world.tag} Holdings"
+    world.seed_contacts(
+        {"Name": taken, "EmailAddress": f"someone.else.{world.tag}@example.test"},
+        # ... and the name the sync falls back on when Xero refuses one as taken.
+        {"Name": f"{taken} ({slug})", "EmailAddress": f"another.{world.tag}@example.test"},
+    )
+
+    # When the client is renamed in Ignition to that name: Xero refuses both names with a message
+    # that quotes them ("The contact name ... is already assigned to another contact."),
+    world.put_client(world.client(slug, name=taken, email=email, updated_at=datetime.now(UTC).isoformat()))
+    world.settle()
+
+    # Then the event is parked with Xero's reason, the name in it (the encrypted DLQ attribute),
+    (parked,) = world.dead_letters_for(slug)
+    assert taken in (parked.get("reason") or ""), parked
+    # ... and no log line or terminal output carries the names or the e-mail: ids only.
+    out, err = capfd.readouterr()
+    terminal = [line for line in (out + err).splitlines() if not _SERVER_LINE.match(line)]
+    logs = "\n".join([*captured_logs.lines, *terminal])
+    assert "event dead-lettered" in logs
+    personal = [
+        line[:400]
+        for value in (taken, f"Quillfeather-{world.tag}", f"Marrowdale-{world.tag}", email)
+        for line in logs.splitlines()
+        if value in line
+    ][:3]
+    assert personal == [], f"personal data in the logs: {personal}"
+    assert slug in logs
+    _delete_dead_letters_of(world, slug)
+
+
+def _delete_dead_letters_of(world: World, slug: str) -> None:
+    """Leave the shared DLQ as the test found it."""
+    assert world.sandbox.resources is not None
+    sqs, dlq = aws.client("sqs"), world.sandbox.resources.dlq_url
+    for _ in range(20):
+        batch = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=5).get(
+            "Messages", []
+        )
+        if not batch:
+            return
+        for message in batch:
+            if json.loads(message["Body"]).get("record_id") == slug:
+                sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
