@@ -192,11 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
         "reconcile",
         parents=[common],
         help="run the reconciliation now, or show the last run",
-        description="With --now: run it (in-process for --sandbox, lambda invoke for --client) and "
-        "print where the report is. Without: the last run's result.",
+        description="With --now: start a run (an asynchronous Lambda invocation for --client, a thread "
+        "running the function for --sandbox) unless one is in progress, show its phases, and print where "
+        "the report is. Without: the last run's result.",
         epilog=EPILOG,
     )
     reconcile.add_argument("--now", action="store_true", help="run a full reconciliation now")
+    reconcile.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="with --now: stop waiting after this long; the run carries on (default 900)",
+    )
 
     rotate = commands.add_parser(
         "rotate-webhook-secret",
@@ -577,7 +585,10 @@ class App:
             )
             return Exit.OK
         self.out.message(f"Reconciling {target.label} now...")
-        result = run_reconciliation(target)
+        result = run_reconciliation(target, timeout=self.args.timeout, progress=self.out.message)
+        if result.get("status") == "skipped":
+            # The function found another run holding the lock between our reservation and its start.
+            raise CliError(f"not run: {result.get('reason', 'another run is in progress')}", Exit.UNHEALTHY)
         self.out.result(result, lambda: self._reconcile_text(result))
         # The function's contract: "complete" (every record compared) or "partial" (stopped part-way).
         return Exit.OK if str(result.get("status", "")).lower() == "complete" else Exit.UNHEALTHY

@@ -1,8 +1,15 @@
-"""``reconcile --now``: run the reconciliation job once and say where its report is.
+"""``reconcile --now``: run the reconciliation job once, show its progress, say where its report is.
 
-Sandbox: the reconcile handler runs in this process with the functions' environment (as the
-sandbox runs the other handlers). Stack: ``lambda invoke`` of the ``ReconcileFunctionName`` output.
-Both return the handler's contract: ``{"run_id", "status", "summary", "report": {"json", "csv",
+A run can take the whole 15 minutes of a Lambda, far longer than any HTTP call should wait, so the
+function is invoked asynchronously (``InvocationType=Event``: one invocation, no client read
+timeout to retry into a second run). First the CLI reserves the run lock under a new ticket
+(``shared/reconcile/runs.py``); if a run is in progress it starts nothing and follows that run.
+Then it polls the lock item (the phase) and the ticket's outcome in the state table until the
+outcome is written, or ``timeout`` seconds pass (the run carries on; ``reconcile`` shows it later).
+
+Sandbox: the "asynchronous invocation" is a thread of this process running the reconcile handler
+with the functions' environment (as the sandbox runs the other handlers); the rest is the same.
+The outcome is the handler's contract: ``{"run_id", "status", "summary", "report": {"json", "csv",
 "html"}}``.
 """
 
@@ -10,15 +17,22 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from cli.errors import CliError, Exit
+from cli.status import latest_reconciliation
 from cli.target import Target
 from shared import aws
+from shared.reconcile import runs
+
+logger = logging.getLogger(__name__)
 
 RECONCILE_MODULE = "functions.reconcile.handler"
 FUNCTION_OUTPUT = "ReconcileFunctionName"
@@ -56,20 +70,30 @@ def _function_environment(environment: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _in_process(target: Target, mode: str) -> dict[str, Any]:
-    with _function_environment(target.environment):
+def _load_handler() -> Any:
+    try:
+        module = importlib.import_module(RECONCILE_MODULE)
+        # Read this target's environment, as a cold start would.
+        return importlib.reload(module)
+    except ModuleNotFoundError:
+        raise CliError(
+            "this version has no reconciliation function (functions/reconcile)", Exit.CONFIG
+        ) from None
+
+
+def _start_in_process(module: Any, event: dict[str, Any]) -> threading.Thread:
+    def invocation() -> None:
         try:
-            module = importlib.import_module(RECONCILE_MODULE)
-            module = importlib.reload(module)  # read this target's environment, as a cold start would
-        except ModuleNotFoundError:
-            raise CliError(
-                "this version has no reconciliation function (functions/reconcile)", Exit.CONFIG
-            ) from None
-        result: Any = module.handler({"mode": mode}, _Context())
-    return _checked(result)
+            module.handler(event, _Context())
+        except Exception:  # the handler wrote the failure under the ticket, as in Lambda
+            logger.debug("sandbox reconcile invocation failed", exc_info=True)
+
+    thread = threading.Thread(target=invocation, name="reconcile-invocation", daemon=True)
+    thread.start()
+    return thread
 
 
-def _invoke(target: Target, mode: str) -> dict[str, Any]:
+def _start_in_lambda(target: Target, event: dict[str, Any]) -> None:
     function = target.outputs.get(FUNCTION_OUTPUT)
     if not function:
         raise CliError(
@@ -78,22 +102,105 @@ def _invoke(target: Target, mode: str) -> dict[str, Any]:
             hint="deploy a version with the reconciliation function",
         )
     response = aws.client("lambda").invoke(
-        FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps({"mode": mode}).encode()
+        FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode()
     )
-    payload = json.loads(response["Payload"].read() or b"null")
-    if response.get("FunctionError"):
-        message = payload.get("errorMessage") if isinstance(payload, dict) else None
-        raise CliError(
-            f"the reconciliation function failed: {message or response['FunctionError']}", Exit.ERROR
+    if response.get("StatusCode") != 202:
+        raise CliError(f"Lambda did not queue the run (HTTP {response.get('StatusCode')})", Exit.ERROR)
+
+
+def run_reconciliation(
+    target: Target,
+    mode: str = "full",
+    *,
+    timeout: float = 900.0,
+    poll_seconds: float = 2.0,
+    progress: Callable[[str], None] = lambda _: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Start one run (or follow the one in progress) and return its outcome once written."""
+    table = target.settings.state_table
+    ticket = runs.new_ticket()
+    if not runs.reserve(table, ticket):
+        running = runs.current_run(table) or {}
+        progress(
+            "A reconciliation run is already in progress (requested "
+            f"{running.get('requested_at') or running.get('started_at') or '?'}, "
+            f"phase {running.get('phase', '?')}): not starting another; following it."
         )
-    return _checked(payload)
+        if not running.get("ticket"):  # it finished between the two reads
+            return _latest_or_none(table)
+        return _follow(table, running["ticket"], timeout, poll_seconds, progress, sleep)
+    event = {"mode": mode, "run_ticket": ticket}
+    if target.kind != "sandbox":
+        try:
+            _start_in_lambda(target, event)
+        except BaseException:
+            runs.release(table, ticket)
+            raise
+        progress("Run queued (asynchronous invocation); waiting for it to start...")
+        return _follow(table, ticket, timeout, poll_seconds, progress, sleep)
+    with _function_environment(target.environment):
+        try:
+            module = _load_handler()
+        except BaseException:
+            runs.release(table, ticket)
+            raise
+        _start_in_process(module, event)
+        return _follow(table, ticket, timeout, poll_seconds, progress, sleep)
+
+
+def _follow(
+    table: str,
+    ticket: str,
+    timeout: float,
+    poll_seconds: float,
+    progress: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    shown: str | None = None
+    while True:
+        done = runs.outcome(table, ticket)
+        if done is not None:
+            return _checked(done)
+        running = runs.current_run(table)
+        if running is None or running.get("ticket") != ticket:
+            # The lease is gone without an outcome: look once more (it is written last), then give up.
+            done = runs.outcome(table, ticket)
+            if done is not None:
+                return _checked(done)
+            raise CliError(
+                "the reconciliation run ended without writing an outcome (killed or timed out)",
+                Exit.ERROR,
+                hint="see the reconcile function's logs; `reconcile --now` starts a new run",
+            )
+        phase = running.get("phase")
+        if phase and phase != shown:
+            progress(f"  {phase} (since {running.get('phase_at') or running.get('requested_at', '?')})")
+            shown = phase
+        if time.monotonic() >= deadline:
+            raise CliError(
+                f"the run is still going after {timeout:g}s (phase {phase or '?'}); it carries on",
+                Exit.PAUSED,
+                hint="`reconcile` shows its result once the report is written",
+            )
+        sleep(poll_seconds)
+
+
+def _latest_or_none(table: str) -> dict[str, Any]:
+    latest = latest_reconciliation(table)
+    if latest is None:
+        raise CliError("no reconciliation result found", Exit.ERROR)
+    return _checked(latest)
 
 
 def _checked(result: Any) -> dict[str, Any]:
     if not isinstance(result, dict) or "status" not in result:
         raise CliError("the reconciliation function returned no result", Exit.ERROR)
+    if result["status"] == "failed":
+        raise CliError(
+            f"the reconciliation run failed ({result.get('error', 'unknown error')})",
+            Exit.ERROR,
+            hint="see the reconcile function's logs",
+        )
     return result
-
-
-def run_reconciliation(target: Target, mode: str = "full") -> dict[str, Any]:
-    return _in_process(target, mode) if target.kind == "sandbox" else _invoke(target, mode)

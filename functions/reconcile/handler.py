@@ -4,6 +4,11 @@
 Returns ``{"run_id", "status": "complete" | "partial", "summary": {category: count},
 "report": {"json", "csv", "html"}, "healed"}``; the report is in the archive bucket and the run's
 summary in the state table (``reconcile#latest``).
+
+One run at a time (``shared/reconcile/runs.py``): a run holds the ``reconcile-run`` lease, and a start
+while another holds it answers ``{"status": "skipped"}``. ``reconcile --now`` invokes asynchronously
+with ``{"run_ticket": ...}``, having taken the lease under that ticket; the run adopts it, notes
+each phase there and leaves its outcome under the ticket, which a retried invocation returns as is.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.config import IntegrationConfig, RuntimeSettings
 from shared.observability import Metric
+from shared.reconcile import runs
 from shared.reconcile.model import RunResult
 from shared.reconcile.wiring import alert_topic_from_env, build_reconciler
 from shared.store.dead_letter_queue import requeue_exhausted
@@ -38,6 +44,8 @@ class ReconcileRequest(BaseModel):
 
     mode: Literal["full", "incremental", "xero_events"] | None = None
     dry_run: bool = False
+    # Set by `reconcile --now`: the run lock's owner, and the key its outcome is written under.
+    run_ticket: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
 def parse(event: dict[str, Any]) -> ReconcileRequest:
@@ -90,6 +98,44 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
         metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
         raise ValueError(f"not a reconcile request: {exc.error_count()} error(s)") from exc
     assert request.mode is not None
+    table = settings.state_table
+    ticket = request.run_ticket or runs.new_ticket()
+    if request.run_ticket is not None:
+        done = runs.outcome(table, ticket)
+        if done is not None:
+            logger.info("this run request already has an outcome (a retried invocation)")
+            return done
+    # A scheduled run reserves the lease itself; `reconcile --now` reserved it under its ticket.
+    if (request.run_ticket is None and not runs.reserve(table, ticket)) or not runs.start(table, ticket):
+        running = runs.current_run(table) or {}
+        if running.get("ticket") == ticket:
+            # A second delivery of this very request: the first one is running it.
+            logger.warning("reconciliation request delivered twice; already running")
+            return {"status": "skipped", "reason": "this request is already running"}
+        skipped: dict[str, object] = {
+            "status": "skipped",
+            "reason": "another reconciliation run is in progress",
+            "running_since": running.get("started_at") or running.get("requested_at"),
+        }
+        logger.warning("reconciliation skipped: another run is in progress")
+        if request.run_ticket is not None:
+            runs.save_outcome(table, ticket, skipped)
+        return skipped
+    try:
+        body = _run(request, context, lambda phase: runs.note_phase(table, ticket, phase))
+    except Exception as exc:
+        runs.save_outcome(table, ticket, {"status": "failed", "error": type(exc).__name__})
+        raise
+    finally:
+        runs.release(table, ticket)
+    runs.save_outcome(table, ticket, body)
+    return body
+
+
+def _run(
+    request: ReconcileRequest, context: LambdaContext, on_progress: Callable[[str], None]
+) -> dict[str, object]:
+    assert request.mode is not None
     close: Callable[[], None] = lambda: None  # noqa: E731 - replaced once the clients exist
     try:
         reconciler, close = build_reconciler(
@@ -99,6 +145,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
             on_result=emit,
             alert_topic_arn=alert_topic_from_env(),
         )
+        reconciler.on_progress = on_progress
         if not request.dry_run:
             requeue_dead_letters_without_reason()
         result = reconciler.run(request.mode, dry_run=request.dry_run)

@@ -165,6 +165,8 @@ class Reconciler:
         self.workdir = workdir or Path(tempfile.gettempdir())
         self.now = now
         self.on_result = on_result
+        # Told each phase as it starts (the handler notes it where `reconcile --now` can see it).
+        self.on_progress: Callable[[str], None] | None = None
 
     # -- entry ------------------------------------------------------------------------------------
 
@@ -189,15 +191,19 @@ class Reconciler:
             if mode == "full":
                 self._full(ws, started)
             elif mode == "incremental":
+                self._progress("incremental")
                 self._incremental(ws, started)
             else:
+                self._progress("xero_events")
                 self._xero_events(ws, started)
         except StopRun as stop:
             stopped = stop.reason
         except _NOT_NOW as exc:
             stopped = f"{type(exc).__name__}: {exc}"
         if stopped is None:
+            self._progress("heal")
             self._heal(ws, run_id, dry_run)
+        self._progress("report")
         try:
             return self._finish(ws, run_id, mode, started, stopped, dry_run)
         finally:
@@ -223,10 +229,16 @@ class Reconciler:
         for phase in FULL_PHASES:
             if phase in done:
                 continue
+            self._progress(phase)
             steps[phase](ws)
             done.append(phase)
             ws.set_meta("phases_done", done)
+        self._progress("compare")
         self._compare(ws, started)
+
+    def _progress(self, phase: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(phase)
 
     def _load_dead_letters(self, ws: WorkSet) -> None:
         for letter in self.p.dead_letters.read(self.rules.max_dead_letters_read):

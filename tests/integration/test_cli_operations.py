@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from cli.errors import Exit
 from sandbox.environment import Sandbox
 from shared.models.events import SyncEvent
+from shared.reconcile import runs
 from shared.store.queue import DeadLetters
 from tests.integration.conftest import World
 from tests.integration.test_cli_support import run_cli, write_sandbox_file
@@ -192,5 +195,49 @@ def test_given_the_sandbox_when_reconcile_now_then_the_report_location_is_printe
     result = run.json()
     assert result["run_id"] and result["status"]
     assert set(result["report"]) >= {"json", "csv", "html"}
+    assert "queued" in run.stderr  # progress was shown while it ran
     latest = run_cli("reconcile", "--json", sandbox_file=sandbox_file).json()["latest"]
     assert latest is None or json.dumps(latest)
+
+
+def test_given_a_run_in_progress_when_reconcile_now_then_no_second_run_starts_and_it_is_followed(
+    world: World, sandbox: Sandbox, sandbox_file: Path
+) -> None:
+    assert sandbox.resources is not None
+    table = sandbox.resources.state_table
+    other = runs.new_ticket()
+    assert runs.reserve(table, other) and runs.start(table, other)  # e.g. the schedule's run
+    runs.note_phase(table, other, "xero_invoices")
+
+    def finish_later() -> None:
+        time.sleep(1.5)
+        runs.save_outcome(table, other, {"run_id": "r-scheduled", "status": "complete", "report": {}})
+        runs.release(table, other)
+
+    finisher = threading.Thread(target=finish_later)
+    finisher.start()
+    try:
+        run = run_cli("reconcile", "--now", "--json", "--timeout", "30", sandbox_file=sandbox_file)
+    finally:
+        finisher.join()
+
+    assert run.code == Exit.OK, run.stderr
+    assert "already in progress" in run.stderr and "xero_invoices" in run.stderr
+    assert run.json()["run_id"] == "r-scheduled"  # the run it followed; none of its own
+
+
+def test_given_a_run_that_outlasts_the_timeout_when_reconcile_now_then_exit_paused_and_the_lock_stays(
+    world: World, sandbox: Sandbox, sandbox_file: Path
+) -> None:
+    assert sandbox.resources is not None
+    table = sandbox.resources.state_table
+    other = runs.new_ticket()
+    assert runs.reserve(table, other) and runs.start(table, other)
+    try:
+        run = run_cli("reconcile", "--now", "--timeout", "0.5", sandbox_file=sandbox_file)
+        assert run.code == Exit.PAUSED, run.stderr
+        assert "carries on" in run.stderr
+        running = runs.current_run(table)
+        assert running is not None and running["ticket"] == other
+    finally:
+        runs.release(table, other)
