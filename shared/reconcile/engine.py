@@ -65,6 +65,7 @@ from shared.xero.client import MAX_IDS_PER_CALL
 from shared.xero.errors import XeroRateLimited, XeroUnavailable
 
 logger = logging.getLogger(__name__)
+_HEAL_ORDER = {"client": 0, "invoice": 1, "payment": 2}
 
 T = TypeVar("T")
 FULL_PHASES = (
@@ -645,7 +646,9 @@ class Reconciler:
     def _heal(self, ws: WorkSet, run_id: str, dry_run: bool) -> None:
         sent: set[tuple[str, str]] = set()
         requeued = 0
-        for item in list(ws.discrepancies()):
+        # Clients, then invoices, then payments: one client's events share a FIFO group, so the
+        # sync brings an invoice up to date before a payment makes it PAID (and unchangeable).
+        for item in sorted(ws.discrepancies(), key=lambda d: _HEAL_ORDER.get(str(d.record_type), 3)):
             if self.rules.action_for(item.category) != "requeue" or item.ignition_id is None:
                 continue
             record_type = str(item.record_type)
