@@ -280,7 +280,10 @@ class InvoiceSync:
 
     def _plan(self, invoice: IgnitionInvoice, contact_id: str, client: IgnitionClient | None) -> InvoicePlan:
         taxes = OrganisationTaxTypes(
-            self._xero.tax_rates, self._rules.tax_types_by_rate, self._rules.untaxed_tax_type
+            self._xero.tax_rates,
+            self._rules.tax_types_by_rate,
+            self._rules.untaxed_tax_type,
+            refresh=lambda: self._xero.invalidate_reference_data("TaxRates"),
         )
         return plan_invoice(
             invoice, contact_id=contact_id, client=client, rules=self._rules, unit=self._unit, taxes=taxes

@@ -157,10 +157,14 @@ class OrganisationTaxTypes:
         load: Callable[[], Sequence[TaxRate]],
         overrides: Mapping[str, str] | None = None,
         untaxed_override: str | None = None,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
         self._load = load
         self._overrides = dict(overrides or {})
         self._untaxed_override = untaxed_override
+        # Drops the cached rates: called once when a rate is missing, as the firm may have just
+        # added it in Xero (the cache would otherwise hide it for up to its TTL).
+        self._refresh = refresh
         self._rates: list[TaxRate] | None = None
 
     def _revenue(self) -> list[TaxRate]:
@@ -175,12 +179,23 @@ class OrganisationTaxTypes:
     def for_rate(self, rate: str) -> str:
         if rate in self._overrides:
             return self._overrides[rate]
-        matching = [
-            r for r in self._revenue() if _key(r.EffectiveRate) == rate and r.TaxType not in NO_TAX_TYPES
-        ]
+        matching = self._matching(rate)
+        if not matching and self._reread():
+            matching = self._matching(rate)
         if not matching:
             raise UnknownTaxRate(rate, self.available())
         return min(matching, key=_preference).TaxType
+
+    def _matching(self, rate: str) -> list[TaxRate]:
+        return [r for r in self._revenue() if _key(r.EffectiveRate) == rate and r.TaxType not in NO_TAX_TYPES]
+
+    def _reread(self) -> bool:
+        if self._refresh is None:
+            return False
+        self._refresh()
+        self._refresh = None
+        self._rates = None
+        return True
 
     def untaxed(self) -> str:
         if self._untaxed_override:
@@ -189,6 +204,8 @@ class OrganisationTaxTypes:
             if any(r.TaxType == tax_type for r in self._revenue()):
                 return tax_type
         zero = [r for r in self._revenue() if _key(r.EffectiveRate) == "0"]
+        if not zero and self._reread():
+            return self.untaxed()
         if not zero:
             raise UnknownTaxRate("0", self.available())
         return min(zero, key=_preference).TaxType

@@ -112,3 +112,18 @@ def test_given_an_element_without_errors_when_checked_then_nothing_is_raised() -
     raise_for_element([])
     with pytest.raises(XeroPeriodLocked):
         raise_for_element([{"Message": "The document date cannot be before the period lock date"}])
+
+
+def test_given_cached_rates_without_the_rate_when_resolved_then_reread_once_and_found() -> None:
+    # The firm added a 9% rate in Xero after the rates were cached.
+    fresh = [
+        *NZ,
+        TaxRate(TaxType="TAX001", EffectiveRate=Decimal("9"), CanApplyToRevenue=True, Status="ACTIVE"),
+    ]
+    reads = [NZ, fresh]
+    refreshed: list[int] = []
+    taxes = OrganisationTaxTypes(lambda: reads[len(refreshed)], refresh=lambda: refreshed.append(1))
+    assert taxes.for_rate("9") == "TAX001" and refreshed == [1]
+    with pytest.raises(UnknownTaxRate):
+        taxes.for_rate("7")  # re-read once only
+    assert refreshed == [1]

@@ -1,0 +1,143 @@
+"""A real organisation through the whole path: an NZ firm with no tax configuration, a period it has
+locked, a currency it has not enabled, a bank account without a code. Each asserts Xero's final
+state and, for what cannot land, the failure category and the reason a bookkeeper reads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import World
+
+pytestmark = pytest.mark.integration
+
+DEFAULT_ORGANISATION = {
+    "country": "AU",
+    "currencies": ["AUD", "NZD", "USD", "GBP"],
+    "period_lock_date": None,
+    "end_of_year_lock_date": None,
+}
+
+
+def line(price: str, tax_rate: str | None, currency: str, quantity: str = "1") -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "description": "Monthly advisory",
+        "quantity": quantity,
+        "unit_price": {"amount": price, "currency": currency},
+    }
+    if tax_rate is not None:
+        item["tax_rate"] = tax_rate
+    return item
+
+
+@pytest.fixture
+def organise(world: World) -> Iterator[Any]:
+    """Set the Xero organisation up (country, currencies, lock dates); back to the default after."""
+
+    def apply(**body: Any) -> dict[str, Any]:
+        response = world.http.post(f"{world.sandbox.xero_url}/_emulator/organisation", json=body)
+        response.raise_for_status()
+        shown: dict[str, Any] = response.json()
+        return shown
+
+    yield apply
+    world.settle()
+    apply(**DEFAULT_ORGANISATION)
+
+
+def synced_client(world: World) -> str:
+    slug = world.slug()
+    world.put_client(world.client(slug))
+    world.settle()
+    return slug
+
+
+def test_given_an_nz_organisation_and_no_tax_configuration_when_gst_invoice_synced_then_it_lands_to_the_cent(
+    world: World, organise: Any
+) -> None:
+    organise(country="NZ")
+    client = synced_client(world)
+    invoice = f"inv_{world.tag}"
+    items = [line("100.00", "15", "NZD"), line("33.33", "15", "NZD", quantity="3"), line("50.00", "0", "NZD")]
+    # Xero: lines 100.00 + 99.99 + 50.00; GST per line 15.00 + 15.00 (14.9985) + 0 = 30.00.
+    world.put_record("invoices", world.invoice(invoice, client, items, "279.99", currency="NZD"))
+    world.settle()
+
+    assert world.dead_letters_for(invoice) == []
+    (xero,) = world.xero_invoices(Reference=invoice)
+    assert [li["TaxType"] for li in xero["LineItems"]] == ["OUTPUT2", "OUTPUT2", "ZERORATED"]
+    assert (xero["CurrencyCode"], xero["Status"]) == ("NZD", "AUTHORISED")
+    assert Decimal(str(xero["TotalTax"])) == Decimal("30.00")
+    assert Decimal(str(xero["Total"])) == Decimal("279.99")
+
+    # Paid into a bank account that has no code: configured by its AccountID.
+    accounts = world.xero_state()["Accounts"]
+    codeless = next(a for a in accounts if a["Type"] == "BANK" and "Code" not in a)
+    world.sandbox.reconfigure(payments={"account_id": codeless["AccountID"]})
+    try:
+        payment = {
+            "slug": f"pypay_{world.tag}",
+            "state": "succeeded",
+            "client": {"slug": client},
+            "amount": {"amount": "279.99", "currency": "NZD"},
+            "invoices": [{"slug": invoice}],
+            "created_at": "2026-11-03T09:00:00Z",
+        }
+        world.put_record("payments", payment)
+        world.settle()
+    finally:
+        world.sandbox.reconfigure(payments={"account_id": None})
+    (paid,) = world.xero_payments_for(xero["InvoiceID"])
+    assert paid["Account"] == {"AccountID": codeless["AccountID"]}
+    assert Decimal(str(paid["Amount"])) == Decimal("279.99")
+    assert world.xero_invoices(Reference=invoice)[0]["Status"] == "PAID"
+
+
+def test_given_a_locked_period_when_an_invoice_dated_in_it_is_synced_then_period_locked_and_readable(
+    world: World, organise: Any
+) -> None:
+    organise(period_lock_date="2026-10-31")
+    client = synced_client(world)
+    invoice = f"inv_{world.tag}"
+    items = [line("100.00", "10", "AUD")]
+    world.put_record("invoices", world.invoice(invoice, client, items, "110.00", date="2026-10-15"))
+    world.settle()
+
+    assert world.xero_invoices(Reference=invoice) == []
+    (dead,) = world.dead_letters_for(invoice)
+    assert dead["category"] == "period_locked"
+    expected = (
+        f"invoice IGN-{invoice} ({invoice}) is dated 2026-10-15, before the period lock date 2026-10-31"
+    )
+    assert f"{expected} in Xero" in dead["reason"]
+
+    # The reconciliation report carries it with its category and reason.
+    result = world.sandbox.run_reconcile({"mode": "full"})
+    body, _ = world.s3_object(result["report"]["json"])
+    found = [
+        d
+        for d in json.loads(body)["discrepancies"]
+        if d["category"] == "dead_letter" and d["ignition_id"] == invoice
+    ]
+    assert len(found) == 1 and "period_locked" in found[0]["detail"] and "2026-10-31" in found[0]["detail"]
+
+
+def test_given_a_currency_the_organisation_has_not_enabled_when_synced_then_currency_not_enabled_naming_them(
+    world: World, organise: Any
+) -> None:
+    organise(currencies=["AUD", "NZD"])
+    client = synced_client(world)
+    invoice = f"inv_{world.tag}"
+    world.put_record(
+        "invoices", world.invoice(invoice, client, [line("100.00", None, "EUR")], "100.00", currency="EUR")
+    )
+    world.settle()
+
+    assert world.xero_invoices(Reference=invoice) == []
+    (dead,) = world.dead_letters_for(invoice)
+    assert dead["category"] == "currency_not_enabled"
+    assert "is in EUR, a currency not enabled in the Xero organisation (enabled: AUD, NZD)" in dead["reason"]
