@@ -348,3 +348,61 @@ def test_given_5000_clients_1000_in_xero_when_backfill_at_xeros_real_limits_then
             f"run counts {contacts}"
         )
     assert calls / 5_000 <= 0.03
+
+
+def test_given_a_locked_period_and_a_disabled_currency_when_backfill_then_both_reported_and_the_rest_lands(
+    firm: Firm,
+) -> None:
+    firm.seed(3, 0)
+    firm.http.post(
+        f"{firm.sandbox.xero_url}/_emulator/organisation",
+        json={"period_lock_date": "2026-01-31", "currencies": ["AUD", "NZD"]},
+    ).raise_for_status()
+    cases = (("2026-01-15", "AUD"), ("2026-02-05", "EUR"), ("2026-02-05", "AUD"))  # locked, EUR, fine
+    try:
+        with firm.sandbox.ignition.app.test_client() as admin:
+            for index, (dated, currency) in enumerate(cases):
+                invoice = {
+                    "slug": f"inv_bf{firm.tag}_{index}",
+                    "reference_number": f"BF{firm.tag}-{index}",
+                    "state": "awaiting_payment",
+                    "client": {"slug": firm.slug(index)},
+                    "amount": {"total": "100.00", "currency": currency},
+                    "date": dated,
+                    "items": [
+                        {
+                            "description": "Advice",
+                            "quantity": "1",
+                            "unit_price": {"total": "100.00", "currency": currency},
+                        }
+                    ],
+                    "created_at": f"{dated}T00:00:00Z",
+                    "updated_at": f"{dated}T00:00:00Z",
+                }
+                put = admin.put(f"/_emulator/invoices/{invoice['slug']}?deliver=false", json=invoice)
+                assert put.status_code < 300, put.get_data(as_text=True)
+
+        run = firm.backfill()
+    finally:
+        firm.http.post(
+            f"{firm.sandbox.xero_url}/_emulator/organisation",
+            json={"period_lock_date": None, "currencies": ["AUD", "NZD", "USD", "GBP"]},
+        ).raise_for_status()
+
+    result = run.json()
+    assert (result["counts"]["invoices"]["created"], result["counts"]["invoices"]["failed"]) == (1, 2)
+    failures = {f["ignition_id"]: f for f in result["failures"]}
+    locked, foreign = failures[f"inv_bf{firm.tag}_0"], failures[f"inv_bf{firm.tag}_1"]
+    assert locked["category"] == "period_locked"
+    assert "is dated 2026-01-15, before the period lock date 2026-01-31 in Xero" in locked["reason"]
+    assert foreign["category"] == "currency_not_enabled"
+    assert (
+        "is in EUR, a currency not enabled in the Xero organisation (enabled: AUD, NZD)" in foreign["reason"]
+    )
+    # Reported without a write: the one invoice that fits is the only one Xero saw.
+    assert [i["InvoiceNumber"] for i in firm.xero()["Invoices"]] == [f"BF{firm.tag}-2"]
+    assert (
+        firm.xero()["requests"]["by_endpoint"].get("PUT /Invoices", 0)
+        + firm.xero()["requests"]["by_endpoint"].get("POST /Invoices", 0)
+        == 1
+    )
