@@ -20,6 +20,7 @@ import pytest
 
 from cli.errors import Exit
 from sandbox.environment import Sandbox
+from sandbox.xero_emulator.common import record_date
 from shared.config import RecordType
 from shared.store.checkpoints import CheckpointStore
 from tests.integration.conftest import iso
@@ -155,3 +156,27 @@ def test_given_a_client_archived_and_a_payment_cancelled_unannounced_when_fully_
     assert contact["EmailAddress"] == f"final.{client}@example.test"
     assert books.mapping_of(RecordType.CLIENT, client) == contact_id
     assert [p["Status"] for p in books.xero_payments_for(xero_invoice["InvoiceID"])] == ["AUTHORISED"]
+
+
+def test_given_a_slug_only_webhook_for_an_old_invoice_of_an_archived_client_then_the_sync_writes_both(
+    books: Books,
+) -> None:
+    """The newest-state fetch: a webhook that carries only the slug makes the sync read the record
+    from the Reporting API, which would answer 404 for both without a window and state=."""
+    dated = months_ago(NOW.date(), 3)
+    client = books.slug("hinted")
+    books.put("clients", books.client(client, state="archived", updated_at=books.at()), deliver=False)
+    slug = f"inv_hint_{books.tag}"
+    invoice = books.invoice(
+        slug, client, [line("80.00")], "80.00", date=dated.isoformat(), updated_at=books.at()
+    )
+
+    books.put_record("invoices", invoice, payload="id")
+    books.settle()
+
+    (written,) = books.xero_invoices(Reference=slug)
+    assert record_date(written, "Date") == dated
+    assert Decimal(str(written["Total"])) == Decimal("80.00")
+    (contact,) = books.contacts(ContactNumber=client)
+    assert books.mapping_of(RecordType.CLIENT, client) == contact["ContactID"]
+    assert books.sandbox.dead_letters() == []
