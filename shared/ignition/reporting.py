@@ -298,7 +298,7 @@ class IgnitionReportingClient:
             return
         yielded: dict[str, datetime] = {}
         for record in records:
-            slug, version = _order(record)[1], _version(record)
+            version, slug = _order(record)
             if slug in yielded and version <= yielded[slug]:
                 continue
             yielded[slug] = version
