@@ -27,7 +27,7 @@ from shared.money import AmountUnit
 from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.sync import ContactSync
-from shared.xero.client import ReferenceResource, where_eq
+from shared.xero.client import ReferenceResource, where_ends_with, where_eq, where_safe
 from shared.xero.errors import XeroValidationError
 from shared.xero.rules import (
     LockKind,
@@ -360,7 +360,15 @@ class InvoiceSync:
         if plan.invoice.InvoiceNumber:
             found = self._xero.find_invoices(invoice_numbers=[plan.invoice.InvoiceNumber])
         else:
-            found = self._xero.find_invoices(where_eq("Reference", plan.invoice.Reference or ""))
+            reference = plan.invoice.Reference or ""
+            # Ignition's own number can hold a quote or backslash, which no where literal can
+            # (XeroAPI/Xero-Java#347): then ask by the "[slug]" ending and compare exactly here.
+            clause = (
+                where_eq("Reference", reference)
+                if where_safe(reference)
+                else where_ends_with("Reference", f"[{invoice.slug}]")
+            )
+            found = [inv for inv in self._xero.find_invoices(clause) if inv.Reference == reference]
         ours = [inv for inv in found if inv.Status not in ("DELETED", "VOIDED")]
         if not ours:
             return None

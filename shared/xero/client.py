@@ -145,6 +145,12 @@ def where_eq(field: str, value: str | bool | int | UUID) -> str:
     return f'{field}=="{value}"'
 
 
+def where_ends_with(field: str, value: str) -> str:
+    """``Field.EndsWith("value")`` (case-sensitive under the strict reading, like ``==``)."""
+    literal = where_eq(field, value)  # validates the field and the text
+    return f"{field}.EndsWith({literal[len(field) + 2 :]})"
+
+
 def where_eq_ignore_case(field: str, value: str) -> str:
     """``Field`` equals ``value`` ignoring case: ``Field.ToLower()=="value"`` (Xero support's advice,
     calcinai/xero-php#416), guarded against an empty field. Matches a superset at worst (.NET and

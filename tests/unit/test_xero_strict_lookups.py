@@ -7,15 +7,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
 from sandbox.xero_emulator import DEFAULT_TENANT_ID, XeroEmulator
-from shared.config import ContactRules, IgnitionConfig, RecordType, XeroConfig
+from shared.billing import InvoicePlan
+from shared.config import ContactRules, IgnitionConfig, InvoiceRules, RecordType, XeroConfig
+from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
-from shared.models.ignition import IgnitionClient
+from shared.models.ignition import IgnitionClient, IgnitionInvoice
+from shared.models.xero import Invoice
+from shared.money import Money
 from shared.sync import ContactSync, contact_lookup
 from shared.xero.budget import InMemoryCallBudget
 from shared.xero.client import MAX_IDS_PER_CALL, MAX_URL_LENGTH, XeroClient, fit_in_url, url_length
@@ -256,3 +261,53 @@ def test_given_unsafe_name_when_lookup_built_then_it_goes_to_search_term_and_nev
     assert all('"Brien' not in clause and "\\" not in clause for clause in lookup.any_of)
     assert 'EmailAddress!=null AND EmailAddress.ToLower()=="a@b.test"' in lookup.any_of
     assert 'ContactNumber=="cli_x"' in lookup.any_of
+
+
+def test_given_reference_with_a_quote_when_invoice_written_before_a_crash_then_found_by_its_slug(
+    strict: Strict,
+) -> None:
+    # number_field "Reference": Xero's Reference is "<Ignition number> [<slug>]", and Ignition's
+    # number is typed by people; a quote in it must not make the crash-recovery lookup a 400.
+    (contact,) = strict.seed({"Name": "Quote Co"})
+    reference = 'INV "7\\" [inv_quote]'
+    (seeded,) = strict.emulator.invoices.seed(
+        [{"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Reference": reference}]
+    )
+    strict.emulator.invoices.seed(
+        [{"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Reference": "other [inv_quote]"}]
+    )
+    store = InMemoryMappingStore()
+    invoices = InvoiceSync(
+        xero=strict.client,
+        ignition=InMemoryIgnition(),  # type: ignore[arg-type]  # no invoices: this lookup reads none
+        store=store,
+        contacts=_sync(strict, store),
+        rules=InvoiceRules(number_field="Reference"),
+        unit="major",
+    )
+    ignition_invoice = IgnitionInvoice.model_validate(
+        {
+            "slug": "inv_quote",
+            "reference_number": 'INV "7\\"',
+            "client": {"slug": "cli_q"},
+            "amount": {"total": "10.00", "currency": "AUD"},
+            "date": "2026-11-01",
+            "items": [{"unit_price": {"amount": "10.00", "currency": "AUD"}}],
+            "created_at": T0.isoformat(),
+            "updated_at": T0.isoformat(),
+        }
+    )
+    money = Money(amount=Decimal("10.00"), currency="AUD")
+    plan = InvoicePlan(
+        invoice=Invoice(Reference=reference),
+        ignition_total=money,
+        predicted_total=money,
+        rounding_adjustment=Decimal(0),
+        unitdp4=False,
+    )
+    decisions: list[str] = []
+
+    found = invoices._find_existing(ignition_invoice, plan, decisions)
+
+    assert found == seeded["InvoiceID"]
+    assert all("%22INV" not in u for u in strict.api_urls())  # the typed number never went into where
