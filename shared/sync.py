@@ -294,6 +294,8 @@ class ContactSync:
                 f"name {client.name!r} belongs to another client's contact; using {name!r}"
             )
         saved = self._save(client, contact_id, name, contact_number, match)
+        if contact_id is None and match.contact is not None:
+            contact_id = match.contact.ContactID  # linked after Xero refused the name (_save)
 
         outcome = SyncOutcome(
             "created" if contact_id is None else "updated",
@@ -394,6 +396,11 @@ class ContactSync:
             if not errors:
                 return saved
             if attempt == 0 and any(UNIQUE_NAME_MESSAGE in e for e in errors):
+                found = self._contact_holding_the_name(client, match) if contact_id is None else None
+                if found is not None:
+                    contact_id = found.ContactID
+                    contact_number = self._contact_number_for(client, found, match.decisions)
+                    continue
                 name = self._disambiguated(client)
                 match.decisions.append(f"Xero refused the name {client.name!r} as taken; using {name!r}")
                 continue
@@ -401,6 +408,29 @@ class ContactSync:
                 f"Xero rejected contact for {client.slug}: {'; '.join(errors)}", category="xero_validation"
             )
         raise AssertionError("unreachable")
+
+    def _contact_holding_the_name(self, client: IgnitionClient, match: ContactMatch) -> Contact | None:
+        """Xero refused a new contact's name as taken, yet the lookup saw no contact to link: Xero's
+        uniqueness folds case more widely than ``ToLower()`` (``STRASSE`` and ``Straße``;
+        freakboy3742/pyxero#172). Search the name as text and choose again, so the client links
+        to that contact instead of becoming ``"<name> (<slug>)"`` beside it."""
+        found = self._xero.find_contacts(search_term=_search_text(client.name), include_archived=True)
+        again = choose_contact(
+            client,
+            found,
+            rules=self._rules,
+            slug_prefix=self._ignition_config.client_slug_prefix,
+            owner_of=lambda contact_id: self._store.owner_of(RecordType.CLIENT, contact_id),
+        )
+        if again.contact is None:
+            return None
+        match.contact, match.method = again.contact, again.method
+        match.decisions.extend(again.decisions)
+        match.decisions.append(
+            f"Xero refused the name {client.name!r} as taken; a search by name found Xero contact "
+            f"{again.contact.ContactID}: linked to it"
+        )
+        return again.contact
 
     def _record(
         self,

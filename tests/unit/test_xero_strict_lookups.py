@@ -311,3 +311,18 @@ def test_given_reference_with_a_quote_when_invoice_written_before_a_crash_then_f
 
     assert found == seeded["InvoiceID"]
     assert all("%22INV" not in u for u in strict.api_urls())  # the typed number never went into where
+
+
+def test_given_xero_folds_a_name_wider_than_to_lower_when_new_client_saved_then_linked_not_duplicated(
+    strict: Strict,
+) -> None:
+    # Names are unique case-insensitively in Xero (freakboy3742/pyxero#172); its collation equates
+    # STRASSE and Straße, which ToLower() does not: the where lookup misses, the save is refused.
+    (existing,) = strict.seed({"Name": "STRASSE BAU GMBH"})
+
+    outcome = _sync(strict, InMemoryMappingStore()).handle(_event("cli_bau", "Straße Bau GmbH", None))
+
+    assert outcome.action == "updated" and outcome.match_method == "name"
+    assert outcome.xero_id == existing["ContactID"]
+    assert [c["Name"] for c in strict.contacts()] == ["Straße Bau GmbH"]
+    assert any("a search by name found" in d for d in outcome.decisions)
