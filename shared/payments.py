@@ -31,7 +31,7 @@ from shared.models.xero import Invoice, Payment
 from shared.money import AmountUnit
 from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
-from shared.xero.client import where_eq
+from shared.xero.client import where_ends_with, where_eq, where_safe
 from shared.xero.errors import XeroValidationError
 from shared.xero.rules import XeroPeriodLocked, raise_for_element
 
@@ -225,7 +225,15 @@ class PaymentSync:
     ) -> dict[str, Payment]:
         """Payments with our Reference that exist in Xero but not in the mapping (a crash between the
         write and the mapping): adopted, not applied again."""
-        found = self._xero.find_payments(where_eq("Reference", payment_reference(payment, self._rules)))
+        reference = payment_reference(payment, self._rules)
+        # A configured prefix with a quote or backslash cannot be in a where literal
+        # (XeroAPI/Xero-Java#347): then ask by the slug ending and compare exactly here.
+        clause = (
+            where_eq("Reference", reference)
+            if where_safe(reference)
+            else where_ends_with("Reference", payment.slug)
+        )
+        found = [p for p in self._xero.find_payments(clause) if p.Reference == reference]
         by_invoice = {p.Invoice.InvoiceID: p for p in found if p.Invoice and p.Status != "DELETED"}
         adopted = {slug: by_invoice[xero_id] for slug, xero_id in xero_ids.items() if xero_id in by_invoice}
         if adopted:

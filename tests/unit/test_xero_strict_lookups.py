@@ -14,13 +14,14 @@ import httpx
 import pytest
 
 from sandbox.xero_emulator import DEFAULT_TENANT_ID, XeroEmulator
-from shared.billing import InvoicePlan
-from shared.config import ContactRules, IgnitionConfig, InvoiceRules, RecordType, XeroConfig
+from shared.billing import InvoicePlan, payment_reference
+from shared.config import ContactRules, IgnitionConfig, InvoiceRules, PaymentRules, RecordType, XeroConfig
 from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
-from shared.models.ignition import IgnitionClient, IgnitionInvoice
-from shared.models.xero import Invoice
+from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
+from shared.models.xero import AccountRef, Invoice, InvoiceRef, Payment
 from shared.money import Money
+from shared.payments import PaymentSync
 from shared.sync import ContactSync, contact_lookup
 from shared.xero.budget import InMemoryCallBudget
 from shared.xero.client import MAX_IDS_PER_CALL, MAX_URL_LENGTH, XeroClient, fit_in_url, url_length
@@ -326,3 +327,69 @@ def test_given_xero_folds_a_name_wider_than_to_lower_when_new_client_saved_then_
     assert outcome.xero_id == existing["ContactID"]
     assert [c["Name"] for c in strict.contacts()] == ["Straße Bau GmbH"]
     assert any("a search by name found" in d for d in outcome.decisions)
+
+
+def test_given_payment_prefix_with_a_quote_when_payment_written_before_a_crash_then_adopted_not_reapplied(
+    strict: Strict,
+) -> None:
+    rules = PaymentRules(reference_prefix='Card "web" ')
+    (contact,) = strict.seed({"Name": "Payer Co"})
+    line = {
+        "Description": "Work",
+        "Quantity": 1,
+        "UnitAmount": 100,
+        "AccountCode": "200",
+        "TaxType": "OUTPUT",
+    }
+    (invoice,) = strict.emulator.invoices.seed(
+        [
+            {
+                "Type": "ACCREC",
+                "Status": "AUTHORISED",
+                "Contact": {"ContactID": contact["ContactID"]},
+                "LineItems": [line],
+            }
+        ]
+    )
+    payment = IgnitionPayment.model_validate(
+        {
+            "slug": "pypay_q1",
+            "client": {"slug": "cli_payer"},
+            "amount": {"amount": "50.00", "currency": "AUD"},
+            "invoices": [{"slug": "inv_payer"}],
+            "created_at": T0.isoformat(),
+        }
+    )
+    (written,) = strict.client.create_payments(
+        [
+            Payment(
+                Invoice=InvoiceRef(InvoiceID=invoice["InvoiceID"]),
+                Account=AccountRef(Code="090"),
+                Date=T0.date(),
+                Amount=Decimal("50.00"),
+                Reference=payment_reference(payment, rules),
+            )
+        ]
+    )
+    store = InMemoryMappingStore()
+    contacts = _sync(strict, store)
+    invoices = InvoiceSync(
+        xero=strict.client,
+        ignition=InMemoryIgnition(),  # type: ignore[arg-type]  # no invoices: this lookup reads none
+        store=store,
+        contacts=contacts,
+        rules=InvoiceRules(),
+        unit="major",
+    )
+    payments = PaymentSync(
+        xero=strict.client,
+        ignition=InMemoryIgnition(),  # type: ignore[arg-type]  # no payments: this lookup reads none
+        store=store,
+        invoices=invoices,
+        rules=rules,
+        unit="major",
+    )
+
+    adopted = payments._already_in_xero(payment, {"inv_payer": invoice["InvoiceID"]}, [])
+
+    assert {slug: p.PaymentID for slug, p in adopted.items()} == {"inv_payer": written.PaymentID}
