@@ -806,7 +806,8 @@ def test_given_url_over_2000_characters_when_calling_then_404_whatever_the_param
 def test_given_paths_in_another_case_when_called_then_routed_like_xero(
     client: FlaskClient, headers: dict[str, str]
 ) -> None:
-    # Xero's paths are not case-sensitive; the official spec and SDKs call /Connections.
+    # Xero's paths are not case-sensitive: xero-identity.yaml itself spells /Connections/{id}, and
+    # the official SDKs call /Connections while Xero's docs write /connections.
     _seed(client, {"Name": "Cased"})
     assert _names(client.get("/api.xro/2.0/contacts", headers=headers)) == ["Cased"]
     assert _names(client.get("/API.XRO/2.0/CONTACTS", headers=headers)) == ["Cased"]
