@@ -2,17 +2,34 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# requirements*.txt say what we depend on; requirements*.lock pin every package they pull in, with
+# the hash of every file (`make lock` writes them). Installs take the lock only, hashes required.
+LOCKS  := requirements.lock requirements-dev.lock
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt $(LOCKS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test lint typecheck unit integration infra test-slow synth bench clean
+.PHONY: setup run test lint typecheck unit integration infra test-slow synth bench audit lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: $(STAMP)
+
+## Re-pin after editing requirements*.txt: resolve from PyPI alone (no local wheel folders or mirror
+## settings), hashes of every file of each version (the Lambda's arm64 wheels included). The dev lock
+## is constrained by the runtime one, so the tests run exactly what the functions run.
+PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links
+lock: setup
+	$(PIP_COMPILE) --output-file requirements.lock requirements.txt
+	$(PIP_COMPILE) --constraint requirements.lock --output-file requirements-dev.lock requirements-dev.txt
+
+## Known vulnerabilities in the locked packages (pip-audit); skipped, saying why, where PyPI's
+## vulnerability data cannot be reached, so it never fails a build for want of network.
+audit: setup
+	$(BIN)/python -m tools.audit
 
 ## The whole flow in the local sandbox: Ignition -> signed webhook -> ingest -> SQS -> sync -> Xero.
 run: setup
@@ -21,7 +38,7 @@ run: setup
 ## Every check CI runs: lint, types, then the suites. Each sandbox owns process-wide state (the AWS
 ## endpoint, the imported handler modules), so the suites that start one run in their own processes.
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
-test: setup lint typecheck
+test: setup lint typecheck audit
 	$(PYTEST) -n 2 -m "not slow" tests/unit tests/contract tests/infra
 	$(PYTEST) -n 2 --dist loadgroup -m "not slow" tests/integration
 	$(PYTEST) -m "not slow" tests/fuzz
@@ -32,7 +49,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy shared functions sandbox infra cli bench app.py
+	$(BIN)/mypy shared functions sandbox infra cli bench tools app.py
 
 unit: setup
 	$(PYTEST) -n 2 tests/unit tests/contract

@@ -1,9 +1,13 @@
 """The one Lambda code asset: ``functions/`` + ``shared/`` + the runtime dependencies, without Docker.
 
-Dependencies are installed by a local ``pip install --platform manylinux2014_aarch64
---only-binary=:all:`` (CDK ``ILocalBundling``), so the wheels match the Lambda arm64 runtime
-whatever machine synthesises. The install is cached in ``.build/deps-<hash>`` keyed by the
-filtered requirements and the target platform: a repeated synth copies it instead of downloading.
+Dependencies are installed from ``requirements.lock`` (every transitive package pinned, with the
+sha256 of every file PyPI has for that version, the arm64 wheels included; ``make lock`` writes it
+from ``requirements.txt``) by a local ``pip install --require-hashes --no-deps --platform
+manylinux2014_aarch64 --only-binary=:all:`` (CDK ``ILocalBundling``), so the wheels match the
+Lambda arm64 runtime whatever machine synthesises, and a file that differs from the one locked
+fails the install. A lock that no longer matches ``requirements.txt`` fails the synth. The install
+is cached in ``.build/deps-<hash>`` keyed by the locked entries and the target platform: a
+repeated synth copies it instead of downloading.
 
 boto3 and its companions are not bundled: the Lambda Python runtime provides them and they are
 most of the size. ``bundle=False`` (``-c bundle=false``) leaves the dependencies out entirely,
@@ -31,6 +35,7 @@ BUILD_DIR = PROJECT_ROOT / ".build"
 CODE_PACKAGES = ("functions", "shared")
 PYTHON_VERSION = "3.12"
 PLATFORM = "manylinux2014_aarch64"
+LOCK_FILE = "requirements.lock"
 # Provided by the Lambda Python runtime (boto3 and what it pulls in).
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
@@ -44,20 +49,47 @@ class BundlingError(RuntimeError):
 
 def _requirement_name(line: str) -> str:
     match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
-    return match.group(1).lower().replace("_", "-") if match else ""
+    return match.group(1).lower().replace("_", "-").replace(".", "-") if match else ""
+
+
+def _entries(path: Path) -> list[str]:
+    """Requirement entries, continuation lines joined, comments and file-level options dropped."""
+    entries: list[str] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.endswith("\\"):  # continued on the next line (a lock's --hash options)
+            pending = f"{pending} {line[:-1]}"
+            continue
+        pending = f"{pending} {line}".strip()
+        if pending and not pending.startswith("-"):
+            entries.append(" ".join(pending.split()))
+        pending = ""
+    return entries
 
 
 def filtered_requirements(requirements: Path) -> list[str]:
-    """``requirements.txt`` without comments, options and the runtime-provided packages."""
-    lines = []
-    for raw in requirements.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        if _requirement_name(line) in RUNTIME_PROVIDED:
-            continue
-        lines.append(line)
-    return sorted(lines)
+    """A requirements or lock file's entries (hashes kept) without the runtime-provided packages."""
+    return sorted(e for e in _entries(requirements) if _requirement_name(e) not in RUNTIME_PROVIDED)
+
+
+def _version(entry: str) -> str:
+    return entry.split()[0].partition("==")[2]
+
+
+def check_lock(requirements: Path, lock: Path) -> None:
+    """Every pin of ``requirements`` is in ``lock`` at the same version, with hashes."""
+    locked = {_requirement_name(e): e for e in _entries(lock)}
+    problems = []
+    for entry in _entries(requirements):
+        pin = entry.split()[0]
+        found = locked.get(_requirement_name(entry))
+        if found is None or _version(found) != _version(pin) or "--hash=" not in found:
+            problems.append(pin)
+    if problems:
+        raise BundlingError(
+            f"{lock.name} does not match {requirements.name} ({', '.join(problems)}): run `make lock`"
+        )
 
 
 def _source_files(root: Path) -> Iterator[Path]:
@@ -78,7 +110,7 @@ def asset_hash(root: Path, *, install_dependencies: bool) -> str:
     """Changes whenever the code, the requirements or the bundling mode change (and only then)."""
     digest = hashlib.sha256()
     digest.update(f"deps={install_dependencies}\n".encode())
-    digest.update(_deps_key(filtered_requirements(root / "requirements.txt")).encode())
+    digest.update(_deps_key(filtered_requirements(root / LOCK_FILE)).encode())
     for path in _source_files(root):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
@@ -98,8 +130,9 @@ def _remove_runtime_provided(target: Path) -> None:
 
 
 def install_dependencies(root: Path = PROJECT_ROOT, build_dir: Path = BUILD_DIR) -> Path:
-    """Install the filtered requirements for Lambda arm64 once; return the cached directory."""
-    requirements = filtered_requirements(root / "requirements.txt")
+    """Install the locked requirements for Lambda arm64 once; return the cached directory."""
+    check_lock(root / "requirements.txt", root / LOCK_FILE)
+    requirements = filtered_requirements(root / LOCK_FILE)
     cached = build_dir / f"deps-{_deps_key(requirements)}"
     if cached.is_dir():
         return cached
@@ -112,6 +145,8 @@ def install_dependencies(root: Path = PROJECT_ROOT, build_dir: Path = BUILD_DIR)
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--no-compile", "--platform", PLATFORM, "--implementation", "cp",
             "--python-version", PYTHON_VERSION, "--only-binary=:all:",
+            # The lock lists every package: nothing unlisted, nothing unhashed.
+            "--require-hashes", "--no-deps",
             "--target", str(target), "-r", str(req_file),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603

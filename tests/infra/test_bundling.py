@@ -10,8 +10,10 @@ import pytest
 from infra.bundling import (
     BUILD_DIR,
     PROJECT_ROOT,
+    BundlingError,
     LocalPythonBundling,
     asset_hash,
+    check_lock,
     filtered_requirements,
     install_dependencies,
 )
@@ -36,6 +38,11 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "requirements.txt").write_text(
         "# runtime\nboto3==1.0\nhttpx==0.28.1  # client\n-r other.txt\n"
     )
+    (tmp_path / "requirements.lock").write_text(
+        "#    pip-compile --generate-hashes\n"
+        "boto3==1.0 \\\n    --hash=sha256:aa\n    # via -r requirements.txt\n"
+        "httpx==0.28.1 \\\n    --hash=sha256:bb \\\n    --hash=sha256:cc\n    # via -r requirements.txt\n"
+    )
     return tmp_path
 
 
@@ -47,6 +54,33 @@ def test_given_requirements_when_filtered_then_runtime_provided_packages_and_opt
         line.startswith(("boto3", "botocore"))
         for line in filtered_requirements(PROJECT_ROOT / "requirements.txt")
     )
+
+
+def test_given_a_hashed_lock_when_filtered_then_each_entry_keeps_all_its_hashes(project: Path) -> None:
+    assert filtered_requirements(project / "requirements.lock") == [
+        "httpx==0.28.1 --hash=sha256:bb --hash=sha256:cc"
+    ]
+
+
+def test_given_a_lock_behind_its_requirements_when_bundling_then_refused_naming_make_lock(
+    project: Path,
+) -> None:
+    check_lock(project / "requirements.txt", project / "requirements.lock")
+    (project / "requirements.txt").write_text("httpx==0.28.2\n")
+
+    with pytest.raises(BundlingError, match=r"httpx==0\.28\.2.*make lock"):
+        check_lock(project / "requirements.txt", project / "requirements.lock")
+    with pytest.raises(BundlingError):
+        install_dependencies(project, project / ".build")
+
+
+def test_given_the_project_locks_then_every_package_is_pinned_with_hashes_and_both_locks_agree() -> None:
+    check_lock(PROJECT_ROOT / "requirements.txt", PROJECT_ROOT / "requirements.lock")
+    check_lock(PROJECT_ROOT / "requirements-dev.txt", PROJECT_ROOT / "requirements-dev.lock")
+    runtime = filtered_requirements(PROJECT_ROOT / "requirements.lock")
+    dev = {entry.split()[0] for entry in filtered_requirements(PROJECT_ROOT / "requirements-dev.lock")}
+    assert runtime and all("==" in entry.split()[0] and "--hash=sha256:" in entry for entry in runtime)
+    assert {entry.split()[0] for entry in runtime} <= dev  # the tests run what the Lambda runs
 
 
 def test_given_a_code_change_when_hashed_then_the_asset_hash_changes_but_caches_do_not(project: Path) -> None:
@@ -69,7 +103,8 @@ def test_given_bundling_without_dependencies_when_run_then_only_the_code_package
 
 
 def test_given_the_real_requirements_when_installed_then_the_wheels_are_arm64_cp312_without_boto3() -> None:
-    # Uses (and fills) the same .build/ cache as `make synth`: the first run downloads from PyPI.
+    # Uses (and fills) the same .build/ cache as `make synth`: the first run downloads from PyPI,
+    # with --require-hashes, so the lock holds the arm64 wheels' hashes.
     deps = install_dependencies(PROJECT_ROOT, BUILD_DIR)
     names = {p.name for p in deps.iterdir()}
     assert {"aws_lambda_powertools", "pydantic", "pydantic_core", "httpx"} <= names
