@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cli import connect, replay, status, webhook_secret
 from cli.backfill_cmd import result_document, run_backfill
+from cli.doctor import DEFAULT_INVOICE_SAMPLE, run_doctor
 from cli.errors import CliError, Exit
 from cli.oauth_flow import DEFAULT_REDIRECT_URI
 from cli.output import Output, ProgressBar, ago, duration
@@ -206,6 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --now: stop waiting after this long; the run carries on (default 900)",
     )
 
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="preflight: check the Xero organisation and Ignition against the configuration",
+        description="Before the first sync: the Xero connection and scopes, the configured account codes "
+        "(sales, rounding, payment), tax types for the configured rates and those in Ignition's invoices, "
+        "currencies, lock dates, and Ignition's Reporting API access. Read-only (about 5 Xero calls). "
+        "Without --client or --sandbox: the local sandbox. Exit 0 when nothing fails (warnings "
+        "included), 3 when something would fail the sync.",
+        epilog=EPILOG,
+    )
+    doctor.add_argument(
+        "--invoices",
+        type=int,
+        default=DEFAULT_INVOICE_SAMPLE,
+        metavar="N",
+        help=f"read at most N Ignition invoices, oldest change first (default {DEFAULT_INVOICE_SAMPLE}, "
+        "one page; 0: all of them)",
+    )
+
     rotate = commands.add_parser(
         "rotate-webhook-secret",
         parents=[common],
@@ -267,6 +288,8 @@ class App:
             return self.replay()
         if command == "rotate-webhook-secret":
             return self.rotate_webhook_secret()
+        if command == "doctor":
+            return self.doctor()
         return self.reconcile()
 
     # -- connect ---------------------------------------------------------------------------------
@@ -337,6 +360,53 @@ class App:
 
         self.out.result(summary, human)
         return Exit.OK
+
+    # -- doctor ----------------------------------------------------------------------------------
+
+    def doctor(self) -> int:
+        args = self.args
+        if args.invoices < 0:
+            raise CliError("--invoices must be 0 (all) or more", Exit.USAGE)
+        # A preflight is most often run against the sandbox first: it is the default target.
+        target = resolve(
+            sandbox=args.sandbox or not args.client,
+            client=args.client,
+            region=args.region,
+            sandbox_file=args.sandbox_file,
+        )
+        self.out.message(f"Checking {target.label} against its configuration...")
+        report = run_doctor(target, invoice_sample=args.invoices or None)
+        self.out.result(report, lambda: self._doctor_text(report))
+        return Exit.OK if report["ready"] else Exit.UNHEALTHY
+
+    def _doctor_text(self, report: dict[str, Any]) -> str:
+        out = self.out
+        styles = {"ok": "ok", "warn": "warn", "fail": "bad", "skipped": "dim"}
+        rows = [
+            [c["title"], out.style(c["status"], styles[c["status"]]), c["detail"], c["action"]]
+            for c in report["checks"]
+        ]
+        summary = report["summary"]
+        verdict = (
+            out.style("READY", "ok") if report["ready"] else out.style("NOT READY: fix the failures", "bad")
+        )
+        organisation = report["organisation"] or {}
+        about = (
+            f" ({organisation.get('name')}, {organisation.get('country')}, "
+            f"{organisation.get('base_currency')})"
+            if organisation
+            else ""
+        )
+        return "\n".join(
+            [
+                f"{report['target']}{about}: {verdict}",
+                "",
+                out.table(["check", "status", "detail", "what to do"], rows),
+                "",
+                f"{summary['ok']} ok, {summary['warn']} warn, {summary['fail']} fail, {summary['skipped']} "
+                f"skipped; {report['xero_calls']} Xero calls, {report['seconds']} s",
+            ]
+        )
 
     # -- rotate-webhook-secret --------------------------------------------------------------------
 

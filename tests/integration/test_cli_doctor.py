@@ -1,0 +1,185 @@
+"""``doctor`` against the sandbox: the connected organisation checked against the configuration
+before a first sync, with what to fix and an exit code a script can gate on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.errors import Exit
+from sandbox.environment import Sandbox
+from tests.integration.conftest import World
+from tests.integration.test_cli_support import put_secret, run_cli, secret_value, write_sandbox_file
+
+pytestmark = pytest.mark.integration
+
+DEFAULT_ORGANISATION = {
+    "country": "AU",
+    "currencies": ["AUD", "NZD", "USD", "GBP"],
+    "period_lock_date": None,
+    "end_of_year_lock_date": None,
+}
+CHECKS = {
+    "xero_connection",
+    "xero_scopes",
+    "sales_accounts",
+    "rounding_account",
+    "payment_account",
+    "tax_types",
+    "currencies",
+    "lock_dates",
+    "ignition_access",
+}
+
+
+@pytest.fixture
+def sandbox_file(sandbox: Sandbox, tmp_path: Path) -> Path:
+    return write_sandbox_file(sandbox, tmp_path / "sandbox.json")
+
+
+@pytest.fixture
+def organise(world: World) -> Iterator[Any]:
+    """Set the Xero organisation up; back to the sandbox default after the test."""
+
+    def apply(**body: Any) -> dict[str, Any]:
+        response = world.http.post(f"{world.sandbox.xero_url}/_emulator/organisation", json=body)
+        response.raise_for_status()
+        shown: dict[str, Any] = response.json()
+        return shown
+
+    yield apply
+    apply(**DEFAULT_ORGANISATION)
+
+
+def ignition_invoice(world: World, slug: str, currency: str = "AUD", **fields: Any) -> None:
+    """An invoice in Ignition only (no webhook): what a firm has before its first sync."""
+    items = [
+        {
+            "description": "Monthly advisory",
+            "quantity": "1",
+            "unit_price": {"amount": "100.00", "currency": currency},
+            "tax_rate": "10",
+        }
+    ]
+    record = world.invoice(slug, world.slug(), items, "110.00", currency=currency, **fields)
+    response = world.http.put(
+        f"{world.sandbox.ignition_url}/_emulator/invoices/{slug}", json=record, params={"deliver": "false"}
+    )
+    response.raise_for_status()
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {check["name"]: check for check in report["checks"]}
+
+
+def test_given_a_healthy_sandbox_when_doctor_then_every_check_is_ok_and_it_exits_0(
+    world: World, sandbox_file: Path
+) -> None:
+    ignition_invoice(world, f"inv_{world.tag}")
+    calls_before = world.xero_calls()
+
+    run = run_cli("doctor", "--json", sandbox_file=sandbox_file)
+
+    assert run.code == Exit.OK, run.stdout + run.stderr
+    report = run.json()
+    checks = by_name(report)
+    assert set(checks) == CHECKS
+    assert {name: c["status"] for name, c in checks.items()} == dict.fromkeys(CHECKS, "ok")
+    assert report["ready"] is True
+    assert report["summary"] == {"ok": len(CHECKS), "warn": 0, "fail": 0, "skipped": 0}
+    for check in report["checks"]:
+        assert set(check) == {"name", "title", "status", "detail", "action", "data"}
+        assert check["detail"] and check["action"] == ""
+    assert report["organisation"]["country"] == "AU" and report["organisation"]["base_currency"] == "AUD"
+    assert checks["tax_types"]["data"]["by_rate"]["10"] == "OUTPUT"
+    assert checks["tax_types"]["data"]["invoices_by_rate"]["10"] >= 1
+    assert checks["payment_account"]["data"]["code"] == "090"
+    assert report["ignition_invoices_read"] >= 1
+    # Read-only and cheap: connections, Organisation, Accounts, TaxRates, Currencies.
+    assert report["xero_calls"] == 5
+    assert world.xero_calls() - calls_before == report["xero_calls"]
+
+
+def test_given_a_healthy_sandbox_when_doctor_for_people_then_a_table_of_checks_and_ready(
+    world: World, sandbox_file: Path
+) -> None:
+    run = run_cli("doctor", sandbox_file=sandbox_file)
+
+    assert run.code == Exit.OK, run.stdout + run.stderr
+    header = run.stdout.splitlines()[2]
+    assert header.split() == ["check", "status", "detail", "what", "to", "do"]
+    assert "READY" in run.stdout.splitlines()[0]
+    payment = next(line for line in run.stdout.splitlines() if line.startswith("Payment account"))
+    assert payment.split()[2] == "ok" and "090" in payment
+    assert "0 fail" in run.stdout
+
+
+def test_given_a_lock_date_a_disabled_currency_and_a_missing_account_when_doctor_then_each_says_what_to_fix(
+    world: World, sandbox: Sandbox, organise: Any, tmp_path: Path
+) -> None:
+    organise(period_lock_date="2026-10-31", currencies=["AUD", "NZD", "GBP"])
+    locked = f"inv_locked_{world.tag}"
+    ignition_invoice(world, locked, date="2026-10-15")
+    ignition_invoice(world, f"inv_usd_{world.tag}", currency="USD")
+    misconfigured = write_sandbox_file(
+        sandbox, tmp_path / "sandbox.json", invoices={"default_account_code": "999"}
+    )
+
+    run = run_cli("doctor", "--json", sandbox_file=misconfigured)
+
+    assert run.code == Exit.UNHEALTHY, run.stdout + run.stderr
+    report = run.json()
+    checks = by_name(report)
+    assert report["ready"] is False
+
+    accounts = checks["sales_accounts"]
+    assert accounts["status"] == "fail"
+    assert "account code '999' (invoices.default_account_code) does not exist in Xero" in accounts["detail"]
+    assert "invoices.default_account_code" in accounts["action"]
+
+    currencies = checks["currencies"]
+    assert currencies["status"] == "fail"
+    assert "USD" in currencies["detail"] and "not enabled" in currencies["detail"]
+    assert currencies["data"]["missing"] == ["USD"]
+    assert "add USD in Xero" in currencies["action"]
+
+    lock = checks["lock_dates"]
+    assert lock["status"] == "warn"
+    assert "period lock date 2026-10-31" in lock["detail"]
+    assert f"IGN-{locked} (2026-10-15)" in lock["detail"]
+    assert lock["data"]["invoices_on_or_before"] >= 1
+    assert "lock date" in lock["action"]
+
+    # What the organisation does have still passes: the failures are the named ones only.
+    assert {n for n, c in checks.items() if c["status"] == "fail"} == {"sales_accounts", "currencies"}
+    assert checks["payment_account"]["status"] == "ok"
+
+
+def test_given_a_revoked_ignition_token_when_doctor_then_ignition_fails_with_reconnect_and_xero_checked(
+    world: World, sandbox: Sandbox, sandbox_file: Path
+) -> None:
+    assert sandbox.resources is not None
+    secret_id = json.loads(sandbox_file.read_text())["environment"]["IGNITION_API_SECRET_ID"]
+    original = secret_value(secret_id)
+    put_secret(
+        secret_id,
+        {**original, "access_token": f"gone-{world.tag}", "refresh_token": f"spent-{world.tag}"},
+    )
+    try:
+        run = run_cli("doctor", "--json", sandbox_file=sandbox_file)
+    finally:
+        put_secret(secret_id, original)
+
+    assert run.code == Exit.UNHEALTHY, run.stdout + run.stderr
+    checks = by_name(run.json())
+    ignition = checks["ignition_access"]
+    assert ignition["status"] == "fail"
+    assert "refresh" in ignition["detail"]
+    assert "python -m cli connect ignition" in ignition["action"]
+    assert world.tag not in run.stdout  # no token text in the report
+    assert checks["sales_accounts"]["status"] == "ok"
+    assert checks["lock_dates"]["status"] == "ok"
