@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cli.backfill_cmd import CallCounter
 from cli.oauth_flow import XERO_SCOPES
 from cli.target import Target
+from shared.config import IntegrationConfig
 from shared.ignition.reporting import (
     IgnitionApiError,
     IgnitionAuthError,
@@ -248,16 +249,29 @@ def _find(
     return loose, f" (Xero spells it {loose.Code!r})" if loose is not None else ""
 
 
-def _where(target: Target, key: str) -> str:
-    place = "clients/<name>.json" if target.kind == "stack" else "the sandbox's INTEGRATION_CONFIG"
-    return f"{key} in {place}"
+@dataclass(frozen=True)
+class Setup:
+    """The configuration checked, and where a person changes it."""
+
+    config: IntegrationConfig
+    place: str = "clients/<name>.json"
+    prefix: str = "runtime."  # the functions' configuration sits under "runtime" in a client file
+
+    @classmethod
+    def of(cls, target: Target) -> Setup:
+        if target.kind == "stack":
+            return cls(target.config, f"clients/{target.name}.json (then deploy)")
+        return cls(target.config, "the sandbox's INTEGRATION_CONFIG", "")
+
+    def where(self, key: str) -> str:
+        return f"{self.prefix}{key} in {self.place}"
 
 
-def _sales_accounts_check(target: Target, accounts: list[Account] | None) -> Check:
+def _sales_accounts_check(setup: Setup, accounts: list[Account] | None) -> Check:
     title = "Sales accounts"
     if accounts is None:
         return _skipped("sales_accounts", title, "Xero's accounts were not read")
-    rules = target.config.invoices
+    rules = setup.config.invoices
     wanted: dict[str, list[str]] = {rules.default_account_code: ["invoices.default_account_code"]}
     for service, code in rules.account_codes_by_service.items():
         wanted.setdefault(code, []).append(f"invoices.account_codes_by_service[{service!r}]")
@@ -272,8 +286,8 @@ def _sales_accounts_check(target: Target, accounts: list[Account] | None) -> Che
             problems.append(f"account {code} {account.Name!r} ({used_by}) is {account.Status}")
         elif (account.Class or "").upper() != "REVENUE":
             problems.append(
-                f"account {code} {account.Name!r} ({used_by}) is a {account.Type} account "
-                f"({account.Class}), not revenue: Xero refuses sales tax types on it"
+                f"account {code} {account.Name!r} ({used_by}) is of type {account.Type} "
+                f"(class {account.Class}), not revenue: Xero refuses sales tax types on it"
             )
         else:
             fine.append(f"{code} {account.Name}{note}")
@@ -285,14 +299,14 @@ def _sales_accounts_check(target: Target, accounts: list[Account] | None) -> Che
             "fail",
             "; ".join(problems),
             f"create or re-activate the revenue account in Xero (Chart of accounts), or change "
-            f"{_where(target, 'invoices.default_account_code / account_codes_by_service')}",
+            f"{setup.where('invoices.default_account_code / account_codes_by_service')}",
             data,
         )
     return Check("sales_accounts", title, "ok", "revenue accounts: " + ", ".join(fine), "", data)
 
 
-def _rounding_account_check(target: Target, accounts: list[Account] | None) -> Check | None:
-    code = target.config.invoices.rounding_account_code
+def _rounding_account_check(setup: Setup, accounts: list[Account] | None) -> Check | None:
+    code = setup.config.invoices.rounding_account_code
     title = "Rounding account"
     if code is None:
         return None
@@ -300,7 +314,7 @@ def _rounding_account_check(target: Target, accounts: list[Account] | None) -> C
         return _skipped("rounding_account", title, "Xero's accounts were not read")
     account, note = _find(accounts, code=code)
     fix = (
-        f"create the account in Xero, or change {_where(target, 'invoices.rounding_account_code')} "
+        f"create the account in Xero, or change {setup.where('invoices.rounding_account_code')} "
         "(null: no rounding line, the cent differences are reported)"
     )
     if account is None:
@@ -324,11 +338,11 @@ def _rounding_account_check(target: Target, accounts: list[Account] | None) -> C
     return Check("rounding_account", title, "ok", f"{code} {account.Name}{note}")
 
 
-def _payment_account_check(target: Target, accounts: list[Account] | None) -> Check:
+def _payment_account_check(setup: Setup, accounts: list[Account] | None) -> Check:
     title = "Payment account"
     if accounts is None:
         return _skipped("payment_account", title, "Xero's accounts were not read")
-    rules = target.config.payments
+    rules = setup.config.payments
     if rules.account_id:
         key, shown = "payments.account_id", rules.account_id
         account, note = _find(accounts, account_id=rules.account_id)
@@ -341,7 +355,7 @@ def _payment_account_check(target: Target, accounts: list[Account] | None) -> Ch
         if a.Type == "BANK" and (a.Status or "ACTIVE").upper() == "ACTIVE"
     ]
     fix = (
-        f"set {_where(target, 'payments.account_code')} (or payments.account_id for a bank account "
+        f"set {setup.where('payments.account_code')} (or payments.account_id for a bank account "
         f"without a code) to one of: {'; '.join(banks) or 'no bank accounts found'}"
     )
     if account is None:
@@ -361,11 +375,11 @@ def _payment_account_check(target: Target, accounts: list[Account] | None) -> Ch
             "payment_account",
             title,
             "fail",
-            f'{key} {shown} ({account.Name}) is a {account.Type} account without "Enable payments to this '
-            'account": Xero refuses payments into it',
+            f'{key} {shown} ({account.Name}) is of type {account.Type}, not BANK, without "Enable payments '
+            'to this account": Xero refuses payments into it',
             fix + ", or tick that option on the account in Xero",
         )
-    kind = "bank account" if account.Type == "BANK" else f"{account.Type} account with payments enabled"
+    kind = "bank account" if account.Type == "BANK" else f"{account.Type}-type account with payments enabled"
     return Check(
         "payment_account",
         title,
@@ -379,8 +393,8 @@ def _payment_account_check(target: Target, accounts: list[Account] | None) -> Ch
 # --- tax, currencies, lock dates ----------------------------------------------------------------
 
 
-def _active_invoices(target: Target, ignition: _Ignition) -> list[IgnitionInvoice]:
-    skip = {s.lower() for s in target.config.invoices.skip_states}
+def _active_invoices(setup: Setup, ignition: _Ignition) -> list[IgnitionInvoice]:
+    skip = {s.lower() for s in setup.config.invoices.skip_states}
     return [i for i in ignition.invoices or [] if i.state.lower() not in skip]
 
 
@@ -391,11 +405,11 @@ def _seen(ignition: _Ignition) -> str:
     return f"{scope} {len(ignition.invoices)} Ignition invoice(s) read"
 
 
-def _tax_check(target: Target, rates: list[TaxRate] | None, ignition: _Ignition) -> Check:
+def _tax_check(setup: Setup, rates: list[TaxRate] | None, ignition: _Ignition) -> Check:
     title = "Tax types"
     if rates is None:
         return _skipped("tax_types", title, "Xero's tax rates were not read")
-    rules = target.config.invoices
+    rules = setup.config.invoices
     by_type = {r.TaxType.upper(): r for r in rates}
     problems: list[str] = []
     warnings: list[str] = []
@@ -415,7 +429,7 @@ def _tax_check(target: Target, rates: list[TaxRate] | None, ignition: _Ignition)
                 "totals will differ from Ignition's"
             )
     taxes = OrganisationTaxTypes(lambda: rates, rules.tax_types_by_rate, rules.untaxed_tax_type)
-    invoices = _active_invoices(target, ignition)
+    invoices = _active_invoices(setup, ignition)
     seen: Counter[str] = Counter()
     untaxed_lines = False
     for invoice in invoices:
@@ -466,7 +480,7 @@ def _tax_check(target: Target, rates: list[TaxRate] | None, ignition: _Ignition)
             "fail",
             "; ".join(problems + warnings),
             "add the rate in Xero (Settings, Tax rates), or map it under "
-            + _where(target, "invoices.tax_types_by_rate"),
+            + setup.where("invoices.tax_types_by_rate"),
             data,
         )
     if warnings:
@@ -491,7 +505,7 @@ def _decimal_order(rate: str) -> tuple[int, str]:
 
 
 def _currencies_check(
-    target: Target, organisation: Organisation | None, currencies: list[Currency] | None, ignition: _Ignition
+    setup: Setup, organisation: Organisation | None, currencies: list[Currency] | None, ignition: _Ignition
 ) -> Check:
     title = "Currencies"
     if currencies is None:
@@ -500,7 +514,7 @@ def _currencies_check(
     base = (organisation.BaseCurrency or "").upper() if organisation else ""
     if base:
         enabled.add(base)  # the base currency is always usable, listed or not
-    seen = Counter(i.amount.currency.upper() for i in _active_invoices(target, ignition))
+    seen = Counter(i.amount.currency.upper() for i in _active_invoices(setup, ignition))
     missing = sorted(c for c in seen if c not in enabled)
     data = {
         "base": base or None,
@@ -530,7 +544,7 @@ def _currencies_check(
     )
 
 
-def _lock_dates_check(target: Target, organisation: Organisation | None, ignition: _Ignition) -> Check:
+def _lock_dates_check(setup: Setup, organisation: Organisation | None, ignition: _Ignition) -> Check:
     title = "Lock dates"
     if organisation is None:
         return _skipped("lock_dates", title, "Xero's organisation was not read")
@@ -546,7 +560,7 @@ def _lock_dates_check(target: Target, organisation: Organisation | None, ignitio
     if not set_locks:
         return Check("lock_dates", title, "ok", "no lock dates set", "", data)
     latest: date = max(set_locks.values())
-    invoices = _active_invoices(target, ignition)
+    invoices = _active_invoices(setup, ignition)
     locked = sorted((i for i in invoices if i.date <= latest), key=lambda i: i.date)
     data["invoices_on_or_before"] = len(locked)
     dates = ", ".join(f"{name} {when.isoformat()}" for name, when in set_locks.items())
@@ -696,15 +710,16 @@ def run_doctor(target: Target, *, invoice_sample: int | None = DEFAULT_INVOICE_S
     xero = _read_xero(target, counter, connection_checks)
     ignition_checks: list[Check] = []
     ignition = _read_ignition(target, invoice_sample, ignition_checks)
+    setup = Setup.of(target)
     checks: list[Check] = [
         *connection_checks,
         _scopes_check(xero.tokens, target.config.xero.auth_mode == "oauth"),
-        _sales_accounts_check(target, xero.accounts),
-        *_present([_rounding_account_check(target, xero.accounts)]),
-        _payment_account_check(target, xero.accounts),
-        _tax_check(target, xero.tax_rates, ignition),
-        _currencies_check(target, xero.organisation, xero.currencies, ignition),
-        _lock_dates_check(target, xero.organisation, ignition),
+        _sales_accounts_check(setup, xero.accounts),
+        *_present([_rounding_account_check(setup, xero.accounts)]),
+        _payment_account_check(setup, xero.accounts),
+        _tax_check(setup, xero.tax_rates, ignition),
+        _currencies_check(setup, xero.organisation, xero.currencies, ignition),
+        _lock_dates_check(setup, xero.organisation, ignition),
         *ignition_checks,
     ]
     counts = Counter(c.status for c in checks)
