@@ -9,8 +9,10 @@ on (see ``cli.errors.Exit``): 0 ok, 1 error, 2 usage, 3 problems found, 4 target
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
+import textwrap
 import webbrowser
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +33,8 @@ from shared.backfill import BackfillOptions, BackfillPaused, ProgressUpdate
 from shared.store.checkpoints import PHASES
 
 Opener = Callable[[str], None]
+DOCTOR_DETAIL_WIDTH = 70
+DOCTOR_ACTION_WIDTH = 50
 Asker = Callable[[list[dict[str, Any]]], int]
 
 EPILOG = """exit codes: 0 ok | 1 error | 2 usage | 3 problems found (unhealthy, records failed) |
@@ -382,10 +386,14 @@ class App:
     def _doctor_text(self, report: dict[str, Any]) -> str:
         out = self.out
         styles = {"ok": "ok", "warn": "warn", "fail": "bad", "skipped": "dim"}
-        rows = [
-            [c["title"], out.style(c["status"], styles[c["status"]]), c["detail"], c["action"]]
-            for c in report["checks"]
-        ]
+        rows: list[list[str]] = []
+        for check in report["checks"]:
+            # Wrapped, so the "what to do" column stays on a screen next to its detail.
+            detail = textwrap.wrap(check["detail"], DOCTOR_DETAIL_WIDTH) or [""]
+            action = textwrap.wrap(check["action"], DOCTOR_ACTION_WIDTH)
+            for index, (said, todo) in enumerate(itertools.zip_longest(detail, action, fillvalue="")):
+                head = [check["title"], out.style(check["status"], styles[check["status"]])]
+                rows.append([*(head if index == 0 else ["", ""]), said, todo])
         summary = report["summary"]
         verdict = (
             out.style("READY", "ok") if report["ready"] else out.style("NOT READY: fix the failures", "bad")

@@ -450,7 +450,11 @@ def _tax_check(setup: Setup, rates: list[TaxRate] | None, ignition: _Ignition) -
         try:
             resolved[rate] = taxes.for_rate(rate)
         except UnknownTaxRate as exc:
-            problems.append(f"{seen[rate]} invoice(s) have {rate}% lines: {exc}")
+            shown = ", ".join(f"{r}% ({t})" for r, t in exc.available) or "none"
+            where = f"{seen[rate]} invoice(s) have {rate}% lines" if seen[rate] else f"{rate}% is configured"
+            problems.append(
+                f"{where}, and the organisation has no sales tax rate of {rate}% (it has: {shown})"
+            )
     untaxed: str | None = None
     if untaxed_lines or rules.rounding_account_code is not None:
         try:
