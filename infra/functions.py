@@ -90,6 +90,24 @@ def environment(config: ClientConfig, resources: Resources, service: Service) ->
     }
 
 
+# What the sync function does to its two tables (shared/store, shared/oauth, Powertools idempotency).
+SYNC_ITEM_ACTIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+
+
+def _grant_token_rotation(role: iam.IRole, secrets: IntegrationSecrets) -> None:
+    """Read the token sets, and store a refreshed one as a new version (PutSecretValue, which
+    moves AWSCURRENT itself): never UpdateSecret (description, KMS key) or
+    UpdateSecretVersionStage (moving labels by hand), which ``grant_write`` would add."""
+    tokens = (secrets.xero_token, secrets.ignition_api)
+    for secret in tokens:
+        secret.grant_read(role)
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["secretsmanager:PutSecretValue"], resources=[secret.secret_arn for secret in tokens]
+        )
+    )
+
+
 def _logical_id(construct: Construct) -> str:
     """The CloudFormation logical id cdk-nag uses in a finding's id."""
     resource = construct.node.default_child
@@ -241,8 +259,15 @@ class Functions(Construct):
         resources, role = self._resources, self.sync.role
         assert role is not None
         storage, secrets = resources.storage, resources.secrets
-        storage.state_table.grant_read_write_data(role)
-        storage.idempotency_table.grant_read_write_data(role)
+        # Item reads and writes only, no Query/Scan/Batch*/DescribeTable: mappings, audit, locks,
+        # the call budget and per-message retry accounting in the state table (its transactions
+        # are authorised as their PutItem/UpdateItem parts); Powertools' records in the other.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[f"dynamodb:{action}" for action in SYNC_ITEM_ACTIONS],
+                resources=[storage.state_table.table_arn, storage.idempotency_table.table_arn],
+            )
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"], resources=[storage.archive_bucket.arn_for_objects(f"{RAW_PREFIX}*")]
@@ -255,10 +280,11 @@ class Functions(Construct):
             "object keys are per event, so the ARN needs a wildcard.",
         )
         secrets.xero_client.grant_read(role)
-        # Token sets rotate on every refresh: the function writes the new one back.
-        for secret in (secrets.xero_token, secrets.ignition_api):
-            secret.grant_read(role)
-            secret.grant_write(role)
+        _grant_token_rotation(role, secrets)
+        # A permanent failure is parked in the DLQ with its category and reason by the function
+        # itself (the queue's redrive carries no reason); grant_send_messages adds the queue's KMS
+        # key too, should it ever get one.
+        resources.queues.dead_letter_queue.grant_send_messages(role)
 
     def _grant_xero_webhook(self) -> None:
         resources, role = self._resources, self.xero_webhook.role
@@ -308,10 +334,14 @@ class Functions(Construct):
                 resources=[bucket.arn_for_objects(work)],
             )
         )
-        # Key names only (no content): without it S3 answers 403 instead of 404 for a missing
-        # working set, and the run would fail instead of starting afresh.
+        # Key names only (no content), and only under the working-set prefix: the run lists its
+        # working set's key before downloading it, so a missing one reads as "start afresh".
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [work]}},
+            )
         )
         for prefix, actions in (
             (REPORTS_PREFIX, "s3:PutObject (one report per run)"),
@@ -342,7 +372,5 @@ class Functions(Construct):
         )
         secrets.xero_client.grant_read(role)
         # It calls Xero and Ignition like sync does, so it may refresh (and store) a token set.
-        for secret in (secrets.xero_token, secrets.ignition_api):
-            secret.grant_read(role)
-            secret.grant_write(role)
+        _grant_token_rotation(role, secrets)
         resources.report_topic.grant_publish(role)

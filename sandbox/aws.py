@@ -1,4 +1,5 @@
-"""AWS in the sandbox: moto's server mode in a child process, and the stack's resources in it.
+"""AWS in the sandbox: moto's server mode in a child process, and the stack's resources in it,
+built from the synthesized CDK template.
 
 A child process (not a thread) because moto's in-process backends are global: a unit test's
 ``mock_aws`` in the same interpreter would otherwise reset the sandbox's state.
@@ -12,9 +13,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from sandbox.template import FunctionSpec, SandboxStack, synthesized_template
 from shared import aws
 
 REGION = "ap-southeast-2"
@@ -84,63 +87,54 @@ class SandboxResources:
     xero_token_secret: str
     ignition_webhook_secret: str
     ignition_api_secret: str
+    # The template the resources were built from, and each function's resolved environment and
+    # role statements (``sandbox.template``).
+    stack: SandboxStack
+    functions: dict[str, FunctionSpec]
+
+    def environment(self) -> dict[str, str]:
+        """Every variable any function gets, as the template sets it (values resolved to the
+        sandbox's names). The functions share one process, so the per-function variables
+        (POWERTOOLS_SERVICE_NAME, the reconcile function's ALERT_TOPIC_ARN) are merged."""
+        merged: dict[str, str] = {}
+        for spec in self.functions.values():
+            merged.update(spec.environment)
+        return merged
 
 
 def create_resources(
     prefix: str,
     *,
-    visibility_timeout: int,
-    max_receive_count: int,
     secrets: dict[str, str],
+    visibility_timeout: int | None = None,
+    max_receive_count: int | None = None,
+    template: dict[str, Any] | None = None,
 ) -> SandboxResources:
-    """The same resources the CDK stack creates, with the same key schemas and queue settings."""
-    ddb = aws.client("dynamodb")
-    state_table, idempotency_table = f"{prefix}-state", f"{prefix}-idempotency"
-    ddb.create_table(
-        TableName=state_table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
-    ddb.create_table(
-        TableName=idempotency_table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-    )
-    bucket = f"{prefix}-archive"
-    aws.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    """The stack's resources, built from the synthesized template (``sandbox.template``).
 
-    sqs = aws.client("sqs")
-    dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    queue_url = sqs.create_queue(
-        QueueName=f"{prefix}-sync.fifo",
-        Attributes={
-            "FifoQueue": "true",
-            "VisibilityTimeout": str(visibility_timeout),
-            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive_count}"}}',
-        },
-    )["QueueUrl"]
-
-    names = {}
-    for key, value in secrets.items():
-        name = f"{prefix}/{key}"
-        aws.client("secretsmanager").create_secret(Name=name, SecretString=value)
-        names[key] = name
+    ``visibility_timeout`` and ``max_receive_count`` (None: the template's) override the sync
+    queue's, the only settings the sandbox compresses in time.
+    """
+    stack = SandboxStack(template if template is not None else synthesized_template(), prefix)
+    sync_queue = stack.logical_id_of_env("SYNC_QUEUE_URL")
+    overrides: dict[str, str] = {}
+    if visibility_timeout is not None:
+        overrides["VisibilityTimeout"] = str(visibility_timeout)
+    if max_receive_count is not None:
+        overrides["maxReceiveCount"] = str(max_receive_count)
+    stack.create(secrets=secrets, queue_overrides={sync_queue: overrides})
+    functions = stack.functions()
+    env = functions["sync"].environment
     return SandboxResources(
-        state_table=state_table,
-        idempotency_table=idempotency_table,
-        bucket=bucket,
-        queue_url=queue_url,
-        dlq_url=dlq_url,
-        xero_client_secret=names["xero-client"],
-        xero_token_secret=names["xero-token"],
-        ignition_webhook_secret=names["ignition-webhook"],
-        ignition_api_secret=names["ignition-api"],
+        state_table=env["STATE_TABLE_NAME"],
+        idempotency_table=env["IDEMPOTENCY_TABLE_NAME"],
+        bucket=env["ARCHIVE_BUCKET_NAME"],
+        queue_url=env["SYNC_QUEUE_URL"],
+        dlq_url=env["DLQ_URL"],
+        xero_client_secret=env["XERO_CLIENT_SECRET_ID"],
+        xero_token_secret=env["XERO_TOKEN_SECRET_ID"],
+        ignition_webhook_secret=env["IGNITION_WEBHOOK_SECRET_ID"],
+        ignition_api_secret=env["IGNITION_API_SECRET_ID"],
+        stack=stack,
+        functions=functions,
     )

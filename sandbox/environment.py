@@ -24,6 +24,7 @@ from typing import Any
 from sandbox.aws import MotoServer, SandboxResources, create_resources, point_boto3_at
 from sandbox.clock import Clock
 from sandbox.faults import AwsFaultProfile, AwsFaults
+from sandbox.iam import Enforcer, RolePolicy, acting_as, as_function, register, unregister
 from sandbox.ignition_emulator import IgnitionEmulator
 from sandbox.runtime import ApiGatewayFront, Handler, LambdaContext, SqsEventSource
 from sandbox.server import RunningServer, serve_in_thread
@@ -63,6 +64,9 @@ class SandboxOptions:
     isolated_sync_workers: bool = True
     # Seconds between scheduled reconciliations (as EventBridge runs them in AWS); None: only on demand.
     reconcile_every: float | None = None
+    # Each function's AWS calls checked against its own role in the template (sandbox.iam): a call
+    # outside its policy fails with AccessDenied, as in AWS.
+    enforce_iam: bool = True
     # The Xero organisation's country profile (tax rates, accounts, base currency): AU, NZ or UK.
     xero_country: str = "AU"
 
@@ -119,6 +123,7 @@ class Sandbox:
         self.xero_webhook: ModuleType | None = None
         self.function_environment: dict[str, str] = {}
         self.aws_faults = AwsFaults()
+        self.iam: Enforcer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -142,11 +147,17 @@ class Sandbox:
         self.ingest = self._load("functions.ingest.handler")
         self.sync = self._load("functions.sync.handler")
         self.xero_webhook = self._load("functions.xero_webhook.handler")
+        if self.options.enforce_iam:
+            self.iam = Enforcer.for_stack(self.resources.stack, self.resources.functions)
+            register(self.iam)
 
         self.front = ApiGatewayFront(
             {
-                ("POST", "/webhooks/ignition"): ("ingest", self.ingest.handler),
-                ("POST", "/webhooks/xero"): ("xero-webhook", self.xero_webhook.handler),
+                ("POST", "/webhooks/ignition"): ("ingest", self.as_function("ingest", self.ingest.handler)),
+                ("POST", "/webhooks/xero"): (
+                    "xero-webhook",
+                    self.as_function("xero_webhook", self.xero_webhook.handler),
+                ),
             }
         )
         front = serve_in_thread("api", self.front)
@@ -161,6 +172,8 @@ class Sandbox:
             batch_size=self.options.sync_batch_size,
             handler_factory=self._sync_worker if self.options.isolated_sync_workers else None,
             crash_point=self.aws_faults.crash_point,
+            # The event source mapping polls with the function's role, as in AWS.
+            execution_role=lambda: acting_as(self.role("sync")),
         )
         self.poller.start()
         self.reconcile = self._load("functions.reconcile.handler")
@@ -173,10 +186,20 @@ class Sandbox:
         """One reconciliation through the real handler: ``event`` as on demand, or the schedule's."""
         assert self.reconcile is not None
         scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-        result: dict[str, Any] = self.reconcile.handler(
-            event or scheduled, LambdaContext("reconcile", RECONCILE_TIMEOUT_SECONDS)
-        )
+        with acting_as(self.role("reconcile")):
+            result: dict[str, Any] = self.reconcile.handler(
+                event or scheduled, LambdaContext("reconcile", RECONCILE_TIMEOUT_SECONDS)
+            )
         return result
+
+    def role(self, function: str) -> RolePolicy | None:
+        """The IAM role ``function`` (a directory of functions/) runs under; None when the sandbox
+        does not enforce IAM."""
+        return self.iam.roles[function] if self.iam is not None else None
+
+    def as_function(self, function: str, handler: Handler) -> Handler:
+        wrapped: Handler = as_function(self.role(function), handler)
+        return wrapped
 
     def stop(self) -> None:
         if self.reconcile_schedule is not None:
@@ -184,6 +207,8 @@ class Sandbox:
         if self.poller is not None:
             self.poller.stop()
         self.aws_faults.uninstall()
+        if self.iam is not None:
+            unregister(self.iam)
         for server in reversed(self._servers):
             server.stop()
         self.moto.stop()
@@ -367,19 +392,11 @@ class Sandbox:
                 current = merged.get(section)
                 merged[section] = {**current, **values} if isinstance(current, dict) else values
             config = IntegrationConfig.model_validate(merged)
+        # Every variable as the template sets it (resource names resolved to the sandbox's);
+        # only the client's name, its configuration (emulator URLs) and logging are the sandbox's.
         return {
+            **self.resources.environment(),
             "CLIENT_NAME": self.options.prefix,
-            "STATE_TABLE_NAME": self.resources.state_table,
-            "IDEMPOTENCY_TABLE_NAME": self.resources.idempotency_table,
-            "ARCHIVE_BUCKET_NAME": self.resources.bucket,
-            "SYNC_QUEUE_URL": self.resources.queue_url,
-            "DLQ_URL": self.resources.dlq_url,
-            "XERO_CLIENT_SECRET_ID": self.resources.xero_client_secret,
-            "XERO_TOKEN_SECRET_ID": self.resources.xero_token_secret,
-            "IGNITION_WEBHOOK_SECRET_ID": self.resources.ignition_webhook_secret,
-            "IGNITION_API_SECRET_ID": self.resources.ignition_api_secret,
-            # create_resources names every secret "<prefix>/<key>".
-            "XERO_WEBHOOK_SECRET_ID": f"{self.options.prefix}/xero-webhook",
             "INTEGRATION_CONFIG": config.model_dump_json(),
             "POWERTOOLS_SERVICE_NAME": "sandbox",
             "POWERTOOLS_METRICS_NAMESPACE": f"IgnitionXeroSync/{self.options.prefix}",

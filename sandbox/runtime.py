@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,8 +169,11 @@ class SqsEventSource:
         concurrency: int = 2,
         handler_factory: HandlerFactory | None = None,
         crash_point: CrashPoint | None = None,
+        execution_role: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self._queue_url = queue_url
+        # Entered around each polling thread's loop: its calls (and the handler's) use the role.
+        self._execution_role = execution_role
         self.handler = handler
         # With a factory every polling thread is its own execution environment (own module state,
         # as concurrent Lambdas have); without one all threads share ``handler``.
@@ -222,6 +226,10 @@ class SqsEventSource:
             thread.join(timeout=10)
 
     def _run(self, index: int = 0) -> None:
+        with self._execution_role() if self._execution_role is not None else nullcontext():
+            self._poll(index)
+
+    def _poll(self, index: int) -> None:
         sqs = aws.client("sqs")
         arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"

@@ -239,8 +239,14 @@ class S3Artifacts:
         )
 
     def get_file(self, key: str, path: Path) -> bool:
+        # Listed first: the role may list only under the working-set prefix (s3:prefix), and S3
+        # answers a GET of a missing key with 403, not 404, to a caller not allowed to list it.
+        s3 = aws.client("s3")
+        listing = s3.list_objects_v2(Bucket=self._bucket, Prefix=key, MaxKeys=1)
+        if not any(item["Key"] == key for item in listing.get("Contents", [])):
+            return False
         try:
-            aws.client("s3").download_file(self._bucket, key, str(path))
+            s3.download_file(self._bucket, key, str(path))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
