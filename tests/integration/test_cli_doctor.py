@@ -3,6 +3,7 @@ before a first sync, with what to fix and an exit code a script can gate on."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from cli.app import main
 from cli.errors import Exit
+from cli.target import SANDBOX_FILE_ENV
 from sandbox.environment import Sandbox
 from tests.integration.conftest import World
 from tests.integration.test_cli_support import put_secret, run_cli, secret_value, write_sandbox_file
@@ -116,6 +119,19 @@ def test_given_a_healthy_sandbox_when_doctor_for_people_then_a_table_of_checks_a
     payment = next(line for line in run.stdout.splitlines() if line.startswith("Payment account"))
     assert payment.split()[2] == "ok" and "090" in payment
     assert "0 fail" in run.stdout
+
+
+def test_given_no_target_when_doctor_then_it_checks_the_sandbox_of_the_sandbox_file(
+    world: World, sandbox_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SANDBOX_FILE_ENV, str(sandbox_file))
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    code = main(["doctor", "--json"], stdout=stdout, stderr=stderr)
+
+    assert code == Exit.OK, stdout.getvalue() + stderr.getvalue()
+    report = json.loads(stdout.getvalue())
+    assert report["target"] == "the local sandbox" and report["ready"] is True
 
 
 def test_given_a_lock_date_a_disabled_currency_and_a_missing_account_when_doctor_then_each_says_what_to_fix(
