@@ -92,6 +92,8 @@ def environment(config: ClientConfig, resources: Resources, service: Service) ->
 
 # What the sync function does to its two tables (shared/store, shared/oauth, Powertools idempotency).
 SYNC_ITEM_ACTIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+# The reconcile function's, on the state table (shared/reconcile, shared/store).
+RECONCILE_TABLE_ACTIONS = (*SYNC_ITEM_ACTIONS, "Query", "BatchGetItem")
 
 
 def _grant_token_rotation(role: iam.IRole, secrets: IntegrationSecrets) -> None:
@@ -317,8 +319,13 @@ class Functions(Construct):
         assert role is not None
         storage, secrets, queues = resources.storage, resources.secrets, resources.queues
         # Mappings, audit, checkpoints, the Xero call budget and locks, and the xero-event items
-        # it consumes.
-        storage.state_table.grant_read_write_data(role)
+        # it consumes: item actions, Query and BatchGetItem only (no Scan, BatchWriteItem, streams).
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[f"dynamodb:{action}" for action in RECONCILE_TABLE_ACTIONS],
+                resources=[storage.state_table.table_arn],
+            )
+        )
         bucket = storage.archive_bucket
         work = f"{RECONCILE_WORK_PREFIX}*"
         # Reports only (the engine never reads raw/ bodies: it works from both APIs).
