@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
@@ -11,6 +13,8 @@ import pytest
 
 from cli.errors import Exit
 from sandbox.environment import Sandbox
+from shared.oauth import XERO_TOKEN_LOCK
+from shared.store.locks import DynamoLeaseLock
 from tests.integration.test_cli_support import browser, put_secret, run_cli, secret_value, write_sandbox_file
 
 pytestmark = pytest.mark.integration
@@ -74,6 +78,34 @@ def test_given_a_consenting_admin_when_connect_xero_then_the_token_set_and_tenan
     query = parse_qs(urlparse(seen[0]).query)
     assert query["code_challenge_method"] == ["S256"] and query["state"][0]
     assert run.json()["tenant_id"] == sandbox.xero.tenant_id
+
+
+def test_given_a_token_refresh_holding_the_lock_when_connect_xero_then_it_saves_only_after_the_lock_is_free(
+    sandbox: Sandbox, sandbox_file: Path, secrets_restored: dict[str, str]
+) -> None:
+    assert sandbox.resources is not None
+    refresh = DynamoLeaseLock(sandbox.resources.state_table, XERO_TOKEN_LOCK, lease_seconds=30)
+    refresh.acquire()  # a sync worker mid-refresh
+    released_at: list[float] = []
+
+    def finish_refresh() -> None:
+        time.sleep(2.0)
+        released_at.append(time.monotonic())
+        refresh.release()
+
+    finisher = threading.Thread(target=finish_refresh)
+    finisher.start()
+    try:
+        run = run_cli(
+            "connect", "xero", "--redirect-uri", REDIRECT, "--json", sandbox_file=sandbox_file, opener=browser
+        )
+        finished_at = time.monotonic()
+    finally:
+        finisher.join()
+
+    assert run.code == Exit.OK, run.stderr
+    assert released_at and finished_at >= released_at[0]  # it waited for the refresh's lease
+    assert secret_value(secrets_restored["xero_token"])["tenant_id"] == sandbox.xero.tenant_id
 
 
 def test_given_consent_denied_when_connect_xero_then_exit_auth_and_the_secret_is_unchanged(
