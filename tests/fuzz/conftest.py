@@ -1,6 +1,7 @@
 """A light harness for fuzzing the ingest Lambda in-process against moto's server.
 
-Each configuration gets its own bucket, queue and webhook secret in moto, and its own copy of
+Each configuration gets its own copy of the stack in moto (built from the synthesized template,
+the handler running under the ingest function's role with IAM enforced), and its own copy of
 ``functions/ingest/handler.py`` imported with that configuration's environment (as a cold start
 would), so thousands of requests run in seconds without HTTP in between. The archive and the queue
 the handler writes to are wrapped in recorders: every write still reaches moto, and each example
@@ -30,6 +31,7 @@ import httpx
 import pytest
 
 from sandbox.aws import MotoServer, create_resources, point_boto3_at
+from sandbox.iam import Enforcer, acting_as, register
 from sandbox.runtime import LambdaContext
 from shared import aws
 from shared.config import IntegrationConfig, WebhookVerification
@@ -103,17 +105,10 @@ class IngestHarness:
                 "ignition-api": "{}",
             },
         )
+        # The ingest function's variables as the template sets them, and its role enforced.
         self.environment = {
+            **self.resources.functions["ingest"].environment,
             "CLIENT_NAME": prefix,
-            "STATE_TABLE_NAME": self.resources.state_table,
-            "IDEMPOTENCY_TABLE_NAME": self.resources.idempotency_table,
-            "ARCHIVE_BUCKET_NAME": self.resources.bucket,
-            "SYNC_QUEUE_URL": self.resources.queue_url,
-            "DLQ_URL": self.resources.dlq_url,
-            "XERO_CLIENT_SECRET_ID": self.resources.xero_client_secret,
-            "XERO_TOKEN_SECRET_ID": self.resources.xero_token_secret,
-            "IGNITION_WEBHOOK_SECRET_ID": self.resources.ignition_webhook_secret,
-            "IGNITION_API_SECRET_ID": self.resources.ignition_api_secret,
             "INTEGRATION_CONFIG": IntegrationConfig.model_validate(
                 {"ignition": {"webhook": webhook.model_dump()}}
             ).model_dump_json(),
@@ -122,6 +117,9 @@ class IngestHarness:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": f"IgnitionXeroSync/{prefix}",
         }
+        enforcer = Enforcer.for_stack(self.resources.stack, self.resources.functions)
+        register(enforcer)
+        self.role = enforcer.roles["ingest"]
         self.module = self._cold_start()
         self.archive = RecordingArchive(self.module.intake._archive)
         self.queue = RecordingQueue(self.module.intake._queue)
@@ -171,7 +169,8 @@ class IngestHarness:
         }
 
     def invoke(self, event: dict[str, Any]) -> Response:
-        response = self.module.handler(event, LambdaContext("ingest", 10))
+        with acting_as(self.role):
+            response = self.module.handler(event, LambdaContext("ingest", 10))
         return Response(int(response["statusCode"]), json.loads(response["body"]))
 
     def post(self, body: bytes, headers: Mapping[str, str], *, as_base64: bool = False) -> Response:
