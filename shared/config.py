@@ -65,14 +65,37 @@ class WebhookVerification(StrictModel):
     # rotated_at): long enough to store the new one, let every cached copy expire and change it in
     # Ignition, so no delivery is refused in between.
     previous_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
-    # While the secret is rotated, how long the previous one is still accepted (from its
-    # rotated_at): long enough to store the new one, let every cached copy expire and change it in
-    # Ignition, so no delivery is refused in between.
-    previous_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+
+
+IgnitionSource = Literal["webhook", "poll"]
+
+
+class PollRules(StrictModel):
+    """The Reporting API poller (``functions/poll``), which puts a change on the sync queue without
+    any webhook. Its schedule is the deployment's (``polling.schedule`` in clients/NAME.json)."""
+
+    # updated_from = the newest change already seen - overlap: a record saved with an earlier
+    # timestamp than one already read (a slow transaction on Ignition's side) is still read.
+    overlap_seconds: int = Field(default=300, ge=0, le=86_400)
+    # Terminal states (archived clients, void invoices, cancelled payments) are hidden unless
+    # state= names them, one request each: read every Nth run, so an idle run costs one request
+    # per resource and a void still arrives within N runs.
+    terminal_every_runs: int = Field(default=5, ge=1, le=1_000)
+    # The first run (no cursor yet) reads changes from this far back; history is the backfill's.
+    first_run_lookback_minutes: int = Field(default=60, ge=0, le=366 * 24 * 60)
+    # A run stops (its cursor saved, the next run goes on) after this many records.
+    max_records_per_run: int = Field(default=2_000, ge=1, le=100_000)
 
 
 class IgnitionConfig(StrictModel):
     """Everything Ignition-specific: endpoints, webhook format, event names, money unit."""
+
+    # Where changes come from: Ignition's webhook (or a Zapier bridge) through the API, the
+    # Reporting API poller, or both (a change seen by both is applied once; see shared/poll.py).
+    sources: list[IgnitionSource] = Field(
+        default_factory=lambda: list[IgnitionSource](["webhook", "poll"]), min_length=1
+    )
+    poll: PollRules = PollRules()
 
     api_url: str = "https://developers.ignitionapp.com/external/api/v1"
     token_url: str = "https://developers.ignitionapp.com/oauth2/token"

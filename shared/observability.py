@@ -21,6 +21,7 @@ class Service(StrEnum):
     SYNC = "sync"
     RECONCILE = "reconcile"
     XERO_WEBHOOK = "xero-webhook"
+    POLL = "poll"
 
 
 class Metric(StrEnum):
@@ -60,6 +61,11 @@ class Metric(StrEnum):
     RECONCILE_DISCREPANCIES = "ReconcileDiscrepancies"
     RECONCILE_HEALED = "ReconcileHealed"
     RECONCILE_DURATION_SECONDS = "ReconcileDurationSeconds"
+    # poll (the Reporting API poller)
+    POLL_RUNS = "PollRuns"
+    POLL_FAILURES = "PollFailures"
+    POLL_EVENTS_QUEUED = "PollEventsQueued"
+    POLL_IGNITION_REQUESTS = "PollIgnitionRequests"
     # xero-webhook
     XERO_WEBHOOKS_RECEIVED = "XeroWebhooksReceived"
     # Not signed with our key (401): a forgery, or the key in the secret is not the webhook's.

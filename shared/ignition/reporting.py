@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -38,6 +38,8 @@ from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPaym
 logger = logging.getLogger(__name__)
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
+# Which listings a read makes: the default one, the terminal-state ones, or all (the default).
+Passes = Literal["all", "default", "terminal"]
 
 # Reset headers above this are epoch seconds; below it, seconds to wait (APIs use both readings).
 _EPOCH_THRESHOLD = 1_000_000_000
@@ -210,23 +212,29 @@ class IgnitionReportingClient:
         """The client, or None when Ignition does not know the slug (404)."""
         return self._get_record("clients", slug, IgnitionClient)
 
-    def iter_clients(self, updated_from: datetime | None = None) -> Iterator[IgnitionClient]:
+    def iter_clients(
+        self, updated_from: datetime | None = None, *, passes: Passes = "all"
+    ) -> Iterator[IgnitionClient]:
         """Every client (updated at or after ``updated_from``), page by page."""
-        return self._iter_records("clients", IgnitionClient, updated_from)
+        return self._iter_records("clients", IgnitionClient, updated_from, passes=passes)
 
     def get_invoice(self, slug: str) -> IgnitionInvoice | None:
         """The invoice, or None when Ignition does not know the slug (404)."""
         return self._get_record("invoices", slug, IgnitionInvoice)
 
-    def iter_invoices(self, updated_from: datetime | None = None) -> Iterator[IgnitionInvoice]:
+    def iter_invoices(
+        self, updated_from: datetime | None = None, *, passes: Passes = "all"
+    ) -> Iterator[IgnitionInvoice]:
         """Every invoice (updated at or after ``updated_from``), page by page."""
-        return self._iter_records("invoices", IgnitionInvoice, updated_from)
+        return self._iter_records("invoices", IgnitionInvoice, updated_from, passes=passes)
 
     def get_payment(self, slug: str) -> IgnitionPayment | None:
         """The payment, or None when Ignition does not know the slug (404)."""
         return self._get_record("payments", slug, IgnitionPayment)
 
-    def iter_payments(self, updated_from: datetime | None = None) -> Iterator[IgnitionPayment]:
+    def iter_payments(
+        self, updated_from: datetime | None = None, *, passes: Passes = "all"
+    ) -> Iterator[IgnitionPayment]:
         """Every payment (changed at or after ``updated_from``), each slug once per iteration.
 
         Ignition may list one payment on several pages (integration-facts), and nobody has said
@@ -236,7 +244,10 @@ class IgnitionReportingClient:
         memory is cheap; yielding a partial payment first would be worse.
         """
         merged: dict[str, IgnitionPayment] = {}
-        for payment in self._iter_records("payments", IgnitionPayment, updated_from, drop_repeats=False):
+        listing = self._iter_records(
+            "payments", IgnitionPayment, updated_from, drop_repeats=False, passes=passes
+        )
+        for payment in listing:
             seen = merged.get(payment.slug)
             merged[payment.slug] = payment if seen is None else _merge_payment(seen, payment)
         # dicts keep first-seen order, i.e. the API's order (oldest change first).
@@ -277,6 +288,7 @@ class IgnitionReportingClient:
         updated_from: datetime | None,
         *,
         drop_repeats: bool = True,
+        passes: Passes = "all",
     ) -> Iterator[RecordT]:
         """Every record: the default pass and one pass per terminal state, merged in the API's
         order (oldest change first, so a caller may resume from the last change it saw).
@@ -288,11 +300,16 @@ class IgnitionReportingClient:
         base: dict[str, str] = {"limit": str(self._page_limit), **self._scope(resource)}
         if updated_from is not None:
             base[self._updated_param] = _iso(updated_from)
-        passes = [self._pages(resource, model, base)] + [
-            self._pages(resource, model, {**base, "state": state})
-            for state in self._terminal.get(resource, ())
-        ]
-        records = passes[0] if len(passes) == 1 else heapq.merge(*passes, key=_order)
+        # A caller that polls often may read the terminal states less often than the rest.
+        listings = [self._pages(resource, model, base)] if passes != "terminal" else []
+        if passes != "default":
+            listings += [
+                self._pages(resource, model, {**base, "state": state})
+                for state in self._terminal.get(resource, ())
+            ]
+        if not listings:
+            return
+        records = listings[0] if len(listings) == 1 else heapq.merge(*listings, key=_order)
         if not drop_repeats:
             yield from records
             return

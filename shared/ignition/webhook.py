@@ -379,6 +379,13 @@ def _client_slug(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def group_id_for(record_type: RecordType, slug: str, data: Mapping[str, Any]) -> str:
+    """The FIFO group of a change: the client, so a client's contact is written before its invoices
+    and payments. One rule for every producer (webhook, poller), so the same change lands in the
+    same group whoever saw it, and two copies of it apply one after the other, never at once."""
+    return slug if record_type is RecordType.CLIENT else (_client_slug(data) or slug)
+
+
 def _complete_record(record_type: RecordType, data: dict[str, Any]) -> dict[str, Any] | None:
     """The payload if it is the whole record, else None (a hint: the sync reads the API)."""
     model = _RECORD_MODELS.get(record_type)
@@ -409,8 +416,7 @@ def to_sync_event(
         known = ", ".join(sorted(config.event_prefixes))
         raise WebhookPayloadError(f'unknown event type "{envelope.type}" (known prefixes: {known})')
     slug = envelope.slug
-    # FIFO group = the client, so a client's contact is written before its invoices and payments.
-    group_id = slug if record_type is RecordType.CLIENT else (_client_slug(envelope.data) or slug)
+    group_id = group_id_for(record_type, slug, envelope.data)
     return SyncEvent(
         event_id=envelope.id,
         event_type=envelope.type,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import RecordType
 
-EventSource = Literal["webhook", "reconcile", "replay", "backfill"]
+EventSource = Literal["webhook", "poll", "reconcile", "replay", "backfill"]
 
 
 class SyncEvent(BaseModel):

@@ -1,0 +1,63 @@
+"""The poller's cursor and run lease in the state table.
+
+Item layout (state table)::
+
+    pk="poll#state"  sk="cursor"  body=<JSON of shared.poll.PollState>  updated_at=<ISO>
+    pk="lock#poll-run"  sk="lock"  ...                  # DynamoLeaseLock: one run at a time
+
+Every key the poller writes starts with ``poll#`` or is its lock, which is what its IAM role is
+limited to (``infra/functions.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared import aws
+from shared.poll import PollState
+from shared.store.locks import DynamoLeaseLock, LockTimeout
+
+POLL_PK_PREFIX = "poll#"
+POLL_LOCK = "poll-run"
+
+
+class DynamoPollStateStore:
+    def __init__(self, table_name: str) -> None:
+        self._table = table_name
+        self._key = {"pk": {"S": f"{POLL_PK_PREFIX}state"}, "sk": {"S": "cursor"}}
+
+    def load(self) -> PollState | None:
+        item: dict[str, Any] | None = (
+            aws.client("dynamodb")
+            .get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+            .get("Item")
+        )
+        return None if item is None else PollState.model_validate_json(item["body"]["S"])
+
+    def save(self, state: PollState) -> None:
+        aws.client("dynamodb").put_item(
+            TableName=self._table,
+            Item={
+                **self._key,
+                "body": {"S": state.model_dump_json()},
+                "updated_at": {"S": datetime.now(UTC).isoformat()},
+            },
+        )
+
+
+class DynamoRunLease:
+    """One poll run at a time. A run never waits for another: the schedule brings the next one."""
+
+    def __init__(self, table_name: str, lease_seconds: float) -> None:
+        self._lock = DynamoLeaseLock(table_name, POLL_LOCK, lease_seconds=lease_seconds, acquire_timeout=0)
+
+    def try_acquire(self) -> bool:
+        try:
+            self._lock.acquire(timeout=0)
+        except LockTimeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
