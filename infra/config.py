@@ -134,6 +134,22 @@ class ReconciliationSettings(_Section):
         return value
 
 
+class PollingSettings(_Section):
+    """When the Reporting API poller runs (deployed when ``runtime.ignition.sources`` has "poll")."""
+
+    schedule: str = Field(
+        default="rate(2 minutes)",
+        description='EventBridge schedule of the poller: "rate(N unit)" or 6-field "cron(...)". Each run '
+        "costs one Ignition request per resource when nothing changed (Ignition allows about 1,000 an "
+        "hour per practice).",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _is_schedule_expression(cls, value: str) -> str:
+        return _schedule_expression(value)
+
+
 class AlarmSettings(_Section):
     """Thresholds of the alarms that e-mail a person."""
 
@@ -195,6 +211,7 @@ class ClientConfig(_Section):
     api: ApiSettings = ApiSettings()
     sync: SyncSettings = SyncSettings()
     reconciliation: ReconciliationSettings = ReconciliationSettings()
+    polling: PollingSettings = PollingSettings()
     alarms: AlarmSettings = AlarmSettings()
     archive: ArchiveSettings = ArchiveSettings()
     runtime: IntegrationConfig = Field(
@@ -239,6 +256,16 @@ class ClientConfig(_Section):
                 "queue parks events without a reason before the sync gives up on them with one"
             )
         return self
+
+    @property
+    def polls(self) -> bool:
+        """Whether the Reporting API poller is deployed."""
+        return "poll" in self.runtime.ignition.sources
+
+    @property
+    def receives_ignition_webhooks(self) -> bool:
+        """Whether the API has the Ignition webhook route (and its ingest function a purpose)."""
+        return "webhook" in self.runtime.ignition.sources
 
     @property
     def report_recipients(self) -> list[str]:

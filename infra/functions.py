@@ -23,7 +23,9 @@ from infra.nag import acknowledge
 from infra.queues import SyncQueues
 from infra.secrets import IntegrationSecrets
 from infra.storage import QUARANTINE_PREFIX, RAW_PREFIX, RECONCILE_WORK_PREFIX, REPORTS_PREFIX, Storage
+from shared.oauth import IGNITION_TOKEN_LOCK
 from shared.observability import Service, metrics_namespace
+from shared.store.poll_state import POLL_LOCK, POLL_PK_PREFIX
 from shared.xero.webhooks import EVENT_PK_PREFIX
 from shared.xero.webhooks import QUARANTINE_PREFIX as XERO_QUARANTINE_PREFIX
 
@@ -37,6 +39,10 @@ XERO_WEBHOOK_MEMORY_MB = 256
 # sides within Xero's call budget, checkpointing before it runs out of time.
 RECONCILE_TIMEOUT = Duration.minutes(15)
 RECONCILE_MEMORY_MB = 1024
+# A poll run reads at most a few pages per resource; under the run lease (shared/store/poll_state.py
+# holds it 120 s) and under the default 2-minute schedule, so runs do not pile up.
+POLL_TIMEOUT = Duration.seconds(90)
+POLL_MEMORY_MB = 256
 
 # ClientConfig.log_retention_days allows exactly CloudWatch's values, in this order.
 _RETENTION: dict[int, logs.RetentionDays] = dict(
@@ -166,6 +172,20 @@ class Functions(Construct):
         # the retry, an immediate one would compete with it for Xero's call budget, and a failure
         # alarms so a person can run `python -m cli reconcile --now`.
         self.reconcile.configure_async_invoke(retry_attempts=0, max_event_age=Duration.hours(1))
+        # Only where the configuration asks for it (runtime.ignition.sources).
+        self.poll: lambda_.Function | None = None
+        if config.polls:
+            self.poll = self._function(
+                Service.POLL,
+                handler="functions.poll.handler.handler",
+                memory_size=POLL_MEMORY_MB,
+                timeout=POLL_TIMEOUT,
+                description="Polls Ignition's Reporting API for changes and queues them for the sync",
+            )
+            # The schedule's next run (minutes away) is the retry; an immediate one would only
+            # meet the same fault and the run lease.
+            self.poll.configure_async_invoke(retry_attempts=0, max_event_age=Duration.minutes(10))
+            self._grant_poll(self.poll)
         self._grant_ingest()
         self._grant_sync()
         self._grant_xero_webhook()
@@ -381,3 +401,32 @@ class Functions(Construct):
         # It calls Xero and Ignition like sync does, so it may refresh (and store) a token set.
         _grant_token_rotation(role, secrets)
         resources.report_topic.grant_publish(role)
+
+    def _grant_poll(self, function: lambda_.Function) -> None:
+        resources, role = self._resources, function.role
+        assert role is not None
+        # Its cursor (poll#...), its run lease and the Ignition token lease and refresh journal
+        # (lock#...): item actions on those keys only, nothing of mappings, audit or Xero.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[f"dynamodb:{action}" for action in SYNC_ITEM_ACTIONS],
+                resources=[resources.storage.state_table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [
+                            f"{POLL_PK_PREFIX}*",
+                            f"lock#{POLL_LOCK}",
+                            f"lock#{IGNITION_TOKEN_LOCK}",
+                        ]
+                    }
+                },
+            )
+        )
+        resources.queues.queue.grant_send_messages(role)
+        # Reads Ignition only: its one token set, stored again when it refreshes it (Ignition's
+        # refresh tokens rotate). No Xero secret.
+        secret = resources.secrets.ignition_api
+        secret.grant_read(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["secretsmanager:PutSecretValue"], resources=[secret.secret_arn])
+        )

@@ -165,7 +165,34 @@ class Monitoring(Construct):
         config, queues = self._config.alarms, self._watched.queues
         sync_fn = self._watched.functions[Service.SYNC]
         sustained = config.sustained_periods
-        return [*self._core_alarms(config, queues, sync_fn, sustained), *self._reconcile_alarms()]
+        return [
+            *self._core_alarms(config, queues, sync_fn, sustained),
+            *self._reconcile_alarms(),
+            *self._poll_alarms(sustained),
+        ]
+
+    def _poll_alarms(self, sustained: int) -> list[cloudwatch.Alarm]:
+        poll_fn = self._watched.functions.get(Service.POLL)
+        if poll_fn is None:
+            return []
+        return [
+            cloudwatch.Alarm(
+                self,
+                "PollFailing",
+                alarm_description=(
+                    f"The Ignition poller failed in {sustained} 5-minute periods in a row, so no change "
+                    "reaches Xero without a webhook (the hourly reconciliation still catches up). Read "
+                    "the poll function's logs: an IgnitionAuthError needs `python -m cli connect "
+                    f"ignition --client {self._config.name}`; a rate limit or an outage passes by itself. "
+                    "Its cursor keeps what was queued; the next good run catches up."
+                ),
+                metric=poll_fn.metric_errors(period=PERIOD, statistic="Sum"),
+                threshold=1,
+                evaluation_periods=sustained,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=NOT_BREACHING,
+            )
+        ]
 
     def _reconcile_alarms(self) -> list[cloudwatch.Alarm]:
         reconcile_fn = self._watched.functions[Service.RECONCILE]
@@ -441,6 +468,25 @@ class Monitoring(Construct):
             ),
         )
         self._reconcile_widgets()
+        self._poll_widgets()
+
+    def _poll_widgets(self) -> None:
+        if Service.POLL not in self._watched.functions:
+            return
+        self.dashboard.add_widgets(
+            self._graph(
+                "Ignition poller (5 minutes)",
+                [
+                    self._metric(Metric.POLL_EVENTS_QUEUED, Service.POLL, label="changes queued"),
+                    self._metric(Metric.POLL_FAILURES, Service.POLL, label="failed runs"),
+                ],
+                [
+                    self._metric(Metric.POLL_IGNITION_REQUESTS, Service.POLL, label="Ignition requests"),
+                    self._metric(Metric.POLL_RUNS, Service.POLL, label="runs"),
+                ],
+                width=24,
+            )
+        )
 
     def _reconcile_widgets(self) -> None:
         day = Duration.days(1)

@@ -58,9 +58,31 @@ class IntegrationStack(Stack):
             code=code,
         )
         self.api = WebhookApi(self, "Api", config=config)
-        ignition_webhook = self.api.add_webhook("ignition", self.functions.ingest)
+        # Polling only: no route for Ignition at all (nothing to register, nothing to attack).
+        ignition_webhook = (
+            self.api.add_webhook("ignition", self.functions.ingest)
+            if config.receives_ignition_webhooks
+            else None
+        )
         xero_webhook = self.api.add_webhook("xero", self.functions.xero_webhook)
         self.schedules = self._schedules()
+        self.poll_schedule: ReconciliationSchedule | None = None
+        if self.functions.poll is not None:
+            self.poll_schedule = ReconciliationSchedule(
+                self,
+                "PollSchedule",
+                function=self.functions.poll,
+                schedule=config.polling.schedule,
+                description="Polls Ignition's Reporting API for changed clients, invoices and payments",
+            )
+        watched_functions = {
+            Service.INGEST: self.functions.ingest,
+            Service.SYNC: self.functions.sync,
+            Service.XERO_WEBHOOK: self.functions.xero_webhook,
+            Service.RECONCILE: self.functions.reconcile,
+        }
+        if self.functions.poll is not None:
+            watched_functions[Service.POLL] = self.functions.poll
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -68,16 +90,14 @@ class IntegrationStack(Stack):
             watched=Watched(
                 stage=self.api.rest_api.deployment_stage,
                 queues=self.queues,
-                functions={
-                    Service.INGEST: self.functions.ingest,
-                    Service.SYNC: self.functions.sync,
-                    Service.XERO_WEBHOOK: self.functions.xero_webhook,
-                    Service.RECONCILE: self.functions.reconcile,
-                },
+                functions=watched_functions,
                 archive_bucket=self.storage.archive_bucket,
             ),
         )
-        self._outputs(self.api.url_for(ignition_webhook), self.api.url_for(xero_webhook))
+        self._outputs(
+            self.api.url_for(ignition_webhook) if ignition_webhook is not None else None,
+            self.api.url_for(xero_webhook),
+        )
 
     def _schedules(self) -> dict[str, ReconciliationSchedule]:
         """One rule per reconcile mode whose schedule is configured (``null`` turns one off)."""
@@ -115,13 +135,14 @@ class IntegrationStack(Stack):
             if schedule is not None
         }
 
-    def _outputs(self, ignition_webhook_url: str, xero_webhook_url: str) -> None:
-        CfnOutput(
-            self,
-            "IgnitionWebhookUrl",
-            value=ignition_webhook_url,
-            description="Register this URL in Ignition",
-        )
+    def _outputs(self, ignition_webhook_url: str | None, xero_webhook_url: str) -> None:
+        if ignition_webhook_url is not None:
+            CfnOutput(
+                self,
+                "IgnitionWebhookUrl",
+                value=ignition_webhook_url,
+                description="The URL a Zapier bridge posts to (docs/ignition-setup.md)",
+            )
         CfnOutput(
             self,
             "XeroWebhookUrl",

@@ -36,6 +36,7 @@ ROLE_NAMES = {
     "FunctionsSyncRole": "sync",
     "FunctionsXeroWebhookRole": "xero-webhook",
     "FunctionsReconcileRole": "reconcile",
+    "FunctionsPollRole": "poll",
 }
 
 Grant = tuple[str, str, str, str]  # role, action, resource, condition

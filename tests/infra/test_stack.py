@@ -282,7 +282,7 @@ def test_given_the_alarms_when_synthesised_then_each_notifies_the_topic_and_says
 ) -> None:
     topic_id = _alarm_topic_id(synth)
     alarms = synth.resources("AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 9
+    assert len(alarms) == 10
     for alarm in alarms:
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": topic_id}]
