@@ -251,6 +251,12 @@ class Demo:
                 "failed_records": poller.stats.failed_records,
             },
             "dead_letters": len(self.sandbox.dead_letters()),
+            # Calls a function's role did not allow (sandbox/iam.py), as "function action resource".
+            "aws_calls_refused": [
+                f"{role.function} {request.action} {request.resource}"
+                for role in (self.sandbox.iam.roles.values() if self.sandbox.iam else [])
+                for request in role.denied
+            ],
             "xero_calls": {
                 **calls,
                 "total": xero["requests"]["total"],
@@ -294,6 +300,8 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         f"per payment {per['payment']} (history notes included).\n"
         f"Sync: {summary['sync']['records']} queue messages in {summary['sync']['invocations']} invocations, "
         f"{summary['sync']['failed_records']} retried; {summary['dead_letters']} in the DLQ.\n"
+        f"AWS: each function under its own role from the CDK template; "
+        f"{len(summary['aws_calls_refused'])} calls refused by IAM.\n"
         f"Flow time: {summary['seconds']} s.\n"
     )
 
