@@ -16,6 +16,7 @@ in time (the sync queue's visibility timeout and max receive count) may be overr
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -84,6 +85,18 @@ def synthesized_template(client: str = TEMPLATE_CLIENT, cache_dir: Path = CACHE_
     except FileNotFoundError:
         pass
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # One synthesis at a time: parallel test workers wait for the first one's template (a synth
+    # takes ~10 s of CPU, and the machine running them may have two cores).
+    with (cache_dir / f"sandbox-template-{client}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            loaded = json.loads(cached.read_text())
+            return loaded
+        except FileNotFoundError:
+            return _synthesize(client, cache_dir, cached)
+
+
+def _synthesize(client: str, cache_dir: Path, cached: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="synth-") as outdir:
         env = {**os.environ, "CDK_OUTDIR": outdir, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
         # The sandbox's moto endpoint must not leak into the CDK's own AWS lookups.
@@ -100,7 +113,7 @@ def synthesized_template(client: str = TEMPLATE_CLIENT, cache_dir: Path = CACHE_
             raise TemplateError(f"cdk synth of client {client!r} failed:\n{result.stderr[-4000:]}")
         (path,) = Path(outdir).glob("*.template.json")
         text = path.read_text()
-    # Atomic: a parallel test worker may write the same file at the same time.
+    # Atomic: other processes read the cache without taking the lock.
     partial = cached.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(text)
     partial.replace(cached)
