@@ -41,6 +41,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 test: setup lint typecheck audit
 	$(PYTEST) -n 2 -m "not slow" tests/unit tests/contract tests/infra
 	$(PYTEST) -n 2 --dist loadgroup -m "not slow" tests/integration
+	$(PYTEST) -m "not slow" tests/poll
 	$(PYTEST) -m "not slow" tests/fuzz
 	$(PYTEST) -m "not slow" tests/chaos
 

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 SYNC_TIMEOUT_SECONDS = 60
 RECONCILE_TIMEOUT_SECONDS = 900  # the reconcile function's Lambda timeout (15 minutes)
+POLL_TIMEOUT_SECONDS = 90  # the poll function's (infra/functions.py)
 WEBHOOK_SECRET = "sandbox-webhook-secret"  # a sandbox-only value, printed for the user
 XERO_WEBHOOK_KEY = "sandbox-xero-webhook-key"  # the key Xero would show for the webhook
 
@@ -69,17 +70,22 @@ class SandboxOptions:
     enforce_iam: bool = True
     # The Xero organisation's country profile (tax rates, accounts, base currency): AU, NZ or UK.
     xero_country: str = "AU"
+    # runtime.ignition.sources: without "webhook" the Ignition emulator delivers no webhook at all.
+    ignition_sources: tuple[str, ...] = ("webhook", "poll")
+    # Seconds between poller runs (the EventBridge schedule in AWS); None: only on demand (run_poll).
+    poll_every: float | None = None
 
 
 class PeriodicRunner:
     """Runs ``job`` every ``seconds`` on a daemon thread, like an EventBridge schedule: a run that
     fails is logged and the schedule carries on."""
 
-    def __init__(self, job: Callable[[], object], seconds: float) -> None:
+    def __init__(self, job: Callable[[], object], seconds: float, name: str = "reconcile") -> None:
         self._job = job
         self._seconds = seconds
+        self._name = name
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="reconcile-schedule", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{name}-schedule", daemon=True)
         self.runs = 0
         self.failures = 0
 
@@ -97,7 +103,7 @@ class PeriodicRunner:
                 self.runs += 1
             except Exception:  # a failed run must not end the schedule; the next one retries
                 self.failures += 1
-                logger.exception("scheduled reconciliation failed")
+                logger.exception("scheduled run failed", extra={"schedule": self._name})
 
 
 class Sandbox:
@@ -120,6 +126,8 @@ class Sandbox:
         self.front: ApiGatewayFront | None = None
         self.reconcile: ModuleType | None = None
         self.reconcile_schedule: PeriodicRunner | None = None
+        self.poll: ModuleType | None = None
+        self.poll_schedule: PeriodicRunner | None = None
         self.xero_webhook: ModuleType | None = None
         self.function_environment: dict[str, str] = {}
         self.aws_faults = AwsFaults()
@@ -162,7 +170,8 @@ class Sandbox:
         )
         front = serve_in_thread("api", self.front)
         self._servers.append(front)
-        self.ignition.set_webhook_url(f"{front.url}/webhooks/ignition")
+        if "webhook" in self.options.ignition_sources:
+            self.ignition.set_webhook_url(f"{front.url}/webhooks/ignition")
         self.poller = SqsEventSource(
             queue_url=self.resources.queue_url,
             handler=self.sync.handler,
@@ -180,7 +189,19 @@ class Sandbox:
         if self.options.reconcile_every:
             self.reconcile_schedule = PeriodicRunner(self.run_reconcile, self.options.reconcile_every)
             self.reconcile_schedule.start()
+        self.poll = self._load("functions.poll.handler")
+        if self.options.poll_every:
+            self.poll_schedule = PeriodicRunner(self.run_poll, self.options.poll_every, name="poll")
+            self.poll_schedule.start()
         return self
+
+    def run_poll(self) -> dict[str, Any]:
+        """One poller run through the real handler, under its own role, as the schedule runs it."""
+        assert self.poll is not None
+        scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        with acting_as(self.role("poll")):
+            result: dict[str, Any] = self.poll.handler(scheduled, LambdaContext("poll", POLL_TIMEOUT_SECONDS))
+        return result
 
     def run_reconcile(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """One reconciliation through the real handler: ``event`` as on demand, or the schedule's."""
@@ -202,6 +223,8 @@ class Sandbox:
         return wrapped
 
     def stop(self) -> None:
+        if self.poll_schedule is not None:
+            self.poll_schedule.stop()
         if self.reconcile_schedule is not None:
             self.reconcile_schedule.stop()
         if self.poller is not None:
@@ -383,6 +406,7 @@ class Sandbox:
                     "api_url": f"{ignition_url}/external/api/v1",
                     "token_url": f"{ignition_url}/oauth2/token",
                     "webhook": self.webhook.model_dump(),
+                    "sources": list(self.options.ignition_sources),
                 },
             }
         )
