@@ -31,7 +31,13 @@ def _quiet_logs(level: str) -> None:
 
 def serve(args: argparse.Namespace, out: TextIO) -> int:
     every = args.reconcile_every if args.reconcile_every > 0 else None
-    options = SandboxOptions(log_level=args.log_level, reconcile_every=every, xero_country=args.xero_country)
+    options = SandboxOptions(
+        log_level=args.log_level,
+        reconcile_every=every,
+        xero_country=args.xero_country,
+        ignition_sources=tuple(dict.fromkeys(args.ignition_sources.split(","))),
+        poll_every=args.poll_every if args.poll_every > 0 else None,
+    )
     sandbox = Sandbox(options).start()
     stop = threading.Event()
 
@@ -328,6 +334,21 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser(
         "serve", help="run the sandbox until SIGINT/SIGTERM; prints one JSON line when ready"
+    )
+    serve_parser.add_argument(
+        "--ignition-sources",
+        default="webhook,poll",
+        choices=["webhook", "poll", "webhook,poll", "poll,webhook"],
+        help="where Ignition changes come from (runtime.ignition.sources); without webhook the "
+        "emulator delivers none (default webhook,poll)",
+    )
+    serve_parser.add_argument(
+        "--poll-every",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="run the Reporting API poller at this interval, as its EventBridge rule does "
+        "(default 120; 0 turns it off)",
     )
     serve_parser.add_argument(
         "--reconcile-every",

@@ -190,7 +190,7 @@ class Sandbox:
             self.reconcile_schedule = PeriodicRunner(self.run_reconcile, self.options.reconcile_every)
             self.reconcile_schedule.start()
         self.poll = self._load("functions.poll.handler")
-        if self.options.poll_every:
+        if self.options.poll_every and "poll" in self.options.ignition_sources:
             self.poll_schedule = PeriodicRunner(self.run_poll, self.options.poll_every, name="poll")
             self.poll_schedule.start()
         return self
