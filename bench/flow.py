@@ -27,6 +27,7 @@ import httpx
 from bench import payloads
 from bench.core import Sample, log, summary, timed
 from sandbox.environment import WEBHOOK_SECRET, Sandbox, SandboxOptions
+from sandbox.iam import acting_as
 from sandbox.runtime import LambdaContext, SqsEventSource
 from shared import aws
 from shared.models.xero import parse_xero_datetime
@@ -171,7 +172,8 @@ class Harness:
 
     def call_ingest(self, event: dict[str, Any]) -> dict[str, Any]:
         assert self.sandbox.ingest is not None
-        result: dict[str, Any] = self.sandbox.ingest.handler(event, LambdaContext("ingest", 10))
+        with acting_as(self.sandbox.role("ingest")):  # under its own role, as the sandbox runs it
+            result: dict[str, Any] = self.sandbox.ingest.handler(event, LambdaContext("ingest", 10))
         return result
 
     def receive(self, count: int, attempts: int = 10) -> list[dict[str, Any]]:
@@ -205,9 +207,10 @@ class Harness:
     def call_sync(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         assert self.sandbox.sync is not None
         event = payloads.sqs_event(messages, self.queue_arn)
-        result: dict[str, Any] = dict(
-            self.sandbox.sync.handler(event, LambdaContext("sync", SYNC_TIMEOUT_SECONDS)) or {}
-        )
+        with acting_as(self.sandbox.role("sync")):
+            result: dict[str, Any] = dict(
+                self.sandbox.sync.handler(event, LambdaContext("sync", SYNC_TIMEOUT_SECONDS)) or {}
+            )
         failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:  # what the event source mapping does after the invocation (not timed)
