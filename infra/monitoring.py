@@ -390,6 +390,8 @@ class Monitoring(Construct):
                     self._sync(Metric.EVENTS_SKIPPED_STALE),
                     self._sync(Metric.EVENTS_FAILED_TRANSIENT),
                     self._sync(Metric.EVENTS_FAILED_PERMANENT),
+                    # Waits behind Xero's limits: a burst shows here, not as failures.
+                    self._sync(Metric.EVENTS_DEFERRED),
                     self._sync(Metric.CONTACTS_CREATED),
                     self._sync(Metric.CONTACTS_UPDATED),
                 ],
@@ -519,6 +521,7 @@ class Monitoring(Construct):
                     self._reconcile(RECONCILE_RUNS, label="runs"),
                     self._reconcile(RECONCILE_FAILURES, label="failed"),
                     self._reconcile(RECONCILE_HEALED, label="healed"),
+                    self._reconcile(Metric.DEAD_LETTERS_REQUEUED, label="dead letters put back"),
                 ],
             ),
             self._graph("Discrepancies by category (hourly)", [self._discrepancies_by_category()]),

@@ -23,7 +23,21 @@ from typing import Protocol
 
 from shared.config import RetryRules
 from shared.errors import LimitWait, PermanentSyncError, is_permanent, retry_delay_seconds
+from shared.ignition.reporting import IgnitionRateLimited
 from shared.store.attempts import NO_HISTORY, AttemptHistory
+from shared.xero.errors import XeroRateLimited
+
+# Limits that hold for the whole organisation (not one record, unlike a lock on one token set):
+# once one record meets them, the rest of its batch waits too without spending calls.
+RateLimitWait = (XeroRateLimited, IgnitionRateLimited)
+
+
+class DeferredBehindLimit(LimitWait):
+    """Not tried: an earlier record of the same batch met an organisation-wide rate limit."""
+
+    def __init__(self, delay_seconds: int) -> None:
+        super().__init__(f"deferred {delay_seconds}s behind a rate limit met earlier in the batch")
+        self.retry_after = delay_seconds
 
 
 class AttemptLedger(Protocol):

@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from shared.config import IntegrationConfig, RuntimeSettings
-from shared.delivery import DeliveryPolicy, GiveUp
+from shared.delivery import DeferredBehindLimit, DeliveryPolicy, GiveUp, RateLimitWait
 from shared.models.events import SyncEvent
 from shared.oauth import RefreshOutcome
 from shared.observability import Metric
@@ -43,6 +43,9 @@ copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
 settings = RuntimeSettings.from_env()
 config = IntegrationConfig.from_env()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+# A batch that only waits (every record behind a spent budget) is answered like any other: the
+# failures listed, each with its own delay, rather than an exception that retries all of them.
+processor.raise_on_entire_batch_failure = False
 dead_letters = DeadLetters(settings.dlq_url)
 sync_queue = SqsEventQueue(settings.sync_queue_url)
 policy = DeliveryPolicy(DynamoAttemptLedger(settings.state_table), config.retries)
@@ -113,9 +116,15 @@ class BatchAttempt:
     def __init__(self) -> None:
         self.tried: set[str] = set()
         self.group_delays: dict[str, int] = {}
+        # Set once a record of this batch waits for a limit (Xero's or Ignition's rate limit, the
+        # call budget): the limit is the organisation's, so the rest of the batch waits with it
+        # instead of each spending calls to find out.
+        self.limit_delay: int | None = None
 
     def handle(self, record: SQSRecord) -> None:
         self.tried.add(record.message_id)
+        if self.limit_delay is not None:
+            self._defer(record, self.limit_delay)
         try:
             event = SyncEvent.model_validate_json(record.body)
         except ValidationError as exc:
@@ -144,11 +153,11 @@ class BatchAttempt:
                 )
                 return
             count(Metric.EVENTS_DEFERRED if decision.wait else Metric.EVENTS_FAILED_TRANSIENT)
-            sync_queue.delay(record.receipt_handle, decision.delay_seconds)
-            group = record.attributes.message_group_id
-            if group is not None:
-                self.group_delays[group] = decision.delay_seconds
-            logger.warning(
+            self._keep(record, decision.delay_seconds)
+            if decision.wait and isinstance(exc, RateLimitWait):
+                self.limit_delay = decision.delay_seconds
+            # A wait is routine (a burst behind Xero's limits): info; a fault is worth a warning.
+            (logger.info if decision.wait else logger.warning)(
                 "event will be retried",
                 extra={
                     "error": type(exc).__name__,
@@ -159,6 +168,18 @@ class BatchAttempt:
             )
             raise
         count_outcome(result)
+
+    def _keep(self, record: SQSRecord, delay: int) -> None:
+        sync_queue.delay(record.receipt_handle, delay)
+        group = record.attributes.message_group_id
+        if group is not None:
+            self.group_delays[group] = delay
+
+    def _defer(self, record: SQSRecord, delay: int) -> None:
+        policy.untried([record.message_id])
+        count(Metric.EVENTS_DEFERRED)
+        self._keep(record, delay)
+        raise DeferredBehindLimit(delay)
 
     def hand_back_untried(self, event: Mapping[str, Any], failed: set[str]) -> None:
         """Messages skipped behind a failed message of their group were not tried: record a wait
