@@ -94,6 +94,12 @@ DEMO_CLIENTS: list[dict[str, Any]] = [
     },
     {"slug": "cli_acme2", "name": "Acme Holdings", "email": "ops@acme-two.test"},
 ]
+# Created in Ignition with no webhook sent: it reaches Xero only through the Reporting API poller.
+DEMO_POLLED_CLIENT: dict[str, Any] = {
+    "slug": "cli_quiet",
+    "name": "Quiet Pty Ltd",
+    "email": "admin@quiet.test",
+}
 DEMO_INVOICES: list[dict[str, Any]] = [
     {
         "slug": "inv_acme_1",
@@ -141,7 +147,8 @@ DEMO_PAYMENTS: list[dict[str, Any]] = [
 class Demo:
     """The story a newcomer should see: new clients, a client already in Xero, an update, a
     duplicate delivery, two clients with one name, a forged webhook that is refused; then invoices
-    (GST, a 4-dp price, a total Ignition rounded differently) and payments (partial, full, repeated)."""
+    (GST, a 4-dp price, a total Ignition rounded differently) and payments (partial, full, repeated);
+    last, a client no webhook announces, which one run of the poller brings across."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -196,6 +203,7 @@ class Demo:
             "invoices": self.phase([("invoices", i) for i in DEMO_INVOICES]),
             "payments": self.phase([("payments", p) for p in DEMO_PAYMENTS], duplicates=2),
         }
+        polled = self.poll_phase()
         body = json.dumps(
             {
                 "id": "evt_forged",
@@ -213,9 +221,30 @@ class Demo:
             },
         )
         self.sandbox.wait_until_idle(timeout=120)
-        return self.summary(calls, forged.status_code, time.monotonic() - started)
+        return self.summary(calls, polled, forged.status_code, time.monotonic() - started)
 
-    def summary(self, calls: dict[str, int], forged_status: int, seconds: float) -> dict[str, Any]:
+    def poll_phase(self) -> dict[str, Any]:
+        """A client stored in Ignition with no webhook (the emulator's ``deliver=false``), then one
+        poller run, as its EventBridge schedule would start it."""
+        record = {**DEMO_POLLED_CLIENT, "created_at": "2026-11-01T09:00:00Z"}
+        self.http.put(
+            f"{self.sandbox.ignition_url}/_emulator/clients/{record['slug']}",
+            json=record,
+            params={"deliver": "false"},
+        ).raise_for_status()
+        before = self.xero()["requests"]["total"]
+        run = self.sandbox.run_poll()
+        self.sandbox.wait_until_idle(timeout=120)
+        return {
+            "client": DEMO_POLLED_CLIENT["slug"],
+            "queued": run["queued"],
+            "ignition_requests": run["ignition_requests"],
+            "xero_calls": int(self.xero()["requests"]["total"]) - int(before),
+        }
+
+    def summary(
+        self, calls: dict[str, int], polled: dict[str, Any], forged_status: int, seconds: float
+    ) -> dict[str, Any]:
         xero = self.xero()
         contacts = [c for c in xero["Contacts"] if c.get("ContactStatus") == "ACTIVE"]
         by_number = {c.get("ContactNumber"): c for c in contacts}
@@ -230,8 +259,9 @@ class Demo:
                     "xero_name": by_number.get(c["slug"], {}).get("Name"),
                     "email": by_number.get(c["slug"], {}).get("EmailAddress"),
                 }
-                for c in DEMO_CLIENTS
+                for c in [*DEMO_CLIENTS, DEMO_POLLED_CLIENT]
             ],
+            "polled": polled,
             "invoices": [
                 {
                     "ignition": i["slug"],
@@ -296,9 +326,16 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
             f"{row['ignition_total']:>9} {row['xero_total']:>9} {row['xero_paid']:>8}\n"
         )
     hooks, per = summary["webhooks"], summary["xero_calls_per_record"]
+    polled = summary["polled"]
+    landed = any(row["ignition"] == polled["client"] and row["xero_contact"] for row in summary["clients"])
     out.write(
         f"\nWebhooks: {hooks['delivered']} delivered ({hooks['duplicates']} duplicates), "
         f"{hooks['accepted']} accepted; a forged one was refused with {hooks['forged_rejected_with']}.\n"
+        f"Polling: {polled['client']} was added in Ignition with no webhook. One poll run "
+        f"({polled['ignition_requests']} Ignition requests) queued {polled['queued']} changes "
+        f"(those webhooks had brought are skipped): {polled['client']} "
+        f"{'reached Xero by polling' if landed else 'DID NOT reach Xero'}, "
+        f"{polled['xero_calls']} Xero calls.\n"
         f"Xero: {summary['xero_contacts_total']} active contacts (one already existed: linked by email), "
         f"{len(summary['invoices'])} invoices, {summary['xero_payments']} payments.\n"
         f"Xero calls: {summary['xero_calls']['total']} in all; per new client {per['new_client']}, "
