@@ -285,6 +285,27 @@ class Sandbox:
         self.poller.handler = self.sync.handler
         self.poller.reset_workers()
 
+    def set_webhook_verification(self, verification: WebhookVerification) -> WebhookVerification:
+        """Change how Ignition's webhooks are verified (``runtime.ignition.webhook``, e.g. the
+        shared-token scheme a Zapier bridge needs) and cold-start the ingest function with it, as a
+        redeploy does; the emulator signs its own deliveries the same way. Returns the previous
+        verification, to restore it."""
+        assert self.front is not None
+        previous = self.webhook
+        current = json.loads(self.function_environment["INTEGRATION_CONFIG"])
+        current["ignition"] = {**current["ignition"], "webhook": verification.model_dump()}
+        validated = IntegrationConfig.model_validate(current)
+        self.function_environment["INTEGRATION_CONFIG"] = validated.model_dump_json()
+        os.environ.update(self.function_environment)
+        self.webhook = verification
+        self.ignition._webhook = verification  # the emulator signs as the ingest verifies
+        self.ingest = self._load("functions.ingest.handler")
+        self.front.routes[("POST", "/webhooks/ignition")] = (
+            "ingest",
+            self.as_function("ingest", self.ingest.handler),
+        )
+        return previous
+
     def set_aws_faults(self, **profile: Any) -> AwsFaultProfile:
         """Crashes of the sync worker and mapping-write conflicts (``sandbox.faults.AwsFaults``);
         no arguments clears them."""

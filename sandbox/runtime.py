@@ -77,6 +77,11 @@ class ApiGatewayFront:
         self._in_flight_lock = threading.Lock()
 
     @property
+    def routes(self) -> dict[tuple[str, str], tuple[str, Handler]]:
+        """The route table: replacing an entry is a redeploy of that function."""
+        return self._routes
+
+    @property
     def busy(self) -> bool:
         """A request is being handled: what it enqueues may not be in the queue yet."""
         with self._in_flight_lock:
