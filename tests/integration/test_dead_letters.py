@@ -1,0 +1,128 @@
+"""Nothing sits in the dead-letter queue without a reason, and a permanent failure is there once
+each time it fails, replays included."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from shared import aws
+from shared.models.events import SyncEvent
+from shared.store.dead_letter_queue import MAX_EXHAUSTED_REQUEUES, REQUEUES_ATTRIBUTE, requeue
+from tests.integration.conftest import World
+from tests.integration.test_billing_end_to_end import line, synced_client
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dead_letters")]
+
+
+def _replay_all(world: World) -> int:
+    """What ``cli replay dlq`` does: requeue each dead letter with a fresh replay id, delete it."""
+    assert world.sandbox.resources is not None
+    sqs = aws.client("sqs")
+    resources = world.sandbox.resources
+    replayed = 0
+    while batch := sqs.receive_message(QueueUrl=resources.dlq_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in batch:
+            requeue(
+                resources.queue_url,
+                SyncEvent.model_validate_json(message["Body"]),
+                replay_id=uuid.uuid4().hex,
+            )
+            sqs.delete_message(QueueUrl=resources.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            replayed += 1
+    return replayed
+
+
+def test_given_a_permanent_failure_replayed_unfixed_within_5_minutes_then_it_is_dead_lettered_again(
+    world: World,
+) -> None:
+    client = synced_client(world)
+    invoice = f"inv_{world.tag}"
+    # A wrong rule: GST on income mapped to an expense account Xero will not take it on.
+    world.sandbox.reconfigure(invoices={"account_codes_by_service": {"svc_ads": "400"}})
+    try:
+        world.put_record(
+            "invoices",
+            world.invoice(invoice, client, [line("100.00", service={"slug": "svc_ads"})], "110.00"),
+        )
+        world.settle()
+        (first,) = world.dead_letters_for(invoice)
+
+        # When: an operator replays it before fixing the rule (well within FIFO's 5-minute window).
+        assert _replay_all(world) >= 1
+        world.settle()
+
+        # Then: it is back in the DLQ, once, with the same category and reason, not silently dropped.
+        (again,) = world.dead_letters_for(invoice)
+        assert (again["category"], again["reason"]) == (first["category"], first["reason"])
+        assert again["category"] == "xero_validation"
+    finally:
+        world.sandbox.reconfigure(invoices={"account_codes_by_service": {}})
+        _replay_all(world)
+        world.settle()
+
+
+def _park_without_reason(world: World, event: dict[str, Any], requeues: int = 0) -> None:
+    """What the queue's redrive policy does: the message moves to the DLQ with no failure reason."""
+    assert world.sandbox.resources is not None
+    attributes = (
+        {REQUEUES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(requeues)}} if requeues else {}
+    )
+    aws.client("sqs").send_message(
+        QueueUrl=world.sandbox.resources.dlq_url,
+        MessageBody=json.dumps(event),
+        MessageGroupId=event["group_id"],
+        MessageDeduplicationId=uuid.uuid4().hex,
+        MessageAttributes=attributes,
+    )
+
+
+def _client_event(slug: str) -> dict[str, Any]:
+    return {
+        "event_id": f"evt_{uuid.uuid4().hex}",
+        "event_type": "client.created",
+        "record_type": "client",
+        "record_id": slug,
+        "group_id": slug,
+        "payload_sha256": "0" * 64,
+        "correlation_id": uuid.uuid4().hex,
+        "occurred_at": "2026-11-26T00:00:00Z",
+        "received_at": "2026-11-26T00:00:00Z",
+    }
+
+
+def test_given_a_dead_letter_without_a_reason_when_reconcile_runs_then_it_is_requeued_and_lands(
+    world: World,
+) -> None:
+    slug = world.slug("exhausted")
+    world.put_client(world.client(slug), deliver=False)
+    _park_without_reason(world, _client_event(slug))
+
+    world.sandbox.run_reconcile({"mode": "xero_events"})
+    world.settle()
+
+    assert len(world.contacts(ContactNumber=slug)) == 1
+    assert world.dead_letters_for(slug) == []
+
+
+def test_given_a_dead_letter_that_ran_out_of_deliveries_too_often_then_it_stays_with_a_reason(
+    world: World,
+) -> None:
+    slug = world.slug("poison")
+    world.put_client(world.client(slug), deliver=False)
+    _park_without_reason(world, _client_event(slug), requeues=MAX_EXHAUSTED_REQUEUES)
+
+    world.sandbox.run_reconcile({"mode": "xero_events"})
+    world.settle()
+
+    (kept,) = world.dead_letters_for(slug)
+    assert kept["category"] == "receives_exhausted"
+    assert f"put back {MAX_EXHAUSTED_REQUEUES} times" in kept["reason"]
+    assert world.contacts(ContactNumber=slug) == []
+    _replay_all(world)  # leave the DLQ as found: the client syncs now
+    world.settle()
