@@ -12,6 +12,7 @@ from cli.errors import CliError, Exit
 from cli.target import Target
 from shared.backfill import Backfill, BackfillOptions, BackfillResult, ProgressUpdate
 from shared.config import RecordType
+from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.oauth import OAuthError
@@ -132,6 +133,7 @@ def run_backfill(
             ignition_tokens.access_token,
             # The configured page (Ignition's largest known to work, 250) and date window.
             force_refresh=ignition_tokens.force_refresh,
+            budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition),
         ) as ignition,
     ):
         engine = Backfill(

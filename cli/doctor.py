@@ -26,6 +26,7 @@ from cli.backfill_cmd import CallCounter
 from cli.oauth_flow import XERO_SCOPES
 from cli.target import Target
 from shared.config import IntegrationConfig
+from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import (
     IgnitionApiError,
     IgnitionAuthError,
@@ -638,7 +639,10 @@ def _read_ignition(target: Target, sample: int | None, checks: list[Check]) -> _
     started = time.monotonic()
     try:
         with IgnitionReportingClient.from_config(
-            config.ignition, tokens.access_token, force_refresh=tokens.force_refresh
+            config.ignition,
+            tokens.access_token,
+            force_refresh=tokens.force_refresh,
+            budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition),
         ) as client:
             found = client.iter_invoices()
             read.invoices = list(found if sample is None else islice(found, sample + 1))

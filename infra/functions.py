@@ -23,6 +23,7 @@ from infra.nag import acknowledge
 from infra.queues import SyncQueues
 from infra.secrets import IntegrationSecrets
 from infra.storage import QUARANTINE_PREFIX, RAW_PREFIX, RECONCILE_WORK_PREFIX, REPORTS_PREFIX, Storage
+from shared.ignition.budget import IGNITION_BUDGET_PK
 from shared.oauth import IGNITION_TOKEN_LOCK
 from shared.observability import Service, metrics_namespace
 from shared.store.poll_state import POLL_LOCK, POLL_PK_PREFIX
@@ -406,7 +407,8 @@ class Functions(Construct):
         resources, role = self._resources, function.role
         assert role is not None
         # Its cursor (poll#...), its run lease and the Ignition token lease and refresh journal
-        # (lock#...): item actions on those keys only, nothing of mappings, audit or Xero.
+        # (lock#...), and the practice's Ignition request budget it shares with the sync and the
+        # reconciliation: item actions on those keys only, nothing of mappings, audit or Xero.
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[f"dynamodb:{action}" for action in SYNC_ITEM_ACTIONS],
@@ -417,6 +419,7 @@ class Functions(Construct):
                             f"{POLL_PK_PREFIX}*",
                             f"lock#{POLL_LOCK}",
                             f"lock#{IGNITION_TOKEN_LOCK}",
+                            IGNITION_BUDGET_PK,
                         ]
                     }
                 },

@@ -485,6 +485,9 @@ class Monitoring(Construct):
                 [
                     self._metric(Metric.POLL_IGNITION_REQUESTS, Service.POLL, label="Ignition requests"),
                     self._metric(Metric.POLL_RUNS, Service.POLL, label="runs"),
+                    self._metric(
+                        Metric.POLL_SKIPPED_FOR_BUDGET, Service.POLL, label="runs skipped (request budget)"
+                    ),
                 ],
                 width=24,
             )

@@ -135,6 +135,22 @@ class IgnitionConfig(StrictModel):
     # A record's created/updated time later than its receipt plus this is capped there, so a
     # wrong clock cannot date a record in the future and block its later updates.
     max_clock_skew_seconds: int = Field(default=300, ge=0, le=3_600)
+    # One request budget per practice, shared by the poller, the sync's newest-state reads, the
+    # reconciliation and the backfill (shared/ignition/budget.py): Ignition allows about 1,000
+    # requests an hour per practice, so stay a little under it.
+    requests_per_hour: int = Field(default=900, ge=1, le=10_000_000)
+    # The poller only spends while more than this share of the hour is left; the rest is kept for
+    # the sync and the reconciliation, which cannot catch up later as cheaply.
+    poll_reserve_share: float = Field(default=0.25, ge=0, lt=1)
+    # Longest the budget waits in-process for its hour to end; longer waits go back to the caller.
+    budget_max_inline_wait_seconds: float = Field(default=20.0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _budget_only_raised_for_emulators(self) -> IgnitionConfig:
+        # Ignition allows about 1,000 an hour; more only makes sense against the sandbox.
+        if self.api_url.startswith("https://developers.ignitionapp.com") and self.requests_per_hour > 1_000:
+            raise ValueError("requests_per_hour must be <= 1000 against developers.ignitionapp.com")
+        return self
 
 
 class XeroConfig(StrictModel):

@@ -66,6 +66,8 @@ class Metric(StrEnum):
     POLL_FAILURES = "PollFailures"
     POLL_EVENTS_QUEUED = "PollEventsQueued"
     POLL_IGNITION_REQUESTS = "PollIgnitionRequests"
+    # Runs that gave way to the rest: the shared Ignition request budget was down to the reserve.
+    POLL_SKIPPED_FOR_BUDGET = "PollSkippedForBudget"
     # xero-webhook
     XERO_WEBHOOKS_RECEIVED = "XeroWebhooksReceived"
     # Not signed with our key (401): a forgery, or the key in the secret is not the webhook's.

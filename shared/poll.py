@@ -44,6 +44,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import PollRules, RecordType
+from shared.errors import LimitWait
 from shared.ignition.reporting import Passes
 from shared.ignition.webhook import group_id_for
 from shared.models.events import SyncEvent
@@ -123,6 +124,10 @@ class PollResult:
     seen: int = 0
     already_queued: int = 0
     terminal_read: bool = False
+    # Why a run stopped early or did not run: "lease", "budget" (the shared Ignition request
+    # budget is down to what the poller leaves for the others, or Ignition answered 429).
+    reason: str | None = None
+    retry_after: float | None = None
 
     def response(self) -> dict[str, Any]:
         return {
@@ -131,6 +136,7 @@ class PollResult:
             "seen": self.seen,
             "already_queued": self.already_queued,
             "terminal_read": self.terminal_read,
+            "reason": self.reason,
         }
 
 
@@ -194,6 +200,11 @@ class _BudgetSpent(Exception):
     pass
 
 
+def _seconds(exc: LimitWait) -> float | None:
+    wait = getattr(exc, "retry_after", None)
+    return float(wait) if isinstance(wait, int | float) else None
+
+
 class Poller:
     def __init__(
         self,
@@ -211,11 +222,13 @@ class Poller:
         self._lease = lease
         self._rules = rules
         self._now = now
+        # Whether this run finished any listing (a run refused before that is a skipped run).
+        self._listed = False
 
     def run(self) -> PollResult:
         if not self._lease.try_acquire():
             logger.info("poll skipped: another run holds the lease")
-            return PollResult("skipped")
+            return PollResult("skipped", reason="lease")
         try:
             return self._run()
         finally:
@@ -228,19 +241,31 @@ class Poller:
         terminal = state.runs % self._rules.terminal_every_runs == 0
         result = PollResult("complete", terminal_read=terminal)
         kinds: tuple[PassKind, ...] = ("default", "terminal") if terminal else ("default",)
+        self._listed = False
         try:
             for resource, record_type in RESOURCES:
                 for kind in kinds:
                     self._read(state, resource, record_type, kind, started, run_id, result)
         except _BudgetSpent:
             result.status = "partial"
+        except LimitWait as exc:
+            # The request budget keeps a reserve the poller may not spend (or Ignition said 429):
+            # the poller gives way, and its next scheduled run reads from the same cursor.
+            result.reason, result.retry_after = "budget", _seconds(exc)
+            if result.seen == 0 and not self._listed:
+                # Nothing was read: a skipped run, not counted towards the terminal-pass cadence.
+                result.status = "skipped"
+                logger.info("poll skipped: Ignition request budget", extra=result.response())
+                return result
+            result.status = "partial"
         finally:
             # Saved even when a read fails half-way: what was queued is recorded, so the next run
-            # resumes after it instead of queueing it again.
-            state.runs += 1
-            state.last_run_at = started
-            state.last_queued = result.queued
-            self._state.save(state)
+            # resumes after it instead of queueing it again. A skipped run leaves it as it was.
+            if result.status != "skipped":
+                state.runs += 1
+                state.last_run_at = started
+                state.last_queued = result.queued
+                self._state.save(state)
         logger.info("poll run", extra=result.response())
         return result
 
@@ -293,6 +318,7 @@ class Poller:
                 result.queued += 1
                 queued[record.slug] = version
                 newest = version if newest is None or version > newest else newest
+            self._listed = True
         finally:
             floor = (newest or since) - overlap
             state.cursors[key] = Cursor(

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from shared.config import IntegrationConfig, RecordType, RuntimeSettings
 from shared.errors import PermanentSyncError
+from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
@@ -115,7 +116,10 @@ def build_sync_service(
     )
     ignition_tokens = ignition_token_provider(settings, config)
     ignition = IgnitionReportingClient.from_config(
-        config.ignition, ignition_tokens.access_token, force_refresh=ignition_tokens.force_refresh
+        config.ignition,
+        ignition_tokens.access_token,
+        force_refresh=ignition_tokens.force_refresh,
+        budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition),
     )
     store = DynamoMappingStore(settings.state_table)
     contacts = ContactSync(

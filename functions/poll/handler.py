@@ -1,8 +1,10 @@
 """Poll Lambda: an EventBridge schedule -> one run of the Reporting API poller (``shared/poll.py``).
 
 Returns ``{"status": "complete" | "partial" | "skipped", "queued", "seen", "already_queued",
-"terminal_read"}``. A run that fails raises (Lambda records the error, ``PollFailures`` counts it,
-the alarm fires when runs keep failing); its cursor keeps what it queued before the failure.
+"terminal_read", "reason"}`` (``reason`` "budget": the shared Ignition request budget is down to
+the reserve the poller leaves to the others, so the run gave way; counted as PollSkippedForBudget).
+A run that fails raises (Lambda records the error, ``PollFailures`` counts it, the alarm fires when
+runs keep failing); its cursor keeps what it queued before the failure.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.config import IntegrationConfig, RuntimeSettings
+from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.observability import Metric
 from shared.poll import Poller
@@ -47,7 +50,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         with httpx.Client(timeout=20.0, event_hooks={"request": [counted]}) as http:
             tokens = ignition_token_provider(settings, config)
             ignition = IgnitionReportingClient.from_config(
-                config.ignition, tokens.access_token, force_refresh=tokens.force_refresh, http=http
+                config.ignition,
+                tokens.access_token,
+                force_refresh=tokens.force_refresh,
+                http=http,
+                # The poller spends only above the reserve it leaves to the sync and reconciliation.
+                budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition, background=True),
             )
             poller = Poller(
                 ignition=ignition,
@@ -64,5 +72,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     finally:
         metrics.add_metric(name=Metric.POLL_IGNITION_REQUESTS, unit=MetricUnit.Count, value=requests)
     metrics.add_metric(name=Metric.POLL_RUNS, unit=MetricUnit.Count, value=1)
+    if result.status == "skipped" and result.reason == "budget":
+        metrics.add_metric(name=Metric.POLL_SKIPPED_FOR_BUDGET, unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=Metric.POLL_EVENTS_QUEUED, unit=MetricUnit.Count, value=result.queued)
     return {**result.response(), "ignition_requests": requests}

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -81,6 +81,14 @@ class IgnitionUnavailable(IgnitionApiError):
 
 class IgnitionResponseError(IgnitionApiError):
     """An unexpected status or a body that does not have the documented shape."""
+
+
+class RequestBudget(Protocol):
+    """The practice's shared request budget (``shared/ignition/budget.py``)."""
+
+    def acquire(self) -> None:
+        """Take one request, or raise an ``IgnitionRateLimited`` without making it."""
+        ...
 
 
 class _Pagination(BaseModel):
@@ -154,6 +162,7 @@ class IgnitionReportingClient:
         timeout_seconds: float = 20.0,
         jitter: Callable[[float, float], float] = random.uniform,
         force_refresh: Callable[[str], str] | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
             raise ValueError(f"page_limit must be between 1 and {MAX_PAGE_LIMIT}")
@@ -181,6 +190,8 @@ class IgnitionReportingClient:
         self._backoff_base = backoff_base_seconds
         self._backoff_cap = backoff_cap_seconds
         self._jitter = jitter
+        # None: nothing else shares the practice's hourly limit (tests, a one-off script).
+        self._budget = budget
 
     @classmethod
     def from_config(
@@ -356,10 +367,16 @@ class IgnitionReportingClient:
     def _request(self, path: str, params: dict[str, str], *, allow_404: bool = False) -> Any:
         url = f"{self._base_url}{path}"
         attempt = 0
-        token = self._access_token()
+        token: str | None = None
         refreshed = False
         while True:
             attempt += 1
+            if self._budget is not None:
+                # Every attempt is a request Ignition counts, retries included; taken before the
+                # token, so a caller refused by the budget costs nothing else.
+                self._budget.acquire()
+            if token is None:
+                token = self._access_token()
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             try:
                 response = self._http.get(url, params=params, headers=headers)

@@ -12,6 +12,7 @@ import httpx
 
 from shared.config import IntegrationConfig, RuntimeSettings
 from shared.errors import PermanentSyncError
+from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.oauth import RefreshOutcome
 from shared.reconcile.adapters import (
@@ -71,6 +72,7 @@ def build_reconciler(
         force_refresh=ignition_tokens.force_refresh,
         http=ignition_http,
         page_limit=config.reconcile.ignition_page_limit,
+        budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition),
     )
     ports = Ports(
         xero=xero,

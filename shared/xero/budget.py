@@ -8,6 +8,8 @@ waits for the next one (when that is within ``max_inline_wait_seconds``), otherw
 Lambda. ``observe`` learns from Xero's ``X-MinLimit-Remaining`` / ``X-DayLimit-Remaining`` and
 429s, which also catches calls made by anything else using the same connection.
 
+The windows and their counters are the shared implementation in ``shared/windowed_budget.py``.
+
 DynamoDB item layout (state table, ``pk`` S + ``sk`` S, TTL attribute ``expires_at``)::
 
     pk="budget#<tenant_id>"  sk="minute#YYYYMMDDTHHMM"  calls=<N>  expires_at=<N epoch s>
@@ -16,26 +18,26 @@ DynamoDB item layout (state table, ``pk`` S + ``sk`` S, TTL attribute ``expires_
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from shared import aws
 from shared.config import XeroConfig
+from shared.windowed_budget import (
+    DynamoWindowCounts,
+    InMemoryWindowCounts,
+    Window,
+    WindowCounts,
+    WindowedBudget,
+    WindowSpec,
+    window_at,
+)
 from shared.xero.errors import XeroRateLimited
-
-logger = logging.getLogger(__name__)
 
 # Xero's own per-organisation limits; the remaining-headers count down from these.
 XERO_CALLS_PER_MINUTE = 60
 XERO_CALLS_PER_DAY = 5_000
-_TTL_GRACE_SECONDS = 86_400
 
 WindowKind = Literal["minute", "day"]
 
@@ -66,58 +68,58 @@ class CallBudget(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Window:
-    kind: WindowKind
-    key: str
-    limit: int
-    ends_at: float
+def window_specs(config: XeroConfig) -> tuple[WindowSpec, WindowSpec]:
+    # A day that Xero says is spent stays spent: never sleep through to the next one.
+    return (
+        WindowSpec("minute", 60, config.calls_per_minute),
+        WindowSpec("day", 86_400, config.calls_per_day, wait_inline=False),
+    )
+
+
+def budget_pk(tenant_id: str) -> str:
+    return f"budget#{tenant_id}"
 
 
 def windows_at(now: float, config: XeroConfig) -> tuple[Window, Window]:
     """The fixed minute and UTC-day windows containing ``now`` (epoch seconds)."""
-    moment = datetime.fromtimestamp(now, tz=UTC)
-    minute = Window("minute", f"minute#{moment:%Y%m%dT%H%M}", config.calls_per_minute, (now // 60 + 1) * 60)
-    day = Window("day", f"day#{moment:%Y%m%d}", config.calls_per_day, (now // 86_400 + 1) * 86_400)
-    return minute, day
+    minute, day = window_specs(config)
+    return window_at(now, minute), window_at(now, day)
 
 
-class _WindowedBudget(ABC):
-    """The algorithm; subclasses only say how a counter is taken, given back and raised."""
+def _exhausted(retry_after: float, problem: str) -> Exception:
+    return BudgetExhausted(retry_after, problem)
+
+
+class _XeroBudget:
+    """The shared windowed algorithm (``shared/windowed_budget.py``), plus what is Xero's own:
+    a concurrency cap, and learning from Xero's rate-limit headers."""
 
     def __init__(
         self,
+        counts: WindowCounts,
         config: XeroConfig,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
     ) -> None:
         self.config = config
+        self._counts = counts
         self._clock = clock
-        self._sleep = sleep
+        self._windows = WindowedBudget(
+            counts,
+            window_specs(config),
+            clock=clock,
+            sleep=sleep,
+            max_inline_wait_seconds=config.max_inline_wait_seconds,
+            exhausted=_exhausted,
+        )
         # Per-process concurrency; across processes the Lambda's reserved concurrency caps it.
         self._slots = threading.BoundedSemaphore(config.max_concurrent)
 
     def acquire(self) -> None:
-        max_wait = self.config.max_inline_wait_seconds
-        deadline = self._clock() + max_wait
-        if not self._slots.acquire(timeout=max_wait):
+        if not self._slots.acquire(timeout=self.config.max_inline_wait_seconds):
             raise BudgetExhausted(1.0, "budget-concurrency")
         try:
-            while True:
-                now = self._clock()
-                minute, day = windows_at(now, self.config)
-                if not self._take(minute):
-                    problem, wait = "budget-minute", minute.ends_at - now
-                elif not self._take(day):
-                    # Do not leave a minute unit spent on a call that is not going to happen.
-                    self._give_back(minute)
-                    problem, wait = "budget-day", day.ends_at - now
-                else:
-                    return
-                if problem == "budget-day" or now + wait > deadline:
-                    logger.info("call budget exhausted", extra={"problem": problem, "retry_after": wait})
-                    raise BudgetExhausted(wait, problem)
-                self._sleep(wait)
+            self._windows.take()
         except BaseException:
             self._slots.release()
             raise
@@ -132,28 +134,17 @@ class _WindowedBudget(ABC):
             # Xero says the day is spent, whatever our counter thinks: stop every worker until
             # the next UTC day. (A minute 429 is left to its Retry-After, which the client honours:
             # Xero's minute need not line up with ours, so filling our window could over-wait.)
-            self._raise_to(day, day.limit)
+            self._counts.raise_to(day, day.limit)
         for window, header, xero_limit in (
             (minute, "x-minlimit-remaining", XERO_CALLS_PER_MINUTE),
             (day, "x-daylimit-remaining", XERO_CALLS_PER_DAY),
         ):
             remaining = _int_or_none(lower.get(header))
             if remaining is not None:
-                self._raise_to(window, max(xero_limit - remaining, 0))
-
-    @abstractmethod
-    def _take(self, window: Window) -> bool:
-        """Add one call if the window is below its limit; False when it is full."""
-
-    @abstractmethod
-    def _give_back(self, window: Window) -> None: ...
-
-    @abstractmethod
-    def _raise_to(self, window: Window, used: int) -> None:
-        """Make the window's count at least ``used`` (never lower it)."""
+                self._counts.raise_to(window, max(xero_limit - remaining, 0))
 
 
-class InMemoryCallBudget(_WindowedBudget):
+class InMemoryCallBudget(_XeroBudget):
     """One process's budget (unit tests, the local sandbox, a CLI run)."""
 
     def __init__(
@@ -162,37 +153,14 @@ class InMemoryCallBudget(_WindowedBudget):
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(config, clock, sleep)
-        self._counts: dict[str, int] = {}
-        self._mutex = threading.Lock()
+        self._memory = InMemoryWindowCounts()
+        super().__init__(self._memory, config, clock, sleep)
 
     def used(self, window_key: str) -> int:
-        with self._mutex:
-            return self._counts.get(window_key, 0)
-
-    def _take(self, window: Window) -> bool:
-        with self._mutex:
-            self._forget_old(window)
-            if self._counts.get(window.key, 0) >= window.limit:
-                return False
-            self._counts[window.key] = self._counts.get(window.key, 0) + 1
-            return True
-
-    def _give_back(self, window: Window) -> None:
-        with self._mutex:
-            self._counts[window.key] = max(self._counts.get(window.key, 0) - 1, 0)
-
-    def _raise_to(self, window: Window, used: int) -> None:
-        with self._mutex:
-            self._counts[window.key] = max(self._counts.get(window.key, 0), used)
-
-    def _forget_old(self, current: Window) -> None:
-        prefix = f"{current.kind}#"
-        for key in [k for k in self._counts if k.startswith(prefix) and k != current.key]:
-            del self._counts[key]
+        return self._memory.used_by_key(window_key)
 
 
-class DynamoCallBudget(_WindowedBudget):
+class DynamoCallBudget(_XeroBudget):
     """The budget of one Xero organisation, shared by every worker through the state table."""
 
     def __init__(
@@ -205,74 +173,11 @@ class DynamoCallBudget(_WindowedBudget):
         *,
         client: Any | None = None,
     ) -> None:
-        super().__init__(config, clock, sleep)
-        # None: the calling thread's client from shared.aws (the usual case).
-        self._client = client
+        super().__init__(
+            DynamoWindowCounts(table_name, budget_pk(tenant_id), client=client), config, clock, sleep
+        )
         self.table_name = table_name
         self.tenant_id = tenant_id
-        # Last count DynamoDB told us per window: observe() only writes when Xero knows of more.
-        self._seen: dict[str, int] = {}
-
-    def _ddb(self) -> Any:
-        return self._client if self._client is not None else aws.client("dynamodb")
-
-    def _key(self, window: Window) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": f"budget#{self.tenant_id}"}, "sk": {"S": window.key}}
-
-    def _ttl(self, window: Window) -> dict[str, str]:
-        return {"N": str(int(window.ends_at) + _TTL_GRACE_SECONDS)}
-
-    def _take(self, window: Window) -> bool:
-        ddb = self._ddb()
-        try:
-            result = ddb.update_item(
-                TableName=self.table_name,
-                Key=self._key(window),
-                UpdateExpression="SET expires_at = if_not_exists(expires_at, :ttl) ADD calls :one",
-                ConditionExpression="attribute_not_exists(calls) OR calls < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(window.limit)},
-                    ":ttl": self._ttl(window),
-                },
-                ReturnValues="UPDATED_NEW",
-            )
-        except ddb.exceptions.ConditionalCheckFailedException:
-            self._seen[window.key] = window.limit
-            return False
-        self._remember(window, int(result["Attributes"]["calls"]["N"]))
-        return True
-
-    def _give_back(self, window: Window) -> None:
-        ddb = self._ddb()
-        with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
-            ddb.update_item(
-                TableName=self.table_name,
-                Key=self._key(window),
-                UpdateExpression="ADD calls :minus",
-                ConditionExpression="calls > :zero",
-                ExpressionAttributeValues={":minus": {"N": "-1"}, ":zero": {"N": "0"}},
-            )
-
-    def _raise_to(self, window: Window, used: int) -> None:
-        if used <= self._seen.get(window.key, 0):
-            return
-        ddb = self._ddb()
-        # A failed condition means the count is already at least that high.
-        with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
-            ddb.update_item(
-                TableName=self.table_name,
-                Key=self._key(window),
-                UpdateExpression="SET calls = :used, expires_at = if_not_exists(expires_at, :ttl)",
-                ConditionExpression="attribute_not_exists(calls) OR calls < :used",
-                ExpressionAttributeValues={":used": {"N": str(used)}, ":ttl": self._ttl(window)},
-            )
-        self._remember(window, used)
-
-    def _remember(self, window: Window, count: int) -> None:
-        if len(self._seen) > 8:  # Old windows are never consulted again.
-            self._seen = {k: v for k, v in self._seen.items() if k == window.key}
-        self._seen[window.key] = max(self._seen.get(window.key, 0), count)
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -62,6 +62,8 @@ def test_given_the_poll_role_when_synthesised_then_only_its_own_items_the_queue_
         "poll#*",
         "lock#poll-run",
         "lock#ignition-token",
+        # The practice's Ignition request budget, shared with the sync and the reconciliation.
+        "budget#ignition",
     ]
     assert "sqs:SendMessage" in actions and "sqs:ReceiveMessage" not in actions
     assert not any(a.startswith("s3:") for a in actions)
