@@ -99,7 +99,8 @@ def _burst_waits_then_lands(world: World, sandbox: Sandbox) -> None:
         if len(items) >= BURST and min(i["waits"] for i in items) >= WAITS_BEFORE_THE_DAY_RETURNS:
             break
         assert time.monotonic() < deadline, f"bounces too slow: {sorted(i['waits'] for i in items)[:5]}"
-        time.sleep(1)
+        assert sandbox.dead_letters() == [], "a waiting event was parked"
+        time.sleep(2)
     assert sandbox.dead_letters() == []
     assert all(i["faults"] == 0 for i in items)
     assert world.contacts(Name=f"Burst client {slugs[0]}") == []
