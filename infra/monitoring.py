@@ -48,6 +48,7 @@ DISCREPANCY_CATEGORIES = (
     "field_drift",
     "duplicate_in_xero",
     "orphan_in_xero",
+    "written_by_ignition",
 )
 
 

@@ -298,6 +298,7 @@ ReconcileCategory = Literal[
     "field_drift",
     "duplicate_in_xero",
     "orphan_in_xero",
+    "written_by_ignition",
     "dead_letter",
 ]
 # Categories the reconciliation may re-queue; the rest only ever go in the report (merging

@@ -405,8 +405,13 @@ class Reconciler:
                 continue
             self._add(ws, compare_allocation(allocation, payment, rules))
         with_payment_issues = ws.invoices_with_payment_issues()
+        # Not subject to the in-flight grace: the sync's own writes always carry our key.
+        outside = self._written_outside(ws)
         for invoice, xero in ws.invoices():
             if invoice.updated_at >= cutoff or ws.is_dead("invoice", invoice.slug):
+                continue
+            if invoice.slug in outside and invoice.mapping.xero_id is None:
+                # Never re-queued as missing: the sync would write the same invoice a second time.
                 continue
             found = compare_invoice(
                 invoice, xero, self.config.invoices, payments_in_question=invoice.slug in with_payment_issues
@@ -433,6 +438,27 @@ class Reconciler:
                     "unknown to Ignition",
                 ),
             )
+
+    def _written_outside(self, ws: WorkSet) -> set[str]:
+        """Report the Xero invoices that carry an Ignition invoice's number but were not written by
+        this product (Ignition's own Xero push, left on); the slugs of those Ignition invoices."""
+        slugs: set[str] = set()
+        for invoice, xero in ws.written_outside():
+            slugs.add(invoice.slug)
+            ours = f"; the sync's own copy is {invoice.mapping.xero_id}" if invoice.mapping.xero_id else ""
+            self._add(
+                ws,
+                Discrepancy(
+                    category="written_by_ignition",
+                    record_type=RecordType.INVOICE,
+                    ignition_id=invoice.slug,
+                    xero_id=xero.invoice_id,
+                    group_id=invoice.client_slug,
+                    detail=f"Xero invoice {xero.number} ({xero.status}) has Ignition's number but was not "
+                    f"written by this product{ours}",
+                ),
+            )
+        return slugs
 
     def _compare_clients(self, ws: WorkSet, cutoff: str) -> None:
         prefix = self.config.ignition.client_slug_prefix

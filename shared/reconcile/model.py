@@ -48,6 +48,14 @@ CATEGORIES: dict[ReconcileCategory, tuple[str, str]] = {
         "Unexplained in Xero",
         "A Xero record carries an Ignition key, but no Ignition record explains it.",
     ),
+    "written_by_ignition": (
+        "Written outside this product",
+        "A Xero invoice carries this Ignition invoice's number, but this product did not write it: most "
+        "likely Ignition's own Xero integration pushed it when the proposal was accepted. Left on, both "
+        "write the same invoices. Turn off invoice creation in Ignition's Xero settings (the cut-over "
+        "checklist in docs/ignition-setup.md), then void whichever copy you do not keep; never "
+        "repaired automatically.",
+    ),
     "dead_letter": (
         "Failed, waiting for a person",
         "The sync gave up on this record; it sits in the dead-letter queue with its reason.",

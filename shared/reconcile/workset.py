@@ -63,6 +63,7 @@ CREATE INDEX IF NOT EXISTS xc_name ON xero_contact(name_key);
 CREATE INDEX IF NOT EXISTS ic_email ON ign_client(email_key);
 CREATE INDEX IF NOT EXISTS ic_map ON ign_client(map_xero_id);
 CREATE INDEX IF NOT EXISTS xi_key ON xero_invoice(key_slug);
+CREATE INDEX IF NOT EXISTS xi_number ON xero_invoice(number);
 CREATE INDEX IF NOT EXISTS ii_map ON ign_invoice(map_xero_id);
 CREATE INDEX IF NOT EXISTS xp_key ON xero_payment(key_slug, invoice_id);
 CREATE INDEX IF NOT EXISTS ia_map ON ign_alloc(map_xero_id);
@@ -260,6 +261,28 @@ class WorkSet:
                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], MappingInfo(r[9], r[10], r[11]), r[12]
             )
             yield invoice, (XeroInvoiceRow(*r[13:21]) if r[13] is not None else None)
+
+    def written_outside(self) -> Iterator[tuple[InvoiceRow, XeroInvoiceRow]]:
+        """Ignition invoices whose number a live Xero invoice carries without our key (its Reference
+        has no slug of ours), other than the one the sync linked: written by someone else, most
+        likely Ignition's own Xero integration."""
+        rows = self._db.execute(
+            """
+            SELECT i.slug, i.client_slug, i.number, i.state, i.payment_state, i.currency, i.total,
+                   i.expected_total, i.updated_at, i.map_xero_id, i.map_updated_at, i.map_synced_at, i.raw,
+                   x.invoice_id, x.key_slug, x.number, x.status, x.currency, x.total, x.amount_paid, x.updated
+            FROM ign_invoice i JOIN xero_invoice x ON x.number = i.number
+            WHERE i.number IS NOT NULL AND i.number <> '' AND x.key_slug IS NULL
+              AND x.status NOT IN ('VOIDED', 'DELETED')
+              AND (i.map_xero_id IS NULL OR i.map_xero_id <> x.invoice_id)
+            ORDER BY i.number
+            """
+        )
+        for r in rows:
+            invoice = InvoiceRow(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], MappingInfo(r[9], r[10], r[11]), r[12]
+            )
+            yield invoice, XeroInvoiceRow(*r[13:21])
 
     def orphan_invoices(self, before: str) -> Iterator[XeroInvoiceRow]:
         rows = self._db.execute(

@@ -5,14 +5,24 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.reconcile_fakes import AN_HOUR_AGO, CENT_OFF, LOST, Books, Files, Runs
-from shared.config import ContactRules, IntegrationConfig, InvoiceRules, PaymentRules, ReconcileRules
+from shared.config import (
+    ContactRules,
+    IntegrationConfig,
+    InvoiceRules,
+    PaymentRules,
+    ReconcileRules,
+    RecordType,
+)
+from shared.models.xero import Invoice
 from shared.reconcile.compare import (
     ClientRow,
     ContactRow,
@@ -25,8 +35,9 @@ from shared.reconcile.compare import (
     payment_key,
 )
 from shared.reconcile.engine import Ports, Reconciler
-from shared.reconcile.model import Discrepancy, FieldDifference, RunCounters, RunResult
+from shared.reconcile.model import CATEGORIES, Discrepancy, FieldDifference, RunCounters, RunResult
 from shared.reconcile.report import Links, write_csv, write_html
+from shared.store.mappings import RecordMapping
 
 T0 = "2026-11-01T09:00:00+00:00"
 T1 = "2026-11-01T10:00:00+00:00"
@@ -315,3 +326,62 @@ def test_given_a_formula_behind_a_tab_cr_or_spaces_when_written_to_csv_then_text
     with (tmp_path / "r.csv").open(newline="", encoding="utf-8") as read:
         (row,) = csv.DictReader(read)
     assert row["xero_values"] == written and row["detail"] == written
+
+
+class BooksWithIgnitionsOwnPush(Books):
+    """Ignition's own Xero integration was left on: it pushed invoice 0 before the sync wrote it (no
+    link; Xero holds only Ignition's copy) and invoice 1 beside the sync's linked copy. Its copies
+    carry Ignition's number and none of our keys."""
+
+    FOREIGN = ("f0000000-0000-4000-8000-000000000000", "f0000000-0000-4000-8000-000000000001")
+
+    def find_invoices(self, where: str | None = None, **kwargs: Any) -> list[Invoice]:
+        found = [i for i in super().find_invoices(where, **kwargs) if i.InvoiceNumber != "IGN-0"]
+        if kwargs.get("page") == 1:
+            found += [
+                Invoice(InvoiceID=xero_id, Type="ACCREC", Status="AUTHORISED", InvoiceNumber=f"IGN-{n}",
+                        Reference="Proposal accepted", CurrencyCode="AUD", Total=Decimal("100.00"),
+                        AmountPaid=Decimal(0), UpdatedDateUTC=AN_HOUR_AGO)
+                for n, xero_id in enumerate(self.FOREIGN)
+            ]  # fmt: skip
+        return found
+
+    def forward(self, record_type: RecordType, ignition_ids: Sequence[str]) -> dict[str, RecordMapping]:
+        found = super().forward(record_type, ignition_ids)
+        found.pop("inv_000000", None)
+        return found
+
+
+def test_given_invoices_pushed_by_ignitions_own_integration_when_a_full_run_then_reported_never_requeued(
+    tmp_path: Path,
+) -> None:
+    counters = RunCounters()
+    books = BooksWithIgnitionsOwnPush(300, 300, counters)
+
+    kept: dict[str, bytes] = {}
+
+    class Keeping(Files):
+        def put_file(self, key: str, path: Path, content_type: str) -> None:
+            kept[key] = path.read_bytes()
+
+    config = IntegrationConfig(reconcile=ReconcileRules(xero_page_size=1_000))
+    ports = Ports(xero=books, ignition=books, mappings=books, queue=books, dead_letters=books, runs=Runs(),
+                  artifacts=Keeping(tmp_path))  # fmt: skip
+    result = Reconciler(ports, config, client_name="t", counters=counters, remaining_seconds=lambda: 900.0,
+                        workdir=tmp_path).run("full")  # fmt: skip
+
+    # Invoice 0 is not "missing" (re-queueing it would write it a second time), and invoice 0's
+    # one-cent drift went with the sync's copy.
+    assert result.summary == {"missing_in_xero": LOST, "field_drift": CENT_OFF - 1, "written_by_ignition": 2}
+    assert result.needs_person >= 2
+    assert not any(e.record_id.startswith("inv_") for e in books.sent)
+    rows = list(csv.DictReader(io.StringIO(kept[result.report["csv"]].decode())))
+    found = {row["ignition_id"]: row for row in rows if row["category"] == "written_by_ignition"}
+    assert {slug: row["xero_id"] for slug, row in found.items()} == {
+        "inv_000000": BooksWithIgnitionsOwnPush.FOREIGN[0],
+        "inv_000001": BooksWithIgnitionsOwnPush.FOREIGN[1],
+    }
+    assert {row["action"] for row in found.values()} == {"reported"}
+    title, explanation = CATEGORIES["written_by_ignition"]
+    assert title == "Written outside this product" and "Ignition's Xero settings" in explanation
+    assert title in kept[result.report["html"]].decode()
