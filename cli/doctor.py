@@ -37,6 +37,7 @@ from shared.models.ignition import IgnitionInvoice
 from shared.models.xero import Account, Currency, Organisation, TaxRate
 from shared.money import MoneyError, rate_key
 from shared.oauth import OAuthError, SecretTokenStore, TokenSet
+from shared.reconcile.compare import invoice_key
 from shared.wiring import ignition_token_provider, xero_token_provider
 from shared.xero.budget import DynamoCallBudget
 from shared.xero.client import XeroClient
@@ -85,6 +86,9 @@ class _Xero:
     accounts: list[Account] | None = None
     tax_rates: list[TaxRate] | None = None
     currencies: list[Currency] | None = None
+    # To read more later (the invoices that carry Ignition's numbers).
+    provider: Any = None
+    tenant_id: str | None = None
 
 
 @dataclass
@@ -129,6 +133,7 @@ def _read_xero(target: Target, counter: CallCounter, checks: list[Check]) -> _Xe
             )
         )
         return read
+    read.provider, read.tenant_id = provider, tenant_id
     oauth = config.xero.auth_mode == "oauth"
     now = datetime.now(UTC)
     expired = read.tokens.expires_at <= now
@@ -710,6 +715,62 @@ def _read_ignition(target: Target, sample: int | None, checks: list[Check]) -> _
 # --- the report ---------------------------------------------------------------------------------
 
 
+WRITTEN_OUTSIDE_EXAMPLES = 5
+NUMBERS_PER_LOOKUP = 40  # keeps the InvoiceNumbers query string short
+
+
+def _written_outside_check(target: Target, counter: CallCounter, xero: _Xero, ignition: _Ignition) -> Check:
+    """Xero invoices that carry an Ignition invoice's number without this product's key: Ignition's
+    own Xero integration still pushes invoices, so both would write the same ones."""
+    name, title = "written_outside", "Invoices written outside this product"
+    if xero.provider is None or xero.tenant_id is None:
+        return _skipped(name, title, "Xero is not connected")
+    if ignition.invoices is None:
+        return _skipped(name, title, "Ignition's invoices could not be read")
+    numbers = {i.reference_number: i.slug for i in ignition.invoices if i.reference_number}
+    prefix = target.config.reconcile.invoice_slug_prefix
+    config = target.config.xero
+    budget = DynamoCallBudget(target.settings.state_table, xero.tenant_id, config)
+    outside: list[str] = []
+    lookups = 0
+    try:
+        with XeroClient(config, xero.provider, xero.tenant_id, budget, on_call=counter) as client:
+            ordered = sorted(numbers)
+            for start in range(0, len(ordered), NUMBERS_PER_LOOKUP):
+                lookups += 1
+                for invoice in client.find_invoices(
+                    invoice_numbers=ordered[start : start + NUMBERS_PER_LOOKUP]
+                ):
+                    slug = numbers.get(invoice.InvoiceNumber or "")
+                    ours = invoice_key(invoice.Reference, prefix) == slug
+                    if slug and not ours and invoice.Status not in ("VOIDED", "DELETED"):
+                        outside.append(invoice.InvoiceNumber or "")
+    except (OAuthError, XeroError) as exc:
+        return Check(
+            name, title, "fail", f"cannot read Xero's invoices: {_xero_failure(exc)}", "try again later"
+        )
+    read = "every" if ignition.complete else f"a sample of {len(ignition.invoices)}"
+    data: dict[str, Any] = {
+        "count": len(outside),
+        "examples": sorted(outside)[:WRITTEN_OUTSIDE_EXAMPLES],
+        "xero_lookups": lookups,
+    }
+    if not outside:
+        return Check(name, title, "ok", f"none among {read} Ignition invoices' numbers", "", data)
+    examples = ", ".join(data["examples"])
+    return Check(
+        name,
+        title,
+        "warn",
+        f"{len(outside)} Xero invoice(s) carry Ignition's numbers but were not written by this product "
+        f"(e.g. {examples}): Ignition's own Xero integration is still pushing invoices, so both would "
+        "write the same ones",
+        "turn off invoice creation in Ignition's Xero settings (the cut-over checklist in "
+        "docs/ignition-setup.md), then void the copies you do not keep",
+        data,
+    )
+
+
 def run_doctor(target: Target, *, invoice_sample: int | None = DEFAULT_INVOICE_SAMPLE) -> dict[str, Any]:
     """Every check, in the order a person fixes them; ``invoice_sample`` None reads every invoice."""
     started = time.monotonic()
@@ -729,6 +790,7 @@ def run_doctor(target: Target, *, invoice_sample: int | None = DEFAULT_INVOICE_S
         _currencies_check(setup, xero.organisation, xero.currencies, ignition),
         _lock_dates_check(setup, xero.organisation, ignition),
         *ignition_checks,
+        _written_outside_check(target, counter, xero, ignition),
     ]
     counts = Counter(c.status for c in checks)
     return {
