@@ -31,6 +31,7 @@ from sandbox.server import RunningServer, serve_in_thread
 from sandbox.xero_emulator import XeroEmulator
 from shared import aws
 from shared.config import IntegrationConfig, WebhookVerification
+from shared.store.dead_letter_queue import DeadLetter
 
 logger = logging.getLogger(__name__)
 
@@ -350,13 +351,9 @@ class Sandbox:
                 break
             for message in fresh:
                 seen.add(message["MessageId"])
-                attributes = message.get("MessageAttributes", {})
+                letter = DeadLetter.from_message(message)
                 messages.append(
-                    {
-                        "body": json.loads(message["Body"]),
-                        "category": attributes.get("failure_category", {}).get("StringValue"),
-                        "reason": attributes.get("failure_reason", {}).get("StringValue"),
-                    }
+                    {"body": json.loads(letter.body), "category": letter.category, "reason": letter.reason}
                 )
         return messages
 

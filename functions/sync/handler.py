@@ -32,7 +32,8 @@ from shared.models.events import SyncEvent
 from shared.oauth import RefreshOutcome
 from shared.observability import Metric
 from shared.store.attempts import DynamoAttemptLedger
-from shared.store.queue import DeadLetters, SqsEventQueue
+from shared.store.dead_letter_queue import DeadLetters
+from shared.store.queue import SqsEventQueue
 from shared.wiring import SyncService, build_sync_service
 from shared.xero.client import XeroCall
 

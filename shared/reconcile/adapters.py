@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 
 from shared import aws
 from shared.config import RecordType
-from shared.models.events import SyncEvent
 from shared.reconcile.ports import DeadLetterInfo, XeroEventItem
+from shared.store.dead_letter_queue import receive_dead_letters, release_dead_letters
 from shared.store.mappings import RecordMapping, mapping_from_item
 
 LATEST_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
@@ -186,44 +186,27 @@ class SqsDeadLetters:
         self._url = dlq_url
 
     def read(self, limit: int) -> list[DeadLetterInfo]:
-        sqs = aws.client("sqs")
-        seen: dict[str, DeadLetterInfo] = {}
-        handles: list[str] = []
-        empty_polls = 0
-        while len(seen) < limit and empty_polls < 2:
-            batch = sqs.receive_message(
-                QueueUrl=self._url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=DLQ_PEEK_SECONDS,
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
-            ).get("Messages", [])
-            fresh = [m for m in batch if m["MessageId"] not in seen]
-            empty_polls = 0 if fresh else empty_polls + 1
-            for message in fresh:
-                handles.append(message["ReceiptHandle"])
-                attributes = message.get("MessageAttributes", {})
-                try:
-                    event = SyncEvent.model_validate_json(message["Body"])
-                    record_type, record_id = str(event.record_type), event.record_id
-                except ValueError:
-                    record_type, record_id = "client", f"malformed:{message['MessageId']}"
-                seen[message["MessageId"]] = DeadLetterInfo(
+        letters = list(
+            receive_dead_letters(self._url, visibility_seconds=DLQ_PEEK_SECONDS, max_messages=limit)
+        )
+        # Visible again at once: the report only looked, the operator's replay must find them.
+        release_dead_letters(self._url, letters)
+        infos: list[DeadLetterInfo] = []
+        for letter in letters:
+            event = letter.event()
+            if event is not None:
+                record_type, record_id = str(event.record_type), event.record_id
+            else:
+                record_type, record_id = "client", f"malformed:{letter.message_id}"
+            infos.append(
+                DeadLetterInfo(
                     record_type=record_type,
                     record_id=record_id,
-                    category=attributes.get("failure_category", {}).get("StringValue", "unknown"),
-                    reason=attributes.get("failure_reason", {}).get("StringValue", "no reason recorded"),
+                    category=letter.category or "unknown",
+                    reason=letter.reason or "no reason recorded",
                 )
-        # Visible again at once: the report only looked, the operator's replay must find them.
-        for part in range(0, len(handles), 10):
-            sqs.change_message_visibility_batch(
-                QueueUrl=self._url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                    for i, h in enumerate(handles[part : part + 10])
-                ],
             )
-        return list(seen.values())
+        return infos
 
 
 class S3Artifacts:

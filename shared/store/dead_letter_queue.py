@@ -1,4 +1,13 @@
-"""Reading the dead-letter queue and putting events back on the sync queue (replay).
+"""The dead-letter queue's message format, and reading it, writing it and putting events back on
+the sync queue (replay). This module is the only one that knows the format.
+
+A dead letter's body is an envelope, ``{"dead_letter": 1, "event": ..., "failure_reason": ...}``:
+``event`` is the dead-lettered SyncEvent as a JSON object, or the raw queue body as a string when
+it was not one. Only ``failure_category`` (a fixed word, never personal data) is a message
+attribute: SQS server-side encryption covers the body but not "message metadata (message ID,
+timestamp, and attributes)" (Amazon SQS Developer Guide, encryption at rest), and the reason can
+quote a client's name or e-mail address (Xero's validation messages do). Messages written before
+the envelope (a bare SyncEvent body, the reason in a ``failure_reason`` attribute) still read.
 
 A replayed event must not reuse its original ``MessageDeduplicationId``: SQS FIFO would drop it as
 a repeat within its 5-minute window. :func:`requeue` gives each replay its own id; the sync step's
@@ -8,25 +17,154 @@ something already applied a no-op.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared import aws
 from shared.models.events import SyncEvent
-from shared.store.queue import DeadLetters, sqs_id
+from shared.store.queue import sqs_id
+
+ENVELOPE_VERSION = 1
+CATEGORY_ATTRIBUTE = "failure_category"
+# Where the reason was before the envelope; read only, so older messages keep their reason.
+LEGACY_REASON_ATTRIBUTE = "failure_reason"
+MAX_REASON_CHARS = 4_000
+# SQS's limit is 256 KiB for body and attributes together; the margin covers the attributes.
+MAX_BODY_BYTES = 256 * 1024 - 2_048
+# How often a dead letter without a reason is put back before it stays, now with one.
+MAX_EXHAUSTED_REQUEUES = 3
+REQUEUES_ATTRIBUTE = "requeues"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _envelope(data: Any) -> dict[str, Any] | None:
+    if isinstance(data, dict) and data.get("dead_letter") == ENVELOPE_VERSION and "event" in data:
+        return data
+    return None
+
+
+def _loads(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _event_part(body: str) -> dict[str, Any] | str:
+    """The SyncEvent as an object when ``body`` is one, else the raw body string."""
+    data = _loads(body)
+    if isinstance(data, dict):
+        try:
+            SyncEvent.model_validate(data)
+        except ValidationError:
+            return body
+        return data
+    return body
+
+
+def encode_dead_letter(body: str, reason: str) -> str:
+    """The DLQ body for the sync-queue message ``body`` parked for ``reason``: within SQS's size
+    limit, the reason cut to fit (and, for an oversized event, its record dropped)."""
+    wrapped = _envelope(_loads(body))
+    if wrapped is not None:  # already a dead letter (one kept again): wrap its event, not it
+        body = wrapped["event"] if isinstance(wrapped["event"], str) else _json(wrapped["event"])
+    event = _event_part(body)
+    reason = reason[:MAX_REASON_CHARS]
+
+    def size(event: dict[str, Any] | str, reason: str) -> int:
+        return len(
+            _json({"dead_letter": ENVELOPE_VERSION, "event": event, "failure_reason": reason}).encode()
+        )
+
+    if isinstance(event, dict) and event.get("record") is not None and size(event, "") > MAX_BODY_BYTES:
+        # As for an oversized sync-queue message: the sync reads the record from Ignition instead.
+        event = {**event, "record": None}
+    if size(event, reason) > MAX_BODY_BYTES:
+        # The longest start of the reason that fits (characters and escapes vary in bytes).
+        low, high = 0, len(reason)
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (
+                (middle, high) if size(event, reason[:middle]) <= MAX_BODY_BYTES else (low, middle - 1)
+            )
+        reason = reason[:low]
+    while (overflow := size(event, reason) - MAX_BODY_BYTES) > 0 and isinstance(event, str):
+        event = event[: max(0, len(event) - overflow)]  # a malformed body: kept in part, for a person
+    return _json({"dead_letter": ENVELOPE_VERSION, "event": event, "failure_reason": reason})
+
+
+@dataclass(frozen=True)
+class DecodedDeadLetter:
+    body: str  # the message as it was on the sync queue
+    category: str | None
+    reason: str | None
+
+
+def decode_dead_letter(body: str, attributes: Mapping[str, Any]) -> DecodedDeadLetter:
+    """Read a DLQ message, envelope or legacy (bare body, reason in an attribute)."""
+    category = attributes.get(CATEGORY_ATTRIBUTE, {}).get("StringValue")
+    legacy_reason = attributes.get(LEGACY_REASON_ATTRIBUTE, {}).get("StringValue")
+    wrapped = _envelope(_loads(body))
+    if wrapped is None:
+        return DecodedDeadLetter(body=body, category=category, reason=legacy_reason)
+    event = wrapped["event"]
+    reason = wrapped.get("failure_reason")
+    return DecodedDeadLetter(
+        body=event if isinstance(event, str) else _json(event),
+        category=category,
+        reason=reason if isinstance(reason, str) else legacy_reason,
+    )
+
+
+class DeadLetters:
+    """Sends what a person must look at straight to the DLQ, with the reason, so it is neither
+    retried pointlessly nor lost."""
+
+    def __init__(self, dlq_url: str) -> None:
+        self._url = dlq_url
+
+    def send(self, body: str, *, group_id: str, dedup_id: str, category: str, reason: str) -> None:
+        aws.client("sqs").send_message(
+            QueueUrl=self._url,
+            MessageBody=encode_dead_letter(body, reason),
+            MessageGroupId=sqs_id(group_id),
+            MessageDeduplicationId=sqs_id(f"dead:{dedup_id}"),
+            MessageAttributes={CATEGORY_ATTRIBUTE: {"DataType": "String", "StringValue": category}},
+        )
 
 
 @dataclass(frozen=True)
 class DeadLetter:
     message_id: str
     receipt_handle: str
-    body: str
+    body: str  # the dead-lettered message as it was on the sync queue (out of its envelope)
     category: str | None
     reason: str | None
     receive_count: int
     # Times the product already put this event back after it ran out of deliveries.
     requeues: int = 0
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> DeadLetter:
+        """From one message of an SQS ``receive_message`` answer."""
+        attributes = message.get("MessageAttributes", {})
+        decoded = decode_dead_letter(message["Body"], attributes)
+        return cls(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            body=decoded.body,
+            category=decoded.category,
+            reason=decoded.reason,
+            receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            requeues=int(attributes.get(REQUEUES_ATTRIBUTE, {}).get("StringValue", "0") or 0),
+        )
 
     def event(self) -> SyncEvent | None:
         try:
@@ -87,16 +225,7 @@ def receive_dead_letters(
         empty_rounds = 0
         for message in fresh:
             seen.add(message["MessageId"])
-            attributes = message.get("MessageAttributes", {})
-            yield DeadLetter(
-                message_id=message["MessageId"],
-                receipt_handle=message["ReceiptHandle"],
-                body=message["Body"],
-                category=attributes.get("failure_category", {}).get("StringValue"),
-                reason=attributes.get("failure_reason", {}).get("StringValue"),
-                receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
-                requeues=int(attributes.get(REQUEUES_ATTRIBUTE, {}).get("StringValue", "0") or 0),
-            )
+            yield DeadLetter.from_message(message)
 
 
 def delete_dead_letter(dlq_url: str, letter: DeadLetter) -> None:
@@ -125,11 +254,6 @@ def requeue(queue_url: str, event: SyncEvent, *, replay_id: str) -> None:
         MessageGroupId=sqs_id(event.group_id),
         MessageDeduplicationId=sqs_id(f"replay:{replay_id}:{event.event_id}:{event.payload_sha256[:16]}"),
     )
-
-
-# How often a dead letter without a reason is put back before it stays, now with one.
-MAX_EXHAUSTED_REQUEUES = 3
-REQUEUES_ATTRIBUTE = "requeues"
 
 
 @dataclass(frozen=True)

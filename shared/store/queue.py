@@ -1,4 +1,4 @@
-"""The FIFO sync queue and its dead-letter queue."""
+"""The FIFO sync queue (its dead-letter queue: :mod:`shared.store.dead_letter_queue`)."""
 
 from __future__ import annotations
 
@@ -64,23 +64,3 @@ class SqsEventQueue:
             )
             return False
         return True
-
-
-class DeadLetters:
-    """Sends what a person must look at straight to the DLQ, with the reason, so it is neither
-    retried pointlessly nor lost."""
-
-    def __init__(self, dlq_url: str) -> None:
-        self._url = dlq_url
-
-    def send(self, body: str, *, group_id: str, dedup_id: str, category: str, reason: str) -> None:
-        aws.client("sqs").send_message(
-            QueueUrl=self._url,
-            MessageBody=body,
-            MessageGroupId=sqs_id(group_id),
-            MessageDeduplicationId=sqs_id(f"dead:{dedup_id}"),
-            MessageAttributes={
-                "failure_category": {"DataType": "String", "StringValue": category},
-                "failure_reason": {"DataType": "String", "StringValue": reason[:4000]},
-            },
-        )

@@ -18,6 +18,7 @@ import pytest
 from sandbox.environment import Sandbox, SandboxOptions
 from shared import aws
 from shared.config import RecordType
+from shared.store.dead_letter_queue import DeadLetter
 from shared.store.mappings import DynamoMappingStore, RecordMapping
 
 pytestmark = pytest.mark.integration
@@ -126,10 +127,12 @@ class World:
             if not batch:
                 return moved
             for message in batch:
-                body = json.loads(message["Body"])
+                # The event out of its dead-letter envelope: the sync queue takes bare events only.
+                letter = DeadLetter.from_message(message)
+                body = json.loads(letter.body)
                 sqs.send_message(
                     QueueUrl=self.sandbox.resources.queue_url,
-                    MessageBody=message["Body"],
+                    MessageBody=letter.body,
                     MessageGroupId=body["group_id"],
                     MessageDeduplicationId=f"redrive-{uuid.uuid4().hex}",
                 )

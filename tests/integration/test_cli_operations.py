@@ -16,7 +16,7 @@ from cli.errors import Exit
 from sandbox.environment import Sandbox
 from shared.models.events import SyncEvent
 from shared.reconcile import runs
-from shared.store.queue import DeadLetters
+from shared.store.dead_letter_queue import DeadLetters
 from tests.integration.conftest import World
 from tests.integration.test_cli_support import run_cli, write_sandbox_file
 

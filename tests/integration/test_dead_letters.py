@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from shared import aws
-from shared.models.events import SyncEvent
-from shared.store.dead_letter_queue import MAX_EXHAUSTED_REQUEUES, REQUEUES_ATTRIBUTE, requeue
+from shared.store.dead_letter_queue import MAX_EXHAUSTED_REQUEUES, REQUEUES_ATTRIBUTE, DeadLetter, requeue
 from tests.integration.conftest import World
 from tests.integration.test_billing_end_to_end import line, synced_client
 
@@ -28,11 +27,9 @@ def _replay_all(world: World) -> int:
         "Messages", []
     ):
         for message in batch:
-            requeue(
-                resources.queue_url,
-                SyncEvent.model_validate_json(message["Body"]),
-                replay_id=uuid.uuid4().hex,
-            )
+            event = DeadLetter.from_message(message).event()
+            assert event is not None
+            requeue(resources.queue_url, event, replay_id=uuid.uuid4().hex)
             sqs.delete_message(QueueUrl=resources.dlq_url, ReceiptHandle=message["ReceiptHandle"])
             replayed += 1
     return replayed
@@ -61,6 +58,61 @@ def test_given_a_permanent_failure_replayed_unfixed_within_5_minutes_then_it_is_
         (again,) = world.dead_letters_for(invoice)
         assert (again["category"], again["reason"]) == (first["category"], first["reason"])
         assert again["category"] == "xero_validation"
+    finally:
+        world.sandbox.reconfigure(invoices={"account_codes_by_service": {}})
+        _replay_all(world)
+        world.settle()
+
+
+def _raw_messages_for(world: World, record_id: str) -> list[dict[str, Any]]:
+    """The DLQ messages about ``record_id`` exactly as SQS stores them (left visible)."""
+    assert world.sandbox.resources is not None
+    found: dict[str, dict[str, Any]] = {}
+    for _ in range(10):
+        batch = (
+            aws.client("sqs")
+            .receive_message(
+                QueueUrl=world.sandbox.resources.dlq_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+                MessageAttributeNames=["All"],
+            )
+            .get("Messages", [])
+        )
+        found.update({m["MessageId"]: m for m in batch if record_id in m["Body"]})
+    return list(found.values())
+
+
+def test_given_xero_refuses_an_invoice_when_dead_lettered_then_its_reason_is_only_in_the_encrypted_body(
+    world: World,
+) -> None:
+    # Given: a client in Xero and a wrong account rule that makes Xero refuse the client's invoice.
+    client = synced_client(world)
+    record = world.client(client)
+    invoice = f"inv_pii_{world.tag}"
+    world.sandbox.reconfigure(invoices={"account_codes_by_service": {"svc_ads": "400"}})
+    try:
+        # When: the invoice is synced and parked.
+        world.put_record(
+            "invoices",
+            world.invoice(invoice, client, [line("100.00", service={"slug": "svc_ads"})], "110.00"),
+        )
+        world.settle()
+
+        # Then: the operator's view still shows the category and Xero's reason...
+        (dead,) = world.dead_letters_for(invoice)
+        assert dead["category"] == "xero_validation"
+        assert dead["reason"]
+        # ...which SQS holds only in the body (SSE-SQS encrypts the body, not the attributes):
+        # the attributes carry the category alone, no reason, no name, no e-mail.
+        (message,) = _raw_messages_for(world, invoice)
+        attributes = message.get("MessageAttributes", {})
+        assert {name: a["StringValue"] for name, a in attributes.items()} == {
+            "failure_category": "xero_validation"
+        }
+        assert json.loads(message["Body"])["failure_reason"] == dead["reason"]
+        shown = json.dumps(attributes)
+        assert record["name"] not in shown and record["email"] not in shown
     finally:
         world.sandbox.reconfigure(invoices={"account_codes_by_service": {}})
         _replay_all(world)
