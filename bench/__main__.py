@@ -4,6 +4,7 @@
     .venv/bin/python -m bench                 # everything (~10 minutes on 2 busy cores)
     .venv/bin/python -m bench --quick         # small sizes, to try the harness (~3 minutes)
     .venv/bin/python -m bench --skip reconcile,backfill
+    .venv/bin/python -m bench --only poll      # one step, its figures merged into the results file
     .venv/bin/python -m bench --drain-records 5000 --drain-k 40   # the full burst on a big machine
 """
 
@@ -19,13 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import backfill_run, coldstart, cost, flow, inventory, payloads, reconciliation, report
+from bench import backfill_run, coldstart, cost, flow, inventory, payloads, poll, reconciliation, report
 from bench.core import REPO_ROOT, Figure, log, machine
 from bench.prices import AS_OF, ASSUMPTIONS, PRICES, REGION
 
 RESULTS = REPO_ROOT / "bench" / "results.json"
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
-STEPS = ("coldstart", "warm", "steady", "reconcile_idle", "burst", "backfill", "reconcile", "cost")
+STEPS = ("coldstart", "warm", "steady", "reconcile_idle", "burst", "backfill", "reconcile", "cost", "poll")
+# Steps --only can run alone: their figures replace the same figures in the results file.
+ALONE = {"poll": ("poll.", poll.measure, poll.figures)}
 
 
 @dataclass
@@ -69,6 +72,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes (a trial run, not for the docs)")
     parser.add_argument("--skip", default="", help=f"comma-separated steps to skip: {', '.join(STEPS)}")
     parser.add_argument(
+        "--only",
+        choices=sorted(ALONE),
+        help="measure only this step; its figures replace the same ones in the results file and the docs",
+    )
+    parser.add_argument(
         "--drain-records", type=int, help="burst size (default: sized to the sandbox, <= 5000)"
     )
     parser.add_argument(
@@ -95,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         args.docs.write_text(report.render(saved), encoding="utf-8")
         sys.stdout.write(report.console(saved))
         return 0
+    if args.only:
+        return only(args)
     sizes = QUICK if args.quick else Sizes()
     if args.reconcile_clients:
         sizes.reconcile_clients = args.reconcile_clients
@@ -113,6 +123,32 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sys.stdout = out
     out.write(report.console(document))
+    return 0
+
+
+def only(args: argparse.Namespace) -> int:
+    """One step measured; the rest of the results file (its other figures, machine, run time) is
+    kept as the last full run wrote it, so the step's machine load is recorded beside its figures."""
+    prefix, measure, figures_of = ALONE[args.only]
+    document: dict[str, Any] = json.loads(args.results.read_text(encoding="utf-8"))
+    started = time.monotonic()
+    out, sys.stdout = sys.stdout, sys.stderr
+    try:
+        raw = measure()
+    finally:
+        sys.stdout = out
+    raw["machine"] = {**machine(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    raw["duration_seconds"] = round(time.monotonic() - started, 1)
+    kept = {k: f for k, f in document["figures"].items() if not k.startswith(prefix)}
+    document["figures"] = {**kept, **{f.key: f.as_json() for f in figures_of(raw)}}
+    document["raw"][args.only] = raw
+    args.results.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    args.docs.write_text(report.render(document), encoding="utf-8")
+    out.write(
+        report.console(
+            {**document, "figures": {k: f for k, f in document["figures"].items() if k.startswith(prefix)}}
+        )
+    )
     return 0
 
 
@@ -136,6 +172,12 @@ def run(args: argparse.Namespace, sizes: Sizes, skip: set[str], started: float) 
     finally:
         h.stop()
 
+    if "poll" not in skip:
+        try:
+            raw["poll"] = poll.measure(poll.PollSizes(changes_per_hour=1_000))
+            figures += poll.figures(raw["poll"])
+        except Exception as exc:  # noqa: BLE001 - a figure not measured is reported, not fatal
+            raw["poll"] = {"error": f"{type(exc).__name__}: {exc}"}
     if "reconcile" not in skip:
         figures += reconcile_figures(sizes, raw)
     if "cost" not in skip:

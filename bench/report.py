@@ -138,6 +138,12 @@ METHOD_NOTES = [
     "  discussed beside the figure.",
     "- **Floors.** The drain's floor is the calls it made divided by 60/minute; the efficiency floor is one",
     "  call per 50 records (Xero's recommended batch size).",
+    "- **The poller** (`bench/poll.py`, `python -m bench --only poll`) runs in poll-only sandboxes of",
+    "  its own, through the real poll handler, which counts its HTTP requests to Ignition. Requests an hour",
+    "  depend only on what each run finds, so the hour's 30 runs (one every 2 minutes) see changes stored",
+    "  with Ignition change times 120 s apart on a simulated clock. Latency is measured with a run every",
+    "  10 s (k=12): each change's wait for the next run is scaled to the 2-minute schedule, the rest (run,",
+    "  queue, sync, Xero write) is as measured. Its machine load is in `raw.poll.machine` of the results.",
     "- **Reconciliation at scale** is `bench/reconcile_scale.py`, owned by the reconciliation engine; this",
     "  bench runs it as is and reports its figures.",
 ]
