@@ -10,12 +10,14 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from sandbox.environment import WEBHOOK_SECRET, XERO_WEBHOOK_KEY
 from shared import aws
 from shared.ignition.webhook import sign_webhook
+from shared.store.dead_letter_queue import DeadLetter
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
@@ -187,7 +189,8 @@ def test_given_xero_refuses_a_rename_quoting_the_name_when_dead_lettered_then_lo
     world.put_client(world.client(slug, name=taken, email=email, updated_at=datetime.now(UTC).isoformat()))
     world.settle()
 
-    # Then the event is parked with Xero's reason, the name in it (the encrypted DLQ attribute),
+    # Then the event is parked with Xero's reason, the name in it (in the encrypted DLQ body: SQS
+    # does not encrypt message attributes, so none of them may carry it),
     (parked,) = world.dead_letters_for(slug)
     assert taken in (parked.get("reason") or ""), parked
     # ... and no log line or terminal output carries the names or the e-mail: ids only.
@@ -203,19 +206,25 @@ def test_given_xero_refuses_a_rename_quoting_the_name_when_dead_lettered_then_lo
     ][:3]
     assert personal == [], f"personal data in the logs: {personal}"
     assert slug in logs
-    _delete_dead_letters_of(world, slug)
+    (removed,) = _delete_dead_letters_of(world, slug)
+    attributes = json.dumps(removed.get("MessageAttributes", {}))
+    assert taken not in attributes and email not in attributes, attributes
 
 
-def _delete_dead_letters_of(world: World, slug: str) -> None:
-    """Leave the shared DLQ as the test found it."""
+def _delete_dead_letters_of(world: World, slug: str) -> list[dict[str, Any]]:
+    """Leave the shared DLQ as the test found it; returns the messages deleted, as SQS held them."""
     assert world.sandbox.resources is not None
     sqs, dlq = aws.client("sqs"), world.sandbox.resources.dlq_url
+    deleted: list[dict[str, Any]] = []
     for _ in range(20):
-        batch = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=5).get(
-            "Messages", []
-        )
+        batch = sqs.receive_message(
+            QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=5, MessageAttributeNames=["All"]
+        ).get("Messages", [])
         if not batch:
-            return
+            break
         for message in batch:
-            if json.loads(message["Body"]).get("record_id") == slug:
+            event = DeadLetter.from_message(message).event()
+            if event is not None and event.record_id == slug:
                 sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+                deleted.append(message)
+    return deleted
