@@ -21,7 +21,8 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cli import connect, replay, status, webhook_secret
+from cli import connect, fleet, replay, status, webhook_secret
+from cli.backfill_cmd import render as render_backfill
 from cli.backfill_cmd import result_document, run_backfill
 from cli.doctor import DEFAULT_INVOICE_SAMPLE, run_doctor
 from cli.errors import CliError, Exit
@@ -31,6 +32,7 @@ from cli.reconcile import run_reconciliation
 from cli.target import Target, resolve
 from shared.backfill import BackfillOptions, BackfillPaused, ProgressUpdate
 from shared.store.checkpoints import PHASES
+from shared.version import VERSION
 
 Opener = Callable[[str], None]
 DOCTOR_DETAIL_WIDTH = 70
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     connect_parser = commands.add_parser("connect", help="authorise Xero or Ignition and store the tokens")
@@ -130,13 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _oauth_options(ignition)
 
-    commands.add_parser(
+    status_parser = commands.add_parser(
         "status",
         parents=[common],
         help="one screen: is the integration healthy?",
-        description="Tokens, last webhook, queue, DLQ and its top reasons, Xero calls left today, last "
-        "reconciliation. Exit 0 when healthy, 3 when something needs a person.",
+        description="Tokens, last webhook and poll, queue, DLQ and its top reasons, Xero calls left today, "
+        "last reconciliation, the version deployed. With --all: one line per firm in clients/. Exit 0 when "
+        "healthy, 3 when something (any firm) needs a person.",
         epilog=EPILOG,
+    )
+    status_parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every firm: each clients/NAME.json's stack (with --sandbox: NAME.sandbox.json files)",
+    )
+    status_parser.add_argument(
+        "--clients-dir",
+        type=Path,
+        default=fleet.CLIENTS_DIR,
+        help="where --all finds the firms (default: clients/ in this checkout)",
     )
 
     backfill = commands.add_parser(
@@ -436,16 +451,28 @@ class App:
     # -- status ----------------------------------------------------------------------------------
 
     def status(self) -> int:
+        if self.args.all:
+            return self.fleet_status()
         target = self.target()
         report = status.collect_status(target)
         self.out.result(report, lambda: self._status_text(report))
+        return Exit.OK if report["healthy"] else Exit.UNHEALTHY
+
+    def fleet_status(self) -> int:
+        if self.args.client:
+            raise CliError("--all reads every firm: leave out --client", Exit.USAGE)
+        where: Path = self.args.clients_dir
+        resolver = fleet.sandbox_resolver(where) if self.args.sandbox else fleet.stack_resolver(where)
+        report = fleet.collect_fleet(where, resolver)
+        self.out.result(report, lambda: fleet.render(report, self.out))
         return Exit.OK if report["healthy"] else Exit.UNHEALTHY
 
     def _status_text(self, report: dict[str, Any]) -> str:
         out = self.out
         now: datetime = report["checked_at"]
         verdict = out.style("HEALTHY", "ok") if report["healthy"] else out.style("NEEDS ATTENTION", "bad")
-        lines = [f"{report['target']}: {verdict}  ({now:%Y-%m-%d %H:%M:%S} UTC)", ""]
+        version = report.get("version") or "unknown (deployed before versions were recorded)"
+        lines = [f"{report['target']}: {verdict}  ({now:%Y-%m-%d %H:%M:%S} UTC)", f"Version: {version}", ""]
         rows: list[list[Any]] = []
         for name in ("xero", "ignition"):
             section = report[name]
@@ -463,6 +490,8 @@ class App:
                 ]
             )
         rows.append(["Last webhook", ago(report["webhooks"]["last_received"], now), ""])
+        poll = report.get("poll") or {}
+        rows.append(["Last poll run", ago(poll.get("last_run"), now), f"{poll.get('last_queued', 0)} queued"])
         queue = report["queue"]
         age = queue.get("oldest_message_age_seconds")
         rows.append(
@@ -563,40 +592,9 @@ class App:
             self.out.message("interrupted: progress is checkpointed; run the same command again to resume")
             raise
         bar.close()
-        document = result_document(result, counter)
-        self.out.result(document, lambda: self._backfill_text(document))
+        document = result_document(result, counter, dry_run=args.dry_run)
+        self.out.result(document, lambda: render_backfill(document, self.out))
         return Exit.UNHEALTHY if document["failures"] else Exit.OK
-
-    def _backfill_text(self, doc: dict[str, Any]) -> str:
-        rows = [
-            [phase, c["total"], c["already_mapped"], c["created"], c["linked"], c["skipped"], c["failed"]]
-            for phase, c in doc["counts"].items()
-        ]
-        lines = [
-            f"Backfill {doc['run_id']}: "
-            f"{self.out.style(doc['status'], 'ok' if doc['status'] == 'completed' else 'warn')}"
-            + (f" (resumed {doc['resumed']}x)" if doc["resumed"] else ""),
-            self.out.table(
-                ["phase", "records", "mapped before", "created", "linked", "skipped", "failed"], rows
-            ),
-            f"Xero calls: {doc['xero_calls']:,} for {doc['records']:,} records"
-            + (f" ({doc['calls_per_record']} per record)" if doc["calls_per_record"] is not None else "")
-            + f"; this pass {doc['xero_calls_this_pass']:,} calls in {duration(doc['seconds_this_pass'])}.",
-        ]
-        if doc["planned"] and doc["status"] != "completed":
-            lines.append(f"Planned writes: {doc['planned']}")
-        if doc["failures"]:
-            lines.append(self.out.style(f"{len(doc['failures'])} record(s) need a person:", "bad"))
-            lines.append(
-                self.out.table(
-                    ["type", "ignition id", "category", "reason"],
-                    [
-                        [f["record_type"], f["ignition_id"], f["category"], f["reason"][:100]]
-                        for f in doc["failures"][:50]
-                    ],
-                )
-            )
-        return "\n".join(lines)
 
     # -- replay ----------------------------------------------------------------------------------
 

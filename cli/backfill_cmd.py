@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cli.errors import CliError, Exit
+from cli.output import Output, duration
 from cli.target import Target
 from shared.backfill import Backfill, BackfillOptions, BackfillResult, ProgressUpdate
 from shared.config import RecordType
@@ -22,7 +23,7 @@ from shared.store.checkpoints import CheckpointStore
 from shared.store.mappings import AuditEntry, MappingConflict, RecordMapping
 from shared.wiring import ignition_token_provider, xero_token_provider
 from shared.xero.budget import DynamoCallBudget
-from shared.xero.client import XeroCall, XeroClient
+from shared.xero.client import MAX_BATCH_SIZE, XeroCall, XeroClient
 
 # A CLI may sit out a full minute window; a Lambda may not (it would be billed for sleeping).
 CLI_MAX_INLINE_WAIT_SECONDS = 65.0
@@ -152,11 +153,12 @@ def run_backfill(
         return engine.run(options), counter
 
 
-def result_document(result: BackfillResult, counter: CallCounter) -> dict[str, Any]:
+def result_document(result: BackfillResult, counter: CallCounter, *, dry_run: bool = False) -> dict[str, Any]:
     checkpoint = result.checkpoint
     records = result.records
     calls = checkpoint.xero_calls
     return {
+        "dry_run": dry_run,
         "run_id": checkpoint.run_id,
         "status": checkpoint.status,
         "note": checkpoint.note,
@@ -180,3 +182,50 @@ def result_document(result: BackfillResult, counter: CallCounter) -> dict[str, A
         "calls_per_record": round(calls / records, 4) if records else None,
         "seconds_this_pass": round(result.seconds, 2),
     }
+
+
+def render(doc: dict[str, Any], out: Output) -> str:
+    """The run (or, with ``--dry-run``, the plan) for people: one row per phase, then the records
+    that need a person, each with its reason."""
+    dry = bool(doc.get("dry_run"))
+    if dry:
+        head = f"Dry run {doc['run_id']}: nothing was written. The real run would:"
+        columns = ["phase", "records", "mapped before", "create", "link", "skip", "need a person"]
+    else:
+        state = out.style(doc["status"], "ok" if doc["status"] == "completed" else "warn")
+        head = f"Backfill {doc['run_id']}: {state}" + (
+            f" (resumed {doc['resumed']}x)" if doc["resumed"] else ""
+        )
+        columns = ["phase", "records", "mapped before", "created", "linked", "skipped", "failed"]
+    rows = [
+        [phase, c["total"], c["already_mapped"], c["created"], c["linked"], c["skipped"], c["failed"]]
+        for phase, c in doc["counts"].items()
+    ]
+    lines = [head, out.table(columns, rows)]
+    if dry:
+        batches = sum(-(-sum(p.values()) // MAX_BATCH_SIZE) for p in doc["planned"].values())
+        lines.append(
+            f"Xero calls: {doc['xero_calls_this_pass']:,} to read; the writes take about {batches:,} more "
+            f"(batches of {MAX_BATCH_SIZE})."
+        )
+    else:
+        lines.append(
+            f"Xero calls: {doc['xero_calls']:,} for {doc['records']:,} records"
+            + (f" ({doc['calls_per_record']} per record)" if doc["calls_per_record"] is not None else "")
+            + f"; this pass {doc['xero_calls_this_pass']:,} calls in {duration(doc['seconds_this_pass'])}."
+        )
+    if doc["failures"]:
+        said = "would need a person" if dry else "need a person"
+        lines.append(out.style(f"{len(doc['failures'])} record(s) {said}:", "bad"))
+        lines.append(
+            out.table(
+                ["type", "ignition id", "category", "reason"],
+                [
+                    [f["record_type"], f["ignition_id"], f["category"], f["reason"][:100]]
+                    for f in doc["failures"][:50]
+                ],
+            )
+        )
+        if len(doc["failures"]) > 50:
+            lines.append(f"... and {len(doc['failures']) - 50} more (--json lists them all)")
+    return "\n".join(lines)

@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CONTACT_PAGE_SIZE = 1_000
+# The Xero id a dry run gives a record it would create (Xero assigns the real one on the write).
+PLANNED_ID_PREFIX = "planned:"
 # How often one batch is retried after a transient Xero failure before the run pauses.
 MAX_BATCH_ATTEMPTS = 6
 
@@ -234,6 +236,11 @@ class Backfill:
         self._monotonic = monotonic
         self._failures: list[Failure] = []
         self._planned: dict[str, dict[str, int]] = {}
+        # A dry run carries what it would have written into the next phases, so an invoice of a
+        # client it would create is planned, not reported as missing: Ignition id -> Xero id (or a
+        # placeholder), and the invoices it would create, as Xero would then hold them.
+        self._would_map: dict[RecordType, dict[str, str]] = defaultdict(dict)
+        self._would_hold: dict[str, Invoice] = {}
         self._options = BackfillOptions()
         self._calls_at_start = 0
         self._started = 0.0
@@ -384,7 +391,10 @@ class Backfill:
                 counts.failed += 1
                 continue
             if write.body is None:  # linked without a write (update_linked off): mapping only
-                if not self._options.dry_run:
+                if self._options.dry_run:
+                    self._would_map[RecordType.CLIENT][client.slug] = write.extra["contact_id"]
+                    counts.linked += 1
+                else:
                     mapping = self._mapping(
                         RecordType.CLIENT,
                         client.slug,
@@ -409,6 +419,12 @@ class Backfill:
         creates = sum(1 for w in writes if w.method == "created")
         self._planned["contacts"] = {"create": creates, "update": len(writes) - creates}
         if self._options.dry_run:
+            for write in writes:
+                self._would_map[RecordType.CLIENT][write.ignition_id] = (
+                    write.body.ContactID or f"{PLANNED_ID_PREFIX}{write.ignition_id}"
+                )
+            counts.created += creates
+            counts.linked += len(writes) - creates
             return
         done = 0
         queue = list(writes)
@@ -506,6 +522,8 @@ class Backfill:
         if not pending:
             return
         contacts = self._mappings.mappings(RecordType.CLIENT, sorted({i.client.slug for i in pending}))
+        contact_ids = {slug: m.xero_id for slug, m in contacts.items()}
+        contact_ids.update(self._would_map[RecordType.CLIENT])
         clients: dict[str, IgnitionClient] = {}
         if rules.owner is not None:
             clients = {c.slug: c for c in self._ignition.iter_clients()}
@@ -529,8 +547,8 @@ class Backfill:
 
         writes: list[_Write] = []
         for invoice in pending:
-            contact = contacts.get(invoice.client.slug)
-            if contact is None:
+            contact_id = contact_ids.get(invoice.client.slug)
+            if contact_id is None:
                 self._fail(
                     RecordType.INVOICE,
                     invoice.slug,
@@ -542,7 +560,7 @@ class Backfill:
             try:
                 plan = plan_invoice(
                     invoice,
-                    contact_id=contact.xero_id,
+                    contact_id=contact_id,
                     client=clients.get(invoice.client.slug),
                     rules=rules,
                     unit=self._config.ignition.amount_unit,
@@ -589,14 +607,27 @@ class Backfill:
                         counts,
                     )
                 else:
+                    self._would_map[RecordType.INVOICE][invoice.slug] = found.InvoiceID
                     counts.linked += 1
                 continue
             writes.append(
-                _Write(invoice.slug, plan.invoice, "created", extra={"invoice": invoice, "dp4": plan.unitdp4})
+                _Write(
+                    invoice.slug,
+                    plan.invoice,
+                    "created",
+                    extra={"invoice": invoice, "dp4": plan.unitdp4, "total": plan.predicted_total.amount},
+                )
             )
 
         self._planned["invoices"] = {"create": len(writes)}
         if self._options.dry_run:
+            for write in writes:
+                placeholder = f"{PLANNED_ID_PREFIX}{write.ignition_id}"
+                self._would_map[RecordType.INVOICE][write.ignition_id] = placeholder
+                self._would_hold[placeholder] = write.body.model_copy(
+                    update={"InvoiceID": placeholder, "AmountDue": write.extra["total"]}
+                )
+            counts.created += len(writes)
             return
         done = 0
         for dp4 in (False, True):
@@ -664,14 +695,19 @@ class Backfill:
         self._report("payments", counts, 0, len(pending))
         if not pending:
             return
-        invoice_maps = self._mappings.mappings(
-            RecordType.INVOICE, sorted({t.slug for p in pending for t in p.invoices})
-        )
+        invoice_ids = {
+            slug: m.xero_id
+            for slug, m in self._mappings.mappings(
+                RecordType.INVOICE, sorted({t.slug for p in pending for t in p.invoices})
+            ).items()
+        }
+        invoice_ids.update(self._would_map[RecordType.INVOICE])
         xero_invoices = {
             inv.InvoiceID: inv
             for inv in self._read(lambda: self._xero.iter_invoices(page_size=CONTACT_PAGE_SIZE))
             if inv.InvoiceID
         }
+        xero_invoices.update(self._would_hold)
         existing: dict[tuple[str, str], Payment] = {}
         for found in self._read(lambda: self._xero.iter_payments(page_size=CONTACT_PAGE_SIZE)):
             if found.Status != "DELETED" and found.Reference and found.Invoice and found.Invoice.InvoiceID:
@@ -687,16 +723,18 @@ class Backfill:
             applicable: dict[str, tuple[str, Decimal]] = {}
             try:
                 for target in payment.invoices:
-                    invoice_map = invoice_maps.get(target.slug)
-                    if invoice_map is None:
+                    known = invoice_ids.get(target.slug)
+                    if known is None:
                         raise PermanentSyncError(
                             f"invoice {target.slug} is not in Xero yet (not synced or failed above)",
                             category="missing_invoice",
                         )
-                    xero_id = invoice_map.xero_id
+                    xero_id = known
                     adopted = existing.get((reference, xero_id))
                     if adopted is not None and adopted.PaymentID:
-                        if not self._options.dry_run:
+                        if self._options.dry_run:
+                            counts.linked += 1
+                        else:
                             self._map(
                                 RecordType.PAYMENT,
                                 allocation_id(payment.slug, target.slug),
@@ -747,6 +785,7 @@ class Backfill:
 
         self._planned["payments"] = {"create": len(writes)}
         if self._options.dry_run:
+            counts.created += len(writes)
             return
         done = 0
         for start in range(0, len(writes), MAX_BATCH_SIZE):

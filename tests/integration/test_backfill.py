@@ -406,3 +406,83 @@ def test_given_a_locked_period_and_a_disabled_currency_when_backfill_then_both_r
         + firm.xero()["requests"]["by_endpoint"].get("POST /Invoices", 0)
         == 1
     )
+
+
+def _put_invoice(firm: Firm, index: int, client_index: int, currency: str = "AUD") -> str:
+    slug = f"inv_bf{firm.tag}_{index}"
+    invoice = {
+        "slug": slug,
+        "reference_number": f"BF{firm.tag}-{index}",
+        "state": "awaiting_payment",
+        "client": {"slug": firm.slug(client_index)},
+        "amount": {"total": "110.00", "currency": currency},
+        "date": "2026-02-05",
+        "items": [
+            {
+                "description": "Bookkeeping",
+                "quantity": "1",
+                "unit_price": {"total": "100.00", "currency": currency},
+                "tax_rate": "10",
+            }
+        ],
+        "created_at": "2026-02-05T00:00:00Z",
+        "updated_at": "2026-02-05T00:00:00Z",
+    }
+    with firm.sandbox.ignition.app.test_client() as admin:
+        put = admin.put(f"/_emulator/invoices/{slug}?deliver=false", json=invoice)
+        assert put.status_code < 300, put.get_data(as_text=True)
+    return slug
+
+
+def test_given_new_clients_with_invoices_and_a_payment_when_dry_run_then_the_real_run_does_exactly_that(
+    firm: Firm,
+) -> None:
+    """The dry run's plan (counts per phase and the records that need a person) is what the real
+    run then does, including invoices and payments of clients the run creates first."""
+    firm.seed(4, 1)  # client 0 typed into Xero by hand; 1-3 created by the run
+    firm.http.post(
+        f"{firm.sandbox.xero_url}/_emulator/organisation", json={"currencies": ["AUD", "NZD"]}
+    ).raise_for_status()
+    try:
+        paid = _put_invoice(firm, 0, 1)  # of a client the run creates
+        _put_invoice(firm, 1, 0)
+        _put_invoice(firm, 2, 2)
+        _put_invoice(firm, 3, 3, currency="EUR")  # not enabled: needs a person, in both runs
+        with firm.sandbox.ignition.app.test_client() as admin:
+            payment = {
+                "slug": f"pypay_bf{firm.tag}",
+                "state": "succeeded",
+                "client": {"slug": firm.slug(1)},
+                "amount": {"amount": "110.00", "currency": "AUD"},
+                "invoices": [{"slug": paid}],
+                "created_at": "2026-02-06T00:00:00Z",
+            }
+            put = admin.put(f"/_emulator/payments/{payment['slug']}?deliver=false", json=payment)
+            assert put.status_code < 300, put.get_data(as_text=True)
+
+        plan = firm.backfill("--dry-run")
+        readable = run_cli("backfill", "--dry-run", sandbox_file=firm.file)
+        writes_after_dry_run = len(firm.xero()["Contacts"]), len(firm.xero()["Invoices"])
+        real = firm.backfill()
+    finally:
+        firm.http.post(
+            f"{firm.sandbox.xero_url}/_emulator/organisation",
+            json={"currencies": ["AUD", "NZD", "USD", "GBP"]},
+        ).raise_for_status()
+
+    assert writes_after_dry_run == (1, 0)  # the dry run wrote nothing
+    assert plan.json()["dry_run"] is True and real.json()["dry_run"] is False
+    assert plan.json()["counts"] == real.json()["counts"]
+    assert (
+        real.json()["counts"]["invoices"]["created"] == 3
+        and real.json()["counts"]["payments"]["created"] == 1
+    )
+
+    def failed(run: Any) -> set[tuple[str, str, str]]:
+        return {(f["record_type"], f["ignition_id"], f["category"]) for f in run.json()["failures"]}
+
+    assert failed(plan) == failed(real) == {("invoice", f"inv_bf{firm.tag}_3", "currency_not_enabled")}
+    assert plan.code == real.code == Exit.UNHEALTHY
+    # For people: a table and plain sentences, not a Python dict.
+    assert "The real run would:" in readable.stdout and "{" not in readable.stdout
+    assert "1 record(s) would need a person:" in readable.stdout
