@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -144,6 +145,9 @@ class IgnitionConfig(StrictModel):
     poll_reserve_share: float = Field(default=0.25, ge=0, lt=1)
     # Longest the budget waits in-process for its hour to end; longer waits go back to the caller.
     budget_max_inline_wait_seconds: float = Field(default=20.0, ge=0, le=300)
+    # `python -m cli status` warns when neither a webhook nor a poll run has been seen for this long
+    # (a bridge switched off, a poller failing). A quiet practice with webhooks only may need more.
+    silence_warning_minutes: int = Field(default=24 * 60, ge=5, le=30 * 24 * 60)
 
     @model_validator(mode="after")
     def _budget_only_raised_for_emulators(self) -> IgnitionConfig:
@@ -356,6 +360,12 @@ class ReconcileRules(StrictModel):
     invoice_slug_prefix: str = "inv_"
     payment_slug_prefix: str = "pypay_"
     html_max_rows: int = Field(default=2_000, ge=10, le=100_000)
+    # The report's times are shown in the firm's zone (an IANA name, checked against zoneinfo).
+    time_zone: str = "Australia/Sydney"
+    # How long the e-mailed link to the HTML report opens it. SigV4 presigned URLs last at most
+    # 7 days, and one signed with a Lambda role's temporary credentials dies with them (hours):
+    # docs/operator.md gives the real lifetime; `cli report --latest` signs a fresh one.
+    report_link_hours: int = Field(default=7 * 24, ge=1, le=7 * 24)
     # Links in the report; {id} is the Xero id or Ignition slug.
     xero_links: dict[str, str] = Field(
         default_factory=lambda: {
@@ -371,6 +381,17 @@ class ReconcileRules(StrictModel):
             "payment": "https://go.ignitionapp.com/payments/{id}",
         }
     )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"time_zone: {value!r} is not an IANA time zone (e.g. Australia/Sydney)"
+            ) from None
+        return value
 
     @field_validator("heal")
     @classmethod

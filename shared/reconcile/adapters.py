@@ -239,6 +239,14 @@ class S3Artifacts:
     def delete(self, key: str) -> None:
         aws.client("s3").delete_object(Bucket=self._bucket, Key=key)
 
+    def link(self, key: str, seconds: int) -> str:
+        # Signed locally (no request), SigV4 (at most 7 days): anyone holding the URL reads this one
+        # object until it expires, or until the signing credentials do (a role's session: hours).
+        url: str = aws.client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=seconds
+        )
+        return url
+
 
 class SnsNotifier:
     def __init__(self, topic_arn: str) -> None:

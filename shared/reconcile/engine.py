@@ -56,6 +56,7 @@ from shared.reconcile.ports import (
     IgnitionReader,
     MappingLookup,
     Notifier,
+    ReportLinks,
     RunStore,
     XeroReader,
 )
@@ -106,6 +107,7 @@ class Ports:
     runs: RunStore
     artifacts: Artifacts
     notifier: Notifier | None = None
+    links: ReportLinks | None = None
 
 
 class Guard:
@@ -790,7 +792,17 @@ class Reconciler:
         if result.stopped_because:
             lines.append(f"Stopped early: {result.stopped_because}. The next run resumes.")
         lines += [f"  {category}: {count}" for category, count in sorted(result.summary.items())]
-        lines.append(f"Report: {result.report['html']} (also .csv, .json) in the archive bucket.")
+        hours = self.rules.report_link_hours
+        if self.p.links is not None:
+            link = self.p.links.link(result.report["html"], hours * 3600)
+            lines += [
+                "",
+                f"Open the report (no AWS login needed; the link works for up to {hours} hours):",
+                link,
+                "",
+                "Link expired? Your IT contact gets a fresh one with: python -m cli report --latest",
+            ]
+        lines.append(f"Stored as {result.report['html']} (also .csv, .json) in the archive bucket.")
         subject = f"Ignition-Xero reconciliation: {result.needs_person} need attention ({self.client_name})"
         self.p.notifier.publish(subject[:100], "\n".join(lines))
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import ReconcileCategory, RecordType
+from shared.money import Money
 
 Mode = Literal["full", "incremental", "xero_events"]
 Action = Literal["requeued", "reported", "deferred", "dry_run"]
@@ -90,6 +91,11 @@ class Discrepancy(BaseModel):
     group_id: str | None = None
     force: bool = False
     action: Action = "reported"
+    # What a bookkeeper recognises the record by, filled from the rows the run already read
+    # (WorkSet.describe): the client's name, the invoice number, the amount with its currency.
+    client_name: str | None = None
+    invoice_number: str | None = None
+    amount: Money | None = None
 
     @property
     def key(self) -> str:

@@ -127,5 +127,11 @@ class Artifacts(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+class ReportLinks(Protocol):
+    """A link to a stored report that opens without AWS access (an S3 presigned GET)."""
+
+    def link(self, key: str, seconds: int) -> str: ...
+
+
 class Notifier(Protocol):
     def publish(self, subject: str, message: str) -> None: ...

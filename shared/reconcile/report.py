@@ -4,8 +4,10 @@ set (a large run never builds the report in memory):
 * ``report.json`` for machines: the run, the summary, then every discrepancy;
 * ``report.csv`` for the bookkeeper's spreadsheet: one row per discrepancy, both sides' values;
 * ``report.html`` for a partner: one self-contained page (inline CSS, no scripts, no external
-  assets), summary first, then each discrepancy with links to the record in Xero and Ignition.
-  Every value is HTML-escaped; rows beyond ``html_max_rows`` are counted and left to the CSV.
+  assets), summary first, then each discrepancy by what a bookkeeper knows it by (client name,
+  invoice number, amount with currency), what happened and the one action that fixes it in plain
+  words (``wording``), times in the firm's zone, and the ids as links to the record in Xero and
+  Ignition. Every value is HTML-escaped; rows beyond ``html_max_rows`` are counted and left to the CSV.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ import csv
 import json
 import re
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
 from html import escape
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from shared.config import ReconcileRules
+from shared.money import Money
 from shared.reconcile.model import CATEGORIES, CATEGORY_ORDER, Discrepancy, RunResult
+from shared.reconcile.wording import plain
 
 CSV_COLUMNS = (
     "category",
@@ -35,6 +42,12 @@ CSV_COLUMNS = (
     "xero_link",
     "ignition_link",
     "other_xero_ids",
+    "client_name",
+    "invoice_number",
+    "amount",
+    "currency",
+    "what_happened",
+    "what_to_do",
 )
 ACTION_WORDS = {
     "requeued": "Re-queued for the sync",
@@ -73,7 +86,8 @@ def write_json(path: Path, result: RunResult, discrepancies: Iterable[Discrepanc
         out.write("\n]}\n")
 
 
-def _csv_row(item: Discrepancy, links: Links) -> list[str]:
+def _csv_row(item: Discrepancy, links: Links, firm: str) -> list[str]:
+    happened, action, _ = plain(item, firm)
     return [
         item.category,
         item.record_type,
@@ -87,6 +101,12 @@ def _csv_row(item: Discrepancy, links: Links) -> list[str]:
         links.xero(item.record_type, item.xero_id) or "",
         links.ignition(item.record_type, item.ignition_id) or "",
         " ".join(item.other_xero_ids),
+        item.client_name or "",
+        item.invoice_number or "",
+        f"{item.amount.amount:.2f}" if item.amount else "",
+        item.amount.currency if item.amount else "",
+        happened,
+        action,
     ]
 
 
@@ -104,12 +124,12 @@ def _spreadsheet_safe(value: str) -> str:
     return value
 
 
-def write_csv(path: Path, discrepancies: Iterable[Discrepancy], links: Links) -> None:
+def write_csv(path: Path, discrepancies: Iterable[Discrepancy], links: Links, firm: str = "<firm>") -> None:
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         for item in discrepancies:
-            writer.writerow([_spreadsheet_safe(v) for v in _csv_row(item, links)])
+            writer.writerow([_spreadsheet_safe(v) for v in _csv_row(item, links, firm)])
 
 
 _CSS = """
@@ -137,6 +157,8 @@ code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#f2f4f7;padding:
 word-break:break-all}
 code.slug{white-space:nowrap;word-break:normal}a{color:#1f5fbf}
 .more{color:#5b6775;font-style:italic;margin:8px 0}
+.who{font-weight:600}.sub{color:#5b6775;font-size:12.5px}.fix{margin-top:3px}
+.fix b{color:#1f4f8f}.tech{color:#8592a0;font-size:12px;margin-top:3px}
 footer{margin-top:36px;color:#8592a0;font-size:12px}
 """
 
@@ -149,12 +171,41 @@ def _link(url: str | None, text: str) -> str:
     return f'<a href="{_e(url)}" rel="noopener noreferrer">{_e(text)}</a>' if url else ""
 
 
-def _differences(item: Discrepancy) -> str:
+# "550.0 AUD" as the comparison writes an amount: shown as money, "550.00 AUD".
+_AMOUNT_TEXT = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?) ([A-Z]{3})\b")
+# An ISO 8601 time with its offset, as the engine writes them into a finding's detail.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
+
+
+def money_text(money: Money) -> str:
+    """Two decimals, thousands separated, with the currency: ``1,234.50 AUD``."""
+    return f"{money.amount:,.2f} {money.currency}"
+
+
+def local_time(value: str, zone: ZoneInfo) -> str:
+    """An ISO time in the firm's zone, as a person reads it: ``27 Nov 2026, 10:57 AEDT``."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return value  # no offset: which zone it means is unknown, so it is left as written
+    return moment.astimezone(zone).strftime("%-d %b %Y, %H:%M %Z")
+
+
+def readable(text: str, zone: ZoneInfo) -> str:
+    """Amounts with two decimals and times in the firm's zone inside a sentence."""
+    text = _AMOUNT_TEXT.sub(lambda m: f"{Decimal(m.group(1)):,.2f} {m.group(2)}", text)
+    return _ISO_TIME.sub(lambda m: local_time(m.group(0), zone), text)
+
+
+def _differences(item: Discrepancy, zone: ZoneInfo) -> str:
     if not item.differences:
         return ""
     rows = "".join(
-        f'<li><span class="f">{_e(d.field)}</span>: Ignition <span class="ign">{_e(d.ignition)}</span>'
-        f' &middot; Xero <span class="xero">{_e(d.xero)}</span></li>'
+        f'<li><span class="f">{_e(d.field)}</span>: Ignition '
+        f'<span class="ign">{_e(readable(d.ignition or "", zone) or None)}</span>'
+        f' &middot; Xero <span class="xero">{_e(readable(d.xero or "", zone) or None)}</span></li>'
         for d in item.differences
     )
     return f'<ul class="diff">{rows}</ul>'
@@ -169,9 +220,11 @@ def write_html(
     client_name: str,
     max_rows: int,
     csv_name: str = "report.csv",
+    time_zone: str = "Australia/Sydney",
 ) -> None:
+    zone = ZoneInfo(time_zone)
     with path.open("w", encoding="utf-8") as out:
-        _html_head(out, result, client_name)
+        _html_head(out, result, client_name, zone)
         current: str | None = None
         shown: dict[str, int] = {}
         hidden: dict[str, int] = {}
@@ -193,25 +246,26 @@ def write_html(
                 out.write(
                     f'<h2 id="{_e(item.category)}">{_e(title)} <small>({count})</small></h2>'
                     f'<p class="desc">{_e(description)}</p>'
-                    "<table><thead><tr><th>Record</th><th>Ignition</th><th>Xero</th><th>What differs</th>"
-                    "<th>Action</th></tr></thead><tbody>"
+                    "<table><thead><tr><th>Record</th><th>What happened, and what to do</th>"
+                    "<th>Status</th><th>In Ignition</th><th>In Xero</th></tr></thead><tbody>"
                 )
             if total_shown >= max_rows:
                 hidden[item.category] = hidden.get(item.category, 0) + 1
                 continue
             total_shown += 1
             shown[item.category] = shown.get(item.category, 0) + 1
-            out.write(_html_row(item, links))
+            out.write(_html_row(item, links, client_name, zone))
         close_section()
         out.write(
-            f"<footer>Run {_e(result.run_id)} &middot; mode {_e(result.mode)} &middot; "
+            f"<footer>Run {_e(result.run_id)} &middot; mode {_e(result.mode)} &middot; finished "
+            f"{_e(local_time(result.finished_at, zone))} &middot; times in {_e(zone.key)} &middot; "
             f"Xero calls {_e(result.counters.get('xero_calls', 0))}, Ignition requests "
             f"{_e(result.counters.get('ignition_requests', 0))}. Generated by the Ignition-Xero sync."
             "</footer></main></body></html>\n"
         )
 
 
-def _html_head(out: TextIO, result: RunResult, client_name: str) -> None:
+def _html_head(out: TextIO, result: RunResult, client_name: str, zone: ZoneInfo) -> None:
     if result.status == "partial":
         verdict = (
             "partial",
@@ -226,10 +280,10 @@ def _html_head(out: TextIO, result: RunResult, client_name: str) -> None:
     out.write(
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Reconciliation {_e(client_name)} {_e(result.started_at[:10])}</title>"
+        f"<title>Reconciliation {_e(client_name)} {_e(local_time(result.started_at, zone))}</title>"
         f"<style>{_CSS}</style></head><body><main>"
         f"<h1>Xero &harr; Ignition reconciliation</h1>"
-        f'<p class="meta">{_e(client_name)} &middot; {_e(result.started_at)} &middot; '
+        f'<p class="meta">{_e(client_name)} &middot; {_e(local_time(result.started_at, zone))} &middot; '
         f"{_e(result.mode)} run{' (dry run)' if result.dry_run else ''}</p>"
         f'<div class="verdict {verdict[0]}">{_e(verdict[1])}</div>'
         '<table class="summary"><thead><tr><th>Category</th><th>What it means</th>'
@@ -250,15 +304,32 @@ def _code(inner: str, kind: str = "") -> str:
     return f'<code class="{kind}">{inner}</code>' if inner else "&mdash;"
 
 
-def _html_row(item: Discrepancy, links: Links) -> str:
+def _record(item: Discrepancy) -> str:
+    """What the bookkeeper knows the record by: client name, invoice number, amount with currency."""
+    kind = str(item.record_type)
+    lines = [f'<div class="who">{_e(item.client_name or "Client not known to this run")}</div>']
+    facts = [kind.capitalize()]
+    if item.invoice_number:
+        facts.append(("invoice " if kind == "payment" else "") + item.invoice_number)
+    if item.amount is not None:
+        facts.append(money_text(item.amount))
+    lines.append(f'<div class="sub">{_e(" · ".join(facts))}</div>')
+    return "".join(lines)
+
+
+def _html_row(item: Discrepancy, links: Links, firm: str, zone: ZoneInfo) -> str:
     ignition = _link(links.ignition(item.record_type, item.ignition_id), item.ignition_id or "") or ""
     xero_ids = [item.xero_id] if item.xero_id else []
-    action = ACTION_WORDS.get(item.action, item.action)
+    status = ACTION_WORDS.get(item.action, item.action)
     xero = "<br>".join(_link(links.xero(item.record_type, x), x) for x in [*xero_ids, *item.other_xero_ids])
+    happened, action, detail = plain(item, firm)
     return (
-        f"<tr><td>{_e(item.record_type)}</td><td>{_code(ignition, 'slug')}</td><td>{_code(xero)}</td>"
-        f"<td>{_e(item.detail)}{_differences(item)}</td>"
-        f'<td><span class="tag {_e(item.action)}">{_e(action)}</span></td></tr>'
+        f'<tr class="finding"><td>{_record(item)}</td>'
+        f"<td>{_e(happened)}"
+        f'<div class="fix"><b>What to do:</b> {_e(action)}</div>'
+        f'<div class="tech">{_e(readable(detail, zone))}</div>{_differences(item, zone)}</td>'
+        f'<td><span class="tag {_e(item.action)}">{_e(status)}</span></td>'
+        f"<td>{_code(ignition, 'slug')}</td><td>{_code(xero)}</td></tr>"
     )
 
 
@@ -272,8 +343,14 @@ def write_all(
     links = Links(rules)
     paths = {kind: directory / f"report.{kind}" for kind in ("json", "csv", "html")}
     write_json(paths["json"], result, discrepancies(), links)
-    write_csv(paths["csv"], discrepancies(), links)
+    write_csv(paths["csv"], discrepancies(), links, client_name)
     write_html(
-        paths["html"], result, discrepancies(), links, client_name=client_name, max_rows=rules.html_max_rows
+        paths["html"],
+        result,
+        discrepancies(),
+        links,
+        client_name=client_name,
+        max_rows=rules.html_max_rows,
+        time_zone=rules.time_zone,
     )
     return paths

@@ -83,6 +83,7 @@ def build_reconciler(
         runs=DynamoRunStore(settings.state_table),
         artifacts=S3Artifacts(settings.archive_bucket),
         notifier=SnsNotifier(alert_topic_arn) if alert_topic_arn else None,
+        links=S3Artifacts(settings.archive_bucket),
     )
     reconciler = Reconciler(
         ports,

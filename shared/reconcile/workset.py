@@ -12,9 +12,11 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import astuple
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from shared.money import Money
 from shared.reconcile.compare import (
     AllocationRow,
     ClientRow,
@@ -360,8 +362,62 @@ class WorkSet:
 
     # -- discrepancies ------------------------------------------------------------------------------
 
+    def describe(self, item: Discrepancy) -> Discrepancy:
+        """The finding with what a bookkeeper knows it by (client name, invoice number, amount and
+        currency), read from the rows this run already loaded: Ignition's first, Xero's where
+        Ignition has none (an orphan). Nothing is fetched; a value no row holds stays empty."""
+        if item.client_name or item.invoice_number or item.amount:
+            return item
+        name: str | None = None
+        number: str | None = None
+        amount: tuple[str | None, str | None] = (None, None)
+        client_slug: str | None = None
+        kind, ignition_id, xero_id = str(item.record_type), item.ignition_id, item.xero_id
+        if kind == "client":
+            client_slug = ignition_id
+            if xero_id and not self._scalar("SELECT 1 FROM ign_client WHERE slug = ?", ignition_id or ""):
+                name = self._scalar("SELECT name FROM xero_contact WHERE contact_id = ?", xero_id)
+        elif kind == "invoice":
+            row = self._db.execute(
+                "SELECT client_slug, number, total, currency FROM ign_invoice WHERE slug = ?",
+                (ignition_id or "",),
+            ).fetchone()
+            if row is None and xero_id:
+                row = self._db.execute(
+                    "SELECT NULL, number, total, currency FROM xero_invoice WHERE invoice_id = ?", (xero_id,)
+                ).fetchone()
+            if row is not None:
+                client_slug, number, amount = row[0], row[1], (row[2], row[3])
+        elif kind == "payment":
+            # An allocation "<payment>:<invoice>", or a dead letter's bare payment slug.
+            row = self._db.execute(
+                """SELECT a.client_slug, i.number, a.amount, a.currency FROM ign_alloc a
+                   LEFT JOIN ign_invoice i ON i.slug = a.invoice_slug
+                   WHERE a.alloc_id = ? OR a.payment_slug = ? LIMIT 1""",
+                (ignition_id or "", ignition_id or ""),
+            ).fetchone()
+            if row is None and xero_id:
+                row = self._db.execute(
+                    """SELECT NULL, x.number, p.amount, x.currency FROM xero_payment p
+                       LEFT JOIN xero_invoice x ON x.invoice_id = p.invoice_id WHERE p.payment_id = ?""",
+                    (xero_id,),
+                ).fetchone()
+            if row is not None:
+                client_slug, number, amount = row[0], row[1], (row[2], row[3])
+        if name is None and client_slug:
+            name = self._scalar("SELECT name FROM ign_client WHERE slug = ?", client_slug)
+        money = None
+        if amount[0] is not None and amount[1] and len(amount[1]) == 3:
+            money = Money(amount=Decimal(amount[0]), currency=amount[1])
+        if name is None and number is None and money is None:
+            return item
+        return item.model_copy(
+            update={"client_name": name, "invoice_number": number or None, "amount": money}
+        )
+
     def add_discrepancy(self, discrepancy: Discrepancy) -> bool:
         """Record it once: a second finding with the same key is dropped. True when new."""
+        discrepancy = self.describe(discrepancy)
         self._seq += 1
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO discrepancy VALUES (?, ?, ?, ?)",

@@ -260,7 +260,7 @@ def test_given_more_rows_than_the_html_limit_then_the_rest_are_counted_and_left_
     write_html(tmp_path / "r.html", result, items, Links(ReconcileRules()), client_name="f", max_rows=10)
 
     html = (tmp_path / "r.html").read_text()
-    assert html.count("<tr><td>client</td>") == 10 and "15 more in this category" in html
+    assert html.count('<tr class="finding">') == 10 and "15 more in this category" in html
     assert json.dumps(str(Decimal("0.1")))  # money stays text in the JSON report
 
 
