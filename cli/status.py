@@ -19,6 +19,8 @@ from shared import aws
 from shared.oauth import SecretTokenStore, TokenStoreError
 from shared.store.budget_usage import read_budget_usage
 from shared.store.dead_letter_queue import queue_depth, receive_dead_letters, release_dead_letters
+from shared.store.poll_state import DynamoPollStateStore
+from shared.version import deployed_version
 
 OLDEST_MESSAGE_ALARM_SECONDS = 30 * 60  # infra default alarms.oldest_message_age_minutes
 DAY_CALLS_LOW = 500  # infra default alarms.xero_day_limit_remaining_below
@@ -90,6 +92,31 @@ def _last_webhook(bucket: str, now: datetime) -> datetime | None:
         if newest is not None:
             return newest
     return None
+
+
+def _last_poll(table: str) -> dict[str, Any]:
+    state = DynamoPollStateStore(table).load()
+    if state is None:
+        return {"last_run": None, "runs": 0, "last_queued": 0}
+    last = state.last_run_at.astimezone(UTC) if state.last_run_at else None
+    return {"last_run": last, "runs": state.runs, "last_queued": state.last_queued}
+
+
+def silence_problem(
+    last_webhook: datetime | None, last_poll: datetime | None, now: datetime, limit_minutes: int
+) -> str | None:
+    """A warning when neither source has been seen for ``limit_minutes``: Ignition's changes may
+    have stopped reaching the integration (a bridge switched off, the poller failing)."""
+    seen = [t for t in (last_webhook, last_poll) if t is not None]
+    newest = max(seen) if seen else None
+    if newest is not None and now - newest <= timedelta(minutes=limit_minutes):
+        return None
+    since = "ever" if newest is None else f"since {newest:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"no Ignition webhook or poll run seen {since} (more than {limit_minutes} minutes): check the "
+        "Zapier bridge (docs/ignition-setup.md) or the poller (docs/runbook.md, PollFailing), or raise "
+        "runtime.ignition.silence_warning_minutes"
+    )
 
 
 def _oldest_message_age(queue_url: str, now: datetime) -> float | None:
@@ -180,6 +207,15 @@ def collect_status(target: Target, now: datetime | None = None) -> dict[str, Any
         problems.append(f"archive unreadable: {type(exc).__name__}")
 
     try:
+        poll: dict[str, Any] = _last_poll(settings.state_table)
+    except _AWS_ERRORS as exc:
+        poll = {"last_run": None}
+        problems.append(f"poll state unreadable: {type(exc).__name__}")
+    silent = silence_problem(last_webhook, poll["last_run"], moment, config.ignition.silence_warning_minutes)
+    if silent is not None:
+        problems.append(silent)
+
+    try:
         depth = queue_depth(settings.sync_queue_url)
         queue: dict[str, Any] = {"visible": depth.visible, "in_flight": depth.in_flight}
     except _AWS_ERRORS as exc:
@@ -233,12 +269,14 @@ def collect_status(target: Target, now: datetime | None = None) -> dict[str, Any
 
     return {
         "target": target.label,
+        "version": deployed_version(target.environment, target.outputs),
         "healthy": not problems,
         "problems": problems,
         "checked_at": moment,
         "xero": xero,
         "ignition": ignition,
         "webhooks": {"last_received": last_webhook},
+        "poll": poll,
         "queue": queue,
         "dead_letters": dlq,
         "xero_budget": budget,

@@ -16,6 +16,7 @@ from infra.schedule import ReconciliationSchedule
 from infra.secrets import IntegrationSecrets
 from infra.storage import Storage
 from shared.observability import Service
+from shared.version import VERSION, VERSION_OUTPUT
 
 
 class IntegrationStack(Stack):
@@ -159,6 +160,12 @@ class IntegrationStack(Stack):
         )
         for key, name in self.secrets.names.items():
             CfnOutput(self, f"{key}SecretName", value=name, description="Secret to fill (docs/deploy.md)")
+        CfnOutput(
+            self,
+            VERSION_OUTPUT,
+            value=VERSION,
+            description="The release this stack runs (CHANGELOG.md; docs/upgrade.md)",
+        )
         CfnOutput(self, "SyncQueueName", value=self.queues.queue.queue_name)
         CfnOutput(self, "DeadLetterQueueName", value=self.queues.dead_letter_queue.queue_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
