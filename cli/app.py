@@ -17,11 +17,12 @@ import webbrowser
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from cli import connect, fleet, replay, status, webhook_secret
+from cli import connect, fleet, options, replay, status, webhook_secret
 from cli.backfill_cmd import render as render_backfill
 from cli.backfill_cmd import result_document, run_backfill
 from cli.doctor import DEFAULT_INVOICE_SAMPLE, run_doctor
@@ -47,8 +48,21 @@ invalid_grant) | 6 paused, resumable (Xero budget spent, --max-calls) | 130 inte
 # --- arguments ---------------------------------------------------------------------------------
 
 
-def _target_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+class UsageError(Exception):
+    """argparse refused the arguments; ``main`` says so (as JSON too with ``--json``)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
+def _target_options() -> _Parser:
+    parent = _Parser(add_help=False)
     where = parent.add_argument_group("target (one of)")
     choice = where.add_mutually_exclusive_group()
     choice.add_argument("--client", metavar="NAME", help="the deployed stack IgnitionXeroSync-NAME")
@@ -80,7 +94,10 @@ def _oauth_options(parser: argparse.ArgumentParser) -> None:
         "--open", action="store_true", help="open the authorisation URL in the default browser"
     )
     parser.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the browser (default 300)"
+        "--timeout",
+        type=options.seconds(1, 86_400),
+        default=300.0,
+        help="seconds to wait for the browser (default 300)",
     )
     parser.add_argument(
         "--credentials-file",
@@ -97,7 +114,7 @@ def _oauth_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _target_options()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m cli",
         description="Operate one client's Ignition -> Xero integration.",
         epilog=EPILOG,
@@ -164,10 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument(
         "--phases",
-        default=",".join(PHASES),
-        help=f"comma-separated phases to run (default {','.join(PHASES)})",
+        type=options.phases,
+        default=PHASES,
+        help=f"comma-separated phases to run (default {options.DEFAULT_PHASES})",
     )
-    backfill.add_argument("--max-calls", type=int, help="pause (resumable) after this many Xero calls")
+    backfill.add_argument(
+        "--max-calls", type=options.whole(1), help="pause (resumable) after this many Xero calls (1 or more)"
+    )
     backfill.add_argument("--dry-run", action="store_true", help="decide and report, write nothing")
     backfill.add_argument(
         "--restart", action="store_true", help="ignore the saved checkpoint (mappings still count)"
@@ -198,10 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     for sub in (dlq, archive):
-        sub.add_argument("--type", choices=["client", "invoice", "payment"], help="only this record type")
-        sub.add_argument("--limit", type=int, default=1_000, help="at most this many events (default 1000)")
+        sub.add_argument("--type", choices=options.RECORD_TYPES, help="only this record type")
+        sub.add_argument(
+            "--limit",
+            type=options.whole(1, 100_000),
+            default=1_000,
+            help="at most this many events, 1 to 100000 (default 1000)",
+        )
         sub.add_argument("--dry-run", action="store_true", help="list what would be replayed; change nothing")
-    dlq.add_argument("--category", help="only this failure category (e.g. xero_validation, ambiguous_match)")
+    dlq.add_argument(
+        "--category",
+        type=options.category,
+        help="only this failure category (e.g. xero_validation, ambiguous_match; see docs/runbook.md)",
+    )
     dlq.add_argument("--error", help="only messages whose category or reason contains this text")
     archive.add_argument(
         "--from", dest="start", required=True, type=_when, help="ISO time, e.g. 2026-11-01T00:00Z"
@@ -220,11 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--now", action="store_true", help="run a full reconciliation now")
     reconcile.add_argument(
         "--timeout",
-        type=float,
+        type=options.seconds(1, 86_400),
         default=900.0,
         metavar="SECONDS",
         help="with --now: stop waiting after this long; the run carries on (default 900)",
     )
+
 
     doctor = commands.add_parser(
         "doctor",
@@ -239,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument(
         "--invoices",
-        type=int,
+        type=options.whole(0),
         default=DEFAULT_INVOICE_SAMPLE,
         metavar="N",
         help=f"read at most N Ignition invoices, oldest change first (default {DEFAULT_INVOICE_SAMPLE}, "
@@ -548,15 +578,9 @@ class App:
 
     def backfill(self) -> int:
         args = self.args
-        phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
-        unknown = [p for p in phases if p not in PHASES]
-        if unknown:
-            raise CliError(
-                f"unknown phase(s): {', '.join(unknown)}; choose from {', '.join(PHASES)}", Exit.USAGE
-            )
         target = self.target()
-        options = BackfillOptions(
-            phases=tuple(p for p in PHASES if p in phases),
+        chosen = BackfillOptions(
+            phases=args.phases,
             max_calls=args.max_calls,
             update_linked=args.update_linked,
             dry_run=args.dry_run,
@@ -579,7 +603,7 @@ class App:
             f"Backfill of {target.label}" + (" (dry run: nothing is written)" if args.dry_run else "")
         )
         try:
-            result, counter = run_backfill(target, options, progress)
+            result, counter = run_backfill(target, chosen, progress)
         except BackfillPaused as exc:
             bar.close()
             raise CliError(
@@ -706,10 +730,16 @@ def main(
     ask: Asker | None = None,
 ) -> int:
     parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+    except SystemExit as exc:  # argparse: --help or --version (0)
         return int(exc.code or 0)
+    except UsageError as exc:
+        Output(json_mode="--json" in words, stdout=stdout or sys.stdout, stderr=stderr or sys.stderr).error(
+            str(exc), usage=exc.parser.format_usage().strip(), code=Exit.USAGE
+        )
+        return int(Exit.USAGE)
     out = Output(
         json_mode=args.json,
         stdout=stdout or sys.stdout,
@@ -722,14 +752,23 @@ def main(
     try:
         return int(App(args, out, opener, ask).run())
     except CliError as exc:
-        out.error(str(exc), exc.hint)
+        out.error(str(exc), exc.hint, code=exc.code)
         return int(exc.code)
     except KeyboardInterrupt:
         return int(Exit.INTERRUPTED)
+    except (EndpointConnectionError, ConnectTimeoutError, httpx.TransportError, ConnectionError) as exc:
+        if args.debug:
+            raise
+        out.error(
+            f"cannot reach the target: {exc}",
+            "for --sandbox: is `python -m sandbox serve` running? For --client: the network and region",
+            code=Exit.CONFIG,
+        )
+        return int(Exit.CONFIG)
     except (ClientError, BotoCoreError) as exc:
         if args.debug:
             raise
-        out.error(f"AWS refused a request: {exc}")
+        out.error(f"AWS refused a request: {exc}", code=Exit.ERROR)
         return int(Exit.ERROR)
     except Exception as exc:  # a bug: say so briefly, the traceback with --debug
         if args.debug:

@@ -75,7 +75,15 @@ class Output:
         self.stderr.write(text + "\n")
         self.stderr.flush()
 
-    def error(self, text: str, hint: str | None = None) -> None:
+    def error(self, text: str, hint: str | None = None, *, usage: str | None = None, code: int = 1) -> None:
+        """One readable line on stderr; with ``--json`` also ``{"error": {...}}`` on stdout, so a
+        script that parses stdout always gets a document."""
+        if self.json_mode:
+            problem = {"message": text, "hint": hint, "exit_code": int(code)}
+            self.stdout.write(json.dumps({"error": problem}, indent=2) + "\n")
+            self.stdout.flush()
+        if usage:
+            self.stderr.write(usage + "\n")
         self.stderr.write(self._styled("error: ", "bad", self._err_colour) + text + "\n")
         if hint:
             self.stderr.write(self._styled("hint: ", "bold", self._err_colour) + hint + "\n")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -89,6 +91,7 @@ def sandbox_target(path: Path | None = None) -> Target:
         raise CliError(
             f"{file} is not a sandbox description: {exc.error_count()} problem(s)", Exit.CONFIG
         ) from None
+    _check_reachable(file, info.aws_endpoint_url)
     _point_at_sandbox(info.aws_endpoint_url)
     return _build(
         "sandbox",
@@ -98,6 +101,21 @@ def sandbox_target(path: Path | None = None) -> Target:
         {},
         info,
     )
+
+
+def _check_reachable(file: Path, endpoint: str) -> None:
+    """A sandbox file outlives its sandbox (a killed ``serve``): say so in one line, at once,
+    rather than after boto3's retries."""
+    url = urlsplit(endpoint)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=2):
+            pass
+    except OSError:
+        raise CliError(
+            f"the sandbox in {file} is not running (nothing answers at {endpoint}): the file is stale",
+            Exit.CONFIG,
+            hint="start one with `.venv/bin/python -m sandbox serve` (it rewrites that file)",
+        ) from None
 
 
 def _point_at_sandbox(endpoint: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_given_no_running_sandbox_when_status_then_exit_4_with_how_to_start_one(
     code, out, err = run("status", "--sandbox", "--sandbox-file", str(tmp_path / "missing.json"), "--json")
 
     assert code == Exit.CONFIG
-    assert out == ""  # --json: nothing but the document on stdout, and there is none
+    assert json.loads(out)["error"]["exit_code"] == Exit.CONFIG  # --json: the error is the document
     assert "python -m sandbox serve" in err
 
 
