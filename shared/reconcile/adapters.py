@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from shared import aws
@@ -240,9 +242,12 @@ class S3Artifacts:
         aws.client("s3").delete_object(Bucket=self._bucket, Key=key)
 
     def link(self, key: str, seconds: int) -> str:
-        # Signed locally (no request), SigV4 (at most 7 days): anyone holding the URL reads this one
-        # object until it expires, or until the signing credentials do (a role's session: hours).
-        url: str = aws.client("s3").generate_presigned_url(
+        # Signed locally (no request). SigV4 asked for by name: botocore may presign S3 with the
+        # legacy SigV2, which newer regions refuse. SigV4 caps a link at 7 days; anyone holding it
+        # reads this one object until it expires, or until the signing credentials do (a role's
+        # session: hours).
+        s3 = boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))
+        url: str = s3.generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=seconds
         )
         return url
