@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
@@ -50,6 +51,17 @@ DISCREPANCY_CATEGORIES = (
     "orphan_in_xero",
     "written_by_ignition",
 )
+
+
+# What to do for each alarm: its section in the runbook, headed by the alarm's id. A path and an
+# anchor rather than a URL: it reads the same in a checkout, an archive or any Git host.
+RUNBOOK = "docs/runbook.md"
+
+
+def runbook_link(alarm_id: str) -> str:
+    """``docs/runbook.md#<anchor>``: the anchor GitHub and most Markdown viewers derive from a
+    heading that is just the alarm's id."""
+    return f"{RUNBOOK}#{alarm_id.lower()}"
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,13 @@ class Monitoring(Construct):
 
     # --- alarms -----------------------------------------------------------------------------
 
+    def _alarm(self, alarm_id: str, *, description: str, **props: Any) -> cloudwatch.Alarm:
+        """An alarm whose description ends with its runbook section, the link a person follows
+        from the e-mail to what to do."""
+        return cloudwatch.Alarm(
+            self, alarm_id, alarm_description=f"{description} Runbook: {runbook_link(alarm_id)}", **props
+        )
+
     def _alarms(self) -> list[cloudwatch.Alarm]:
         config, queues = self._config.alarms, self._watched.queues
         sync_fn = self._watched.functions[Service.SYNC]
@@ -177,10 +196,9 @@ class Monitoring(Construct):
         if poll_fn is None:
             return []
         return [
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "PollFailing",
-                alarm_description=(
+                description=(
                     f"The Ignition poller failed in {sustained} 5-minute periods in a row, so no change "
                     "reaches Xero without a webhook (the hourly reconciliation still catches up). Read "
                     "the poll function's logs: an IgnitionAuthError needs `python -m cli connect "
@@ -201,10 +219,9 @@ class Monitoring(Construct):
         rerun = f"python -m cli reconcile --now --client {self._config.name}"
         threshold = self._config.alarms.reconcile_discrepancies_above
         return [
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "ReconcileErrors",
-                alarm_description=(
+                description=(
                     "The reconcile function crashed or timed out, so no report was written for that run. "
                     "Read the exception in its logs (secrets readable? Xero authorised?), fix it, then "
                     f"run `{rerun}`; scheduled runs continue meanwhile."
@@ -215,10 +232,9 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=NOT_BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "ReconcileFailures",
-                alarm_description=(
+                description=(
                     "A reconciliation run failed part-way (it says why in its report). Open the newest "
                     f"report under {reports} and the reconcile function's logs, fix the cause, then "
                     f"run `{rerun}`."
@@ -229,10 +245,9 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=NOT_BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "ReconcileDiscrepanciesHigh",
-                alarm_description=(
+                description=(
                     f"Reconciliation found more than {threshold} differences between Ignition and Xero "
                     "within an hour (missing, drifted, duplicated or orphaned records). Open the newest "
                     f"report under {reports}: it lists each record with links and what was re-queued; "
@@ -250,13 +265,15 @@ class Monitoring(Construct):
         self, config: AlarmSettings, queues: SyncQueues, sync_fn: lambda_.Function, sustained: int
     ) -> list[cloudwatch.Alarm]:
         return [
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "DeadLetterQueueNotEmpty",
-                alarm_description=(
-                    "An event failed every delivery attempt and is parked in the dead-letter queue. "
-                    "Read the sync function's logs for its event id, fix the cause (mapping, Xero "
-                    "validation, secrets), then replay the DLQ (docs/deploy.md, 'Operations')."
+                description=(
+                    "An event failed every delivery attempt and is parked in the dead-letter queue; "
+                    f"nothing is lost. `python -m cli status --client {self._config.name}` lists the "
+                    "failure categories and reasons; fix the cause (mapping, Xero validation, "
+                    "secrets), then put the events back with `python -m cli replay dlq --client "
+                    f"{self._config.name} --category <category> --dry-run` and again without "
+                    "--dry-run."
                 ),
                 metric=queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
                     period=Duration.minutes(1), statistic="Maximum"
@@ -266,10 +283,9 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=NOT_BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "SyncQueueStuck",
-                alarm_description=(
+                description=(
                     f"The oldest queued event has waited more than {config.oldest_message_age_minutes} "
                     "minutes: sync is failing, throttled or out of Xero calls. Check the dashboard "
                     "(sync errors, Xero limits) and the sync function's logs."
@@ -282,13 +298,12 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=NOT_BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "XeroAuthorisationLost",
-                alarm_description=(
+                description=(
                     "The Xero connection is gone (refresh token expired or revoked, or the Custom "
                     "Connection credentials were rejected). Nothing reaches Xero until a Xero admin "
-                    "re-authorises: see docs/deploy.md, 'Connect Xero'."
+                    f"re-authorises with `python -m cli connect xero --client {self._config.name}`."
                 ),
                 metric=self._sync(Metric.XERO_AUTHORISATION_LOST),
                 threshold=1,
@@ -296,10 +311,9 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=NOT_BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "IngestServerErrors",
-                alarm_description=(
+                description=(
                     f"The webhook endpoint answered 5XX for {sustained} periods of 5 minutes in a row: "
                     "Ignition retries for about a day, then drops events. Check the ingest function's "
                     "errors and logs (secrets readable? queue reachable?)."
@@ -310,10 +324,9 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=NOT_BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "SyncErrors",
-                alarm_description=(
+                description=(
                     f"The sync function failed whole invocations for {sustained} periods of 5 minutes "
                     "in a row (not single events: those retry and end in the DLQ). Check its logs for "
                     "the exception; events wait safely in the queue meanwhile."
@@ -324,10 +337,9 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=NOT_BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "XeroDailyBudgetLow",
-                alarm_description=(
+                description=(
                     f"Fewer than {config.xero_day_limit_remaining_below} Xero API calls are left today "
                     "for this organisation (5,000/day). Sync pauses when they run out and resumes after "
                     "Xero's daily reset; look for an unusual burst (bulk import, replay loop)."
@@ -358,7 +370,8 @@ class Monitoring(Construct):
                 markdown=(
                     f"# Ignition -> Xero sync: {self._config.name}\n"
                     "Webhooks in, events synced to Xero, nothing waiting in the dead-letter queue = working. "
-                    "Alarms e-mail a person with what to do."
+                    f"Alarms e-mail a person with what to do ({RUNBOOK}); their thresholds are "
+                    "drawn at the bottom."
                 ),
                 width=16,
                 height=3,
@@ -472,6 +485,29 @@ class Monitoring(Construct):
         )
         self._reconcile_widgets()
         self._poll_widgets()
+        self._alarm_widgets()
+
+    def _alarm_widgets(self) -> None:
+        """One graph per alarm: CloudWatch draws the alarm's own metric (its math included) with
+        its threshold, so what an e-mail reports can be seen against the line it crossed."""
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=(
+                    "## Alarms and their thresholds\n"
+                    "Each graph is an alarm's metric; the line is where it fires. What to do: "
+                    f"`{RUNBOOK}`, the section named after the alarm."
+                ),
+                width=24,
+                height=2,
+            )
+        )
+        per_row = 4
+        widgets = [
+            cloudwatch.AlarmWidget(alarm=alarm, title=alarm.node.id, width=24 // per_row, height=5)
+            for alarm in self.alarms
+        ]
+        for start in range(0, len(widgets), per_row):
+            self.dashboard.add_widgets(*widgets[start : start + per_row])
 
     def _poll_widgets(self) -> None:
         if Service.POLL not in self._watched.functions:
