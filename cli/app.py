@@ -28,7 +28,7 @@ from cli.backfill_cmd import result_document, run_backfill
 from cli.doctor import DEFAULT_INVOICE_SAMPLE, run_doctor
 from cli.errors import CliError, Exit
 from cli.oauth_flow import DEFAULT_REDIRECT_URI
-from cli.output import Output, ProgressBar, ago, duration
+from cli.output import Output, ProgressBar, Ticker, ago, duration
 from cli.reconcile import run_reconciliation
 from cli.target import Target, resolve
 from shared.backfill import BackfillOptions, BackfillPaused, ProgressUpdate
@@ -590,7 +590,7 @@ class App:
 
         def progress(update: ProgressUpdate) -> None:
             bar.update(
-                update.phase,
+                options.phase_name(update.phase),
                 update.done,
                 update.total,
                 calls=update.xero_calls,
@@ -633,6 +633,7 @@ class App:
                 error=args.error,
                 limit=args.limit,
                 dry_run=args.dry_run,
+                progress=Ticker(self.out.stderr, "replay"),
             )
         else:
             end = args.end or datetime.now(UTC)
@@ -645,6 +646,7 @@ class App:
                 record_type=args.type,
                 limit=args.limit,
                 dry_run=args.dry_run,
+                progress=Ticker(self.out.stderr, "replay"),
             )
 
         def human() -> str:

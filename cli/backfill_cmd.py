@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cli.errors import CliError, Exit
+from cli.options import phase_name
 from cli.output import Output, duration
 from cli.target import Target
 from shared.backfill import Backfill, BackfillOptions, BackfillResult, ProgressUpdate
@@ -198,7 +199,15 @@ def render(doc: dict[str, Any], out: Output) -> str:
         )
         columns = ["phase", "records", "mapped before", "created", "linked", "skipped", "failed"]
     rows = [
-        [phase, c["total"], c["already_mapped"], c["created"], c["linked"], c["skipped"], c["failed"]]
+        [
+            phase_name(phase),
+            c["total"],
+            c["already_mapped"],
+            c["created"],
+            c["linked"],
+            c["skipped"],
+            c["failed"],
+        ]
         for phase, c in doc["counts"].items()
     ]
     lines = [head, out.table(columns, rows)]

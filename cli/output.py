@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -175,3 +176,24 @@ class ProgressBar:
             self._stream.write("\n")
             self._stream.flush()
             self._drawn = False
+
+
+class Ticker:
+    """A progress line on stderr at most every ``every`` seconds, for work counted without a
+    known total (``replay: 1,200 read, 1,150 replayed``); nothing for work that ends sooner."""
+
+    def __init__(
+        self, stream: TextIO, what: str, every: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._stream = stream
+        self._what = what
+        self._every = every
+        self._clock = clock
+        self._next = clock() + every
+
+    def __call__(self, read: int, done: int) -> None:
+        now = self._clock()
+        if now >= self._next:
+            self._next = now + self._every
+            self._stream.write(f"{self._what}: {read:,} read, {done:,} so far\n")
+            self._stream.flush()

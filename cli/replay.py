@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,8 @@ from shared.store.dead_letter_queue import (
     requeue,
 )
 
+# (messages read, events replayed so far): a replay of thousands takes minutes.
+Progress = Callable[[int, int], None]
 # Long enough to requeue a message before another replay (or the console) sees it again.
 DLQ_VISIBILITY_SECONDS = 120
 
@@ -60,6 +63,7 @@ def replay_dead_letters(
     error: str | None = None,
     limit: int = 1_000,
     dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     settings = target.settings
     replay_id = uuid.uuid4().hex[:12]
@@ -85,6 +89,8 @@ def replay_dead_letters(
             )
             delete_dead_letter(settings.dlq_url, letter)
         replayed.append(letter.summary())
+        if progress is not None:
+            progress(len(replayed) + len(kept), len(replayed))
     release_dead_letters(settings.dlq_url, kept)
     return {
         "source": "dlq",
@@ -115,6 +121,7 @@ def replay_archive(
     record_type: str | None = None,
     limit: int = 10_000,
     dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     settings, config = target.settings, target.config
     s3 = aws.client("s3")
@@ -131,6 +138,8 @@ def replay_archive(
                 if not start <= received <= end or len(replayed) >= limit:
                     continue
                 considered += 1
+                if progress is not None:
+                    progress(considered, len(replayed))
                 key = item["Key"]
                 body: bytes = s3.get_object(Bucket=settings.archive_bucket, Key=key)["Body"].read()
                 try:

@@ -122,3 +122,29 @@ def test_given_a_stale_sandbox_file_when_status_then_exit_4_in_one_readable_line
     first, *rest = err.strip().splitlines()
     assert first.startswith("error: the sandbox in") and "is not running" in first and "stale" in first
     assert "Traceback" not in err and len(rest) == 1 and rest[0].startswith("hint:")
+
+
+def test_given_a_long_replay_when_it_counts_then_progress_lines_go_to_stderr_every_two_seconds() -> None:
+    from cli.output import Ticker
+
+    now = [0.0]
+    stream = io.StringIO()
+    tick = Ticker(stream, "replay", every=2.0, clock=lambda: now[0])
+
+    for read in range(1, 11):  # one message a second
+        now[0] += 1.0
+        tick(read, read - 1)
+
+    assert stream.getvalue().splitlines() == [
+        f"replay: {n:,} read, {n - 1:,} so far" for n in (2, 4, 6, 8, 10)
+    ]
+
+
+def test_given_a_quick_replay_then_no_progress_line() -> None:
+    from cli.output import Ticker
+
+    stream = io.StringIO()
+    tick = Ticker(stream, "replay", every=2.0, clock=lambda: 0.5)
+    tick(3, 3)
+
+    assert stream.getvalue() == ""
