@@ -27,6 +27,7 @@ from shared.ignition.budget import IGNITION_BUDGET_PK
 from shared.oauth import IGNITION_TOKEN_LOCK
 from shared.observability import Service, metrics_namespace
 from shared.store.poll_state import POLL_LOCK, POLL_PK_PREFIX
+from shared.version import VERSION, VERSION_ENV
 from shared.xero.webhooks import EVENT_PK_PREFIX
 from shared.xero.webhooks import QUARANTINE_PREFIX as XERO_QUARANTINE_PREFIX
 
@@ -94,6 +95,8 @@ def environment(config: ClientConfig, resources: Resources, service: Service) ->
         "POWERTOOLS_SERVICE_NAME": service.value,
         "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace(config.name),
         "POWERTOOLS_LOG_LEVEL": config.log_level,
+        # Which release this code is (python -m cli status shows it).
+        VERSION_ENV: VERSION,
     }
 
 
