@@ -352,10 +352,12 @@ class Functions(Construct):
         )
         bucket = storage.archive_bucket
         work = f"{RECONCILE_WORK_PREFIX}*"
-        # Reports only (the engine never reads raw/ bodies: it works from both APIs).
+        # Reports only (the engine never reads raw/ bodies: it works from both APIs). GetObject so the
+        # presigned link in the notification, signed with this role, can open the report.
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{REPORTS_PREFIX}*")]
+                actions=["s3:PutObject", "s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{REPORTS_PREFIX}*")],
             )
         )
         # A long full run checkpoints its working set (SQLite) and the next invocation resumes it.

@@ -797,7 +797,8 @@ class Reconciler:
             link = self.p.links.link(result.report["html"], hours * 3600)
             lines += [
                 "",
-                f"Open the report (no AWS login needed; the link works for up to {hours} hours):",
+                f"Open the report (no AWS login needed; the link works at most {hours} hours, often only "
+                "a few: it ends with the reconciliation's temporary AWS credentials):",
                 link,
                 "",
                 "Link expired? Your IT contact gets a fresh one with: python -m cli report --latest",
