@@ -38,7 +38,19 @@ class Money(BaseModel):
         return value.upper()
 
     def __str__(self) -> str:
-        return f"{self.amount:.2f} {self.currency}"
+        return format_money(self.amount, self.currency)
+
+
+def format_money(amount: Decimal | int | str, currency: str) -> str:
+    """An amount as every person-facing output shows it (the sandbox's story, the CLI, reports):
+    two decimals rounded as Xero rounds, thousands separated, and the currency: ``1,234.50 AUD``."""
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation as exc:
+        raise MoneyError(f"amount {amount!r} is not a number") from exc
+    if not value.is_finite():
+        raise MoneyError(f"amount {amount!r} is not a finite number")
+    return f"{round_money(value):,.2f} {currency.upper()}"
 
 
 def parse_amount(value: object, unit: AmountUnit) -> Decimal:

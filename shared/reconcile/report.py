@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from decimal import Decimal
 from html import escape
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +24,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from shared.config import ReconcileRules
-from shared.money import Money
+from shared.money import format_money
 from shared.reconcile.model import CATEGORIES, CATEGORY_ORDER, Discrepancy, RunResult
 from shared.reconcile.wording import plain
 
@@ -177,11 +176,6 @@ _AMOUNT_TEXT = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?) ([A-Z]{3})\b")
 _ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
 
 
-def money_text(money: Money) -> str:
-    """Two decimals, thousands separated, with the currency: ``1,234.50 AUD``."""
-    return f"{money.amount:,.2f} {money.currency}"
-
-
 def local_time(value: str, zone: ZoneInfo) -> str:
     """An ISO time in the firm's zone, as a person reads it: ``27 Nov 2026, 10:57 AEDT``."""
     try:
@@ -195,7 +189,7 @@ def local_time(value: str, zone: ZoneInfo) -> str:
 
 def readable(text: str, zone: ZoneInfo) -> str:
     """Amounts with two decimals and times in the firm's zone inside a sentence."""
-    text = _AMOUNT_TEXT.sub(lambda m: f"{Decimal(m.group(1)):,.2f} {m.group(2)}", text)
+    text = _AMOUNT_TEXT.sub(lambda m: format_money(m.group(1), m.group(2)), text)
     return _ISO_TIME.sub(lambda m: local_time(m.group(0), zone), text)
 
 
@@ -312,7 +306,7 @@ def _record(item: Discrepancy) -> str:
     if item.invoice_number:
         facts.append(("invoice " if kind == "payment" else "") + item.invoice_number)
     if item.amount is not None:
-        facts.append(money_text(item.amount))
+        facts.append(str(item.amount))
     lines.append(f'<div class="sub">{_e(" · ".join(facts))}</div>')
     return "".join(lines)
 
