@@ -30,6 +30,8 @@ from cli.errors import CliError, Exit
 from cli.oauth_flow import DEFAULT_REDIRECT_URI
 from cli.output import Output, ProgressBar, Ticker, ago, duration
 from cli.reconcile import run_reconciliation
+from cli.report import add_parser as add_report_parser
+from cli.report import run as run_report
 from cli.target import Target, resolve
 from shared.backfill import BackfillOptions, BackfillPaused, ProgressUpdate
 from shared.store.checkpoints import PHASES
@@ -255,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --now: stop waiting after this long; the run carries on (default 900)",
     )
 
+    add_report_parser(commands, common, EPILOG)
 
     doctor = commands.add_parser(
         "doctor",
@@ -339,6 +342,8 @@ class App:
             return self.rotate_webhook_secret()
         if command == "doctor":
             return self.doctor()
+        if command == "report":
+            return run_report(self.args, self.target(), self.out, self._opener())
         return self.reconcile()
 
     # -- connect ---------------------------------------------------------------------------------
