@@ -526,7 +526,9 @@ class App:
             )
         rows.append(["Last webhook", ago(report["webhooks"]["last_received"], now), ""])
         poll = report.get("poll") or {}
-        rows.append(["Last poll run", ago(poll.get("last_run"), now), f"{poll.get('last_queued', 0)} queued"])
+        last_poll = poll.get("last_run")
+        queued = f"{poll.get('last_queued', 0)} queued" if last_poll else ""
+        rows.append(["Last poll run", ago(last_poll, now), queued])
         queue = report["queue"]
         age = queue.get("oldest_message_age_seconds")
         rows.append(

@@ -26,6 +26,7 @@ from cli.target import REPO_ROOT, Target, sandbox_target, stack_target
 
 CLIENTS_DIR = REPO_ROOT / "clients"
 SANDBOX_SUFFIX = ".sandbox.json"
+PROBLEM_WIDTH = 90  # the whole list is in --json and in status --client NAME
 TEMPLATE_CLIENT = "example"  # clients/example.json is the template new firms copy, not a firm
 
 Resolver = Callable[[str], Target]
@@ -138,7 +139,8 @@ def render(report: dict[str, Any], out: Output) -> str:
     for firm in report["firms"]:
         if not firm["reachable"]:
             # One readable line: the firm, and why it could not be read.
-            rows.append([firm["client"], "", out.style("UNREACHABLE", "bad"), firm["problems"][0]])
+            reason = firm["problems"][0].removeprefix("unreachable: ")
+            rows.append([firm["client"], "", out.style("UNREACHABLE", "bad"), reason])
             continue
         health = out.style("healthy", "ok") if firm["healthy"] else out.style("NEEDS ATTENTION", "bad")
         reconciliation = firm["last_reconciliation"]
@@ -156,7 +158,9 @@ def render(report: dict[str, Any], out: Output) -> str:
             f"DLQ {dead if dead is not None else '?'}",
         ]
         if firm["problems"]:
-            detail.append(f"{len(firm['problems'])} problem(s): {firm['problems'][0]}")
+            first = firm["problems"][0]
+            first = first if len(first) <= PROBLEM_WIDTH else first[: PROBLEM_WIDTH - 1] + "…"
+            detail.append(f"{len(firm['problems'])} problem(s), first: {first}")
         rows.append([firm["client"], firm["version"] or "unknown", health, "; ".join(detail)])
     bad = report["unhealthy"]
     verdict = (

@@ -14,6 +14,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cli.output import duration
 from cli.target import Target
 from shared import aws
 from shared.oauth import SecretTokenStore, TokenStoreError
@@ -113,7 +114,7 @@ def silence_problem(
         return None
     since = "ever" if newest is None else f"since {newest:%Y-%m-%d %H:%M} UTC"
     return (
-        f"no Ignition webhook or poll run seen {since} (more than {limit_minutes} minutes): check the "
+        f"no Ignition webhook or poll run seen {since} (more than {duration(limit_minutes * 60)}): check the "
         "Zapier bridge (docs/ignition-setup.md) or the poller (docs/runbook.md, PollFailing), or raise "
         "runtime.ignition.silence_warning_minutes"
     )

@@ -1,5 +1,5 @@
 """``status --all`` over several firms configured against the sandbox: one healthy, one with a dead
-letter and no Ignition source seen, one whose sandbox is not running."""
+letter and no Ignition source seen, one whose sandbox is not running, one seen by polling only."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from cli.app import main
 from cli.errors import Exit
 from sandbox.environment import Sandbox
 from shared import aws
+from shared.poll import PollState
 from shared.store.dead_letter_queue import DeadLetters
+from shared.store.poll_state import DynamoPollStateStore
 from shared.version import VERSION
 from tests.integration.conftest import World
 from tests.integration.test_cli_support import CliRun
@@ -74,12 +76,13 @@ def _dead_letter(dlq_url: str, tag: str) -> None:
     )
 
 
-def test_given_three_firms_healthy_dead_letter_and_unreachable_when_status_all_json_then_one_line_each(
+def test_given_four_firms_healthy_dead_letter_unreachable_poll_only_when_status_all_json_then_one_line_each(
     world: World, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     # Given: alpha healthy (a webhook just arrived in the shared archive), bravo with a dead letter
     # and an archive no webhook ever reached, charlie configured but its sandbox not running; and
-    # the example file new firms copy, which is no firm.
+    # the example file new firms copy, which is no firm; delta polls only (no webhook ever, a poll
+    # run a minute ago, as the poller records it).
     world.put_client(world.client(world.slug("fleet")))
     world.settle()
     clients = tmp_path / "clients"
@@ -92,6 +95,12 @@ def test_given_three_firms_healthy_dead_letter_and_unreachable_when_status_all_j
     _firm(clients, sandbox, "alpha", alpha)
     _firm(clients, sandbox, "bravo", bravo)
     _firm(clients, sandbox, "charlie", None)
+    delta = _own_resources(f"d{uuid.uuid4().hex[:8]}")
+    polled_at = datetime.now(UTC) - timedelta(minutes=1)
+    DynamoPollStateStore(delta["STATE_TABLE_NAME"]).save(
+        PollState(runs=7, last_run_at=polled_at, last_queued=2)
+    )
+    _firm(clients, sandbox, "delta", delta)
 
     # When
     run = _fleet(clients, "--json")
@@ -101,7 +110,7 @@ def test_given_three_firms_healthy_dead_letter_and_unreachable_when_status_all_j
     assert run.code == Exit.UNHEALTHY, run.stderr
     report = run.json()
     firms = {firm["client"]: firm for firm in report["firms"]}
-    assert [firm["client"] for firm in report["firms"]] == ["alpha", "bravo", "charlie"]
+    assert [firm["client"] for firm in report["firms"]] == ["alpha", "bravo", "charlie", "delta"]
     assert report["healthy"] is False and report["unhealthy"] == ["bravo", "charlie"]
 
     assert firms["alpha"]["healthy"] is True, firms["alpha"]["problems"]
@@ -119,12 +128,17 @@ def test_given_three_firms_healthy_dead_letter_and_unreachable_when_status_all_j
     assert firms["charlie"]["reachable"] is False
     assert firms["charlie"]["problems"][0].startswith("unreachable: no sandbox running")
 
+    # a recent poll run is a source seen: no silence warning without any webhook
+    assert firms["delta"]["healthy"] is True, firms["delta"]["problems"]
+    assert firms["delta"]["last_webhook"] is None
+    assert datetime.fromisoformat(firms["delta"]["last_poll"]) == polled_at
+
     # and for people: one line per firm, the unreachable one saying why
     assert text.code == Exit.UNHEALTHY
     lines = text.stdout.splitlines()
-    assert lines[0].startswith("2 of 3 firms need attention: bravo, charlie")
+    assert lines[0].startswith("2 of 4 firms need attention: bravo, charlie")
     firm_lines = [line for line in lines if line.split(" ", 1)[0] in firms]
-    assert [line.split(" ", 1)[0] for line in firm_lines] == ["alpha", "bravo", "charlie"]
+    assert [line.split(" ", 1)[0] for line in firm_lines] == ["alpha", "bravo", "charlie", "delta"]
     assert "healthy" in firm_lines[0] and VERSION in firm_lines[0]
     assert "DLQ 1" in firm_lines[1]
     assert "UNREACHABLE" in firm_lines[2] and "charlie.sandbox.json does not exist" in firm_lines[2]
