@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -18,6 +19,7 @@ import httpx
 
 from sandbox.environment import Sandbox, SandboxOptions
 from shared.ignition.webhook import sign_webhook
+from shared.money import format_money
 
 # The sandbox's reconciliation schedule: often enough that a lost webhook heals while you watch.
 DEFAULT_RECONCILE_EVERY_SECONDS = 300.0
@@ -171,7 +173,10 @@ class Demo:
         self.deliveries.append({"status": 202, "event_id": event_id, "duplicate": True})
 
     def xero(self) -> dict[str, Any]:
-        state: dict[str, Any] = self.http.get(f"{self.sandbox.xero_url}/_emulator/state").json()
+        # Amounts as Decimal: a JSON float would print 550.0 and could lose a cent.
+        state: dict[str, Any] = json.loads(
+            self.http.get(f"{self.sandbox.xero_url}/_emulator/state").text, parse_float=Decimal
+        )
         return state
 
     def phase(self, work: list[tuple[str, dict[str, Any]]], duplicates: int = 0) -> int:
@@ -265,10 +270,10 @@ class Demo:
             "invoices": [
                 {
                     "ignition": i["slug"],
-                    "ignition_total": i["amount"]["total"],
+                    "ignition_total": format_money(i["amount"]["total"], i["amount"]["currency"]),
                     "xero_number": invoices.get(i["slug"], {}).get("InvoiceNumber"),
-                    "xero_total": str(invoices.get(i["slug"], {}).get("Total")),
-                    "xero_paid": str(invoices.get(i["slug"], {}).get("AmountPaid")),
+                    "xero_total": _xero_money(invoices.get(i["slug"]), "Total", i["amount"]["currency"]),
+                    "xero_paid": _xero_money(invoices.get(i["slug"]), "AmountPaid", i["amount"]["currency"]),
                     "xero_status": invoices.get(i["slug"], {}).get("Status"),
                 }
                 for i in DEMO_INVOICES
@@ -308,6 +313,12 @@ class Demo:
         }
 
 
+def _xero_money(invoice: dict[str, Any] | None, field: str, ignition_currency: str) -> str | None:
+    if invoice is None or invoice.get(field) is None:
+        return None
+    return format_money(invoice[field], invoice.get("CurrencyCode") or ignition_currency)
+
+
 def print_summary(summary: dict[str, Any], out: TextIO) -> None:
     out.write("\nIgnition -> Xero, in the local sandbox\n\n")
     out.write(f"{'Ignition client':<14} {'Xero ContactID':<38} {'Xero name':<30} email\n")
@@ -317,20 +328,21 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
             f"{row['email'] or ''}\n"
         )
     out.write(
-        f"\n{'Ignition invoice':<16} {'Xero number':<12} {'status':<11} {'Ignition':>9} {'Xero':>9} "
-        f"{'paid':>8}\n"
+        f"\n{'Ignition invoice':<16} {'Xero number':<12} {'status':<11} {'Ignition':>12} {'Xero':>12} "
+        f"{'paid':>12}\n"
     )
     for row in summary["invoices"]:
         out.write(
             f"{row['ignition']:<16} {row['xero_number'] or 'MISSING':<12} {row['xero_status'] or '':<11} "
-            f"{row['ignition_total']:>9} {row['xero_total']:>9} {row['xero_paid']:>8}\n"
+            f"{row['ignition_total']:>12} {row['xero_total'] or '':>12} {row['xero_paid'] or '':>12}\n"
         )
     hooks, per = summary["webhooks"], summary["xero_calls_per_record"]
     polled = summary["polled"]
     landed = any(row["ignition"] == polled["client"] and row["xero_contact"] for row in summary["clients"])
     out.write(
         f"\nWebhooks: {hooks['delivered']} delivered ({hooks['duplicates']} duplicates), "
-        f"{hooks['accepted']} accepted; a forged one was refused with {hooks['forged_rejected_with']}.\n"
+        f"{hooks['accepted']} accepted; a forged one was refused with {hooks['forged_rejected_with']} "
+        "(--verbose shows the functions' warnings, this refusal's among them).\n"
         f"Polling: {polled['client']} was added in Ignition with no webhook. One poll run "
         f"({polled['ignition_requests']} Ignition requests) queued {polled['queued']} changes "
         f"(those webhooks had brought are skipped): {polled['client']} "
@@ -367,7 +379,12 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the functions' and emulators' logs on stderr (default WARNING; the demo: ERROR, so "
+        "its story is not interrupted, or WARNING with --verbose)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser(
         "serve", help="run the sandbox until SIGINT/SIGTERM; prints one JSON line when ready"
@@ -403,7 +420,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo_parser = commands.add_parser("demo", help="run the whole flow once and print a summary")
     demo_parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo_parser.add_argument(
+        "--verbose", action="store_true", help="also print the functions' warnings (JSON lines on stderr)"
+    )
     args = parser.parse_args(argv)
+    if args.log_level is None:
+        # The demo's forged webhook is refused with a warning by design: a JSON log line in the
+        # middle of the story reads as a fault, so the demo shows only errors unless asked.
+        quiet = args.command == "demo" and not args.verbose
+        args.log_level = "ERROR" if quiet else "WARNING"
     _quiet_logs(args.log_level)
     # Logs and EMF output go to stderr; stdout carries only what the command promises.
     out, sys.stdout = sys.stdout, sys.stderr
