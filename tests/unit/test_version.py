@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import subprocess
 import sys
@@ -11,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.app import build_parser
-from cli.errors import CliError
+from cli.app import build_parser, main
+from cli.errors import CliError, Exit
 from cli.fleet import firm_names
 from cli.status import silence_problem
+from shared import aws
 from shared.version import VERSION, deployed_version
 from tests.unit.test_docs_paths import cited_paths
 
@@ -115,3 +118,45 @@ def test_given_the_upgrade_guide_then_every_cli_command_it_cites_parses_and_make
     assert "npx aws-cdk@2 deploy -c client=acme --no-notices" in (ROOT / "docs" / "deploy.md").read_text()
     assert "npx aws-cdk@2 deploy -c client=acme --no-notices" in doc
     assert "clients/*.json" in doc and "status --all" in doc
+
+
+def test_given_firms_whose_accounts_cannot_be_read_when_status_all_then_one_line_each_and_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two firms' files and a shell without any AWS credentials (none in the environment,
+    # no config files, no instance metadata),
+    for name, region in (("acme", "ap-southeast-2"), ("kiwi", "ap-southeast-6")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"region": region}), encoding="utf-8")
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # (the CLI sets the region of each firm; these restore the test process's after it)
+    monkeypatch.setenv("AWS_REGION", "ap-southeast-2")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-2")
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    # When every firm is checked,
+    code = main(
+        ["status", "--all", "--clients-dir", str(tmp_path), "--no-colour"], stdout=stdout, stderr=stderr
+    )
+    aws.reset_clients()
+
+    # Then each firm has its one line saying why it could not be read, and the run says unhealthy.
+    assert code == Exit.UNHEALTHY, stderr.getvalue()
+    lines = stdout.getvalue().splitlines()
+    assert lines[0].startswith("2 of 2 firms need attention: acme, kiwi")
+    for name, region in (("acme", "ap-southeast-2"), ("kiwi", "ap-southeast-6")):
+        (line,) = [line for line in lines if line.startswith(name)]
+        assert "UNREACHABLE" in line
+        assert f"cannot read stack IgnitionXeroSync-{name} in {region}" in line
+        assert "NoCredentialsError" in line
+
+
+def test_given_all_and_a_client_when_status_then_usage_error() -> None:
+    stderr = io.StringIO()
+    code = main(["status", "--all", "--client", "acme"], stdout=io.StringIO(), stderr=stderr)
+    assert code == Exit.USAGE
+    assert "--all reads every firm" in stderr.getvalue()
