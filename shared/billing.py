@@ -33,6 +33,7 @@ from shared.money import (
     AmountUnit,
     Money,
     MoneyError,
+    format_money,
     line_amount,
     line_tax,
     parse_amount,
@@ -194,8 +195,9 @@ def plan_invoice(
         tolerance = CENT * (len(invoice.items) + 1)
         if abs(difference) > tolerance:
             raise PermanentSyncError(
-                f"Ignition's total {ignition_total} {currency} differs from the lines' total {predicted} "
-                f"{currency} by {difference}: more than rounding explains; check the invoice in Ignition "
+                f"Ignition's total {format_money(ignition_total, currency)} differs from the lines' total "
+                f"{format_money(predicted, currency)} by {format_money(difference, currency)}: more than "
+                "rounding explains; check the invoice in Ignition "
                 "(discounts, tax rates) and the tax mapping, then replay",
                 category="total_mismatch",
             )
@@ -211,11 +213,13 @@ def plan_invoice(
                 )
             )
             notes.append(
-                f"added a rounding line of {difference} {currency} so Xero's total matches Ignition's"
+                f"added a rounding line of {format_money(difference, currency)} so Xero's total matches "
+                "Ignition's"
             )
         else:
             notes.append(
-                f"Xero's total will differ from Ignition's by {difference} {currency} (no rounding account)"
+                f"Xero's total will differ from Ignition's by {format_money(difference, currency)} "
+                "(no rounding account)"
             )
 
     number = invoice.reference_number or invoice.slug
@@ -287,9 +291,12 @@ def allocate_payment(
     total = _amount(payment.amount.raw, unit, "payment amount")
     if total <= 0:
         raise PermanentSyncError(
-            f"payment {payment.slug} has amount {total}: nothing to apply", category="invalid_amount"
+            f"payment {payment.slug} has amount {format_money(total, payment.amount.currency)}: "
+            "nothing to apply",
+            category="invalid_amount",
         )
     remaining = total
+    currency = payment.amount.currency
     notes: list[str] = []
     allocations: list[Allocation] = []
     for target in payment.invoices:
@@ -301,13 +308,16 @@ def allocate_payment(
         )
         amount = min(wanted, due, remaining)
         if amount < wanted:
-            notes.append(f"{target.slug}: {wanted} asked, {due} due in Xero; applied {amount}")
+            notes.append(
+                f"{target.slug}: {format_money(wanted, currency)} asked, {format_money(due, currency)} "
+                f"due in Xero; applied {format_money(amount, currency)}"
+            )
         if amount > 0:
             allocations.append(Allocation(target.slug, xero_id, round_money(amount)))
             remaining -= amount
     if remaining > 0:
         notes.append(
-            f"{remaining} {payment.amount.currency} of {payment.slug} is more than is due; not applied"
+            f"{format_money(remaining, currency)} of {payment.slug} is more than is due; not applied"
         )
     return AllocationPlan(allocations=allocations, unapplied=remaining, notes=notes)
 

@@ -23,7 +23,7 @@ from shared.errors import PermanentSyncError
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
 from shared.models.xero import Currency, Invoice, Organisation, TaxRate
-from shared.money import AmountUnit
+from shared.money import AmountUnit, format_money
 from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.sync import ContactSync
@@ -315,7 +315,8 @@ class InvoiceSync:
         mismatch = None
         if saved.Total is not None and saved.Total != plan.ignition_total.amount:
             mismatch = (
-                f"total mismatch: Xero {saved.Total} {saved.CurrencyCode or plan.ignition_total.currency}, "
+                "total mismatch: Xero "
+                f"{format_money(saved.Total, saved.CurrencyCode or plan.ignition_total.currency)}, "
                 f"Ignition {plan.ignition_total}"
             )
         self._store.save(

@@ -28,7 +28,7 @@ from shared.invoices import (
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionPayment
 from shared.models.xero import Invoice, Payment
-from shared.money import AmountUnit
+from shared.money import AmountUnit, format_money
 from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.client import where_ends_with, where_eq, where_safe
@@ -205,7 +205,9 @@ class PaymentSync:
         ids = ", ".join(p.PaymentID or "" for p in created.values())
         unapplied = plan.unapplied if plan else Decimal(0)
         mismatch = (
-            f"{unapplied} {payment.amount.currency} of the payment was not applied" if unapplied > 0 else None
+            f"{format_money(unapplied, payment.amount.currency)} of the payment was not applied"
+            if unapplied > 0
+            else None
         )
         return self._record(
             event,

@@ -113,7 +113,7 @@ def test_given_no_rounding_account_when_totals_differ_by_rounding_then_the_gap_i
         unit="major",
     )
     assert plan.predicted_total.amount == Decimal("0.18")
-    assert any("differ from Ignition's by -0.01" in note for note in plan.notes)
+    assert any("differ from Ignition's by -0.01 AUD" in note for note in plan.notes)
 
 
 def test_given_total_far_from_lines_when_planned_then_it_stops_for_a_person() -> None:
@@ -126,6 +126,8 @@ def test_given_total_far_from_lines_when_planned_then_it_stops_for_a_person() ->
             unit="major",
         )
     assert raised.value.category == "total_mismatch"
+    # Shown to a person (status, replay, the report): two decimals and the currency.
+    assert "total 99.00 AUD differs from the lines' total 110.00 AUD by -11.00 AUD" in str(raised.value)
 
 
 def test_given_inclusive_and_gst_free_invoices_when_planned_then_amount_types_follow_the_data() -> None:
@@ -260,6 +262,7 @@ def test_given_overpayment_when_allocated_then_the_excess_is_reported_and_never_
     )
     assert [a.amount for a in plan.allocations] == [Decimal("100.00")]
     assert plan.unapplied == Decimal("20.00") and "not applied" in plan.notes[-1]
+    assert plan.notes[-1].startswith("20.00 AUD of ")
 
 
 # -- property: whatever the lines, Xero's total (per-line rounding) equals Ignition's to the cent ----
