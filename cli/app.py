@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TextIO
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from cli import connect, fleet, options, replay, status, webhook_secret
+from cli import connect, fleet, options, pause, replay, status, webhook_secret
 from cli.backfill_cmd import render as render_backfill
 from cli.backfill_cmd import result_document, run_backfill
 from cli.doctor import DEFAULT_INVOICE_SAMPLE, run_doctor
@@ -151,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     _oauth_options(ignition)
+
+    for verb, what in (
+        ("pause", "stop the sync and the schedules; webhooks are still accepted and queued"),
+        ("resume", "start the sync and the schedules again; the queued events are applied once each"),
+    ):
+        commands.add_parser(
+            verb,
+            parents=[common],
+            help=what,
+            description=f"{what[0].upper()}{what[1:]}. Switches the sync function's SQS event source "
+            "mapping and the stack's EventBridge rules (reconciliation, poller) with your own AWS "
+            "credentials. See docs/operator.md.",
+            epilog=EPILOG,
+        )
 
     status_parser = commands.add_parser(
         "status",
@@ -342,6 +356,8 @@ class App:
             return self.rotate_webhook_secret()
         if command == "doctor":
             return self.doctor()
+        if command in ("pause", "resume"):
+            return self.pause(command == "pause")
         if command == "report":
             return run_report(self.args, self.target(), self.out, self._opener())
         return self.reconcile()
@@ -483,6 +499,33 @@ class App:
         self.out.result(summary, human)
         return Exit.OK
 
+    # -- pause / resume --------------------------------------------------------------------------
+
+    def pause(self, paused: bool) -> int:
+        target = self.target()
+        result = pause.set_paused(target, paused)
+
+        def human() -> str:
+            if result["paused"] is None:
+                head = self.out.style("Partly switched: run the command again", "bad")
+            elif paused:
+                head = f"{self.out.style('Paused', 'warn')} {target.label}: nothing is written to Xero"
+            else:
+                head = f"{self.out.style('Resumed', 'ok')} {target.label}"
+            rows = [[s["kind"].replace("_", " "), s["name"], s["state"]] for s in result["switches"]]
+            kept = f", kept {result['retention_days']} days" if result.get("retention_days") else ""
+            return "\n".join(
+                [
+                    head,
+                    self.out.table(["switch", "name", "state"], rows),
+                    f"{result['queued']} event(s) in the sync queue{kept}"
+                    + ("; webhooks are still accepted and queued." if paused else "; they are applied now."),
+                ]
+            )
+
+        self.out.result(result, human)
+        return Exit.OK if result["paused"] is paused else Exit.ERROR
+
     # -- status ----------------------------------------------------------------------------------
 
     def status(self) -> int:
@@ -490,6 +533,7 @@ class App:
             return self.fleet_status()
         target = self.target()
         report = status.collect_status(target)
+        report["sync"] = pause.summary(target)
         self.out.result(report, lambda: self._status_text(report))
         return Exit.OK if report["healthy"] else Exit.UNHEALTHY
 
@@ -566,6 +610,11 @@ class App:
                     f"{rec.get('finished_at') or rec.get('started_at') or ''} {report_link or ''}".strip(),
                 ]
             )
+        sync = report.get("sync") or {}
+        if sync.get("paused") is not False:
+            said = {True: "PAUSED", None: "PARTLY PAUSED" if "unknown" not in sync else "unknown"}
+            detail = sync.get("unknown") or "events wait in the queue; `python -m cli resume` starts it"
+            rows.insert(0, ["Sync", out.style(said[sync.get("paused")], "warn"), detail])
         lines.append(out.table(["check", "state", "detail"], rows))
         if dlq.get("top_reasons"):
             lines += ["", "Top DLQ reasons:"]

@@ -43,6 +43,8 @@ class SandboxInfo(BaseModel):
     ignition_url: str
     aws_endpoint_url: str
     environment: dict[str, str]
+    # The switches `pause` turns off (sandbox/controls.py); absent in files of older sandboxes.
+    controls: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

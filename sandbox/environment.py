@@ -23,6 +23,7 @@ from typing import Any
 
 from sandbox.aws import MotoServer, SandboxResources, create_resources, point_boto3_at
 from sandbox.clock import Clock
+from sandbox.controls import ControlNames, ControlWatcher, create_controls
 from sandbox.faults import AwsFaultProfile, AwsFaults
 from sandbox.iam import Enforcer, RolePolicy, acting_as, as_function, register, unregister
 from sandbox.ignition_emulator import IgnitionEmulator
@@ -81,14 +82,23 @@ class PeriodicRunner:
     """Runs ``job`` every ``seconds`` on a daemon thread, like an EventBridge schedule: a run that
     fails is logged and the schedule carries on."""
 
-    def __init__(self, job: Callable[[], object], seconds: float, name: str = "reconcile") -> None:
+    def __init__(
+        self,
+        job: Callable[[], object],
+        seconds: float,
+        name: str = "reconcile",
+        enabled: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._job = job
+        # The rule's state: a disabled rule invokes nothing (the run is skipped, not queued).
+        self._enabled = enabled
         self._seconds = seconds
         self._name = name
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{name}-schedule", daemon=True)
         self.runs = 0
         self.failures = 0
+        self.skipped = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -99,6 +109,9 @@ class PeriodicRunner:
 
     def _run(self) -> None:
         while not self._stop.wait(self._seconds):
+            if not self._enabled():
+                self.skipped += 1
+                continue
             try:
                 self._job()
                 self.runs += 1
@@ -133,6 +146,8 @@ class Sandbox:
         self.function_environment: dict[str, str] = {}
         self.aws_faults = AwsFaults()
         self.iam: Enforcer | None = None
+        self.controls = ControlNames.for_prefix(self.options.prefix)
+        self.control_watcher: ControlWatcher | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -151,6 +166,11 @@ class Sandbox:
             max_receive_count=self.options.max_receive_count,
             secrets=self._secrets(),
         )
+        create_controls(
+            self.controls, {"reconcile": self.options.reconcile_every, "poll": self.options.poll_every}
+        )
+        self.control_watcher = ControlWatcher(self.controls)
+        self.control_watcher.start()
         self.function_environment = self._function_environment(xero_server.url, ignition_server.url)
         os.environ.update(self.function_environment)
         self.ingest = self._load("functions.ingest.handler")
@@ -184,17 +204,30 @@ class Sandbox:
             crash_point=self.aws_faults.crash_point,
             # The event source mapping polls with the function's role, as in AWS.
             execution_role=lambda: acting_as(self.role("sync")),
+            enabled=self.control_watcher.sync_enabled,
         )
         self.poller.start()
         self.reconcile = self._load("functions.reconcile.handler")
         if self.options.reconcile_every:
-            self.reconcile_schedule = PeriodicRunner(self.run_reconcile, self.options.reconcile_every)
+            self.reconcile_schedule = PeriodicRunner(
+                self.run_reconcile,
+                self.options.reconcile_every,
+                enabled=lambda: self._schedule_enabled("reconcile"),
+            )
             self.reconcile_schedule.start()
         self.poll = self._load("functions.poll.handler")
         if self.options.poll_every and "poll" in self.options.ignition_sources:
-            self.poll_schedule = PeriodicRunner(self.run_poll, self.options.poll_every, name="poll")
+            self.poll_schedule = PeriodicRunner(
+                self.run_poll,
+                self.options.poll_every,
+                name="poll",
+                enabled=lambda: self._schedule_enabled("poll"),
+            )
             self.poll_schedule.start()
         return self
+
+    def _schedule_enabled(self, schedule: str) -> bool:
+        return self.control_watcher is None or self.control_watcher.schedule_enabled(schedule)
 
     def run_poll(self) -> dict[str, Any]:
         """One poller run through the real handler, under its own role, as the schedule runs it."""
@@ -230,6 +263,8 @@ class Sandbox:
             self.reconcile_schedule.stop()
         if self.poller is not None:
             self.poller.stop()
+        if self.control_watcher is not None:
+            self.control_watcher.stop()
         self.aws_faults.uninstall()
         if self.iam is not None:
             unregister(self.iam)
@@ -270,6 +305,11 @@ class Sandbox:
             # What a function sees (resource names, secret ids, INTEGRATION_CONFIG): lets the CLI and
             # tests in another process act on this sandbox exactly as the functions do.
             "environment": self.function_environment,
+            # What `python -m cli pause` switches (sandbox/controls.py).
+            "controls": {
+                "event_source_parameter": self.controls.event_source_parameter,
+                "schedule_rules": self.controls.schedule_rules,
+            },
         }
 
     def reconfigure(self, **config: Any) -> None:

@@ -175,8 +175,11 @@ class SqsEventSource:
         handler_factory: HandlerFactory | None = None,
         crash_point: CrashPoint | None = None,
         execution_role: Callable[[], AbstractContextManager[Any]] | None = None,
+        enabled: Callable[[], bool] = lambda: True,
     ) -> None:
         self._queue_url = queue_url
+        # The mapping's state: while disabled nothing is received (messages stay queued).
+        self._enabled = enabled
         # Entered around each polling thread's loop: its calls (and the handler's) use the role.
         self._execution_role = execution_role
         self.handler = handler
@@ -240,6 +243,9 @@ class SqsEventSource:
             "QueueArn"
         ]
         while not self._stop.is_set():
+            if not self._enabled():
+                self._stop.wait(EMPTY_POLL_PAUSE_SECONDS)
+                continue
             try:
                 messages = sqs.receive_message(
                     QueueUrl=self._queue_url,
