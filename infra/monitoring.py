@@ -360,8 +360,28 @@ class Monitoring(Construct):
         left: Sequence[cloudwatch.IMetric],
         right: Sequence[cloudwatch.IMetric] = (),
         width: int = 8,
+        *,
+        left_alarms: Sequence[str] = (),
+        right_alarms: Sequence[str] = (),
     ) -> cloudwatch.GraphWidget:
-        return cloudwatch.GraphWidget(title=title, left=list(left), right=list(right), width=width, height=6)
+        """``left_alarms``/``right_alarms``: ids of alarms on a metric of that axis, drawn as their
+        threshold lines where a person already looks."""
+        return cloudwatch.GraphWidget(
+            title=title,
+            left=list(left),
+            right=list(right),
+            left_annotations=[self._threshold_line(a) for a in left_alarms],
+            right_annotations=[self._threshold_line(a) for a in right_alarms],
+            width=width,
+            height=6,
+        )
+
+    def _threshold_line(self, alarm_id: str) -> cloudwatch.HorizontalAnnotation:
+        """The alarm's own threshold (never a copy of its setting), named after the alarm so the
+        line matches the e-mail and the runbook section."""
+        (alarm,) = [a for a in self.alarms if a.node.id == alarm_id]
+        line = alarm.to_annotation()
+        return cloudwatch.HorizontalAnnotation(value=line.value, label=f"alarm {alarm_id}: {line.label}")
 
     def _widgets(self) -> None:
         queues, functions, stage = self._watched.queues, self._watched.functions, self._watched.stage
@@ -371,7 +391,7 @@ class Monitoring(Construct):
                     f"# Ignition -> Xero sync: {self._config.name}\n"
                     "Webhooks in, events synced to Xero, nothing waiting in the dead-letter queue = working. "
                     f"Alarms e-mail a person with what to do ({RUNBOOK}); their thresholds are "
-                    "drawn at the bottom."
+                    "drawn on the graphs below and, one graph per alarm, at the bottom."
                 ),
                 width=16,
                 height=3,
@@ -396,6 +416,7 @@ class Monitoring(Construct):
                     stage.metric_client_error(period=PERIOD, statistic="Sum"),
                     stage.metric_server_error(period=PERIOD, statistic="Sum"),
                 ],
+                left_alarms=["IngestServerErrors"],
             ),
             self._graph(
                 "Events synced / failed",
@@ -436,6 +457,7 @@ class Monitoring(Construct):
                     ),
                 ],
                 [queues.queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum")],
+                right_alarms=["SyncQueueStuck"],
             ),
             self._graph(
                 "Dead-letter queue (should be 0)",
@@ -444,6 +466,7 @@ class Monitoring(Construct):
                         period=PERIOD, statistic="Maximum"
                     )
                 ],
+                left_alarms=["DeadLetterQueueNotEmpty"],
             ),
             self._graph(
                 "Xero calls and limits",
@@ -452,6 +475,7 @@ class Monitoring(Construct):
                     self._sync(Metric.XERO_DAY_LIMIT_REMAINING, "Minimum"),
                     self._sync(Metric.XERO_MIN_LIMIT_REMAINING, "Minimum"),
                 ],
+                right_alarms=["XeroDailyBudgetLow"],
             ),
         )
         self.dashboard.add_widgets(
@@ -462,6 +486,7 @@ class Monitoring(Construct):
                     self._sync(Metric.TOKEN_REFRESH_FAILURES),
                     self._sync(Metric.XERO_AUTHORISATION_LOST),
                 ],
+                left_alarms=["XeroAuthorisationLost"],
             ),
             self._graph(
                 "Lambda errors and throttles",

@@ -130,3 +130,30 @@ def test_given_the_dashboard_when_synthesised_then_every_alarm_is_drawn_with_its
     ]
     assert all(w["x"] + w["width"] <= 24 for w in widgets)
     assert len(cells) == len(set(cells))
+
+
+def test_given_the_dashboards_main_graphs_when_synthesised_then_the_alarms_thresholds_are_drawn_on_them(
+    synth: Synthesised,
+) -> None:
+    alarms = synth.config.alarms
+    lines = {
+        (widget["properties"]["title"], line.get("yAxis", "left")): (line["value"], line["label"])
+        for widget in _dashboard(synth)["widgets"]
+        if "title" in widget["properties"]
+        for line in widget["properties"].get("annotations", {}).get("horizontal", [])
+    }
+    assert {key: value for key, (value, _) in lines.items()} == {
+        ("Dead-letter queue (should be 0)", "left"): 1,
+        ("Sync queue", "right"): alarms.oldest_message_age_minutes * 60,
+        ("API Gateway responses", "left"): alarms.ingest_5xx_per_period,
+        ("Xero calls and limits", "right"): alarms.xero_day_limit_remaining_below,
+        ("Xero authorisation", "left"): 1,
+    }
+    # Named after the alarm, as the e-mail and the runbook section are.
+    assert {label.split(":")[0] for _, label in lines.values()} == {
+        "alarm DeadLetterQueueNotEmpty",
+        "alarm SyncQueueStuck",
+        "alarm IngestServerErrors",
+        "alarm XeroDailyBudgetLow",
+        "alarm XeroAuthorisationLost",
+    }
