@@ -107,6 +107,13 @@ def _oauth_options(parser: argparse.ArgumentParser) -> None:
         help='JSON {"client_id", "client_secret"} of the app: stored in the credentials secret first',
     )
     parser.add_argument(
+        "--paste",
+        action="store_true",
+        help="the admin consents on another computer: print the URL to send them, then read the address "
+        "their browser ends on (pasted here, or one line on standard input); used by itself when nothing "
+        "can listen on the redirect URI",
+    )
+    parser.add_argument(
         "--no-preflight",
         dest="preflight",
         action="store_false",
@@ -333,6 +340,7 @@ class App:
         self.out = out
         self.opener = opener
         self.ask = ask
+        self._pasting = False  # connect: no listener could start, the redirect is pasted
 
     def target(self) -> Target:
         return resolve(
@@ -372,9 +380,27 @@ class App:
         return _do_not_open
 
     def _announce(self, url: str) -> None:
+        if self.args.paste or self._pasting:
+            self.out.message(
+                f"Send this URL to the admin, who opens it, signs in and consents:\n\n  {url}\n\n"
+                f"Their browser then goes to {self.args.redirect_uri}?code=... and shows an error page "
+                "(nothing listens there on their computer): that is expected. Ask them for the whole "
+                "address from the address bar (the code in it works for a few minutes only)."
+            )
+            return
         self.out.message(
-            f"Open this URL in a browser and consent (waiting up to {self.args.timeout:.0f} s):\n\n  {url}\n"
+            f"Open this URL in a browser and consent (waiting up to {self.args.timeout:.0f} s; if the admin "
+            f"is on another computer, stop and run again with --paste):\n\n  {url}\n"
         )
+
+    def _paste(self) -> str:
+        if sys.stdin.isatty():
+            return input("Paste the address the admin's browser ended on: ")
+        return sys.stdin.readline()
+
+    def _tell(self, text: str) -> None:
+        self._pasting = True
+        self.out.message(text)
 
     def _ask(self) -> Asker | None:
         if self.ask is not None:
@@ -407,6 +433,9 @@ class App:
                 ask=self._ask(),
                 timeout=args.timeout,
                 check_first=args.preflight,
+                paste=self._paste,
+                paste_only=args.paste,
+                tell=self._tell,
             )
         else:
             summary = connect.connect_ignition(
@@ -417,6 +446,9 @@ class App:
                 announce=self._announce,
                 timeout=args.timeout,
                 check_first=args.preflight,
+                paste=self._paste,
+                paste_only=args.paste,
+                tell=self._tell,
             )
 
         def human() -> str:

@@ -119,6 +119,9 @@ def connect_xero(
     timeout: float = 300.0,
     check_first: bool = True,
     http: httpx.Client | None = None,
+    paste: Callable[[], str] | None = None,
+    paste_only: bool = False,
+    tell: Callable[[str], None] = lambda text: None,
 ) -> dict[str, Any]:
     config, settings = target.config, target.settings
     mode = config.xero.auth_mode
@@ -151,6 +154,9 @@ def connect_xero(
                 timeout=timeout,
                 http=client,
                 check_first=check_first,
+                paste=paste,
+                paste_only=paste_only,
+                tell=tell,
             )
         connections = xero_connections(config.xero.api_url, granted.access_token, client)
         chosen = choose_tenant(connections, tenant, ask)
@@ -182,6 +188,9 @@ def connect_ignition(
     timeout: float = 300.0,
     check_first: bool = True,
     http: httpx.Client | None = None,
+    paste: Callable[[], str] | None = None,
+    paste_only: bool = False,
+    tell: Callable[[str], None] = lambda text: None,
 ) -> dict[str, Any]:
     provider = ignition_provider(target.config)
     secret_id = target.settings.ignition_api_secret_id
@@ -197,6 +206,9 @@ def connect_ignition(
             timeout=timeout,
             http=client,
             check_first=check_first,
+            paste=paste,
+            paste_only=paste_only,
+            tell=tell,
         )
     finally:
         if http is None:

@@ -222,23 +222,52 @@ def authorise(
     timeout: float,
     http: httpx.Client,
     check_first: bool = True,
+    paste: Callable[[], str] | None = None,
+    paste_only: bool = False,
+    tell: Callable[[str], None] = lambda text: None,
 ) -> TokenSet:
-    """Run the flow; the token set (no tenant yet) once the scopes are checked."""
-    with CallbackListener(redirect_uri) as listener:
-        state = secrets.token_urlsafe(24)
-        verifier, challenge = pkce_pair() if provider.pkce else (None, None)
-        url = authorization_url(provider, credentials.client_id, listener.redirect_uri, state, challenge)
+    """Run the flow; the token set (no tenant yet) once the scopes are checked.
+
+    With ``paste_only`` (the admin consents on another computer), or when no listener can be
+    started here and ``paste`` can read, nothing listens: the admin's browser is redirected to the
+    registered URI (an error page, on their machine), and the address it ends on, which carries
+    ``code`` and ``state``, is pasted back (``paste``)."""
+    state = secrets.token_urlsafe(24)
+    verifier, challenge = pkce_pair() if provider.pkce else (None, None)
+    listener: CallbackListener | None = None
+    if not paste_only:
+        try:
+            listener = CallbackListener(redirect_uri)
+        except CliError as exc:
+            if paste is None or exc.code != Exit.CONFIG:
+                raise
+            tell(f"{exc}; the address the browser ends on is read from here instead.")
+    if listener is None:
+        if paste is None:
+            raise CliError("--paste needs a terminal (or the address on standard input)", Exit.USAGE)
+        url = authorization_url(provider, credentials.client_id, redirect_uri, state, challenge)
         if check_first:
-            preflight(provider, url, listener.redirect_uri, http)
+            preflight(provider, url, redirect_uri, http)
         announce(url)
         opener(url)
-        params = listener.wait(timeout)
+        params: dict[str, str] | None = pasted_params(paste(), redirect_uri)
+        used_uri = redirect_uri
+    else:
+        with listener:
+            url = authorization_url(provider, credentials.client_id, listener.redirect_uri, state, challenge)
+            if check_first:
+                preflight(provider, url, listener.redirect_uri, http)
+            announce(url)
+            opener(url)
+            params = listener.wait(timeout)
+        used_uri = listener.redirect_uri
     if params is None:
         raise CliError(
             f"no answer from the browser within {timeout:.0f} s",
             Exit.AUTH,
             hint=f"open the URL above and consent; if {provider.label} showed an error about the "
-            f"redirect URI, register exactly {listener.redirect_uri} for the app",
+            f"redirect URI, register exactly {used_uri} for the app; if the admin consents on another "
+            "computer, run again with --paste",
         )
     if params.get("state") != state:
         raise CliError(
@@ -249,9 +278,35 @@ def authorise(
     code = params.get("code")
     if not code:
         raise CliError(f"{provider.label} redirected without a code", Exit.AUTH)
-    granted = exchange_code(provider, credentials, code, listener.redirect_uri, verifier, http)
+    granted = exchange_code(provider, credentials, code, used_uri, verifier, http)
     check_scopes(provider, granted.scope)
     return granted
+
+
+def pasted_params(text: str, redirect_uri: str) -> dict[str, str]:
+    """The query of the address the admin's browser ended on, once it is checked to be a redirect
+    to ``redirect_uri`` (the same scheme, host, port and path) that carries a ``state``."""
+    address = text.strip().strip("'\"<>")
+    got, wanted = urlparse(address), urlparse(redirect_uri)
+    params = {k: v[0] for k, v in parse_qs(got.query).items()}
+
+    def place(url: Any) -> tuple[str, str, int | None, str]:
+        return (url.scheme, (url.hostname or "").lower(), url.port, url.path.rstrip("/") or "/")
+
+    if not address or "state" not in params or not ({"code", "error"} & params.keys()):
+        raise CliError(
+            "that is not the address the browser was sent to after consent (it has no code and state)",
+            Exit.AUTH,
+            hint=f"copy the whole address bar of the page the browser shows after consent: it starts with "
+            f"{redirect_uri}?code=",
+        )
+    if place(got) != place(wanted):
+        raise CliError(
+            f"that address is a redirect to {got.scheme}://{got.netloc}{got.path}, not to {redirect_uri}",
+            Exit.AUTH,
+            hint="paste the address from the consent you started with this command",
+        )
+    return params
 
 
 def _callback_error(provider: Provider, params: dict[str, str]) -> CliError:

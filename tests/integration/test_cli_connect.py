@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -225,3 +226,137 @@ def test_given_an_oauth_stack_when_connect_xero_custom_connection_then_exit_conf
 
     assert run.code == Exit.CONFIG
     assert "client_credentials" in run.stderr
+
+
+class _AdminElsewhere:
+    """The Xero admin on another computer: opens the URL the operator sent, consents, and sends
+    back the address their browser ended on (nothing listens there on their machine)."""
+
+    def __init__(self, redirect_prefix: str, tamper: dict[str, str] | None = None) -> None:
+        self.redirect_prefix = redirect_prefix
+        self.tamper = tamper or {}
+        self.address = ""
+
+    def consent(self, url: str) -> None:
+        with httpx.Client(timeout=10) as http:
+            response = http.get(url)
+            while response.is_redirect:
+                location = response.headers["location"]
+                if location.startswith(self.redirect_prefix):
+                    break
+                response = http.get(location)
+            assert response.is_redirect, response.text
+        parsed = urlparse(location)
+        query = {k: v[0] for k, v in parse_qs(parsed.query).items()} | self.tamper
+        self.address = urlunparse(parsed._replace(query=urlencode(query)))
+
+    # What the CLI reads the pasted address from (standard input, not a terminal here).
+    def readline(self) -> str:
+        return self.address + "\n"
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_given_an_admin_on_another_computer_when_connect_xero_paste_then_the_pasted_redirect_connects(
+    sandbox: Sandbox, sandbox_file: Path, secrets_restored: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redirect = "http://localhost:8765/callback"  # the registered URI; nothing listens on it here
+    admin = _AdminElsewhere(redirect)
+    monkeypatch.setattr("sys.stdin", admin)
+
+    run = run_cli(
+        "connect",
+        "xero",
+        "--paste",
+        "--redirect-uri",
+        redirect,
+        sandbox_file=sandbox_file,
+        opener=admin.consent,
+    )
+
+    assert run.code == Exit.OK, run.stderr
+    assert "Send this URL to the admin" in run.stderr and "whole address" in run.stderr
+    assert admin.address.startswith(f"{redirect}?") and "code=" in admin.address
+    stored = secret_value(secrets_restored["xero_token"])
+    assert stored["tenant_id"] == sandbox.xero.tenant_id
+    assert _connections(sandbox.xero_url, stored["access_token"])[0]["tenantId"] == sandbox.xero.tenant_id
+
+
+@pytest.mark.parametrize(
+    ("tamper", "said"),
+    [
+        ({"state": "forged"}, "the redirect carried another state"),
+        ({"code": ""}, "it has no code and state"),
+    ],
+)
+def test_given_a_pasted_redirect_with_a_wrong_state_or_no_code_when_connect_then_exit_auth_nothing_stored(
+    tamper: dict[str, str],
+    said: str,
+    sandbox: Sandbox,
+    sandbox_file: Path,
+    secrets_restored: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redirect = "http://localhost:8765/callback"
+    before = secret_value(secrets_restored["xero_token"])
+    admin = _AdminElsewhere(redirect, tamper)
+    monkeypatch.setattr("sys.stdin", admin)
+
+    run = run_cli(
+        "connect",
+        "xero",
+        "--paste",
+        "--redirect-uri",
+        redirect,
+        sandbox_file=sandbox_file,
+        opener=admin.consent,
+    )
+
+    assert run.code == Exit.AUTH
+    assert said in run.stderr
+    assert secret_value(secrets_restored["xero_token"]) == before
+
+
+def test_given_a_pasted_address_for_another_redirect_when_connect_xero_then_exit_auth_naming_both(
+    sandbox_file: Path, secrets_restored: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redirect = "http://localhost:8765/callback"
+    admin = _AdminElsewhere(redirect)
+
+    def consent_elsewhere(url: str) -> None:
+        admin.consent(url)
+        admin.address = admin.address.replace("localhost:8765", "evil.test")
+
+    monkeypatch.setattr("sys.stdin", admin)
+    run = run_cli(
+        "connect",
+        "xero",
+        "--paste",
+        "--redirect-uri",
+        redirect,
+        sandbox_file=sandbox_file,
+        opener=consent_elsewhere,
+    )
+
+    assert run.code == Exit.AUTH
+    assert "a redirect to http://evil.test/callback, not to http://localhost:8765/callback" in run.stderr
+
+
+def test_given_the_redirect_port_is_taken_when_connect_xero_then_it_falls_back_to_the_pasted_address(
+    sandbox: Sandbox, sandbox_file: Path, secrets_restored: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as taken:  # another program holds the registered redirect's port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        redirect = f"http://127.0.0.1:{taken.getsockname()[1]}/callback"
+        admin = _AdminElsewhere(redirect)
+        monkeypatch.setattr("sys.stdin", admin)
+
+        run = run_cli(
+            "connect", "xero", "--redirect-uri", redirect, sandbox_file=sandbox_file, opener=admin.consent
+        )
+
+    assert run.code == Exit.OK, run.stderr
+    assert "cannot listen on 127.0.0.1" in run.stderr and "read from here instead" in run.stderr
+    assert secret_value(secrets_restored["xero_token"])["tenant_id"] == sandbox.xero.tenant_id
