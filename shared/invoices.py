@@ -465,7 +465,8 @@ class InvoiceSync:
             if current.AmountPaid:
                 raise PermanentSyncError(
                     f"Ignition voided {invoice.slug} but Xero invoice {mapping.xero_id} has "
-                    f"{current.AmountPaid} paid: remove the payments in Xero first, then replay",
+                    f"{format_money(current.AmountPaid, current.CurrencyCode or invoice.amount.currency)} "
+                    "paid: remove the payments in Xero first, then replay",
                     category="invoice_locked",
                 )
             status: Literal["VOIDED", "DELETED"] = (
