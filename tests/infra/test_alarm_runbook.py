@@ -6,36 +6,16 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.infra.conftest import Synthesised
+from tests.markdown_links import REPO, github_anchors
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
-REPO = Path(__file__).resolve().parents[2]
 LINK = re.compile(r"(?P<path>[\w./-]+\.md)#(?P<anchor>[\w-]+)")
-
-
-def github_anchors(markdown: str) -> set[str]:
-    """The anchors GitHub gives a file's headings: lower case, punctuation dropped, spaces to
-    hyphens, and -1, -2... for repeats. Fenced code is not scanned (a ``#`` there is a comment)."""
-    anchors: set[str] = set()
-    seen: Counter[str] = Counter()
-    in_fence = False
-    for line in markdown.splitlines():
-        if line.lstrip().startswith("```"):
-            in_fence = not in_fence
-            continue
-        heading = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
-        if in_fence or not heading:
-            continue
-        slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower()).replace(" ", "-")
-        anchors.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)
-        seen[slug] += 1
-    return anchors
 
 
 def _alarms(synth: Synthesised) -> dict[str, str]:
