@@ -136,8 +136,12 @@ def test_given_the_reconcile_role_when_synthesised_then_it_gets_what_the_run_nee
     statements = _statements(synth, RECONCILE)
     assert _actions(statements, "s3:") == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"}
     assert "/reports/*" in json.dumps(_with(statements, "s3:PutObject"))
-    readers = json.dumps(_with(statements, "s3:GetObject") + _with(statements, "s3:DeleteObject"))
-    assert "/reconcile/work/*" in readers and "/reports/" not in readers and "/raw/" not in readers
+    # Reads its working set, and its reports (the e-mailed link is signed by the role, so the role
+    # must be able to read what it links to); deletes only its working set; never raw/ bodies.
+    readers = json.dumps(_with(statements, "s3:GetObject"))
+    assert "/reconcile/work/*" in readers and "/reports/*" in readers and "/raw/" not in readers
+    deleters = json.dumps(_with(statements, "s3:DeleteObject"))
+    assert "/reconcile/work/*" in deleters and "/reports/" not in deleters
     (lister,) = _with(statements, "s3:ListBucket")
     assert _actions([lister]) == {"s3:ListBucket"}
 
