@@ -9,11 +9,12 @@ Three kinds of failure, three answers:
 * a permanent failure (:class:`shared.errors.PermanentSyncError`, a validation error) is parked
   at once with its category and reason.
 
-Deliveries that ended with nothing recorded (the function was killed) are counted on their own;
-after ``max_unexplained_receives`` the event is parked saying so. The queue's redrive policy is
-only a backstop far above these numbers, so nothing reaches the DLQ without a reason unless the
-function cannot start at all (and even that is re-queued: :func:`shared.store.dead_letter_queue.
-requeue_exhausted`).
+Tries that ended with nothing recorded (the function was killed while working on this very
+message) are counted on their own; after ``max_unexplained_receives`` the event is parked saying
+so. A delivery on which the function died before reaching the message is not counted against it.
+The queue's redrive policy is only a backstop far above these numbers, so nothing reaches the DLQ
+without a reason unless the function cannot start at all (and even that is re-queued:
+:func:`shared.store.dead_letter_queue.requeue_exhausted`).
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ class DeferredBehindLimit(LimitWait):
 
 
 class AttemptLedger(Protocol):
-    def history(self, message_id: str) -> AttemptHistory: ...
+    def start(self, message_id: str) -> AttemptHistory: ...
 
-    def add_waits(self, message_ids: list[str]) -> None: ...
+    def add_waits(self, message_ids: list[str], *, finished: bool = False) -> None: ...
 
-    def add_fault(self, message_id: str, error: str, *, unexpected: bool) -> AttemptHistory: ...
+    def add_fault(
+        self, message_id: str, error: str, *, unexpected: bool, finished: bool = False
+    ) -> AttemptHistory: ...
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,12 @@ class DeliveryPolicy:
 
     def before_attempt(self, message_id: str, receive_count: int) -> GiveUp | None:
         """Refuse to try again what already failed as often as the rules allow. The first delivery
-        costs nothing; a redelivery one read."""
-        history = NO_HISTORY if receive_count <= 1 else self.ledger.history(message_id)
+        costs nothing (a death during it goes uncounted: at most one); a redelivery one write."""
+        history = NO_HISTORY if receive_count <= 1 else self.ledger.start(message_id)
         if history.faults >= self.rules.max_fault_attempts:
             # The last fault was recorded but the function died before parking the event.
             return self._exhausted(history)
-        unexplained = history.unexplained(receive_count)
+        unexplained = history.unexplained()
         if unexplained >= self.rules.max_unexplained_receives:
             return GiveUp(
                 category="receives_exhausted",
@@ -96,12 +99,15 @@ class DeliveryPolicy:
         if is_permanent(exc):
             category = exc.category if isinstance(exc, PermanentSyncError) else type(exc).__name__
             return GiveUp(category=category, reason=str(exc))
+        started = receive_count > 1  # before_attempt counted a start only then
         if isinstance(exc, LimitWait):
-            self.ledger.add_waits([message_id])
+            self.ledger.add_waits([message_id], finished=started)
             delay = retry_delay_seconds(exc, receive_count, max_delay_seconds=self.rules.max_delay_seconds)
             return RetryLater(delay_seconds=delay, wait=True, error=describe(exc))
         # None from is_permanent: nothing classified this error (a bug); False: a known transient.
-        history = self.ledger.add_fault(message_id, describe(exc), unexpected=is_permanent(exc) is None)
+        history = self.ledger.add_fault(
+            message_id, describe(exc), unexpected=is_permanent(exc) is None, finished=started
+        )
         if history.faults >= self.rules.max_fault_attempts:
             return self._exhausted(history)
         # Backoff grows with the faults, not with the deliveries spent waiting for a limit.

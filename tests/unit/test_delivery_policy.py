@@ -24,15 +24,28 @@ class InMemoryLedger:
     def history(self, message_id: str) -> AttemptHistory:
         return self.items.get(message_id, NO_HISTORY)
 
-    def add_waits(self, message_ids: list[str]) -> None:
+    def start(self, message_id: str) -> AttemptHistory:
+        current = self.history(message_id)
+        self.items[message_id] = replace(current, starts=current.starts + 1)
+        return self.items[message_id]
+
+    def add_waits(self, message_ids: list[str], *, finished: bool = False) -> None:
         for message_id in message_ids:
             current = self.history(message_id)
-            self.items[message_id] = replace(current, waits=current.waits + 1)
+            self.items[message_id] = replace(
+                current, waits=current.waits + 1, finished=current.finished + int(finished)
+            )
 
-    def add_fault(self, message_id: str, error: str, *, unexpected: bool) -> AttemptHistory:
+    def add_fault(
+        self, message_id: str, error: str, *, unexpected: bool, finished: bool = False
+    ) -> AttemptHistory:
         current = self.history(message_id)
         self.items[message_id] = replace(
-            current, faults=current.faults + 1, last_error=error, last_error_unexpected=unexpected
+            current,
+            faults=current.faults + 1,
+            finished=current.finished + int(finished),
+            last_error=error,
+            last_error_unexpected=unexpected,
         )
         return self.items[message_id]
 
@@ -65,7 +78,8 @@ def test_given_rate_limits_from_xero_ignition_and_a_lock_then_each_is_a_wait_not
     ):
         assert isinstance(deliver(policy, "m1", n, exc), RetryLater)
 
-    assert ledger.history("m1") == AttemptHistory(waits=3, faults=0)
+    history = ledger.history("m1")
+    assert (history.waits, history.faults, history.unexplained()) == (3, 0, 0)
 
 
 def test_given_five_5xx_faults_between_waits_then_the_fifth_parks_the_event_with_its_last_error() -> None:
@@ -107,18 +121,37 @@ def test_given_a_permanent_failure_then_it_is_parked_at_once_with_its_own_catego
     assert outcome == GiveUp(category="tax_rate_unknown", reason="no tax type for 7%")
 
 
-def test_given_deliveries_that_ended_in_crashes_then_the_event_is_parked_saying_so() -> None:
+def test_given_tries_of_this_message_that_died_midway_then_the_event_is_parked_saying_so() -> None:
     ledger = InMemoryLedger()
     policy = DeliveryPolicy(ledger, RULES)
-    ledger.add_waits(["m1"] * 3)
+    # The first try waited; then ten redelivered tries died while working on this very message.
+    assert isinstance(deliver(policy, "m1", 1, BudgetExhausted(5.0, "budget-minute")), RetryLater)
+    for receive in range(2, 12):
+        assert policy.before_attempt("m1", receive) is None
 
-    # Receive 14: 3 waits recorded, 10 deliveries ended with nothing recorded (killed mid-batch).
-    refused = policy.before_attempt("m1", 14)
-    allowed = policy.before_attempt("m1", 13)
+    refused = policy.before_attempt("m1", 12)
 
-    assert allowed is None
     assert refused is not None and refused.category == "receives_exhausted"
     assert "stopped 10 times" in refused.reason
+
+
+def test_given_deliveries_where_the_function_died_before_reaching_the_message_then_they_do_not_count() -> (
+    None
+):
+    ledger = InMemoryLedger()
+    policy = DeliveryPolicy(ledger, RULES)
+    # 40 deliveries: each batch died on another record before this one was reached (no start),
+    # or this one waited for the budget and said so.
+    receive = 0
+    for n in range(40):
+        receive += 1
+        if n % 2:
+            assert isinstance(
+                deliver(policy, "m1", receive, BudgetExhausted(5.0, "budget-minute")), RetryLater
+            )
+
+    assert policy.before_attempt("m1", receive + 1) is None
+    assert ledger.history("m1").unexplained() == 0
 
 
 def test_given_members_skipped_behind_their_groups_head_then_they_are_not_counted_against_themselves() -> (
@@ -132,6 +165,7 @@ def test_given_members_skipped_behind_their_groups_head_then_they_are_not_counte
 
     assert policy.before_attempt("m2", 31) is None
     assert ledger.history("m3") == AttemptHistory(waits=30)
+    assert ledger.history("m2").unexplained() == 0
 
 
 def test_given_a_day_limit_wait_then_the_delay_is_capped_by_the_rules() -> None:
