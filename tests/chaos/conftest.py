@@ -335,6 +335,11 @@ class Chaos:
                 problems.append(f"DLQ message without a reason: {message['body'].get('record_id')}")
         if set(dead_ids) != set(work.poison):
             problems.append(f"DLQ holds {sorted(dead_ids)}, expected the poison {sorted(work.poison)}")
+            problems += [
+                f"  {m['body'].get('record_id')}: {m['category']}: {(m['reason'] or '')[:300]}"
+                for m in dead
+                if m["body"].get("record_id") not in work.poison
+            ]
         visible, in_flight = self.sandbox.queue_depth()
         if visible or in_flight:
             problems.append(f"sync queue not empty: {visible} visible, {in_flight} in flight")
