@@ -123,12 +123,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
         return skipped
     try:
         body = _run(request, context, lambda phase: runs.note_phase(table, ticket, phase))
+        # Before the lease goes: a requester that finds the lease gone and no outcome reports
+        # the run as killed.
+        runs.save_outcome(table, ticket, body)
     except Exception as exc:
         runs.save_outcome(table, ticket, {"status": "failed", "error": type(exc).__name__})
         raise
     finally:
         runs.release(table, ticket)
-    runs.save_outcome(table, ticket, body)
     return body
 
 

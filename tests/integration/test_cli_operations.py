@@ -200,6 +200,34 @@ def test_given_the_sandbox_when_reconcile_now_then_the_report_location_is_printe
     assert latest is None or json.dumps(latest)
 
 
+def test_given_a_requested_run_when_it_finishes_then_its_outcome_is_written_before_the_lease_goes(
+    world: World, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reconcile --now` reads a lease gone without an outcome as a killed run: the function must
+    never leave that gap, however the requester's polls fall."""
+    assert sandbox.resources is not None
+    table = sandbox.resources.state_table
+    ticket = runs.new_ticket()
+    assert runs.reserve(table, ticket)
+    at_release: list[dict[str, object] | None] = []
+    release = runs.release
+
+    def observed_release(table_name: str, owner: str) -> None:
+        if owner == ticket:
+            at_release.append(runs.outcome(table_name, owner))
+        release(table_name, owner)
+
+    monkeypatch.setattr(runs, "release", observed_release)
+    try:
+        body = sandbox.run_reconcile({"mode": "incremental", "run_ticket": ticket})
+    finally:
+        release(table, ticket)
+
+    assert at_release == [body]
+    running = runs.current_run(table)
+    assert running is None or running["ticket"] != ticket
+
+
 def test_given_a_run_in_progress_when_reconcile_now_then_no_second_run_starts_and_it_is_followed(
     world: World, sandbox: Sandbox, sandbox_file: Path
 ) -> None:
@@ -234,7 +262,8 @@ def test_given_a_run_that_outlasts_the_timeout_when_reconcile_now_then_exit_paus
     other = runs.new_ticket()
     assert runs.reserve(table, other) and runs.start(table, other)
     try:
-        run = run_cli("reconcile", "--now", "--timeout", "0.5", sandbox_file=sandbox_file)
+        # The shortest timeout the CLI accepts (a whole second): the other run never ends here.
+        run = run_cli("reconcile", "--now", "--timeout", "1", sandbox_file=sandbox_file)
         assert run.code == Exit.PAUSED, run.stderr
         assert "carries on" in run.stderr
         running = runs.current_run(table)
