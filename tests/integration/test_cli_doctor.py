@@ -15,6 +15,7 @@ from cli.app import main
 from cli.errors import Exit
 from cli.target import SANDBOX_FILE_ENV
 from sandbox.environment import Sandbox
+from shared.config import IgnitionConfig
 from tests.integration.conftest import World
 from tests.integration.test_cli_support import put_secret, run_cli, secret_value, write_sandbox_file
 
@@ -153,7 +154,10 @@ def test_given_a_lock_date_a_disabled_currency_and_a_missing_account_when_doctor
 ) -> None:
     organise(period_lock_date="2026-10-31", currencies=["AUD", "NZD", "GBP"])
     locked = f"inv_locked_{world.tag}"
-    ignition_invoice(world, locked, date="2026-10-15")
+    # Other tests leave invoices dated before the lock date and the detail names the oldest few:
+    # this one is dated on the first day doctor reads, so it is among them.
+    locked_on = IgnitionConfig().window_start.isoformat()
+    ignition_invoice(world, locked, date=locked_on)
     ignition_invoice(world, f"inv_usd_{world.tag}", currency="USD")
     misconfigured = write_sandbox_file(
         sandbox, tmp_path / "sandbox.json", invoices={"default_account_code": "999"}
@@ -183,7 +187,7 @@ def test_given_a_lock_date_a_disabled_currency_and_a_missing_account_when_doctor
     lock = checks["lock_dates"]
     assert lock["status"] == "warn"
     assert "period lock date 2026-10-31" in lock["detail"]
-    assert f"IGN-{locked} (2026-10-15)" in lock["detail"]
+    assert f"IGN-{locked} ({locked_on})" in lock["detail"]
     assert lock["data"]["invoices_on_or_before"] >= 1
     assert "lock date" in lock["action"]
 
