@@ -55,6 +55,7 @@ from shared.xero.errors import (
     XeroNotFound,
     XeroRateLimited,
     XeroRequestError,
+    XeroTokenRejected,
     XeroUnavailable,
     XeroValidationError,
 )
@@ -1092,6 +1093,12 @@ def _client_error(response: httpx.Response, endpoint: str) -> XeroError:
             f"Xero validation failed: {'; '.join(messages[:5]) or detail}",
             messages=messages,
             elements=elements,
+            status=status,
+            endpoint=endpoint,
+        )
+    if status == 401 and "tokenexpired" in detail.replace(" ", "").lower():
+        return XeroTokenRejected(
+            f"Xero refused a just-refreshed token ({status}): {detail}; retried later",
             status=status,
             endpoint=endpoint,
         )

@@ -103,8 +103,17 @@ class XeroNotFound(XeroError):
     transient = False
 
 
+class XeroTokenRejected(XeroError):
+    """401 again right after a forced refresh succeeded. A connection that was really withdrawn
+    fails the refresh itself (``invalid_grant``: authorisation lost), so this is a token that
+    expired or was replaced between refresh and use (another worker, an early expiry): transient,
+    a counted fault, parked with this reason if it keeps happening."""
+
+    transient = True
+
+
 class XeroAuthError(XeroError):
-    """401 after a forced token refresh, or 403 (wrong tenant, missing scope, app disconnected
-    from this organisation). Permanent: check the connection and the tenant id."""
+    """403 (wrong tenant, missing scope, app disconnected from this organisation), or a 401 that
+    is not a token expiry. Permanent: check the connection and the tenant id."""
 
     transient = False

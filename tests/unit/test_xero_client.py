@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from shared.config import XeroConfig
+from shared.errors import is_permanent
 from shared.models.xero import Contact
 from shared.oauth import ClientCredentials, InMemoryTokenStore, RefreshingTokenProvider, TokenSet
 from shared.xero.budget import BudgetExhausted, InMemoryCallBudget
@@ -30,6 +31,7 @@ from shared.xero.errors import (
     XeroAuthError,
     XeroRateLimited,
     XeroRequestError,
+    XeroTokenRejected,
     XeroUnavailable,
     XeroValidationError,
 )
@@ -135,15 +137,18 @@ def test_given_xero_expired_the_token_early_when_called_then_one_refresh_and_the
     assert world.statuses() == [401, 200]
 
 
-def test_given_token_refused_even_after_refresh_then_auth_error_after_exactly_one_refresh(
+def test_given_token_expired_even_after_a_successful_refresh_then_a_transient_error_after_exactly_one_refresh(
     world: World,
 ) -> None:
+    # A withdrawn connection fails the refresh itself (invalid_grant); a TokenExpired right after a
+    # successful refresh is a token replaced or expired in between: a fault to retry, not a verdict.
     world.fake.on_api_request = lambda request: world.fake.revoke_access_tokens()
 
-    with pytest.raises(XeroAuthError) as caught:
+    with pytest.raises(XeroTokenRejected) as caught:
         world.client.find_contacts()
 
-    assert caught.value.transient is False
+    assert caught.value.transient is True
+    assert is_permanent(caught.value) is False
     assert world.fake.refresh_calls == 1
     assert world.statuses() == [401, 401]
 
