@@ -216,6 +216,30 @@ class World:
         self.sandbox.wait_until_idle(timeout=60)
 
 
+# The sandbox's Xero organisation as it starts: what a test that changes it restores.
+DEFAULT_ORGANISATION: dict[str, Any] = {
+    "country": "AU",
+    "currencies": ["AUD", "NZD", "USD", "GBP"],
+    "period_lock_date": None,
+    "end_of_year_lock_date": None,
+}
+
+
+@pytest.fixture
+def organise(world: World) -> Iterator[Any]:
+    """Set the Xero organisation up (country, currencies, lock dates); back to the default after."""
+
+    def apply(**body: Any) -> dict[str, Any]:
+        response = world.http.post(f"{world.sandbox.xero_url}/_emulator/organisation", json=body)
+        response.raise_for_status()
+        shown: dict[str, Any] = response.json()
+        return shown
+
+    yield apply
+    world.settle()
+    apply(**DEFAULT_ORGANISATION)
+
+
 @pytest.fixture
 def world(sandbox: Sandbox) -> Iterator[World]:
     sandbox.wait_until_idle(timeout=60)

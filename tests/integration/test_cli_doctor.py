@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,11 @@ from cli.errors import Exit
 from cli.target import SANDBOX_FILE_ENV
 from sandbox.environment import Sandbox
 from shared.config import IgnitionConfig
-from tests.integration.conftest import World
+from tests.integration.conftest import DEFAULT_ORGANISATION, World
 from tests.integration.test_cli_support import put_secret, run_cli, secret_value, write_sandbox_file
 
 pytestmark = pytest.mark.integration
 
-DEFAULT_ORGANISATION = {
-    "country": "AU",
-    "currencies": ["AUD", "NZD", "USD", "GBP"],
-    "period_lock_date": None,
-    "end_of_year_lock_date": None,
-}
 CHECKS = {
     "xero_connection",
     "xero_scopes",
@@ -47,26 +40,12 @@ def sandbox_file(sandbox: Sandbox, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def organise(world: World) -> Iterator[Any]:
-    """Set the Xero organisation up; back to the sandbox default after the test."""
-
-    def apply(**body: Any) -> dict[str, Any]:
-        response = world.http.post(f"{world.sandbox.xero_url}/_emulator/organisation", json=body)
-        response.raise_for_status()
-        shown: dict[str, Any] = response.json()
-        return shown
-
-    yield apply
-    apply(**DEFAULT_ORGANISATION)
-
-
-@pytest.fixture
 def every_ignition_currency_enabled(world: World, organise: Any) -> None:
     """The session sandbox's Ignition holds other tests' invoices, some in currencies the default
     organisation lacks (on purpose): a healthy organisation enables every currency in use."""
     state = world.http.get(f"{world.sandbox.ignition_url}/_emulator/state").json()
     used = {str((i.get("amount") or {}).get("currency") or "AUD") for i in state.get("invoices", [])}
-    organise(currencies=sorted(set(DEFAULT_ORGANISATION["currencies"]) | used))  # type: ignore[arg-type]
+    organise(currencies=sorted(set(DEFAULT_ORGANISATION["currencies"]) | used))
 
 
 def ignition_invoice(world: World, slug: str, currency: str = "AUD", **fields: Any) -> None:

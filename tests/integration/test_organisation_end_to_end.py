@@ -5,7 +5,6 @@ state and, for what cannot land, the failure category and the reason a bookkeepe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -14,13 +13,6 @@ import pytest
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
-
-DEFAULT_ORGANISATION = {
-    "country": "AU",
-    "currencies": ["AUD", "NZD", "USD", "GBP"],
-    "period_lock_date": None,
-    "end_of_year_lock_date": None,
-}
 
 
 def line(price: str, tax_rate: str | None, currency: str, quantity: str = "1") -> dict[str, Any]:
@@ -32,21 +24,6 @@ def line(price: str, tax_rate: str | None, currency: str, quantity: str = "1") -
     if tax_rate is not None:
         item["tax_rate"] = tax_rate
     return item
-
-
-@pytest.fixture
-def organise(world: World) -> Iterator[Any]:
-    """Set the Xero organisation up (country, currencies, lock dates); back to the default after."""
-
-    def apply(**body: Any) -> dict[str, Any]:
-        response = world.http.post(f"{world.sandbox.xero_url}/_emulator/organisation", json=body)
-        response.raise_for_status()
-        shown: dict[str, Any] = response.json()
-        return shown
-
-    yield apply
-    world.settle()
-    apply(**DEFAULT_ORGANISATION)
 
 
 def synced_client(world: World) -> str:
