@@ -1,7 +1,7 @@
 """Use case: the first-time sync of a firm that already has records in Ignition and in Xero.
 
 Every Ignition client, invoice and payment is matched against what Xero already holds, with the
-same rules as the live sync (``shared.sync.choose_contact``, ``shared.billing.plan_invoice`` and
+same rules as the live sync (``shared.matching.choose_contact``, ``shared.billing.plan_invoice`` and
 ``allocate_payment``), and what is missing is written in batches. The cost is a few reads plus
 one call per 50 writes, instead of two calls per record:
 
@@ -42,14 +42,15 @@ from shared.billing import allocate_payment, payment_reference, plan_invoice, xe
 from shared.config import IntegrationConfig, RecordType
 from shared.errors import PermanentSyncError
 from shared.invoices import InvoiceSync, currency_reason, locked_lock_kind, period_locked_reason
-from shared.mapping import client_to_contact, disambiguated_name
+from shared.mapping import client_to_contact
+from shared.matching import choose_contact, disambiguated_client_name
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.models.xero import Contact, Currency, Invoice, Organisation, Payment, TaxRate
 from shared.payments import allocation_id
 from shared.store.budget_usage import BudgetUsage
 from shared.store.checkpoints import PHASES, Checkpoint, Phase, PhaseCounts
 from shared.store.mappings import AuditEntry, RecordMapping
-from shared.sync import UNIQUE_NAME_MESSAGE, choose_contact
+from shared.sync import UNIQUE_NAME_MESSAGE
 from shared.xero.budget import BudgetExhausted
 from shared.xero.client import MAX_BATCH_SIZE
 from shared.xero.errors import XeroRateLimited, XeroUnavailable
@@ -410,7 +411,8 @@ class Backfill:
             wanted = _fold(write.body.Name) or ""
             holder = name_holder.get(wanted)
             if holder is not None and holder != contact_id:
-                write.body = write.body.model_copy(update={"Name": self._disambiguated(client)})
+                second_name = disambiguated_client_name(client, self._config.contacts)
+                write.body = write.body.model_copy(update={"Name": second_name})
             name_holder[_fold(write.body.Name) or ""] = contact_id or f"new:{client.slug}"
             if contact_id:
                 claimed[contact_id] = client.slug
@@ -442,7 +444,8 @@ class Backfill:
                 if errors and write.attempt == 0 and any(UNIQUE_NAME_MESSAGE in e for e in errors):
                     assert write.client is not None
                     write.attempt = 1
-                    write.body = write.body.model_copy(update={"Name": self._disambiguated(write.client)})
+                    second_name = disambiguated_client_name(write.client, self._config.contacts)
+                    write.body = write.body.model_copy(update={"Name": second_name})
                     queue.append(write)
                     continue
                 done += 1
@@ -475,7 +478,7 @@ class Backfill:
     ) -> _Write:
         rules = self._config.contacts
         if matched is None:
-            name = self._disambiguated(client) if name_taken else client.name
+            name = disambiguated_client_name(client, self._config.contacts) if name_taken else client.name
             body, _ = client_to_contact(client, rules, name=name, contact_number=client.slug)
             return _Write(client.slug, body, "created", client=client)
         assert matched.ContactID is not None
@@ -493,12 +496,6 @@ class Backfill:
         if rules.archived_contact == "reactivate":
             update["ContactStatus"] = "ACTIVE"
         return _Write(client.slug, body.model_copy(update=update), method, client=client)
-
-    def _disambiguated(self, client: IgnitionClient) -> str:
-        suffix = client.slug
-        if self._config.contacts.duplicate_name_suffix == "external_client_id" and client.external_client_id:
-            suffix = client.external_client_id
-        return disambiguated_name(client.name, suffix)
 
     # -- invoices --------------------------------------------------------------------------------
 

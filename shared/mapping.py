@@ -20,13 +20,6 @@ def split_person_name(name: str) -> tuple[str | None, str | None]:
     return (first or None), (last or None)
 
 
-def disambiguated_name(name: str, suffix: str) -> str:
-    """A name for a second client whose exact name another client already holds in Xero
-    (Xero names must be unique among active contacts)."""
-    tail = f" ({suffix})"
-    return name[: XERO_NAME_MAX - len(tail)].rstrip() + tail
-
-
 def _address(address: IgnitionAddress) -> Address:
     return Address(
         AddressType="POBOX" if address.kind == "postal" else "STREET",

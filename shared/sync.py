@@ -25,7 +25,8 @@ from urllib.parse import quote_plus
 
 from shared.config import ContactRules, IgnitionConfig, RecordType
 from shared.errors import PermanentSyncError
-from shared.mapping import changed_fields, client_to_contact, disambiguated_name
+from shared.mapping import changed_fields, client_to_contact
+from shared.matching import ContactMatch, choose_contact, disambiguated_client_name
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
@@ -62,18 +63,6 @@ class XeroContactsPort(Protocol):
 
 class IgnitionClientsPort(Protocol):
     def get_client(self, slug: str) -> IgnitionClient | None: ...
-
-
-@dataclass
-class ContactMatch:
-    contact: Contact | None
-    method: str
-    name_taken_by_other: bool
-    decisions: list[str]
-
-
-def _same(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
 
 
 def _is_guid(value: str) -> bool:
@@ -136,74 +125,6 @@ def contact_lookup(client: IgnitionClient, rules: ContactRules) -> ContactLookup
         else:
             decisions.append(f"ignored xero_contact_id {client.xero_contact_id!r}: not a Xero ContactID")
     return ContactLookup(tuple(clauses), tuple(dict.fromkeys(terms)), tuple(decisions))
-
-
-def choose_contact(
-    client: IgnitionClient,
-    candidates: Sequence[Contact],
-    *,
-    rules: ContactRules,
-    slug_prefix: str,
-    owner_of: Callable[[str], str | None],
-) -> ContactMatch:
-    """The matching rules, without I/O: which of ``candidates`` (Xero contacts that share the
-    client's ContactNumber, xero_contact_id, email or name) is this client's contact, if any.
-    Used per event by the sync and in bulk by backfill and reconciliation."""
-    decisions: list[str] = []
-
-    def owned_by_other(contact: Contact) -> bool:
-        number = contact.ContactNumber or ""
-        if number.startswith(slug_prefix) and number != client.slug:
-            return True
-        owner = owner_of(contact.ContactID or "")
-        return owner is not None and owner != client.slug
-
-    def active(contact: Contact) -> bool:
-        return contact.ContactStatus in (None, "ACTIVE")
-
-    name_taken = any(_same(c.Name, client.name) and active(c) and owned_by_other(c) for c in candidates)
-
-    by_number = [c for c in candidates if c.ContactNumber == client.slug]
-    if by_number:
-        return ContactMatch(by_number[0], "contact_number", name_taken, decisions)
-    if client.xero_contact_id:
-        by_id = [
-            c
-            for c in candidates
-            if c.ContactID == client.xero_contact_id.lower() or c.ContactID == client.xero_contact_id
-        ]
-        if by_id and not owned_by_other(by_id[0]):
-            return ContactMatch(by_id[0], "xero_contact_id", name_taken, decisions)
-        if by_id:
-            decisions.append(f"Ignition's xero_contact_id {client.xero_contact_id} belongs to another client")
-    if client.email and rules.match_by_email:
-        by_email = [c for c in candidates if _same(c.EmailAddress, client.email)]
-        usable = [c for c in by_email if active(c) and not owned_by_other(c)]
-        if len(by_email) > len(usable):
-            decisions.append(
-                f"{len(by_email) - len(usable)} contact(s) with this email are archived "
-                "or belong to another client; not matched"
-            )
-        if len(usable) > 1:
-            same_name = [c for c in usable if _same(c.Name, client.name)]
-            if len(same_name) != 1:
-                raise PermanentSyncError(
-                    f"{len(usable)} active Xero contacts share the email {client.email!r} "
-                    f"({', '.join(str(c.ContactID) for c in usable)}) and none is uniquely named "
-                    f"{client.name!r}: merge or archive the duplicates in Xero, then replay",
-                    category="ambiguous_match",
-                )
-            decisions.append("several contacts share the email; chose the one with the same name")
-            usable = same_name
-        if usable:
-            return ContactMatch(usable[0], "email", name_taken, decisions)
-    if rules.match_by_name:
-        by_name = [
-            c for c in candidates if _same(c.Name, client.name) and active(c) and not owned_by_other(c)
-        ]
-        if by_name:
-            return ContactMatch(by_name[0], "name", name_taken, decisions)
-    return ContactMatch(None, "created", name_taken, decisions)
 
 
 class ContactSync:
@@ -289,7 +210,7 @@ class ContactSync:
 
         name = client.name
         if contact_id is None and match.name_taken_by_other:
-            name = self._disambiguated(client)
+            name = disambiguated_client_name(client, self._rules)
             match.decisions.append(
                 f"name {client.name!r} belongs to another client's contact; using {name!r}"
             )
@@ -358,12 +279,6 @@ class ContactSync:
             return number
         return client.slug
 
-    def _disambiguated(self, client: IgnitionClient) -> str:
-        suffix = client.slug
-        if self._rules.duplicate_name_suffix == "external_client_id" and client.external_client_id:
-            suffix = client.external_client_id
-        return disambiguated_name(client.name, suffix)
-
     def _save(
         self,
         client: IgnitionClient,
@@ -401,7 +316,7 @@ class ContactSync:
                     contact_id = found.ContactID
                     contact_number = self._contact_number_for(client, found, match.decisions)
                     continue
-                name = self._disambiguated(client)
+                name = disambiguated_client_name(client, self._rules)
                 match.decisions.append(f"Xero refused the name {client.name!r} as taken; using {name!r}")
                 continue
             raise PermanentSyncError(

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from shared.billing import TotalsOnlyTaxTypes, plan_invoice
 from shared.config import ContactRules, InvoiceRules, PaymentRules, RecordType
 from shared.errors import PermanentSyncError
-from shared.mapping import disambiguated_name
+from shared.matching import disambiguated_name
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.models.xero import Contact, Invoice, Payment
 from shared.money import AmountUnit, MoneyError, parse_amount

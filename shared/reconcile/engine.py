@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from shared.config import IntegrationConfig, RecordType
 from shared.errors import PermanentSyncError
 from shared.ignition.reporting import IgnitionRateLimited, IgnitionUnavailable
+from shared.matching import choose_contact
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.reconcile import report
@@ -61,7 +62,6 @@ from shared.reconcile.ports import (
     XeroReader,
 )
 from shared.reconcile.workset import WorkSet
-from shared.sync import choose_contact
 from shared.xero.client import MAX_IDS_PER_CALL
 from shared.xero.errors import XeroRateLimited, XeroUnavailable
 
