@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import get_args
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
@@ -25,32 +25,18 @@ from constructs import Construct
 
 from infra.config import AlarmSettings, ClientConfig
 from infra.queues import SyncQueues
+from shared.config import ReconcileCategory
 from shared.observability import Metric, Service, metrics_namespace
 
 PERIOD = Duration.minutes(5)
 # Reconciliation runs every 15 minutes to once a day: hourly sums read better than 5-minute ones.
 RECONCILE_PERIOD = Duration.hours(1)
-NOT_BREACHING = cloudwatch.TreatMissingData.NOT_BREACHING
+AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
-# The reconcile function's metrics (service "reconcile"). ReconcileDiscrepancies carries a second
-# dimension, ``category``: the dashboard finds every category with SEARCH, while an alarm can only
-# sum explicit metrics, these (the engine's categories; dead letters have their own alarm).
-RECONCILE_RUNS = "ReconcileRuns"
-RECONCILE_FAILURES = "ReconcileFailures"
-RECONCILE_DISCREPANCIES = "ReconcileDiscrepancies"
-RECONCILE_HEALED = "ReconcileHealed"
-RECONCILE_DURATION_SECONDS = "ReconcileDurationSeconds"
-DISCREPANCY_CATEGORIES = (
-    "missing_in_xero",
-    "not_mapped",
-    "not_applied",
-    "mapped_missing_in_xero",
-    "archived_in_xero",
-    "field_drift",
-    "duplicate_in_xero",
-    "orphan_in_xero",
-    "written_by_ignition",
-)
+# ReconcileDiscrepancies carries a second dimension, ``category``: the dashboard finds every
+# category with SEARCH, while an alarm can only sum explicit metrics, these (the engine's
+# categories; dead letters have their own alarm).
+DISCREPANCY_CATEGORIES = tuple(c for c in get_args(ReconcileCategory) if c != "dead_letter")
 
 
 # What to do for each alarm: its section in the runbook, headed by the alarm's id. A path and an
@@ -113,33 +99,38 @@ class Monitoring(Construct):
     # --- metrics ----------------------------------------------------------------------------
 
     def _metric(
-        self, metric: Metric, service: Service, statistic: str = "Sum", label: str | None = None
+        self,
+        metric: Metric,
+        service: Service,
+        statistic: str = "Sum",
+        label: str | None = None,
+        period: Duration = PERIOD,
+        category: str | None = None,
     ) -> cloudwatch.Metric:
+        dimensions = {"service": service.value} | ({"category": category} if category else {})
         return cloudwatch.Metric(
             namespace=self._namespace,
             metric_name=metric.value,
-            dimensions_map={"service": service.value},
-            statistic=statistic,
-            period=PERIOD,
-            label=label,
-        )
-
-    def _reconcile(
-        self, name: str, statistic: str = "Sum", period: Duration = RECONCILE_PERIOD, label: str | None = None
-    ) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace=self._namespace,
-            metric_name=name,
-            dimensions_map={"service": Service.RECONCILE.value},
+            dimensions_map=dimensions,
             statistic=statistic,
             period=period,
             label=label,
         )
 
+    def _reconcile(
+        self,
+        metric: Metric,
+        statistic: str = "Sum",
+        period: Duration = RECONCILE_PERIOD,
+        label: str | None = None,
+    ) -> cloudwatch.Metric:
+        return self._metric(metric, Service.RECONCILE, statistic, label, period)
+
     def _discrepancies_by_category(self, period: Duration = RECONCILE_PERIOD) -> cloudwatch.MathExpression:
         return cloudwatch.MathExpression(
             expression=(
-                f'SEARCH(\'{{{self._namespace},category,service}} MetricName="{RECONCILE_DISCREPANCIES}" '
+                f"SEARCH('{{{self._namespace},category,service}} "
+                f'MetricName="{Metric.RECONCILE_DISCREPANCIES.value}" '
                 f"service=\"{Service.RECONCILE.value}\"', 'Sum', {int(period.to_seconds())})"
             ),
             label="",  # each line is named by its category
@@ -150,12 +141,8 @@ class Monitoring(Construct):
         return cloudwatch.MathExpression(
             expression="SUM(METRICS())",
             using_metrics={
-                category: cloudwatch.Metric(
-                    namespace=self._namespace,
-                    metric_name=RECONCILE_DISCREPANCIES,
-                    dimensions_map={"service": Service.RECONCILE.value, "category": category},
-                    statistic="Sum",
-                    period=period,
+                category: self._metric(
+                    Metric.RECONCILE_DISCREPANCIES, Service.RECONCILE, period=period, category=category
                 )
                 for category in DISCREPANCY_CATEGORIES
             },
@@ -163,22 +150,37 @@ class Monitoring(Construct):
             period=period,
         )
 
-    def _xero_webhook(self, metric: Metric) -> cloudwatch.Metric:
-        return self._metric(metric, Service.XERO_WEBHOOK)
-
-    def _ingest(self, metric: Metric) -> cloudwatch.Metric:
-        return self._metric(metric, Service.INGEST)
+    def _sums(self, service: Service, *metrics: Metric) -> list[cloudwatch.IMetric]:
+        """Each metric's 5-minute sum, the lines of one graph."""
+        return [self._metric(metric, service) for metric in metrics]
 
     def _sync(self, metric: Metric, statistic: str = "Sum") -> cloudwatch.Metric:
         return self._metric(metric, Service.SYNC, statistic)
 
     # --- alarms -----------------------------------------------------------------------------
 
-    def _alarm(self, alarm_id: str, *, description: str, **props: Any) -> cloudwatch.Alarm:
+    def _alarm(
+        self,
+        alarm_id: str,
+        *,
+        description: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        periods: int = 1,
+        comparison: cloudwatch.ComparisonOperator = AT_LEAST,
+    ) -> cloudwatch.Alarm:
         """An alarm whose description ends with its runbook section, the link a person follows
-        from the e-mail to what to do."""
+        from the e-mail to what to do. No data is not a breach: every metric here is a count of
+        something going wrong, absent while nothing does."""
         return cloudwatch.Alarm(
-            self, alarm_id, alarm_description=f"{description} Runbook: {runbook_link(alarm_id)}", **props
+            self,
+            alarm_id,
+            alarm_description=f"{description} Runbook: {runbook_link(alarm_id)}",
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            comparison_operator=comparison,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
     def _alarms(self) -> list[cloudwatch.Alarm]:
@@ -207,9 +209,7 @@ class Monitoring(Construct):
                 ),
                 metric=poll_fn.metric_errors(period=PERIOD, statistic="Sum"),
                 threshold=1,
-                evaluation_periods=sustained,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
+                periods=sustained,
             )
         ]
 
@@ -228,9 +228,6 @@ class Monitoring(Construct):
                 ),
                 metric=reconcile_fn.metric_errors(period=PERIOD, statistic="Sum"),
                 threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
             ),
             self._alarm(
                 "ReconcileFailures",
@@ -239,11 +236,8 @@ class Monitoring(Construct):
                     f"report under {reports} and the reconcile function's logs, fix the cause, then "
                     f"run `{rerun}`."
                 ),
-                metric=self._reconcile(RECONCILE_FAILURES, period=PERIOD),
+                metric=self._reconcile(Metric.RECONCILE_FAILURES, period=PERIOD),
                 threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
             ),
             self._alarm(
                 "ReconcileDiscrepanciesHigh",
@@ -255,9 +249,7 @@ class Monitoring(Construct):
                 ),
                 metric=self._discrepancies_total(),
                 threshold=threshold,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             ),
         ]
 
@@ -279,9 +271,6 @@ class Monitoring(Construct):
                     period=Duration.minutes(1), statistic="Maximum"
                 ),
                 threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
             ),
             self._alarm(
                 "SyncQueueStuck",
@@ -294,9 +283,7 @@ class Monitoring(Construct):
                     period=PERIOD, statistic="Maximum"
                 ),
                 threshold=config.oldest_message_age_minutes * 60,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             ),
             self._alarm(
                 "XeroAuthorisationLost",
@@ -307,9 +294,6 @@ class Monitoring(Construct):
                 ),
                 metric=self._sync(Metric.XERO_AUTHORISATION_LOST),
                 threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
             ),
             self._alarm(
                 "IngestServerErrors",
@@ -320,9 +304,7 @@ class Monitoring(Construct):
                 ),
                 metric=self._watched.stage.metric_server_error(period=PERIOD, statistic="Sum"),
                 threshold=config.ingest_5xx_per_period,
-                evaluation_periods=sustained,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
+                periods=sustained,
             ),
             self._alarm(
                 "SyncErrors",
@@ -333,9 +315,7 @@ class Monitoring(Construct):
                 ),
                 metric=sync_fn.metric_errors(period=PERIOD, statistic="Sum"),
                 threshold=config.sync_errors_per_period,
-                evaluation_periods=sustained,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
+                periods=sustained,
             ),
             self._alarm(
                 "XeroDailyBudgetLow",
@@ -346,9 +326,7 @@ class Monitoring(Construct):
                 ),
                 metric=self._sync(Metric.XERO_DAY_LIMIT_REMAINING, "Minimum"),
                 threshold=config.xero_day_limit_remaining_below,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                treat_missing_data=NOT_BREACHING,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             ),
         ]
 
@@ -401,13 +379,14 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             self._graph(
                 "Webhooks",
-                [
-                    self._ingest(Metric.WEBHOOKS_RECEIVED),
-                    self._ingest(Metric.WEBHOOKS_ACCEPTED),
-                    self._ingest(Metric.WEBHOOKS_REJECTED_SIGNATURE),
-                    self._ingest(Metric.WEBHOOKS_REJECTED_MALFORMED),
-                    self._ingest(Metric.WEBHOOKS_REJECTED_TOO_LARGE),
-                ],
+                self._sums(
+                    Service.INGEST,
+                    Metric.WEBHOOKS_RECEIVED,
+                    Metric.WEBHOOKS_ACCEPTED,
+                    Metric.WEBHOOKS_REJECTED_SIGNATURE,
+                    Metric.WEBHOOKS_REJECTED_MALFORMED,
+                    Metric.WEBHOOKS_REJECTED_TOO_LARGE,
+                ),
             ),
             self._graph(
                 "API Gateway responses",
@@ -420,27 +399,29 @@ class Monitoring(Construct):
             ),
             self._graph(
                 "Events synced / failed",
-                [
-                    self._sync(Metric.EVENTS_SYNCED),
-                    self._sync(Metric.EVENTS_SKIPPED_STALE),
-                    self._sync(Metric.EVENTS_FAILED_TRANSIENT),
-                    self._sync(Metric.EVENTS_FAILED_PERMANENT),
+                self._sums(
+                    Service.SYNC,
+                    Metric.EVENTS_SYNCED,
+                    Metric.EVENTS_SKIPPED_STALE,
+                    Metric.EVENTS_FAILED_TRANSIENT,
+                    Metric.EVENTS_FAILED_PERMANENT,
                     # Waits behind Xero's limits: a burst shows here, not as failures.
-                    self._sync(Metric.EVENTS_DEFERRED),
-                    self._sync(Metric.CONTACTS_CREATED),
-                    self._sync(Metric.CONTACTS_UPDATED),
-                ],
+                    Metric.EVENTS_DEFERRED,
+                    Metric.CONTACTS_CREATED,
+                    Metric.CONTACTS_UPDATED,
+                ),
             ),
         )
         self.dashboard.add_widgets(
             self._graph(
                 "Invoices and payments written to Xero",
-                [
-                    self._sync(Metric.INVOICES_CREATED),
-                    self._sync(Metric.INVOICES_UPDATED),
-                    self._sync(Metric.INVOICES_VOIDED),
-                    self._sync(Metric.PAYMENTS_APPLIED),
-                ],
+                self._sums(
+                    Service.SYNC,
+                    Metric.INVOICES_CREATED,
+                    Metric.INVOICES_UPDATED,
+                    Metric.INVOICES_VOIDED,
+                    Metric.PAYMENTS_APPLIED,
+                ),
                 [self._sync(Metric.AMOUNT_MISMATCHES)],
                 width=24,
             ),
@@ -481,11 +462,12 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             self._graph(
                 "Xero authorisation",
-                [
-                    self._sync(Metric.TOKEN_REFRESHES),
-                    self._sync(Metric.TOKEN_REFRESH_FAILURES),
-                    self._sync(Metric.XERO_AUTHORISATION_LOST),
-                ],
+                self._sums(
+                    Service.SYNC,
+                    Metric.TOKEN_REFRESHES,
+                    Metric.TOKEN_REFRESH_FAILURES,
+                    Metric.XERO_AUTHORISATION_LOST,
+                ),
                 left_alarms=["XeroAuthorisationLost"],
             ),
             self._graph(
@@ -572,10 +554,10 @@ class Monitoring(Construct):
             cloudwatch.SingleValueWidget(
                 title="Reconciliation, last 24 hours",
                 metrics=[
-                    self._reconcile(RECONCILE_RUNS, period=day, label="runs"),
-                    self._reconcile(RECONCILE_FAILURES, period=day, label="failed runs"),
+                    self._reconcile(Metric.RECONCILE_RUNS, period=day, label="runs"),
+                    self._reconcile(Metric.RECONCILE_FAILURES, period=day, label="failed runs"),
                     self._discrepancies_total(day),
-                    self._reconcile(RECONCILE_HEALED, period=day, label="re-queued (healed)"),
+                    self._reconcile(Metric.RECONCILE_HEALED, period=day, label="re-queued (healed)"),
                 ],
                 width=8,
                 height=4,
@@ -583,9 +565,9 @@ class Monitoring(Construct):
             self._graph(
                 "Reconciliation runs (hourly)",
                 [
-                    self._reconcile(RECONCILE_RUNS, label="runs"),
-                    self._reconcile(RECONCILE_FAILURES, label="failed"),
-                    self._reconcile(RECONCILE_HEALED, label="healed"),
+                    self._reconcile(Metric.RECONCILE_RUNS, label="runs"),
+                    self._reconcile(Metric.RECONCILE_FAILURES, label="failed"),
+                    self._reconcile(Metric.RECONCILE_HEALED, label="healed"),
                     self._reconcile(Metric.DEAD_LETTERS_REQUEUED, label="dead letters put back"),
                 ],
             ),
@@ -595,7 +577,7 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             self._graph(
                 "Reconciliation duration (s)",
-                [self._reconcile(RECONCILE_DURATION_SECONDS, "Maximum", label="run (max)")],
+                [self._reconcile(Metric.RECONCILE_DURATION_SECONDS, "Maximum", label="run (max)")],
                 [
                     reconcile_fn.metric_duration(
                         period=RECONCILE_PERIOD, statistic="Maximum", label="Lambda duration (ms, max)"
@@ -604,18 +586,20 @@ class Monitoring(Construct):
             ),
             self._graph(
                 "Xero webhooks",
-                [
-                    self._xero_webhook(Metric.XERO_WEBHOOKS_RECEIVED),
-                    self._xero_webhook(Metric.XERO_WEBHOOKS_REJECTED),
-                    self._xero_webhook(Metric.XERO_WEBHOOKS_QUARANTINED),
-                ],
+                self._sums(
+                    Service.XERO_WEBHOOK,
+                    Metric.XERO_WEBHOOKS_RECEIVED,
+                    Metric.XERO_WEBHOOKS_REJECTED,
+                    Metric.XERO_WEBHOOKS_QUARANTINED,
+                ),
             ),
             self._graph(
                 "Xero events recorded for reconciliation",
-                [
-                    self._xero_webhook(Metric.XERO_EVENTS_RECORDED),
-                    self._xero_webhook(Metric.XERO_EVENTS_IGNORED),
-                    self._xero_webhook(Metric.XERO_EVENTS_STALE),
-                ],
+                self._sums(
+                    Service.XERO_WEBHOOK,
+                    Metric.XERO_EVENTS_RECORDED,
+                    Metric.XERO_EVENTS_IGNORED,
+                    Metric.XERO_EVENTS_STALE,
+                ),
             ),
         )
