@@ -19,9 +19,9 @@ from shared.ignition.reporting import IgnitionReportingClient
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.oauth import OAuthError
 from shared.store.budget_usage import BudgetUsage, read_budget_usage
-from shared.store.bulk import BulkMappingReader, put_new_mapping, write_audit_entries
+from shared.store.bulk import put_new_mapping, write_audit_entries
 from shared.store.checkpoints import CheckpointStore
-from shared.store.mappings import AuditEntry, MappingConflict, RecordMapping
+from shared.store.mappings import AuditEntry, BatchMappingReader, MappingConflict, RecordMapping
 from shared.wiring import ignition_token_provider, xero_token_provider
 from shared.xero.budget import DynamoCallBudget
 from shared.xero.client import MAX_BATCH_SIZE, XeroCall, XeroClient
@@ -54,14 +54,14 @@ class CallCounter:
 
 @dataclass
 class _Mappings:
-    reader: BulkMappingReader
+    reader: BatchMappingReader
     table: str
 
     def mappings(self, record_type: RecordType, ignition_ids: Sequence[str]) -> dict[str, RecordMapping]:
-        return self.reader.mappings(record_type, ignition_ids)
+        return self.reader.forward(record_type, ignition_ids)
 
     def owners(self, record_type: RecordType, xero_ids: Sequence[str]) -> dict[str, str]:
-        return self.reader.owners(record_type, xero_ids)
+        return self.reader.reverse(record_type, xero_ids)
 
     def save(self, mapping: RecordMapping) -> None:
         put_new_mapping(self.table, mapping)
@@ -142,7 +142,7 @@ def run_backfill(
             xero=xero,
             ignition=_Ignition(ignition),
             mappings=_Mappings(
-                BulkMappingReader(settings.state_table),
+                BatchMappingReader(settings.state_table),
                 settings.state_table,
             ),
             checkpoints=CheckpointStore(settings.state_table),

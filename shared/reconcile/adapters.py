@@ -1,11 +1,11 @@
 """The AWS side of the reconciliation: the state table (checkpoints, latest run, Xero webhook
-events, batched mapping reads), the DLQ, the archive bucket and the alert topic."""
+events), the DLQ, the archive bucket and the alert topic. Mappings are read in batches by
+:class:`shared.store.mappings.BatchMappingReader`."""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,65 +16,16 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from shared import aws
-from shared.config import RecordType
 from shared.reconcile.ports import DeadLetterInfo, XeroEventItem
 from shared.store.dead_letter_queue import receive_dead_letters, release_dead_letters
-from shared.store.mappings import RecordMapping, mapping_from_item
 
 LATEST_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
 CHECKPOINT_PK = "reconcile#checkpoint"
 XERO_EVENT_PK = "xero-event#"
-_GET_BATCH = 100
-_MAX_ROUNDS = 8
 # How long a DLQ message read for the report stays hidden from other readers (the CLI's replay).
 DLQ_PEEK_SECONDS = 20
 
 logger = logging.getLogger(__name__)
-
-
-class DynamoMappingLookup:
-    """Mappings read 100 keys a call (BatchGetItem), so joining 100,000 records costs 1,000 reads
-    of just those items instead of a scan of the whole table (which also holds the audit trail)."""
-
-    def __init__(self, table_name: str) -> None:
-        self._table = table_name
-
-    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        pending: dict[str, Any] = {self._table: {"Keys": keys}}
-        for attempt in range(_MAX_ROUNDS):
-            response = aws.client("dynamodb").batch_get_item(RequestItems=pending)
-            found.extend(response.get("Responses", {}).get(self._table, []))
-            pending = response.get("UnprocessedKeys") or {}
-            if not pending:
-                return found
-            time.sleep(min(2.0, 0.05 * 2**attempt))  # throttled: back off, then ask for the rest
-        raise RuntimeError("DynamoDB left keys unprocessed after retries")
-
-    def forward(self, record_type: RecordType, ignition_ids: Sequence[str]) -> dict[str, RecordMapping]:
-        result: dict[str, RecordMapping] = {}
-        unique = list(dict.fromkeys(ignition_ids))
-        for start in range(0, len(unique), _GET_BATCH):
-            keys = [
-                {"pk": {"S": f"map#{record_type}#{i}"}, "sk": {"S": "ignition"}}
-                for i in unique[start : start + _GET_BATCH]
-            ]
-            for item in self._batch_get(keys):
-                ignition_id = item["pk"]["S"].split("#", 2)[2]
-                result[ignition_id] = mapping_from_item(record_type, ignition_id, item)
-        return result
-
-    def reverse(self, record_type: RecordType, xero_ids: Sequence[str]) -> dict[str, str]:
-        result: dict[str, str] = {}
-        unique = list(dict.fromkeys(xero_ids))
-        for start in range(0, len(unique), _GET_BATCH):
-            keys = [
-                {"pk": {"S": f"xref#{record_type}#{x}"}, "sk": {"S": "xero"}}
-                for x in unique[start : start + _GET_BATCH]
-            ]
-            for item in self._batch_get(keys):
-                result[item["pk"]["S"].split("#", 2)[2]] = item["ignition_id"]["S"]
-        return result
 
 
 class DynamoRunStore:

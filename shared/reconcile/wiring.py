@@ -16,7 +16,6 @@ from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.oauth import RefreshOutcome
 from shared.reconcile.adapters import (
-    DynamoMappingLookup,
     DynamoRunStore,
     S3Artifacts,
     SnsNotifier,
@@ -24,6 +23,7 @@ from shared.reconcile.adapters import (
 )
 from shared.reconcile.engine import Ports, Reconciler
 from shared.reconcile.model import RunCounters, RunResult
+from shared.store.mappings import BatchMappingReader
 from shared.store.queue import SqsEventQueue
 from shared.wiring import ignition_token_provider, xero_token_provider
 from shared.xero.budget import DynamoCallBudget
@@ -77,7 +77,7 @@ def build_reconciler(
     ports = Ports(
         xero=xero,
         ignition=ignition,
-        mappings=DynamoMappingLookup(settings.state_table),
+        mappings=BatchMappingReader(settings.state_table),
         queue=SqsEventQueue(settings.sync_queue_url),
         dead_letters=SqsDeadLetters(settings.dlq_url),
         runs=DynamoRunStore(settings.state_table),

@@ -13,7 +13,8 @@ map one Ignition record to two Xero records, nor one Xero record to two Ignition
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -68,12 +69,69 @@ class MappingStore(Protocol):
     def audit(self, entry: AuditEntry) -> None: ...
 
 
+FORWARD_PREFIX = "map#"
+REVERSE_PREFIX = "xref#"
+AUDIT_PREFIX = "audit#"
+# A reverse item may be written only by the Ignition record it names (``:me``): the claim on a
+# Xero record that keeps two Ignition records from mapping to it.
+CLAIM_CONDITION = "attribute_not_exists(pk) OR ignition_id = :me"
+
+# DynamoDB's own limits: 100 keys per BatchGetItem, 25 items per BatchWriteItem.
+GET_BATCH = 100
+WRITE_BATCH = 25
+_MAX_ROUNDS = 8
+
+
+def forward_key(record_type: RecordType, ignition_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{FORWARD_PREFIX}{record_type}#{ignition_id}"}, "sk": {"S": "ignition"}}
+
+
+def reverse_key(record_type: RecordType, xero_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{REVERSE_PREFIX}{record_type}#{xero_id}"}, "sk": {"S": "xero"}}
+
+
+def _id_in_key(item: dict[str, Any]) -> str:
+    """The id a forward or reverse item is keyed by (``<prefix><type>#<id>``)."""
+    return str(item["pk"]["S"].split("#", 2)[2])
+
+
+def forward_item(mapping: RecordMapping) -> dict[str, Any]:
+    """The forward item of ``mapping``, its key included."""
+    item: dict[str, Any] = {
+        **forward_key(mapping.record_type, mapping.ignition_id),
+        "xero_id": {"S": mapping.xero_id},
+        "ignition_updated_at": {"S": mapping.ignition_updated_at.isoformat()},
+        "synced_at": {"S": mapping.synced_at.isoformat()},
+        "last_event_id": {"S": mapping.last_event_id},
+        "match_method": {"S": mapping.match_method},
+        "version": {"N": str(mapping.version)},
+    }
+    if mapping.ignition_created_at is not None:
+        item["ignition_created_at"] = {"S": mapping.ignition_created_at.isoformat()}
+    return item
+
+
+def reverse_item(mapping: RecordMapping) -> dict[str, Any]:
+    """The reverse item of ``mapping``: its Xero record claimed by its Ignition record."""
+    return {**reverse_key(mapping.record_type, mapping.xero_id), "ignition_id": {"S": mapping.ignition_id}}
+
+
+def claim_values(mapping: RecordMapping) -> dict[str, Any]:
+    """The ``ExpressionAttributeValues`` of :data:`CLAIM_CONDITION` for ``mapping``."""
+    return {":me": {"S": mapping.ignition_id}}
+
+
+def mapped_xero_id(item: dict[str, Any]) -> str:
+    """The Xero id a forward item maps to."""
+    return str(item["xero_id"]["S"])
+
+
 def mapping_from_item(record_type: RecordType, ignition_id: str, item: dict[str, Any]) -> RecordMapping:
-    """A forward mapping item (``pk=map#<type>#<slug>``) as a :class:`RecordMapping`."""
+    """A forward mapping item as a :class:`RecordMapping`."""
     return RecordMapping(
         record_type=record_type,
         ignition_id=ignition_id,
-        xero_id=item["xero_id"]["S"],
+        xero_id=mapped_xero_id(item),
         ignition_created_at=item["ignition_created_at"]["S"] if "ignition_created_at" in item else None,
         ignition_updated_at=item["ignition_updated_at"]["S"],
         synced_at=item["synced_at"]["S"],
@@ -83,12 +141,69 @@ def mapping_from_item(record_type: RecordType, ignition_id: str, item: dict[str,
     )
 
 
-def _forward_key(record_type: RecordType, ignition_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"map#{record_type}#{ignition_id}"}, "sk": {"S": "ignition"}}
+def audit_item(entry: AuditEntry, *, expires_at: int) -> dict[str, Any]:
+    """The audit item of ``entry``, kept until ``expires_at`` (epoch seconds: the table's TTL)."""
+    return {
+        "pk": {"S": f"{AUDIT_PREFIX}{entry.record_type}#{entry.ignition_id}"},
+        "sk": {"S": f"{entry.at.isoformat()}#{entry.event_id}"},
+        "entry": {"S": entry.model_dump_json()},
+        "expires_at": {"N": str(expires_at)},
+    }
 
 
-def _reverse_key(record_type: RecordType, xero_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"xref#{record_type}#{xero_id}"}, "sk": {"S": "xero"}}
+def audit_expiry() -> int:
+    """When an audit item written now expires."""
+    return int(time.time()) + AUDIT_RETENTION_SECONDS
+
+
+def until_processed(
+    send: Callable[..., dict[str, Any]], request: dict[str, Any], *, leftover: str, what: str
+) -> list[dict[str, Any]]:
+    """The answers to the batch ``request``, which ``send`` (``batch_get_item`` or
+    ``batch_write_item``) sends again for what DynamoDB left out when throttled (``leftover``:
+    ``UnprocessedKeys`` or ``UnprocessedItems``), backing off between rounds."""
+    answers: list[dict[str, Any]] = []
+    for attempt in range(_MAX_ROUNDS):
+        answers.append(send(RequestItems=request))
+        request = answers[-1].get(leftover) or {}
+        if not request:
+            return answers
+        time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise RuntimeError(f"DynamoDB left {what} after retries")
+
+
+class BatchMappingReader:
+    """Mappings read 100 keys a call (BatchGetItem), so joining 100,000 records costs 1,000 reads
+    of just those items instead of a scan of the whole table (which also holds the audit trail).
+    Used by the jobs that handle thousands of records at once (reconciliation, backfill)."""
+
+    def __init__(self, table_name: str) -> None:
+        self._table = table_name
+
+    def forward(self, record_type: RecordType, ignition_ids: Iterable[str]) -> dict[str, RecordMapping]:
+        """Ignition id -> its mapping, for those among ``ignition_ids`` that are mapped."""
+        keys = [forward_key(record_type, ignition_id) for ignition_id in dict.fromkeys(ignition_ids)]
+        found: dict[str, RecordMapping] = {}
+        for item in self._batch_get(keys):
+            ignition_id = _id_in_key(item)
+            found[ignition_id] = mapping_from_item(record_type, ignition_id, item)
+        return found
+
+    def reverse(self, record_type: RecordType, xero_ids: Iterable[str]) -> dict[str, str]:
+        """Xero id -> the Ignition id it is mapped to, for those among ``xero_ids`` that are."""
+        keys = [reverse_key(record_type, xero_id) for xero_id in dict.fromkeys(xero_ids)]
+        return {_id_in_key(item): item["ignition_id"]["S"] for item in self._batch_get(keys)}
+
+    def _batch_get(self, keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        ddb = aws.client("dynamodb")
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), GET_BATCH):
+            request = {self._table: {"Keys": list(keys[start : start + GET_BATCH]), "ConsistentRead": True}}
+            for answer in until_processed(
+                ddb.batch_get_item, request, leftover="UnprocessedKeys", what="keys unprocessed"
+            ):
+                items.extend(answer.get("Responses", {}).get(self._table, []))
+        return items
 
 
 class DynamoMappingStore:
@@ -98,7 +213,7 @@ class DynamoMappingStore:
     def get(self, record_type: RecordType, ignition_id: str) -> RecordMapping | None:
         item = (
             aws.client("dynamodb")
-            .get_item(TableName=self._table, Key=_forward_key(record_type, ignition_id), ConsistentRead=True)
+            .get_item(TableName=self._table, Key=forward_key(record_type, ignition_id), ConsistentRead=True)
             .get("Item")
         )
         if item is None:
@@ -108,23 +223,12 @@ class DynamoMappingStore:
     def owner_of(self, record_type: RecordType, xero_id: str) -> str | None:
         item = (
             aws.client("dynamodb")
-            .get_item(TableName=self._table, Key=_reverse_key(record_type, xero_id), ConsistentRead=True)
+            .get_item(TableName=self._table, Key=reverse_key(record_type, xero_id), ConsistentRead=True)
             .get("Item")
         )
         return None if item is None else str(item["ignition_id"]["S"])
 
     def save(self, mapping: RecordMapping, *, previous: RecordMapping | None) -> None:
-        forward: dict[str, Any] = {
-            **_forward_key(mapping.record_type, mapping.ignition_id),
-            "xero_id": {"S": mapping.xero_id},
-            "ignition_updated_at": {"S": mapping.ignition_updated_at.isoformat()},
-            "synced_at": {"S": mapping.synced_at.isoformat()},
-            "last_event_id": {"S": mapping.last_event_id},
-            "match_method": {"S": mapping.match_method},
-            "version": {"N": str(mapping.version)},
-        }
-        if mapping.ignition_created_at is not None:
-            forward["ignition_created_at"] = {"S": mapping.ignition_created_at.isoformat()}
         if previous is None:
             forward_condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
@@ -133,19 +237,16 @@ class DynamoMappingStore:
                 "ExpressionAttributeValues": {":expected": {"N": str(previous.version)}},
             }
         items: list[dict[str, Any]] = [
-            {"Put": {"TableName": self._table, "Item": forward, **forward_condition}}
+            {"Put": {"TableName": self._table, "Item": forward_item(mapping), **forward_condition}}
         ]
         if previous is None or previous.xero_id != mapping.xero_id:
             items.append(
                 {
                     "Put": {
                         "TableName": self._table,
-                        "Item": {
-                            **_reverse_key(mapping.record_type, mapping.xero_id),
-                            "ignition_id": {"S": mapping.ignition_id},
-                        },
-                        "ConditionExpression": "attribute_not_exists(pk) OR ignition_id = :me",
-                        "ExpressionAttributeValues": {":me": {"S": mapping.ignition_id}},
+                        "Item": reverse_item(mapping),
+                        "ConditionExpression": CLAIM_CONDITION,
+                        "ExpressionAttributeValues": claim_values(mapping),
                     }
                 }
             )
@@ -164,23 +265,5 @@ class DynamoMappingStore:
 
     def audit(self, entry: AuditEntry) -> None:
         aws.client("dynamodb").put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": f"audit#{entry.record_type}#{entry.ignition_id}"},
-                "sk": {"S": f"{entry.at.isoformat()}#{entry.event_id}"},
-                "entry": {"S": entry.model_dump_json()},
-                "expires_at": {"N": str(int(time.time()) + AUDIT_RETENTION_SECONDS)},
-            },
+            TableName=self._table, Item=audit_item(entry, expires_at=audit_expiry())
         )
-
-    def audit_trail(self, record_type: RecordType, ignition_id: str) -> list[AuditEntry]:
-        response = aws.client("dynamodb").query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"audit#{record_type}#{ignition_id}"}},
-        )
-        return [AuditEntry.model_validate_json(item["entry"]["S"]) for item in response.get("Items", [])]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

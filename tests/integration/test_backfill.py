@@ -23,8 +23,8 @@ from sandbox.environment import Sandbox
 from shared import aws
 from shared.config import RecordType
 from shared.store.budget_usage import minute_counts
-from shared.store.bulk import BulkMappingReader
 from shared.store.checkpoints import CheckpointStore
+from shared.store.mappings import BatchMappingReader
 from tests.integration.test_cli_support import run_cli, write_sandbox_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("backfill")]
@@ -118,7 +118,7 @@ class Firm:
         assert len(contacts) == clients  # nothing duplicated: one contact per client
         numbers = Counter(c.get("ContactNumber") for c in contacts)
         assert all(numbers[self.slug(i)] == 1 for i in range(clients))
-        mappings = BulkMappingReader(self.table).mappings(
+        mappings = BatchMappingReader(self.table).forward(
             RecordType.CLIENT, [self.slug(i) for i in range(clients)]
         )
         assert len(mappings) == clients
@@ -203,7 +203,7 @@ def test_given_a_crash_between_xero_writes_and_mappings_when_resumed_then_no_dup
     firm.assert_exactly_once(120, seeded)
     # The 30 contacts written to Xero in the batch whose mappings were cut short were found again
     # by their ContactNumber and linked, not created twice.
-    mappings = BulkMappingReader(firm.table).mappings(RecordType.CLIENT, [firm.slug(i) for i in range(120)])
+    mappings = BatchMappingReader(firm.table).forward(RecordType.CLIENT, [firm.slug(i) for i in range(120)])
     assert Counter(m.match_method for m in mappings.values())["contact_number"] == 30
 
 
