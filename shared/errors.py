@@ -1,10 +1,16 @@
-"""How the sync classifies what went wrong: retry later, or stop and tell a person."""
+"""How the sync classifies what went wrong: retry later, or stop and tell a person.
+
+Every error an adapter raises (Xero, Ignition, OAuth, locks) derives from one of the two bases
+below, so the retry policy decides by type: :class:`TransientSyncError` (retry later) or
+:class:`PermanentError` (park it for a person). Anything else is a bug.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import Callable
+from typing import ClassVar
 
 
 class SyncError(Exception):
@@ -14,6 +20,8 @@ class SyncError(Exception):
 class TransientSyncError(SyncError):
     """Worth retrying later (the message returns to the queue with a growing delay)."""
 
+    transient: ClassVar[bool] = True
+
 
 class LimitWait(TransientSyncError):
     """Waiting our turn, not a fault: a rate limit (Xero's or Ignition's), our own call budget or
@@ -21,9 +29,18 @@ class LimitWait(TransientSyncError):
     burst that queues behind a limit cannot run out of deliveries and be parked without a reason."""
 
 
-class PermanentSyncError(SyncError):
-    """Retrying cannot help until a person changes something (a mapping rule, a duplicate contact in
-    Xero). The event goes straight to the DLQ with ``reason``, and can be replayed once fixed."""
+class PermanentError(SyncError):
+    """Retrying cannot help until a person changes something. Base of the sync's own verdicts
+    (:class:`PermanentSyncError`) and of adapter errors of that kind (a Xero validation refusal,
+    a lost authorisation), which are parked under their class name."""
+
+    transient: ClassVar[bool] = False
+
+
+class PermanentSyncError(PermanentError):
+    """A use case's verdict that a person must act (a mapping rule, a duplicate contact in Xero).
+    The event goes straight to the DLQ with ``reason`` and ``category``, and can be replayed once
+    fixed."""
 
     def __init__(self, reason: str, *, category: str) -> None:
         super().__init__(reason)
@@ -34,12 +51,11 @@ class PermanentSyncError(SyncError):
 def is_permanent(exc: BaseException) -> bool | None:
     """True: needs a person (straight to the DLQ). False: retry via the queue. None: unknown
     (a bug): let it propagate so the queue retries and then dead-letters it, loudly."""
-    if isinstance(exc, PermanentSyncError):
+    if isinstance(exc, PermanentError):
         return True
     if isinstance(exc, TransientSyncError):
         return False
-    transient = getattr(exc, "transient", None)
-    return None if not isinstance(transient, bool) else not transient
+    return None
 
 
 # SQS caps a message's visibility timeout at 12 hours.

@@ -33,6 +33,7 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from shared import aws
+from shared.errors import PermanentError, TransientSyncError
 from shared.store.locks import LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,8 @@ RefreshOutcome = Literal["refreshed", "failed", "authorisation_lost"]
 
 
 class OAuthError(Exception):
-    """Base for token problems. ``transient`` says whether a later retry can succeed."""
-
-    transient: bool = True
+    """Base for token problems; each one raised is also transient or permanent
+    (``shared/errors.py``), which says whether a later retry can succeed."""
 
     def __init__(self, message: str, *, provider: str, error_code: str | None = None) -> None:
         super().__init__(message)
@@ -54,19 +54,15 @@ class OAuthError(Exception):
         self.error_code = error_code
 
 
-class TokenRefreshFailed(OAuthError):
+class TokenRefreshFailed(OAuthError, TransientSyncError):
     """The token endpoint was unreachable, slow or failing (timeouts, 5xx, 429) through every
     retry. Transient: the stored refresh token is still good (or within Xero's 30-minute grace)."""
 
-    transient = True
 
-
-class AuthorisationLost(OAuthError):
+class AuthorisationLost(OAuthError, PermanentError):
     """The connection is gone: ``invalid_grant`` (refresh token expired, revoked or already used
     beyond the grace period), client credentials rejected, or no token set stored. Permanent and
     alarmable: a person must re-authorise (e.g. the CLI's ``connect xero``)."""
-
-    transient = False
 
     def __init__(self, provider: str, reason: str, *, hint: str, error_code: str | None = None) -> None:
         super().__init__(
@@ -77,10 +73,13 @@ class AuthorisationLost(OAuthError):
         self.reason = reason
 
 
-class TokenStoreError(OAuthError):
-    """The stored token set or credentials secret is unreadable. Permanent (fix the secret)."""
+class TokenRequestRefused(OAuthError, TransientSyncError):
+    """The token endpoint refused a request for a reason other than a lost authorisation (an
+    unexpected 4xx). Transient: the stored tokens are untouched, a later refresh may succeed."""
 
-    transient = False
+
+class TokenStoreError(OAuthError, PermanentError):
+    """The stored token set or credentials secret is unreadable. Permanent (fix the secret)."""
 
 
 # --- models -------------------------------------------------------------------------------------
@@ -446,7 +445,7 @@ class _TokenEndpoint:
                 "unauthorized_client": "client not allowed this grant",
             }.get(code or "", f"token endpoint answered {response.status_code}")
             return AuthorisationLost(self._provider, reason, hint=self._hint, error_code=code)
-        return OAuthError(
+        return TokenRequestRefused(
             f"{self._provider} token endpoint refused the request: HTTP {response.status_code} {code or ''}",
             provider=self._provider,
             error_code=code,

@@ -24,14 +24,14 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.config import IgnitionConfig
-from shared.errors import LimitWait
+from shared.errors import LimitWait, PermanentError, TransientSyncError
 from shared.ignition import exact_json
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 
@@ -50,36 +50,31 @@ MAX_PAGE_LIMIT = 250
 
 class IgnitionApiError(Exception):
     """A Reporting API call failed. ``status`` is the HTTP status, or None for a transport fault.
-    ``transient`` says whether a later retry can succeed (the sync's retry policy reads it)."""
-
-    transient: ClassVar[bool] = False
+    Each one raised is also transient or permanent (``shared/errors.py``): whether a later retry
+    can succeed, which the sync's retry policy reads."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
 
 
-class IgnitionAuthError(IgnitionApiError):
+class IgnitionAuthError(IgnitionApiError, PermanentError):
     """401/403: the access token is invalid, expired or lacks the ``reporting`` scope."""
 
 
 class IgnitionRateLimited(IgnitionApiError, LimitWait):
     """429 and the reset is further away than the client may wait in-process."""
 
-    transient = True
-
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"Ignition rate limit reached; retry in {retry_after:.0f} s", status=429)
         self.retry_after = retry_after
 
 
-class IgnitionUnavailable(IgnitionApiError):
+class IgnitionUnavailable(IgnitionApiError, TransientSyncError):
     """5xx or a transport fault that outlasted every retry: transient, retry later."""
 
-    transient = True
 
-
-class IgnitionResponseError(IgnitionApiError):
+class IgnitionResponseError(IgnitionApiError, PermanentError):
     """An unexpected status or a body that does not have the documented shape."""
 
 

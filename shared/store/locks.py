@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from shared import aws
-from shared.errors import LimitWait
+from shared.errors import LimitWait, TransientSyncError
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +41,15 @@ class LockTimeout(LimitWait):
     """The lock stayed held by someone else for longer than the caller was willing to wait.
     Transient: the holder's lease runs out on its own."""
 
-    transient = True
-
     def __init__(self, name: str, waited_seconds: float) -> None:
         super().__init__(f"lock {name!r} still held by another worker after {waited_seconds:.1f}s")
         self.name = name
         self.waited_seconds = waited_seconds
 
 
-class LeaseLost(Exception):
+class LeaseLost(TransientSyncError):
     """Our lease ran out and may have been taken over: whatever we meant to write under it must not
     be written. Transient: the new holder's work stands, and a retry reads it."""
-
-    transient = True
 
     def __init__(self, name: str) -> None:
         super().__init__(f"lease on lock {name!r} was lost before the work under it was saved")

@@ -57,6 +57,7 @@ from shared.xero.errors import (
     XeroRequestError,
     XeroTokenRejected,
     XeroUnavailable,
+    XeroUnexpectedResponse,
     XeroValidationError,
 )
 from shared.xero.reference_cache import ReferenceDataCache
@@ -574,7 +575,7 @@ class XeroClient:
         )
         payments = _parse_items(_json(response, template), "Payments", Payment, template)
         if not payments:
-            raise XeroError(
+            raise XeroUnexpectedResponse(
                 "Xero answered no Payment to a delete", status=response.status_code, endpoint=template
             )
         _raise_element_errors(payments[0].ValidationErrors, template)
@@ -626,7 +627,7 @@ class XeroClient:
             lambda: self._get_collection("/Organisation", "Organisations", Organisation, {}),
         )
         if not found:
-            raise XeroError("Xero answered no Organisation", endpoint="/Organisation")
+            raise XeroUnexpectedResponse("Xero answered no Organisation", endpoint="/Organisation")
         return found[0]
 
     def currencies(self) -> list[Currency]:
@@ -671,7 +672,9 @@ class XeroClient:
             self.invalidate_reference_data("ContactGroups")
         groups = _raw_items(_json(response, endpoint), "ContactGroups", endpoint)
         if not groups:
-            raise XeroError("Xero answered no ContactGroup", status=response.status_code, endpoint=endpoint)
+            raise XeroUnexpectedResponse(
+                "Xero answered no ContactGroup", status=response.status_code, endpoint=endpoint
+            )
         _raise_element_errors(groups[0].get("ValidationErrors"), endpoint)
         return groups[0]
 
@@ -815,7 +818,7 @@ class XeroClient:
         )
         result = _parse_items(_json(response, endpoint), key, model, endpoint)
         if len(result) != len(items):
-            raise XeroError(
+            raise XeroUnexpectedResponse(
                 f"Xero answered {len(result)} {key} for {len(items)} sent",
                 status=response.status_code,
                 endpoint=endpoint,
@@ -1013,7 +1016,7 @@ def _parse_items(body: Any, key: str, model: type[M], endpoint: str) -> list[M]:
         return [model.model_validate(item) for item in items]
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors(include_input=False)})
-        raise XeroError(
+        raise XeroUnexpectedResponse(
             f"Xero {key} did not match the model: {', '.join(fields)}", endpoint=endpoint
         ) from None
 
