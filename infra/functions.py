@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -59,6 +60,15 @@ _RETENTION: dict[int, logs.RetentionDays] = dict(
 def log_retention(days: int) -> logs.RetentionDays:
     return _RETENTION[days]
 
+
+# What each function does: its Lambda and its role carry it, so the console says it.
+DESCRIPTIONS = {
+    Service.INGEST: "Verifies, archives and enqueues Ignition webhooks",
+    Service.SYNC: "Applies queued Ignition changes to Xero",
+    Service.XERO_WEBHOOK: "Verifies Xero webhooks and records their events for reconciliation",
+    Service.RECONCILE: "Reconciles Ignition and Xero, reports and re-queues what differs",
+    Service.POLL: "Polls Ignition's Reporting API for changes and queues them for the sync",
+}
 
 _RUNTIME_VERSION_REASON = (
     "Pinned to python3.12: the dependency wheels are built for cp312 (infra/bundling.py) and the "
@@ -106,11 +116,10 @@ SYNC_ITEM_ACTIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
 RECONCILE_TABLE_ACTIONS = (*SYNC_ITEM_ACTIONS, "Query", "BatchGetItem")
 
 
-def _grant_token_rotation(role: iam.IRole, secrets: IntegrationSecrets) -> None:
+def _grant_token_rotation(role: iam.IRole, *tokens: secretsmanager.ISecret) -> None:
     """Read the token sets, and store a refreshed one as a new version (PutSecretValue, which
     moves AWSCURRENT itself): never UpdateSecret (description, KMS key) or
     UpdateSecretVersionStage (moving labels by hand), which ``grant_write`` would add."""
-    tokens = (secrets.xero_token, secrets.ignition_api)
     for secret in tokens:
         secret.grant_read(role)
     role.add_to_principal_policy(
@@ -142,34 +151,14 @@ class Functions(Construct):
         self._resources = resources
         self._code = code
 
-        self.ingest = self._function(
-            Service.INGEST,
-            handler="functions.ingest.handler.handler",
-            memory_size=INGEST_MEMORY_MB,
-            timeout=INGEST_TIMEOUT,
-            description="Verifies, archives and enqueues Ignition webhooks",
-        )
-        self.sync = self._function(
-            Service.SYNC,
-            handler="functions.sync.handler.handler",
-            memory_size=SYNC_MEMORY_MB,
-            timeout=Duration.seconds(config.sync.timeout_seconds),
-            description="Applies queued Ignition changes to Xero",
-        )
-        self.xero_webhook = self._function(
-            Service.XERO_WEBHOOK,
-            handler="functions.xero_webhook.handler.handler",
-            memory_size=XERO_WEBHOOK_MEMORY_MB,
-            timeout=XERO_WEBHOOK_TIMEOUT,
-            description="Verifies Xero webhooks and records their events for reconciliation",
-        )
-        # Built from the shared asset by handler name only: synthesis never imports the module.
+        self.ingest = self._function(Service.INGEST, INGEST_MEMORY_MB, INGEST_TIMEOUT)
+        sync_timeout = Duration.seconds(config.sync.timeout_seconds)
+        self.sync = self._function(Service.SYNC, SYNC_MEMORY_MB, sync_timeout)
+        self.xero_webhook = self._function(Service.XERO_WEBHOOK, XERO_WEBHOOK_MEMORY_MB, XERO_WEBHOOK_TIMEOUT)
         self.reconcile = self._function(
             Service.RECONCILE,
-            handler="functions.reconcile.handler.handler",
-            memory_size=RECONCILE_MEMORY_MB,
-            timeout=RECONCILE_TIMEOUT,
-            description="Reconciles Ignition and Xero, reports and re-queues what differs",
+            RECONCILE_MEMORY_MB,
+            RECONCILE_TIMEOUT,
             extra_environment={"ALERT_TOPIC_ARN": resources.report_topic.topic_arn},
         )
         # No automatic retry of a failed run: the next scheduled run (15 minutes to a day away) is
@@ -179,13 +168,7 @@ class Functions(Construct):
         # Only where the configuration asks for it (runtime.ignition.sources).
         self.poll: lambda_.Function | None = None
         if config.polls:
-            self.poll = self._function(
-                Service.POLL,
-                handler="functions.poll.handler.handler",
-                memory_size=POLL_MEMORY_MB,
-                timeout=POLL_TIMEOUT,
-                description="Polls Ignition's Reporting API for changes and queues them for the sync",
-            )
+            self.poll = self._function(Service.POLL, POLL_MEMORY_MB, POLL_TIMEOUT)
             # The schedule's next run (minutes away) is the retry; an immediate one would only
             # meet the same fault and the run lease.
             self.poll.configure_async_invoke(retry_attempts=0, max_event_age=Duration.minutes(10))
@@ -208,13 +191,15 @@ class Functions(Construct):
     def _function(
         self,
         service: Service,
-        *,
-        handler: str,
         memory_size: int,
         timeout: Duration,
-        description: str,
+        *,
         extra_environment: dict[str, str] | None = None,
     ) -> lambda_.Function:
+        """The function of ``service``, built from the shared asset by its handler's name only
+        (``functions/<service>/handler.py``): synthesis never imports the module."""
+        handler = f"functions.{service.value.replace('-', '_')}.handler.handler"
+        description = DESCRIPTIONS[service]
         name = "".join(part.capitalize() for part in service.value.split("-"))
         log_group = logs.LogGroup(
             self,
@@ -306,7 +291,7 @@ class Functions(Construct):
             "object keys are per event, so the ARN needs a wildcard.",
         )
         secrets.xero_client.grant_read(role)
-        _grant_token_rotation(role, secrets)
+        _grant_token_rotation(role, secrets.xero_token, secrets.ignition_api)
         # A permanent failure is parked in the DLQ with its category and reason by the function
         # itself (the queue's redrive carries no reason); grant_send_messages adds the queue's KMS
         # key too, should it ever get one.
@@ -405,7 +390,7 @@ class Functions(Construct):
         )
         secrets.xero_client.grant_read(role)
         # It calls Xero and Ignition like sync does, so it may refresh (and store) a token set.
-        _grant_token_rotation(role, secrets)
+        _grant_token_rotation(role, secrets.xero_token, secrets.ignition_api)
         resources.report_topic.grant_publish(role)
 
     def _grant_poll(self, function: lambda_.Function) -> None:
@@ -433,8 +418,4 @@ class Functions(Construct):
         resources.queues.queue.grant_send_messages(role)
         # Reads Ignition only: its one token set, stored again when it refreshes it (Ignition's
         # refresh tokens rotate). No Xero secret.
-        secret = resources.secrets.ignition_api
-        secret.grant_read(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["secretsmanager:PutSecretValue"], resources=[secret.secret_arn])
-        )
+        _grant_token_rotation(role, resources.secrets.ignition_api)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
@@ -37,6 +39,21 @@ def _table(
     )
 
 
+def _private_bucket(scope: Construct, construct_id: str, **props: Any) -> s3.Bucket:
+    return s3.Bucket(
+        scope,
+        construct_id,
+        # SSE-S3: S3 server access log delivery supports only it on the target bucket, and the
+        # archive's objects are read by the functions' roles alone.
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=RemovalPolicy.RETAIN,
+        **props,
+    )
+
+
 class Storage(Construct):
     """State table (mappings, audit, locks, call budget), idempotency table, archive bucket."""
 
@@ -46,16 +63,10 @@ class Storage(Construct):
         # Powertools idempotency layout: partition key "id", TTL attribute "expiration".
         self.idempotency_table = _table(self, "IdempotencyTable", partition="id", sort=None, ttl="expiration")
 
-        self.access_logs_bucket = s3.Bucket(
+        self.access_logs_bucket = _private_bucket(
             self,
             "AccessLogsBucket",
-            # S3 server access log delivery only supports SSE-S3 on the target bucket.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(archive.raw_expire_after_days))],
-            removal_policy=RemovalPolicy.RETAIN,
         )
         acknowledge(
             self.access_logs_bucket,
@@ -64,13 +75,9 @@ class Storage(Construct):
             "only log the log delivery.",
         )
 
-        self.archive_bucket = s3.Bucket(
+        self.archive_bucket = _private_bucket(
             self,
             "ArchiveBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             # Versioned: raw bodies and quarantined events are the evidence behind "never lose an
             # event"; versions make an accidental overwrite or delete recoverable for 30 days at
             # almost no cost (objects are small and written once).
@@ -78,7 +85,6 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix="archive/",
             lifecycle_rules=self._lifecycle(archive),
-            removal_policy=RemovalPolicy.RETAIN,
         )
 
     @staticmethod
