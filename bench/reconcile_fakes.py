@@ -18,7 +18,8 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.models.xero import Contact, Invoice, Payment
 from shared.reconcile.model import RunCounters
-from shared.reconcile.ports import DeadLetterInfo, XeroEventItem
+from shared.reconcile.ports import XeroEventItem
+from shared.store.dead_letter_queue import DeadLetterInfo
 from shared.store.mappings import RecordMapping
 
 AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)

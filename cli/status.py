@@ -19,7 +19,7 @@ from cli.target import Target
 from shared import aws
 from shared.oauth import SecretTokenStore, TokenStoreError
 from shared.store.budget_usage import read_budget_usage
-from shared.store.dead_letter_queue import queue_depth, receive_dead_letters, release_dead_letters
+from shared.store.dead_letter_queue import peek_dead_letters, queue_depth
 from shared.store.poll_state import DynamoPollStateStore
 from shared.version import deployed_version
 
@@ -141,8 +141,7 @@ def _dead_letters(dlq_url: str) -> dict[str, Any]:
     section: dict[str, Any] = {"count": depth.visible + depth.in_flight, "top_reasons": []}
     if section["count"] == 0:
         return section
-    sample = list(receive_dead_letters(dlq_url, visibility_seconds=5, max_messages=DLQ_SAMPLE))
-    release_dead_letters(dlq_url, sample)
+    sample = peek_dead_letters(dlq_url, limit=DLQ_SAMPLE, visibility_seconds=5)
     reasons = Counter((m.category or "unknown", (m.reason or "")[:120]) for m in sample)
     section["sampled"] = len(sample)
     section["top_reasons"] = [

@@ -1,6 +1,7 @@
 """The AWS side of the reconciliation: the state table (checkpoints, latest run, Xero webhook
-events), the DLQ, the archive bucket and the alert topic. Mappings are read in batches by
-:class:`shared.store.mappings.BatchMappingReader`."""
+events), the archive bucket and the alert topic. Mappings are read in batches by
+:class:`shared.store.mappings.BatchMappingReader`, the DLQ by
+:class:`shared.store.dead_letter_queue.SqsDeadLetters`."""
 
 from __future__ import annotations
 
@@ -16,14 +17,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from shared import aws
-from shared.reconcile.ports import DeadLetterInfo, XeroEventItem
-from shared.store.dead_letter_queue import receive_dead_letters, release_dead_letters
+from shared.reconcile.ports import XeroEventItem
 
 LATEST_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
 CHECKPOINT_PK = "reconcile#checkpoint"
 XERO_EVENT_PK = "xero-event#"
-# How long a DLQ message read for the report stays hidden from other readers (the CLI's replay).
-DLQ_PEEK_SECONDS = 20
 
 logger = logging.getLogger(__name__)
 
@@ -129,37 +127,6 @@ class DynamoRunStore:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
-
-
-class SqsDeadLetters:
-    """Reads the DLQ for the report without consuming it: each message is received (hidden for
-    ``DLQ_PEEK_SECONDS`` so the next receive returns others) and then made visible again."""
-
-    def __init__(self, dlq_url: str) -> None:
-        self._url = dlq_url
-
-    def read(self, limit: int) -> list[DeadLetterInfo]:
-        letters = list(
-            receive_dead_letters(self._url, visibility_seconds=DLQ_PEEK_SECONDS, max_messages=limit)
-        )
-        # Visible again at once: the report only looked, the operator's replay must find them.
-        release_dead_letters(self._url, letters)
-        infos: list[DeadLetterInfo] = []
-        for letter in letters:
-            event = letter.event()
-            if event is not None:
-                record_type, record_id = str(event.record_type), event.record_id
-            else:
-                record_type, record_id = "client", f"malformed:{letter.message_id}"
-            infos.append(
-                DeadLetterInfo(
-                    record_type=record_type,
-                    record_id=record_id,
-                    category=letter.category or "unknown",
-                    reason=letter.reason or "no reason recorded",
-                )
-            )
-        return infos
 
 
 class S3Artifacts:

@@ -13,6 +13,7 @@ from shared.config import RecordType
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.models.xero import Contact, Invoice, Payment
+from shared.store.dead_letter_queue import DeadLetterInfo
 from shared.store.mappings import RecordMapping
 
 
@@ -79,14 +80,6 @@ class MappingLookup(Protocol):
 
 class EventQueue(Protocol):
     def send(self, event: SyncEvent) -> None: ...
-
-
-@dataclass(frozen=True)
-class DeadLetterInfo:
-    record_type: str
-    record_id: str
-    category: str
-    reason: str
 
 
 class DeadLetterSource(Protocol):

@@ -19,10 +19,10 @@ from shared.reconcile.adapters import (
     DynamoRunStore,
     S3Artifacts,
     SnsNotifier,
-    SqsDeadLetters,
 )
 from shared.reconcile.engine import Ports, Reconciler
 from shared.reconcile.model import RunCounters, RunResult
+from shared.store.dead_letter_queue import SqsDeadLetters
 from shared.store.mappings import BatchMappingReader
 from shared.store.queue import SqsEventQueue
 from shared.wiring import ignition_token_provider, xero_token_provider

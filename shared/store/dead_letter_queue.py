@@ -29,15 +29,23 @@ from shared.models.events import SyncEvent
 from shared.store.queue import sqs_id
 
 ENVELOPE_VERSION = 1
+# The envelope's fields (in the body) and the message attributes, written and read only here.
+ENVELOPE_FIELD = "dead_letter"
+EVENT_FIELD = "event"
+REASON_FIELD = "failure_reason"
 CATEGORY_ATTRIBUTE = "failure_category"
 # Where the reason was before the envelope; read only, so older messages keep their reason.
-LEGACY_REASON_ATTRIBUTE = "failure_reason"
+LEGACY_REASON_ATTRIBUTE = REASON_FIELD
 MAX_REASON_CHARS = 4_000
 # SQS's limit is 256 KiB for body and attributes together; the margin covers the attributes.
 MAX_BODY_BYTES = 256 * 1024 - 2_048
 # How often a dead letter without a reason is put back before it stays, now with one.
 MAX_EXHAUSTED_REQUEUES = 3
 REQUEUES_ATTRIBUTE = "requeues"
+RECEIVE_COUNT_ATTRIBUTE = "ApproximateReceiveCount"
+# How long a dead letter read only to be looked at (the reconciliation's report, the CLI's status)
+# stays hidden from other readers before it is made visible again.
+DLQ_PEEK_SECONDS = 20
 
 
 def _json(value: Any) -> str:
@@ -45,9 +53,13 @@ def _json(value: Any) -> str:
 
 
 def _envelope(data: Any) -> dict[str, Any] | None:
-    if isinstance(data, dict) and data.get("dead_letter") == ENVELOPE_VERSION and "event" in data:
+    if isinstance(data, dict) and data.get(ENVELOPE_FIELD) == ENVELOPE_VERSION and EVENT_FIELD in data:
         return data
     return None
+
+
+def _envelope_body(event: dict[str, Any] | str, reason: str) -> str:
+    return _json({ENVELOPE_FIELD: ENVELOPE_VERSION, EVENT_FIELD: event, REASON_FIELD: reason})
 
 
 def _loads(body: str) -> Any:
@@ -74,14 +86,12 @@ def encode_dead_letter(body: str, reason: str) -> str:
     limit, the reason cut to fit (and, for an oversized event, its record dropped)."""
     wrapped = _envelope(_loads(body))
     if wrapped is not None:  # already a dead letter (one kept again): wrap its event, not it
-        body = wrapped["event"] if isinstance(wrapped["event"], str) else _json(wrapped["event"])
+        body = wrapped[EVENT_FIELD] if isinstance(wrapped[EVENT_FIELD], str) else _json(wrapped[EVENT_FIELD])
     event = _event_part(body)
     reason = reason[:MAX_REASON_CHARS]
 
     def size(event: dict[str, Any] | str, reason: str) -> int:
-        return len(
-            _json({"dead_letter": ENVELOPE_VERSION, "event": event, "failure_reason": reason}).encode()
-        )
+        return len(_envelope_body(event, reason).encode())
 
     if isinstance(event, dict) and event.get("record") is not None and size(event, "") > MAX_BODY_BYTES:
         # As for an oversized sync-queue message: the sync reads the record from Ignition instead.
@@ -97,7 +107,7 @@ def encode_dead_letter(body: str, reason: str) -> str:
         reason = reason[:low]
     while (overflow := size(event, reason) - MAX_BODY_BYTES) > 0 and isinstance(event, str):
         event = event[: max(0, len(event) - overflow)]  # a malformed body: kept in part, for a person
-    return _json({"dead_letter": ENVELOPE_VERSION, "event": event, "failure_reason": reason})
+    return _envelope_body(event, reason)
 
 
 @dataclass(frozen=True)
@@ -114,8 +124,8 @@ def decode_dead_letter(body: str, attributes: Mapping[str, Any]) -> DecodedDeadL
     wrapped = _envelope(_loads(body))
     if wrapped is None:
         return DecodedDeadLetter(body=body, category=category, reason=legacy_reason)
-    event = wrapped["event"]
-    reason = wrapped.get("failure_reason")
+    event = wrapped[EVENT_FIELD]
+    reason = wrapped.get(REASON_FIELD)
     return DecodedDeadLetter(
         body=event if isinstance(event, str) else _json(event),
         category=category,
@@ -162,7 +172,7 @@ class DeadLetter:
             body=decoded.body,
             category=decoded.category,
             reason=decoded.reason,
-            receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            receive_count=int(message.get("Attributes", {}).get(RECEIVE_COUNT_ATTRIBUTE, "1")),
             requeues=int(attributes.get(REQUEUES_ATTRIBUTE, {}).get("StringValue", "0") or 0),
         )
 
@@ -215,7 +225,7 @@ def receive_dead_letters(
             MaxNumberOfMessages=min(10, max_messages - len(seen)),
             VisibilityTimeout=visibility_seconds,
             MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=[RECEIVE_COUNT_ATTRIBUTE],
             WaitTimeSeconds=0,
         ).get("Messages", [])
         fresh = [m for m in batch if m["MessageId"] not in seen]
@@ -244,6 +254,51 @@ def release_dead_letters(dlq_url: str, letters: list[DeadLetter]) -> None:
                 for i, letter in enumerate(chunk)
             ],
         )
+
+
+def peek_dead_letters(
+    dlq_url: str, *, limit: int, visibility_seconds: int = DLQ_PEEK_SECONDS
+) -> list[DeadLetter]:
+    """Read up to ``limit`` DLQ messages without consuming them: each is received (hidden for
+    ``visibility_seconds``, so the next receive returns others), then made visible again at once,
+    for the operator's replay must find them."""
+    letters = list(receive_dead_letters(dlq_url, visibility_seconds=visibility_seconds, max_messages=limit))
+    release_dead_letters(dlq_url, letters)
+    return letters
+
+
+@dataclass(frozen=True)
+class DeadLetterInfo:
+    """What the reconciliation's report says of a dead letter."""
+
+    record_type: str
+    record_id: str
+    category: str
+    reason: str
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterInfo:
+        event = letter.event()
+        if event is not None:
+            record_type, record_id = str(event.record_type), event.record_id
+        else:
+            record_type, record_id = "client", f"malformed:{letter.message_id}"
+        return cls(
+            record_type=record_type,
+            record_id=record_id,
+            category=letter.category or "unknown",
+            reason=letter.reason or "no reason recorded",
+        )
+
+
+class SqsDeadLetters:
+    """The reconciliation's view of the DLQ: read, never consumed."""
+
+    def __init__(self, dlq_url: str) -> None:
+        self._url = dlq_url
+
+    def read(self, limit: int) -> list[DeadLetterInfo]:
+        return [DeadLetterInfo.of(letter) for letter in peek_dead_letters(self._url, limit=limit)]
 
 
 def requeue(queue_url: str, event: SyncEvent, *, replay_id: str) -> None:

@@ -19,7 +19,9 @@ from shared.store.dead_letter_queue import (
     MAX_REASON_CHARS,
     REQUEUES_ATTRIBUTE,
     DeadLetter,
+    DeadLetterInfo,
     DeadLetters,
+    SqsDeadLetters,
     encode_dead_letter,
     receive_dead_letters,
     requeue_exhausted,
@@ -207,3 +209,28 @@ def test_given_redriven_letters_when_requeued_then_the_sync_queue_gets_bare_even
     kept = only_letter(dlq)
     assert kept.event() == tired
     assert kept.category == "receives_exhausted" and kept.reason and "put back 3 times" in kept.reason
+
+
+def test_given_dead_letters_when_the_reconciliation_reads_them_then_it_sees_each_and_none_is_consumed(
+    queues: tuple[str, str],
+) -> None:
+    dlq, _ = queues
+    letters = SqsDeadLetters(dlq)
+    DeadLetters(dlq).send(
+        event().model_dump_json(), group_id="cli_1", dedup_id="m1", category="xero_validation", reason=REASON
+    )
+    DeadLetters(dlq).send(
+        "not json", group_id="malformed", dedup_id="m2", category="malformed_message", reason=""
+    )
+
+    infos = letters.read(10)
+
+    malformed = next(info for info in infos if info.category == "malformed_message")
+    assert sorted(infos, key=lambda info: info.category) == [
+        malformed,
+        DeadLetterInfo(record_type="client", record_id="cli_1", category="xero_validation", reason=REASON),
+    ]
+    assert malformed.record_id.startswith("malformed:") and malformed.reason == "no reason recorded"
+    # Visible again at once: the operator's replay (and the next report) find them all.
+    assert len(list(receive_dead_letters(dlq, visibility_seconds=0, max_messages=10))) == 2
+    assert len(letters.read(10)) == 2
