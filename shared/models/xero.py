@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -99,7 +99,32 @@ class ValidationMessage(XeroModel):
     Message: str
 
 
-class Contact(XeroModel):
+def _parse_ms_datetime(value: Any) -> Any:
+    return parse_xero_datetime(value) if isinstance(value, str) else value
+
+
+class XeroRecord(XeroModel):
+    """A record Xero stores and answers with: the fields only Xero sets are read, never sent back."""
+
+    # A record type's own server-set fields, left out of ``to_xero`` with the common ones below.
+    _read_only: ClassVar[tuple[str, ...]] = ()
+
+    UpdatedDateUTC: datetime | None = None
+    ValidationErrors: list[ValidationMessage] | None = None
+    StatusAttributeString: str | None = None
+
+    _updated = field_validator("UpdatedDateUTC", mode="before")(_parse_ms_datetime)
+
+    def to_xero(self) -> dict[str, Any]:
+        body = super().to_xero()
+        for key in ("UpdatedDateUTC", "ValidationErrors", "StatusAttributeString", *self._read_only):
+            body.pop(key, None)
+        return body
+
+
+class Contact(XeroRecord):
+    _read_only = ("HasValidationErrors",)
+
     ContactID: str | None = None
     ContactNumber: str | None = Field(default=None, max_length=50)
     AccountNumber: str | None = Field(default=None, max_length=50)
@@ -117,22 +142,7 @@ class Contact(XeroModel):
     Phones: list[Phone] | None = None
     Addresses: list[Address] | None = None
     ContactPersons: list[ContactPerson] | None = Field(default=None, max_length=5)
-    UpdatedDateUTC: datetime | None = None
-    ValidationErrors: list[ValidationMessage] | None = None
     HasValidationErrors: bool | None = None
-    StatusAttributeString: str | None = None
-
-    @field_validator("UpdatedDateUTC", mode="before")
-    @classmethod
-    def _parse_ms_date(cls, value: Any) -> Any:
-        return parse_xero_datetime(value) if isinstance(value, str) else value
-
-    def to_xero(self) -> dict[str, Any]:
-        body = super().to_xero()
-        # Server-set fields never go back to Xero.
-        for key in ("UpdatedDateUTC", "ValidationErrors", "HasValidationErrors", "StatusAttributeString"):
-            body.pop(key, None)
-        return body
 
 
 # --- billing ------------------------------------------------------------------------------------
@@ -187,7 +197,9 @@ class InvoicePaymentSummary(XeroModel):
     Amount: Decimal | None = None
 
 
-class Invoice(XeroModel):
+class Invoice(XeroRecord):
+    _read_only = ("HasErrors", "Payments", "AmountDue", "AmountPaid", "SubTotal", "TotalTax")
+
     InvoiceID: str | None = None
     Type: Literal["ACCREC", "ACCPAY"] | None = None
     Contact: ContactRef | _Contact | None = None
@@ -207,33 +219,9 @@ class Invoice(XeroModel):
     AmountDue: Decimal | None = None
     AmountPaid: Decimal | None = None
     Payments: list[InvoicePaymentSummary] | None = None
-    UpdatedDateUTC: datetime | None = None
-    ValidationErrors: list[ValidationMessage] | None = None
     HasErrors: bool | None = None
-    StatusAttributeString: str | None = None
 
     _dates = field_validator("Date", "DueDate", mode="before")(_parse_ms_date)
-
-    @field_validator("UpdatedDateUTC", mode="before")
-    @classmethod
-    def _parse_updated(cls, value: Any) -> Any:
-        return parse_xero_datetime(value) if isinstance(value, str) else value
-
-    def to_xero(self) -> dict[str, Any]:
-        body = super().to_xero()
-        for key in (
-            "UpdatedDateUTC",
-            "ValidationErrors",
-            "HasErrors",
-            "StatusAttributeString",
-            "Payments",
-            "AmountDue",
-            "AmountPaid",
-            "SubTotal",
-            "TotalTax",
-        ):
-            body.pop(key, None)
-        return body
 
 
 class InvoiceRef(XeroModel):
@@ -246,7 +234,9 @@ class AccountRef(XeroModel):
     AccountID: str | None = None
 
 
-class Payment(XeroModel):
+class Payment(XeroRecord):
+    _read_only = ("HasValidationErrors",)
+
     PaymentID: str | None = None
     Invoice: InvoiceRef | None = None
     Account: AccountRef | None = None
@@ -256,23 +246,9 @@ class Payment(XeroModel):
     CurrencyRate: Decimal | None = None
     Status: Literal["AUTHORISED", "DELETED"] | None = None
     PaymentType: str | None = None
-    UpdatedDateUTC: datetime | None = None
-    ValidationErrors: list[ValidationMessage] | None = None
     HasValidationErrors: bool | None = None
-    StatusAttributeString: str | None = None
 
     _dates = field_validator("Date", mode="before")(_parse_ms_date)
-
-    @field_validator("UpdatedDateUTC", mode="before")
-    @classmethod
-    def _parse_updated(cls, value: Any) -> Any:
-        return parse_xero_datetime(value) if isinstance(value, str) else value
-
-    def to_xero(self) -> dict[str, Any]:
-        body = super().to_xero()
-        for key in ("UpdatedDateUTC", "ValidationErrors", "HasValidationErrors", "StatusAttributeString"):
-            body.pop(key, None)
-        return body
 
 
 class HistoryRecord(XeroModel):
@@ -281,10 +257,7 @@ class HistoryRecord(XeroModel):
     User: str | None = None
     Changes: str | None = None
 
-    @field_validator("DateUTC", mode="before")
-    @classmethod
-    def _parse_date(cls, value: Any) -> Any:
-        return parse_xero_datetime(value) if isinstance(value, str) else value
+    _date = field_validator("DateUTC", mode="before")(_parse_ms_datetime)
 
 
 class TaxRate(XeroModel):
