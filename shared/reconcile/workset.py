@@ -75,9 +75,6 @@ CREATE INDEX IF NOT EXISTS ds_rank ON discrepancy(rank, seq);
 """
 
 
-_ID_COLUMNS = {"xero_contact": "contact_id", "xero_invoice": "invoice_id", "xero_payment": "payment_id"}
-
-
 def _lower(value: str | None) -> str | None:
     return value.strip().casefold() if value and value.strip() else None
 
@@ -339,14 +336,6 @@ class WorkSet:
             if discrepancy.record_type == "payment" and discrepancy.ignition_id:
                 found.add(discrepancy.ignition_id.split(":", 1)[-1])
         return found
-
-    def known_xero_ids(self, table: str, ids: list[str]) -> set[str]:
-        column = {"xero_contact": "contact_id", "xero_invoice": "invoice_id", "xero_payment": "payment_id"}[
-            table
-        ]
-        marks = ",".join("?" * len(ids))
-        sql = f"SELECT {column} FROM {table} WHERE {column} IN ({marks})"  # noqa: S608 - fixed names
-        return {r[0] for r in self._db.execute(sql, ids)}
 
     def mapped_but_unseen(self, kind: str) -> list[str]:
         """Mapped Xero ids the listing did not return: confirmed with IDs= calls before reporting."""

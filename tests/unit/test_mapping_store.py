@@ -25,28 +25,18 @@ from tests.unit.xero_fakes import STATE_TABLE, fresh_state_table, moto_aws
 AT = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def aws_module() -> Iterator[None]:
+@pytest.fixture
+def state_table() -> Iterator[None]:
     with moto_aws():
+        fresh_state_table()
         yield
 
 
-@pytest.fixture
-def state_table(aws_module: None) -> None:
-    fresh_state_table()
-
-
 def mapping(slug: str, xero_id: str, *, created: datetime | None = None) -> RecordMapping:
-    return RecordMapping(
-        record_type=RecordType.CLIENT,
-        ignition_id=slug,
-        xero_id=xero_id,
-        ignition_created_at=created,
-        ignition_updated_at=AT,
-        synced_at=AT,
-        last_event_id="evt_1",
-        match_method="created",
-        version=1,
+    source = {"ignition_created_at": created, "ignition_updated_at": AT, "last_event_id": "evt_1"}
+    return RecordMapping.model_validate(
+        {"record_type": "client", "ignition_id": slug, "xero_id": xero_id, "synced_at": AT, "version": 1}
+        | {"match_method": "created", **source}
     )
 
 
