@@ -10,20 +10,27 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from flask import Request
+from flask import Request, Response
 
 from shared.models.xero import format_xero_datetime, parse_xero_datetime
 
+from . import responses
 from .where import WhereParseError, compile_where
+
+logger = logging.getLogger("sandbox.xero_emulator")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# Xero's empty GUID: the id it shows on an element it did not save.
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _ORDER = re.compile(r"^\s*([A-Za-z_]+)(?:\s+(ASC|DESC))?\s*$", re.IGNORECASE)
 _STRING_LITERAL = re.compile(r'("(?:[^"]|"")*")')
@@ -49,10 +56,13 @@ class Stamper:
         return now
 
 
-def read_elements(request: Request, key: str) -> list[dict[str, Any]]:
-    """``{"<key>": [...]}`` or one bare element; Decimal for every JSON number with a fraction."""
+def read_elements(
+    request: Request, key: str, parse_float: Callable[[str], Any] = Decimal
+) -> list[dict[str, Any]]:
+    """``{"<key>": [...]}`` or one bare element; Decimal for every JSON number with a fraction
+    unless ``parse_float`` says otherwise."""
     try:
-        body = json.loads(request.get_data(as_text=True) or "null", parse_float=Decimal)
+        body = json.loads(request.get_data(as_text=True) or "null", parse_float=parse_float)
     except ValueError as error:
         raise BodyError("JSON for post data was invalid") from error
     if isinstance(body, dict) and isinstance(body.get(key), list):
@@ -134,6 +144,47 @@ def record_date(record: Mapping[str, Any], field: str) -> date | None:
 
 def updated(record: Mapping[str, Any]) -> datetime:
     return parse_xero_datetime(record.get("UpdatedDateUTC")) or datetime.min.replace(tzinfo=UTC)
+
+
+def parse_if_modified_since(value: str | None) -> datetime | None:
+    """RFC 1123 (``Wed, 21 Oct 2015 07:28:00 GMT``) or ISO-8601; anything else is ignored."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            logger.info("ignoring unparseable If-Modified-Since", extra={"if_modified_since": value})
+            return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def query(
+    records: list[dict[str, Any]],
+    request: Request,
+    *,
+    fields: Iterable[str],
+    id_field: str,
+    view: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    nested: Mapping[str, Iterable[str]] | None = None,
+    ids: str | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """What every list endpoint reads the same way: ``IDs`` (or ``ids``, the value given),
+    ``If-Modified-Since``, ``where``, ``order`` and the page. Returns the page and the envelope's
+    extra fields; raises WhereParseError for what Xero answers with a QueryParseException."""
+    args = request.args
+    wanted = id_list(args.get("IDs") if ids is None else ids)
+    if wanted:
+        records = [r for r in records if str(r[id_field]).lower() in wanted]
+    since = parse_if_modified_since(request.headers.get("If-Modified-Since"))
+    if since is not None:
+        records = [r for r in records if updated(r) > since]
+    field_list = list(fields)
+    records = filter_where(records, args.get("where"), field_list, view, nested)
+    records = order_records(records, args.get("order"), field_list, id_field)
+    return paginate(records, args)
 
 
 def flatten_where(expression: str, nested: Mapping[str, Iterable[str]]) -> str:
@@ -223,3 +274,36 @@ def error_element(element: dict[str, Any], errors: list[str], flag_field: str) -
     shown[flag_field] = True
     shown["ValidationErrors"] = [{"Message": message} for message in dict.fromkeys(errors)]
     return shown
+
+
+def answer_writes(
+    resource: str,
+    elements: list[dict[str, Any]],
+    write: Callable[[dict[str, Any]], tuple[dict[str, Any], list[str]]],
+    *,
+    request: Request,
+    flag_field: str,
+    id_field: str,
+    now: datetime,
+) -> Response:
+    """Xero's answer to a PUT/POST of ``elements``: each saved one as ``write`` rendered it, each
+    refused one echoed with its ValidationErrors (its id, or the empty GUID). With
+    summarizeErrors=false every element also says OK or ERROR and the answer is 200; otherwise
+    one refusal makes it a ValidationException, though the good elements stay saved
+    (integration-facts.md)."""
+    summarize = summarize_errors(request)
+    answered: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for element in elements:
+        rendered, errors = write(element)
+        if errors:
+            rendered = error_element(element, errors, flag_field)
+            rendered[id_field] = str(element.get(id_field) or ZERO_UUID)
+            failed.append(rendered)
+        if not summarize:
+            rendered["StatusAttributeString"] = "ERROR" if errors else "OK"
+        answered.append(rendered)
+    logger.info("%s written", resource.lower(), extra={"elements": len(elements), "failed": len(failed)})
+    if failed and summarize:
+        return responses.validation_exception(failed)
+    return responses.json_response(responses.envelope(resource, answered, now))

@@ -8,14 +8,10 @@ The caller (the emulator) holds its lock around every method here.
 from __future__ import annotations
 
 import copy
-import functools
-import json
-import logging
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Request, Response
@@ -23,15 +19,19 @@ from flask import Request, Response
 from shared.models.xero import format_xero_datetime, parse_xero_datetime
 
 from . import responses
+from .common import (
+    UUID_RE,
+    BodyError,
+    Stamper,
+    answer_writes,
+    flag,
+    query,
+    read_elements,
+)
 from .routing import Route
 from .store import ResourceStore
-from .where import WhereParseError, compile_where
+from .where import WhereParseError
 
-logger = logging.getLogger("sandbox.xero_emulator.contacts")
-
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 MAX_CONTACT_PERSONS = 5
 # Names from components.schemas.Contact: the fields a where/order may refer to.
 CONTACT_FIELDS = (
@@ -121,8 +121,6 @@ SUMMARY_EXCLUDED = frozenset(
     }
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_ORDER = re.compile(r"^\s*([A-Za-z]+)(?:\s+(ASC|DESC))?\s*$", re.IGNORECASE)
 
 WRITE_SCOPES = frozenset({"accounting.contacts"})
 READ_SCOPES = frozenset({"accounting.contacts", "accounting.contacts.read"})
@@ -158,25 +156,6 @@ def _merge_typed(
     return list(merged.values())
 
 
-def parse_if_modified_since(value: str | None) -> datetime | None:
-    """RFC 1123 (``Wed, 21 Oct 2015 07:28:00 GMT``) or ISO-8601; anything else is ignored."""
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            logger.info("ignoring unparseable If-Modified-Since", extra={"if_modified_since": value})
-            return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() == "true"
-
-
 class ContactsResource:
     def __init__(
         self,
@@ -188,7 +167,7 @@ class ContactsResource:
         self._now = now
         # Lower-cased ContactIDs with a sales invoice: IsCustomer is derived, never stored or posted.
         self._customer_ids = customer_ids
-        self._last_stamp: datetime | None = None
+        self._stamp = Stamper(now)
 
     def routes(self) -> list[Route]:
         return [
@@ -204,22 +183,8 @@ class ContactsResource:
         args = request.args
         customers = self._customer_ids()
         records = [_with_flags(r, customers) for r in self.store]
-        if not _flag(args.get("includeArchived")):
+        if not flag(args.get("includeArchived")):
             records = [r for r in records if r.get("ContactStatus") != "ARCHIVED"]
-        ids = args.get("IDs") or args.get("ids")
-        if ids:
-            wanted = {part.strip().strip('"').lower() for part in ids.split(",") if part.strip()}
-            records = [r for r in records if str(r["ContactID"]).lower() in wanted]
-        since = parse_if_modified_since(request.headers.get("If-Modified-Since"))
-        if since is not None:
-            records = [r for r in records if self._updated(r) > since]
-        where = args.get("where")
-        if where:
-            try:
-                predicate = compile_where(where, CONTACT_FIELDS)
-            except WhereParseError as error:
-                return responses.query_parse_error(str(error))
-            records = [r for r in records if predicate(r)]
         term = (args.get("searchTerm") or "").strip().casefold()
         if term:
             # Spec (GET /Contacts searchTerm): "a case-insensitive text search across the Name,
@@ -227,22 +192,16 @@ class ContactsResource:
             searched = ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
             records = [r for r in records if any(term in str(r.get(f) or "").casefold() for f in searched)]
         try:
-            records = self._order(records, args.get("order"))
+            records, extra = query(
+                records,
+                request,
+                fields=CONTACT_FIELDS,
+                id_field="ContactID",
+                ids=args.get("IDs") or args.get("ids"),
+            )
         except WhereParseError as error:
             return responses.query_parse_error(str(error))
-        extra: dict[str, Any] = {}
-        if "page" in args or "pageSize" in args:
-            page = max(1, _int(args.get("page"), 1))
-            size = min(MAX_PAGE_SIZE, max(1, _int(args.get("pageSize"), DEFAULT_PAGE_SIZE)))
-            total = len(records)
-            extra["pagination"] = {
-                "page": page,
-                "pageSize": size,
-                "pageCount": (total + size - 1) // size,
-                "itemCount": total,
-            }
-            records = records[(page - 1) * size : page * size]
-        summary = _flag(args.get("summaryOnly"))
+        summary = flag(args.get("summaryOnly"))
         items = [self._render(r, summary=summary) for r in records]
         return responses.json_response(responses.envelope("Contacts", items, self._now(), **extra))
 
@@ -268,47 +227,27 @@ class ContactsResource:
 
     def _write(self, request: Request, *, create_only: bool, path_id: str | None) -> Response:
         try:
-            body = json.loads(request.get_data(as_text=True) or "null")
-        except ValueError:
-            return responses.post_data_invalid("JSON for post data was invalid")
-        if isinstance(body, dict) and isinstance(body.get("Contacts"), list):
-            elements: list[Any] = body["Contacts"]
-        elif isinstance(body, dict) and "Contacts" not in body:
-            elements = [body]  # a single bare contact is accepted too
-        else:
-            return responses.post_data_invalid("JSON for post data was invalid")
+            # Contacts carry no money: plain floats, as Xero answers them.
+            elements = read_elements(request, "Contacts", parse_float=float)
+        except BodyError as error:
+            return responses.post_data_invalid(str(error))
         if path_id is not None:
-            elements = elements[:1]
-        summarize = request.args.get("summarizeErrors", "true").strip().lower() != "false"
-        saved: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
-        for element in elements:
-            if not isinstance(element, dict):
-                return responses.post_data_invalid("JSON for post data was invalid")
-            if path_id is not None:
-                element = {**element, "ContactID": path_id}
+            elements = [{**element, "ContactID": path_id} for element in elements[:1]]
+
+        def write(element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             result, errors = self._apply(element, create_only=create_only)
-            if errors:
-                shown = {**copy.deepcopy(element), "ContactID": element.get("ContactID") or ZERO_UUID}
-                shown["HasValidationErrors"] = True
-                shown["ValidationErrors"] = [{"Message": message} for message in errors]
-                if not summarize:
-                    shown["StatusAttributeString"] = "ERROR"
-                failed.append(shown)
-                saved.append(shown)
-            else:
-                rendered = self._render(_with_flags(result, self._customer_ids()))
-                if not summarize:
-                    rendered["StatusAttributeString"] = "OK"
-                saved.append(rendered)
-        logger.info(
-            "contacts written",
-            extra={"elements": len(elements), "failed": len(failed), "create_only": create_only},
+            return ({} if errors else self._render(_with_flags(result, self._customer_ids()))), errors
+
+        # Xero still saves the good elements of the batch (integration-facts.md).
+        return answer_writes(
+            "Contacts",
+            elements,
+            write,
+            request=request,
+            flag_field="HasValidationErrors",
+            id_field="ContactID",
+            now=self._now(),
         )
-        if failed and summarize:
-            # Xero still saves the good elements of the batch (integration-facts.md).
-            return responses.validation_exception(failed)
-        return responses.json_response(responses.envelope("Contacts", saved, self._now()))
 
     def _apply(self, element: dict[str, Any], *, create_only: bool) -> tuple[dict[str, Any], list[str]]:
         errors = self._field_errors(element)
@@ -316,7 +255,7 @@ class ContactsResource:
         contact_id = element.get("ContactID")
         number = element.get("ContactNumber")
         if contact_id:
-            target = self.store.get(str(contact_id)) if _UUID.match(str(contact_id)) else None
+            target = self.store.get(str(contact_id)) if UUID_RE.match(str(contact_id)) else None
             if target is None:
                 # Wording not published by Xero.
                 errors.append(f"The contact with ContactID {contact_id} could not be found.")
@@ -425,17 +364,8 @@ class ContactsResource:
             "HasAttachments": False,
         }
 
-    def _stamp(self) -> datetime:
-        # Strictly increasing, so If-Modified-Since with the last seen value never misses a write.
-        now = self._now()
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        if self._last_stamp is not None and now <= self._last_stamp:
-            now = self._last_stamp + timedelta(milliseconds=1)
-        self._last_stamp = now
-        return now
-
     def _lookup(self, key: str) -> dict[str, Any] | None:
-        if _UUID.match(key):
+        if UUID_RE.match(key):
             return self.store.get(key)
         return self._by_number(key)
 
@@ -445,25 +375,6 @@ class ContactsResource:
             if str(record.get("ContactNumber") or "").strip().casefold() == wanted:
                 return record
         return None
-
-    @staticmethod
-    def _updated(record: dict[str, Any]) -> datetime:
-        return parse_xero_datetime(record.get("UpdatedDateUTC")) or datetime.min.replace(tzinfo=UTC)
-
-    def _order(self, records: list[dict[str, Any]], order: str | None) -> list[dict[str, Any]]:
-        fields = {name.lower(): name for name in CONTACT_FIELDS}
-        ordered = sorted(records, key=lambda r: str(r["ContactID"]).lower())
-        clauses = [("UpdatedDateUTC", False)]
-        if order:
-            clauses = []
-            for part in order.split(","):
-                match = _ORDER.match(part)
-                if match is None or match.group(1).lower() not in fields:
-                    raise WhereParseError(f"Order by '{part.strip()}' is not supported")
-                clauses.append((fields[match.group(1).lower()], (match.group(2) or "ASC").upper() == "DESC"))
-        for field, descending in reversed(clauses):
-            ordered.sort(key=functools.partial(_sort_key, field=field), reverse=descending)
-        return ordered
 
     @staticmethod
     def _render(record: dict[str, Any], *, summary: bool = False) -> dict[str, Any]:
@@ -479,17 +390,6 @@ def _with_flags(record: dict[str, Any], customers: set[str]) -> dict[str, Any]:
     if str(record.get("ContactID", "")).lower() in customers:
         return {**record, "IsCustomer": True}
     return record
-
-
-def _sort_key(record: dict[str, Any], field: str) -> tuple[int, Any]:
-    value = record.get(field)
-    if value is None:
-        return (0, "")
-    if field == "UpdatedDateUTC":
-        return (1, parse_xero_datetime(value))
-    if isinstance(value, str):
-        return (1, value.casefold())
-    return (1, value)
 
 
 def _nested_errors(
@@ -511,10 +411,3 @@ def _nested_errors(
             if isinstance(value, str) and len(value) > limit:
                 errors.append(f"{field} must not be more than {limit} characters long.")
     return errors
-
-
-def _int(value: str | None, default: int) -> int:
-    try:
-        return int(value) if value is not None else default
-    except ValueError:
-        return default

@@ -12,7 +12,6 @@ marked as guesses where they are raised. The caller (the emulator) holds its loc
 from __future__ import annotations
 
 import copy
-import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -30,31 +29,23 @@ from .common import (
     UUID_RE,
     BodyError,
     Stamper,
+    answer_writes,
     decimal_of,
-    error_element,
-    filter_where,
     flag,
     id_list,
     money,
-    order_records,
-    paginate,
     parse_date,
+    query,
     read_elements,
     record_date,
     render_date,
-    summarize_errors,
-    updated,
 )
-from .contacts import parse_if_modified_since
 from .history import HistoryLog
 from .routing import Route
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
 
-logger = logging.getLogger("sandbox.xero_emulator.invoices")
-
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 MAX_TRACKING = 2
 AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
@@ -148,20 +139,13 @@ class InvoicesResource:
     def list_invoices(self, request: Request, _params: dict[str, str]) -> Response:
         args = request.args
         records = list(self.store)
-        for param, field in (
-            ("IDs", "InvoiceID"),
-            ("InvoiceNumbers", "InvoiceNumber"),
-            ("Statuses", "Status"),
-        ):
+        for param, field in (("InvoiceNumbers", "InvoiceNumber"), ("Statuses", "Status")):
             wanted = id_list(args.get(param))
             if wanted:
                 records = [r for r in records if str(r.get(field) or "").lower() in wanted]
         contact_ids = id_list(args.get("ContactIDs"))
         if contact_ids:
             records = [r for r in records if str(r["Contact"]["ContactID"]).lower() in contact_ids]
-        since = parse_if_modified_since(request.headers.get("If-Modified-Since"))
-        if since is not None:
-            records = [r for r in records if updated(r) > since]
         term = (args.get("searchTerm") or "").strip().casefold()
         if term:
             records = [
@@ -171,11 +155,16 @@ class InvoicesResource:
                 or term in str(r.get("Reference") or "").casefold()
             ]
         try:
-            records = filter_where(records, args.get("where"), INVOICE_FIELDS, self._where_view, NESTED_WHERE)
-            records = order_records(records, args.get("order"), INVOICE_FIELDS, "InvoiceID")
+            records, extra = query(
+                records,
+                request,
+                fields=INVOICE_FIELDS,
+                id_field="InvoiceID",
+                view=self._where_view,
+                nested=NESTED_WHERE,
+            )
         except WhereParseError as error:
             return responses.query_parse_error(str(error))
-        records, extra = paginate(records, args)
         summary = flag(args.get("summaryOnly"))
         four_dp = args.get("unitdp") == "4"
         # Xero returns line items in a list only when paging (developer docs, from memory).
@@ -214,28 +203,21 @@ class InvoicesResource:
             return responses.post_data_invalid(str(error))
         if path_id is not None:
             elements = [{**elements[0], "InvoiceID": path_id}] if elements else []
-        summarize = summarize_errors(request)
         four_dp = request.args.get("unitdp") == "4"
-        saved: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
-        for element in elements:
+
+        def write(element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             record, errors = self._apply(element, create_only=create_only, four_dp=four_dp)
-            if errors:
-                shown = error_element(element, errors, "HasErrors")
-                shown["InvoiceID"] = str(element.get("InvoiceID") or ZERO_UUID)
-                if not summarize:
-                    shown["StatusAttributeString"] = "ERROR"
-                failed.append(shown)
-                saved.append(shown)
-            else:
-                rendered = self.render(record, four_dp=four_dp)
-                if not summarize:
-                    rendered["StatusAttributeString"] = "OK"
-                saved.append(rendered)
-        logger.info("invoices written", extra={"elements": len(elements), "failed": len(failed)})
-        if failed and summarize:
-            return responses.validation_exception(failed)
-        return responses.json_response(responses.envelope("Invoices", saved, self._now()))
+            return ({} if errors else self.render(record, four_dp=four_dp)), errors
+
+        return answer_writes(
+            "Invoices",
+            elements,
+            write,
+            request=request,
+            flag_field="HasErrors",
+            id_field="InvoiceID",
+            now=self._now(),
+        )
 
     def _apply(
         self, element: dict[str, Any], *, create_only: bool, four_dp: bool

@@ -11,7 +11,6 @@ The caller (the emulator) holds its lock.
 from __future__ import annotations
 
 import copy
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -28,20 +27,15 @@ from .common import (
     UUID_RE,
     BodyError,
     Stamper,
+    answer_writes,
     decimal_of,
     error_element,
-    filter_where,
-    id_list,
     money,
-    order_records,
-    paginate,
     parse_date,
+    query,
     read_elements,
     render_date,
-    summarize_errors,
-    updated,
 )
-from .contacts import parse_if_modified_since
 from .history import HistoryLog
 from .invoices import InvoicesResource
 from .routing import Route
@@ -49,9 +43,6 @@ from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
 
-logger = logging.getLogger("sandbox.xero_emulator.payments")
-
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 WRITE_SCOPES = frozenset({"accounting.transactions", "accounting.payments"})
 READ_SCOPES = WRITE_SCOPES | {"accounting.transactions.read", "accounting.payments.read"}
 PAYMENT_FIELDS = (
@@ -104,20 +95,17 @@ class PaymentsResource:
 
     # -- reads ---------------------------------------------------------------------------
     def list_payments(self, request: Request, _params: dict[str, str]) -> Response:
-        args = request.args
-        records = list(self.store)
-        wanted = id_list(args.get("IDs"))
-        if wanted:
-            records = [r for r in records if str(r["PaymentID"]).lower() in wanted]
-        since = parse_if_modified_since(request.headers.get("If-Modified-Since"))
-        if since is not None:
-            records = [r for r in records if updated(r) > since]
         try:
-            records = filter_where(records, args.get("where"), PAYMENT_FIELDS, _where_view, NESTED_WHERE)
-            records = order_records(records, args.get("order"), PAYMENT_FIELDS, "PaymentID")
+            records, extra = query(
+                list(self.store),
+                request,
+                fields=PAYMENT_FIELDS,
+                id_field="PaymentID",
+                view=_where_view,
+                nested=NESTED_WHERE,
+            )
         except WhereParseError as error:
             return responses.query_parse_error(str(error))
-        records, extra = paginate(records, args)
         items = [self.render(r) for r in records]
         return responses.json_response(responses.envelope("Payments", items, self._now(), **extra))
 
@@ -133,27 +121,21 @@ class PaymentsResource:
             elements = read_elements(request, "Payments")
         except BodyError as error:
             return responses.post_data_invalid(str(error))
-        summarize = summarize_errors(request)
-        saved: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
-        for element in elements:
+
+        def write(element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             record, errors = self._create(element)
-            if errors:
-                shown = error_element(element, errors, "HasValidationErrors")
-                shown["PaymentID"] = ZERO_UUID
-                if not summarize:
-                    shown["StatusAttributeString"] = "ERROR"
-                failed.append(shown)
-                saved.append(shown)
-            else:
-                rendered = self.render(record)
-                if not summarize:
-                    rendered["StatusAttributeString"] = "OK"
-                saved.append(rendered)
-        logger.info("payments written", extra={"elements": len(elements), "failed": len(failed)})
-        if failed and summarize:
-            return responses.validation_exception(failed)
-        return responses.json_response(responses.envelope("Payments", saved, self._now()))
+            return ({} if errors else self.render(record)), errors
+
+        # A new payment has no id yet: a refused one shows the empty GUID whatever it carried.
+        return answer_writes(
+            "Payments",
+            [{**element, "PaymentID": None} for element in elements],
+            write,
+            request=request,
+            flag_field="HasValidationErrors",
+            id_field="PaymentID",
+            now=self._now(),
+        )
 
     def _create(self, element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         errors: list[str] = []
