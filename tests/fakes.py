@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 
+from sandbox.clock import Clock
 from shared.config import RecordType
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact, ValidationMessage
 from shared.store.mappings import AuditEntry, MappingConflict, RecordMapping
+
+
+class ManualClock(Clock):
+    """Epoch-seconds clock that moves only when told to; ``sleep`` advances it and records the wait.
+    A ``sandbox.clock.Clock``, so the emulators can run on it too."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        super().__init__()
+        self._now = start
+        self._moving = threading.Lock()
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        with self._moving:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._moving:
+            self._now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.advance(seconds)
 
 
 class InMemoryMappingStore:

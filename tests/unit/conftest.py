@@ -1,4 +1,5 @@
-"""Unit tests never leave this machine: any connection to a non-loopback address fails loudly."""
+"""Unit tests never leave this machine: any connection to a non-loopback address fails loudly.
+The AWS they use is moto's, in-process (tests/unit/moto_env.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.unit.moto_env import STATE_TABLE, fresh_state_table, moto_aws
 
 _real_connect = socket.socket.connect
 
@@ -27,3 +30,24 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     yield
+
+
+@pytest.fixture(scope="module")
+def aws_module() -> Iterator[None]:
+    """moto's AWS for a whole test module: boto3 clients are slow to create."""
+    with moto_aws():
+        yield
+
+
+@pytest.fixture
+def state_table(aws_module: None) -> str:
+    """An empty state table, in the module's moto AWS."""
+    fresh_state_table()
+    return STATE_TABLE
+
+
+@pytest.fixture
+def aws_each() -> Iterator[None]:
+    """moto's AWS for one test: resources created in it are gone after."""
+    with moto_aws():
+        yield

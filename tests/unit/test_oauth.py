@@ -1,21 +1,18 @@
-"""Token handling against a fake Xero token endpoint (rotating single-use refresh tokens), with
-Secrets Manager and the DynamoDB lease lock from moto."""
+"""Token handling against the Xero emulator's token endpoint in-process (tests/xero_double.py:
+rotating single-use refresh tokens, 30-minute grace), with Secrets Manager and the DynamoDB lease
+lock from moto."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 
-from sandbox.xero_emulator.oauth import OAuthError as EmulatorOAuthError
-from sandbox.xero_emulator.oauth import TokenService
 from shared import aws
 from shared.oauth import (
     REFRESH_GRACE_SECONDS,
@@ -34,31 +31,16 @@ from shared.oauth import (
     save_under_lease,
 )
 from shared.store.locks import DynamoLeaseLock, LeaseLost
-from tests.unit.xero_fakes import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    STATE_TABLE,
-    TOKEN_URL,
-    FakeClock,
-    FakeXero,
-    fresh_state_table,
-    moto_aws,
-)
+from tests.fakes import ManualClock
+from tests.unit.moto_env import STATE_TABLE
+from tests.xero_double import CLIENT_ID, CLIENT_SECRET, CREDENTIALS, TOKEN_URL, WireFault, XeroDouble
 
 TOKEN_SECRET = "xero/token-set"
 CLIENT_SECRET_ID = "xero/client"
-CREDENTIALS = ClientCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-
-
-@pytest.fixture(scope="module")
-def aws_module() -> Iterator[None]:
-    with moto_aws():
-        yield
 
 
 @pytest.fixture
-def aws_mock(aws_module: None) -> None:
-    fresh_state_table()
+def aws_mock(state_table: str) -> None:
     sm = aws.client("secretsmanager")
     for name in (TOKEN_SECRET, CLIENT_SECRET_ID):
         with contextlib.suppress(sm.exceptions.ResourceNotFoundException):
@@ -70,15 +52,15 @@ def aws_mock(aws_module: None) -> None:
     )
 
 
-def _seed(
-    fake: FakeXero, clock: FakeClock, store: SecretTokenStore | InMemoryTokenStore, expires_in: float
-) -> TokenSet:
-    issued = fake.issue()
-    tokens = TokenSet(
-        access_token=issued["access_token"],
-        refresh_token=issued["refresh_token"],
-        expires_at=datetime.fromtimestamp(clock.time(), tz=UTC) + timedelta(seconds=expires_in),
-        scope=issued["scope"],
+@pytest.fixture
+def xero() -> XeroDouble:
+    return XeroDouble()
+
+
+def _seed(xero: XeroDouble, store: SecretTokenStore, expires_in: float) -> TokenSet:
+    """A connected organisation's token set, whose access token the store says lasts ``expires_in``."""
+    tokens = xero.token_set(
+        expires_at=xero.clock.now() + timedelta(seconds=expires_in),
         tenant_id="tenant-1",
         extra={"tenant_name": "Demo"},
     )
@@ -87,9 +69,8 @@ def _seed(
 
 
 def _provider(
-    fake: FakeXero,
-    clock: FakeClock,
-    store: SecretTokenStore | InMemoryTokenStore,
+    xero: XeroDouble,
+    store: SecretTokenStore,
     outcomes: list[RefreshOutcome] | None = None,
     ddb: Any | None = None,
 ) -> RefreshingTokenProvider:
@@ -100,20 +81,24 @@ def _provider(
         DynamoLeaseLock(
             STATE_TABLE, "xero-token", lease_seconds=30, poll_seconds=0.01, max_poll_seconds=0.05, client=ddb
         ),
-        clock=clock.time,
-        http=httpx.Client(transport=fake.transport()),
-        sleep=clock.sleep,
+        clock=xero.clock.time,
+        http=xero.http(),
+        sleep=xero.clock.sleep,
         on_refresh=outcomes.append if outcomes is not None else None,
     )
 
 
+def _grants(xero: XeroDouble, grant_type: str) -> list[dict[str, str]]:
+    forms = [{k: v[0] for k, v in parse_qs(r.content.decode()).items()} for r in xero.token_requests()]
+    return [form for form in forms if form.get("grant_type") == grant_type]
+
+
 def test_given_ten_workers_sharing_an_expiring_token_set_when_all_need_a_token_then_exactly_one_refresh(
     aws_mock: None,
+    xero: XeroDouble,
 ) -> None:
-    clock = FakeClock()
-    # No grace period: a second refresh with the same token would be an invalid_grant.
-    fake = FakeXero(clock, grace_seconds=0, token_latency=0.05)
-    _seed(fake, clock, SecretTokenStore(TOKEN_SECRET), expires_in=60)  # inside the 2-minute margin
+    xero.token_latency = 0.05  # a slow token endpoint widens the race
+    _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=60)  # inside the 2-minute margin
     start = threading.Barrier(10)
     tokens: list[str] = []
     errors: list[BaseException] = []
@@ -124,7 +109,7 @@ def test_given_ten_workers_sharing_an_expiring_token_set_when_all_need_a_token_t
     def worker() -> None:
         # Each thread is a separate "Lambda": its own provider (cache), store and lock instance
         # with its own owner id; they meet only in Secrets Manager and DynamoDB.
-        provider = _provider(fake, clock, SecretTokenStore(TOKEN_SECRET, client=sm), ddb=ddb)
+        provider = _provider(xero, SecretTokenStore(TOKEN_SECRET, client=sm), ddb=ddb)
         start.wait()
         try:
             tokens.append(provider.access_token())
@@ -138,8 +123,9 @@ def test_given_ten_workers_sharing_an_expiring_token_set_when_all_need_a_token_t
         t.join()
 
     assert errors == []
-    assert fake.refresh_calls == 1
-    assert fake.invalid_grants == 0
+    # A second refresh with the same token would be a grace replay at Xero: counted, so caught.
+    assert xero.refreshes == 1
+    assert xero.invalid_grants == 0
     stored = SecretTokenStore(TOKEN_SECRET).load()
     assert stored is not None
     assert set(tokens) == {stored.access_token}
@@ -147,10 +133,9 @@ def test_given_ten_workers_sharing_an_expiring_token_set_when_all_need_a_token_t
 
 def test_given_fresh_token_when_called_repeatedly_then_store_is_read_once_and_no_refresh(
     aws_mock: None,
+    xero: XeroDouble,
 ) -> None:
-    clock = FakeClock()
-    fake = FakeXero(clock)
-    seeded = _seed(fake, clock, SecretTokenStore(TOKEN_SECRET), expires_in=1_800)
+    seeded = _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=1_800)
     reads = {"n": 0}
 
     class CountingStore(SecretTokenStore):
@@ -158,20 +143,20 @@ def test_given_fresh_token_when_called_repeatedly_then_store_is_read_once_and_no
             reads["n"] += 1
             return super().load()
 
-    provider = _provider(fake, clock, CountingStore(TOKEN_SECRET))
+    provider = _provider(xero, CountingStore(TOKEN_SECRET))
 
     got = [provider.access_token() for _ in range(5)]
 
     assert got == [seeded.access_token] * 5
     assert reads["n"] == 1
-    assert fake.refresh_calls == 0
+    assert xero.refreshes == 0
 
 
-def test_given_refresh_when_new_token_reaches_the_api_then_it_was_already_persisted(aws_mock: None) -> None:
-    clock = FakeClock()
-    fake = FakeXero(clock)
-    seeded = _seed(fake, clock, SecretTokenStore(TOKEN_SECRET), expires_in=30)
-    provider = _provider(fake, clock, SecretTokenStore(TOKEN_SECRET))
+def test_given_refresh_when_new_token_reaches_the_api_then_it_was_already_persisted(
+    aws_mock: None, xero: XeroDouble
+) -> None:
+    seeded = _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=30)
+    provider = _provider(xero, SecretTokenStore(TOKEN_SECRET))
 
     token = provider.access_token()
     # "Crash" here: the process dies before using the token. A new worker must find it stored.
@@ -181,71 +166,60 @@ def test_given_refresh_when_new_token_reaches_the_api_then_it_was_already_persis
     assert stored.access_token == token != seeded.access_token
     assert stored.refresh_token != seeded.refresh_token  # the rotated one
     assert stored.tenant_id == "tenant-1" and stored.extra == {"tenant_name": "Demo"}
-    successor = _provider(fake, clock, SecretTokenStore(TOKEN_SECRET))
+    successor = _provider(xero, SecretTokenStore(TOKEN_SECRET))
     assert successor.access_token() == token
-    assert fake.refresh_calls == 1
+    assert xero.refreshes == 1
 
 
 def test_given_store_write_fails_when_refreshing_then_token_is_not_used_and_next_worker_recovers(
     aws_mock: None,
+    xero: XeroDouble,
 ) -> None:
-    clock = FakeClock()
-    fake = FakeXero(clock)  # Xero's 30-minute grace for the previous refresh token
-    _seed(fake, clock, SecretTokenStore(TOKEN_SECRET), expires_in=30)
+    _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=30)  # Xero's 30-minute grace applies
 
     class BrokenStore(SecretTokenStore):
         def save(self, tokens: TokenSet) -> None:
             raise RuntimeError("Secrets Manager unavailable")
 
     with pytest.raises(RuntimeError):
-        _provider(fake, clock, BrokenStore(TOKEN_SECRET)).access_token()
+        _provider(xero, BrokenStore(TOKEN_SECRET)).access_token()
 
-    clock.advance(60)
-    recovered = _provider(fake, clock, SecretTokenStore(TOKEN_SECRET)).access_token()
+    xero.clock.advance(60)
+    recovered = _provider(xero, SecretTokenStore(TOKEN_SECRET)).access_token()
     stored = SecretTokenStore(TOKEN_SECRET).load()
     assert stored is not None and stored.access_token == recovered
-    assert fake.invalid_grants == 0
-    assert fake.refresh_calls == 2
+    assert xero.invalid_grants == 0
+    assert xero.refreshes == 2
 
 
 def test_given_lost_refresh_response_when_retrying_then_same_refresh_token_works_within_grace(
     aws_mock: None,
+    xero: XeroDouble,
 ) -> None:
-    clock = FakeClock()
-    fake = FakeXero(clock)
-    seeded = _seed(fake, clock, SecretTokenStore(TOKEN_SECRET), expires_in=30)
-    fake.token_faults = ["lost"]
-    seen: list[str] = []
-    original = fake.handle
-
-    def spy(request: httpx.Request) -> httpx.Response:
-        seen.append(request.content.decode())
-        return original(request)
-
-    fake.handle = spy  # type: ignore[method-assign]
+    seeded = _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=30)
+    xero.wire_faults.append(WireFault("lost", token_endpoint=True))
     outcomes: list[RefreshOutcome] = []
 
-    token = _provider(fake, clock, SecretTokenStore(TOKEN_SECRET), outcomes).access_token()
+    token = _provider(xero, SecretTokenStore(TOKEN_SECRET), outcomes).access_token()
 
-    assert fake.refresh_calls == 2
-    assert all(f"refresh_token={seeded.refresh_token}" in body for body in seen)
-    assert fake.invalid_grants == 0
+    assert xero.refreshes == 2
+    assert [g["refresh_token"] for g in _grants(xero, "refresh_token")] == [seeded.refresh_token] * 2
+    assert xero.invalid_grants == 0
     stored = SecretTokenStore(TOKEN_SECRET).load()
     assert stored is not None and stored.access_token == token
     assert outcomes == ["refreshed"]
 
 
 def test_given_revoked_refresh_token_when_refreshing_then_authorisation_lost_without_secrets_in_message(
-    aws_mock: None, caplog: pytest.LogCaptureFixture
+    aws_mock: None, xero: XeroDouble, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = FakeClock()
-    fake = FakeXero(clock)
-    seeded = _seed(fake, clock, SecretTokenStore(TOKEN_SECRET), expires_in=30)
-    fake.refresh_tokens.clear()  # e.g. unused for 60 days, or the user disconnected the app
+    seeded = _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=30)
+    assert seeded.refresh_token
+    xero.revoke(seeded.refresh_token)  # e.g. the user disconnected the app
     outcomes: list[RefreshOutcome] = []
 
     with caplog.at_level(logging.DEBUG, logger="shared"), pytest.raises(AuthorisationLost) as caught:
-        _provider(fake, clock, SecretTokenStore(TOKEN_SECRET), outcomes).access_token()
+        _provider(xero, SecretTokenStore(TOKEN_SECRET), outcomes).access_token()
 
     error = caught.value
     assert error.transient is False
@@ -261,26 +235,26 @@ def test_given_revoked_refresh_token_when_refreshing_then_authorisation_lost_wit
 
 def test_given_api_rejected_token_when_force_refresh_then_a_different_token_is_returned(
     aws_mock: None,
+    xero: XeroDouble,
 ) -> None:
-    clock = FakeClock()
-    fake = FakeXero(clock)
-    seeded = _seed(fake, clock, SecretTokenStore(TOKEN_SECRET), expires_in=1_800)
-    provider = _provider(fake, clock, SecretTokenStore(TOKEN_SECRET))
+    seeded = _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=1_800)
+    provider = _provider(xero, SecretTokenStore(TOKEN_SECRET))
     assert provider.access_token() == seeded.access_token
 
     renewed = provider.force_refresh(seeded.access_token)
 
     assert renewed != seeded.access_token
-    assert fake.refresh_calls == 1
+    assert xero.refreshes == 1
     # A second worker holding the same stale token reuses the first one's refresh.
-    other = _provider(fake, clock, SecretTokenStore(TOKEN_SECRET))
+    other = _provider(xero, SecretTokenStore(TOKEN_SECRET))
     assert other.force_refresh(seeded.access_token) == renewed
-    assert fake.refresh_calls == 1
+    assert xero.refreshes == 1
 
 
-def test_given_nothing_stored_when_token_needed_then_authorisation_lost(aws_mock: None) -> None:
-    clock = FakeClock()
-    provider = _provider(FakeXero(clock), clock, SecretTokenStore(TOKEN_SECRET))
+def test_given_nothing_stored_when_token_needed_then_authorisation_lost(
+    aws_mock: None, xero: XeroDouble
+) -> None:
+    provider = _provider(xero, SecretTokenStore(TOKEN_SECRET))
 
     with pytest.raises(AuthorisationLost, match="no token set stored"):
         provider.access_token()
@@ -288,19 +262,20 @@ def test_given_nothing_stored_when_token_needed_then_authorisation_lost(aws_mock
 
 def test_given_token_endpoint_down_when_refreshing_then_transient_failure_after_bounded_retries(
     aws_mock: None,
+    xero: XeroDouble,
 ) -> None:
     from shared.oauth import TokenRefreshFailed
 
-    clock = FakeClock()
-    fake = FakeXero(clock)
-    _seed(fake, clock, SecretTokenStore(TOKEN_SECRET), expires_in=30)
-    fake.token_faults = ["503", "timeout", "503"]
+    _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=30)
+    down = WireFault("answer", token_endpoint=True, status=503, body=b"Service Unavailable")
+    xero.wire_faults += [down, WireFault("timeout", token_endpoint=True), down]
 
     with pytest.raises(TokenRefreshFailed) as caught:
-        _provider(fake, clock, SecretTokenStore(TOKEN_SECRET)).access_token()
+        _provider(xero, SecretTokenStore(TOKEN_SECRET)).access_token()
 
     assert caught.value.transient is True
-    assert len(clock.sleeps) == 2 and all(0 <= s <= 4 for s in clock.sleeps)
+    assert len(xero.clock.sleeps) == 2 and all(0 <= s <= 4 for s in xero.clock.sleeps)
+    assert xero.refreshes == 0
 
 
 def test_given_corrupt_secret_when_loading_then_error_names_fields_not_values(aws_mock: None) -> None:
@@ -325,9 +300,10 @@ def test_given_credentials_secret_when_read_then_client_id_and_secret_are_parsed
     assert CLIENT_SECRET not in repr(creds)
 
 
-def test_given_custom_connection_when_tokens_needed_then_grant_is_cached_until_expiry() -> None:
-    clock = FakeClock()
-    fake = FakeXero(clock)
+def test_given_custom_connection_when_tokens_needed_then_grant_is_cached_until_expiry(
+    xero: XeroDouble,
+) -> None:
+    clock = xero.clock
     cache = InMemoryTokenStore()
     provider = ClientCredentialsTokenProvider(
         TOKEN_URL,
@@ -336,7 +312,7 @@ def test_given_custom_connection_when_tokens_needed_then_grant_is_cached_until_e
         clock=clock.time,
         scopes=["accounting.contacts"],
         tenant_id="tenant-cc",
-        http=httpx.Client(transport=fake.transport()),
+        http=xero.http(),
         sleep=clock.sleep,
     )
 
@@ -346,21 +322,21 @@ def test_given_custom_connection_when_tokens_needed_then_grant_is_cached_until_e
     later = provider.access_token()
 
     assert first == again != later
-    assert fake.client_credentials_calls == 2
+    assert len(_grants(xero, "client_credentials")) == 2
     stored = cache.load()
     assert stored is not None and stored.refresh_token is None and stored.tenant_id == "tenant-cc"
     assert provider.force_refresh(later) != later
-    assert fake.client_credentials_calls == 3
+    assert len(_grants(xero, "client_credentials")) == 3
 
 
-def test_given_wrong_client_secret_when_client_credentials_grant_then_authorisation_lost() -> None:
-    clock = FakeClock()
-    fake = FakeXero(clock)
+def test_given_wrong_client_secret_when_client_credentials_grant_then_authorisation_lost(
+    xero: XeroDouble,
+) -> None:
     provider = ClientCredentialsTokenProvider(
         TOKEN_URL,
         ClientCredentials(client_id=CLIENT_ID, client_secret="wrong"),
-        clock=clock.time,
-        http=httpx.Client(transport=fake.transport()),
+        clock=xero.clock.time,
+        http=xero.http(),
     )
 
     with pytest.raises(AuthorisationLost) as caught:
@@ -389,84 +365,44 @@ def test_given_secret_with_credentials_only_when_loaded_then_not_connected_and_s
 # --- the fenced lease, against the Xero emulator's rotation rules --------------------------------
 
 
-class EmulatedTokenEndpoint:
-    """Xero's token endpoint as the sandbox emulator models it (``sandbox/xero_emulator/oauth.py``:
-    single-use refresh tokens; a replay within 30 minutes hands back the same rotation; a token whose
-    rotation was already used is refused). ``before_answer`` runs once, after Xero has rotated and
-    before the answer reaches the caller: a slow network or a paused Lambda."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.service = TokenService(CLIENT_ID, CLIENT_SECRET)
-        self.before_answer: Callable[[], None] | None = None
-
-    def seed(self, store: SecretTokenStore, expires_in: float) -> TokenSet:
-        issued = self.service.issue(
-            self.clock.time(),
-            frozenset({"offline_access", "accounting.contacts"}),
-            "auth-1",
-            public_client=False,
-        )
-        tokens = TokenSet(
-            access_token=str(issued["access_token"]),
-            refresh_token=str(issued["refresh_token"]),
-            expires_at=datetime.fromtimestamp(self.clock.time(), tz=UTC) + timedelta(seconds=expires_in),
-            scope=str(issued["scope"]),
-            tenant_id="tenant-1",
-        )
-        store.save(tokens)
-        return tokens
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
-        try:
-            body = self.service.refresh_grant(self.clock.time(), form["refresh_token"], client_secret=True)
-        except EmulatorOAuthError as exc:
-            return httpx.Response(exc.status, json={"error": exc.error})
-        hook, self.before_answer = self.before_answer, None
-        if hook is not None:
-            hook()
-        return httpx.Response(200, json=body)
-
-    def provider(self, store: SecretTokenStore, *, lease_seconds: float = 30) -> RefreshingTokenProvider:
-        return RefreshingTokenProvider(
-            TOKEN_URL,
-            CREDENTIALS,
-            store,
-            DynamoLeaseLock(
-                STATE_TABLE,
-                XERO_TOKEN_LOCK,
-                lease_seconds=lease_seconds,
-                clock=self.clock.time,
-                sleep=self.clock.sleep,
-            ),
-            clock=self.clock.time,
-            journal=DynamoRefreshJournal(STATE_TABLE, XERO_TOKEN_LOCK),
-            http=httpx.Client(transport=httpx.MockTransport(self.handle)),
-            sleep=self.clock.sleep,
-        )
+def _fenced(
+    xero: XeroDouble, store: SecretTokenStore, *, lease_seconds: float = 30
+) -> RefreshingTokenProvider:
+    """A provider under the fenced lease, with the refresh journal, on the double's clock."""
+    clock = xero.clock
+    return RefreshingTokenProvider(
+        TOKEN_URL,
+        CREDENTIALS,
+        store,
+        DynamoLeaseLock(
+            STATE_TABLE, XERO_TOKEN_LOCK, lease_seconds=lease_seconds, clock=clock.time, sleep=clock.sleep
+        ),
+        clock=clock.time,
+        journal=DynamoRefreshJournal(STATE_TABLE, XERO_TOKEN_LOCK),
+        http=xero.http(),
+        sleep=clock.sleep,
+    )
 
 
 def test_given_lease_expires_mid_refresh_when_late_answer_arrives_then_save_refused_and_winners_tokens_used(
-    aws_mock: None,
+    aws_mock: None, xero: XeroDouble
 ) -> None:
-    clock = FakeClock()
-    xero = EmulatedTokenEndpoint(clock)
-    xero.seed(SecretTokenStore(TOKEN_SECRET), expires_in=60)
+    clock = xero.clock
+    _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=60)
     winner: dict[str, str] = {}
 
     def meanwhile() -> None:
         # The slow worker's lease runs out; another takes the lock over and refreshes from the
         # stored (old) refresh token (a grace replay), then a third rotates once more on a 401.
         clock.advance(120)
-        first = xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
-        winner["access"] = xero.provider(SecretTokenStore(TOKEN_SECRET)).force_refresh(first)
+        first = _fenced(xero, SecretTokenStore(TOKEN_SECRET)).access_token()
+        winner["access"] = _fenced(xero, SecretTokenStore(TOKEN_SECRET)).force_refresh(first)
         stored = SecretTokenStore(TOKEN_SECRET).load()
         assert stored is not None and stored.refresh_token
         winner["refresh"] = stored.refresh_token
 
-    xero.before_answer = meanwhile
-    late = xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
+    xero.before_token_answer = lambda _answer: meanwhile()  # after Xero rotated, before the answer
+    late = _fenced(xero, SecretTokenStore(TOKEN_SECRET)).access_token()
 
     stored = SecretTokenStore(TOKEN_SECRET).load()
     assert stored is not None
@@ -474,12 +410,12 @@ def test_given_lease_expires_mid_refresh_when_late_answer_arrives_then_save_refu
     assert late == winner["access"]
     # A quiet night, then the next caller refreshes from what is stored: no invalid_grant.
     clock.advance(8 * 3600)
-    assert xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
-    assert xero.service.counters.invalid_grants == 0
+    assert _fenced(xero, SecretTokenStore(TOKEN_SECRET)).access_token()
+    assert xero.invalid_grants == 0
 
 
 def test_given_a_lease_held_by_nobody_any_more_when_extended_then_lease_lost(aws_mock: None) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     slow = DynamoLeaseLock(
         STATE_TABLE, "x", lease_seconds=10, owner="slow", clock=clock.time, sleep=clock.sleep
     )
@@ -500,12 +436,11 @@ def test_given_a_lease_held_by_nobody_any_more_when_extended_then_lease_lost(aws
 
 
 def test_given_a_lock_lease_shorter_than_the_worst_case_token_call_when_built_then_refused(
-    aws_mock: None,
+    aws_mock: None, xero: XeroDouble
 ) -> None:
-    clock = FakeClock()
     # 5 s x 3 attempts + backoff + store time is over 20 s: a 10 s lease would run out mid-refresh.
     with pytest.raises(ValueError, match="shorter than the worst-case token call"):
-        EmulatedTokenEndpoint(clock).provider(SecretTokenStore(TOKEN_SECRET), lease_seconds=10)
+        _fenced(xero, SecretTokenStore(TOKEN_SECRET), lease_seconds=10)
 
 
 class _FailingSaveStore(SecretTokenStore):
@@ -514,45 +449,43 @@ class _FailingSaveStore(SecretTokenStore):
 
 
 def test_given_refresh_whose_save_failed_when_next_caller_comes_within_grace_then_it_recovers_that_rotation(
-    aws_mock: None,
+    aws_mock: None, xero: XeroDouble
 ) -> None:
-    clock = FakeClock()
-    xero = EmulatedTokenEndpoint(clock)
     # A 401 forced the refresh although the stored access token still looks valid for 25 minutes.
-    seeded = xero.seed(SecretTokenStore(TOKEN_SECRET), expires_in=25 * 60)
+    seeded = _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=25 * 60)
+    answers: list[dict[str, Any]] = []
+    xero.before_token_answer = lambda answer: answers.append(answer.json())
     with pytest.raises(RuntimeError):
-        xero.provider(_FailingSaveStore(TOKEN_SECRET)).force_refresh(seeded.access_token)
-    issued = next(r.successor for r in xero.service.refresh.values() if r.successor)
+        _fenced(xero, _FailingSaveStore(TOKEN_SECRET)).force_refresh(seeded.access_token)
+    issued = answers[0]["refresh_token"]
 
-    clock.advance(10 * 60)
-    token = xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
+    xero.clock.advance(10 * 60)
+    token = _fenced(xero, SecretTokenStore(TOKEN_SECRET)).access_token()
 
     stored = SecretTokenStore(TOKEN_SECRET).load()
     assert stored is not None and stored.access_token == token != seeded.access_token
     assert stored.refresh_token == issued  # Xero's rotation from the failed refresh, not a fork
     assert DynamoRefreshJournal(STATE_TABLE, XERO_TOKEN_LOCK).load() is None
-    assert xero.service.counters.invalid_grants == 0
+    assert xero.invalid_grants == 0
 
 
 def test_given_a_refresh_whose_save_failed_when_the_next_caller_comes_after_grace_then_the_error_says_so(
-    aws_mock: None,
+    aws_mock: None, xero: XeroDouble
 ) -> None:
-    clock = FakeClock()
-    xero = EmulatedTokenEndpoint(clock)
-    xero.seed(SecretTokenStore(TOKEN_SECRET), expires_in=60)
+    _seed(xero, SecretTokenStore(TOKEN_SECRET), expires_in=60)
     with pytest.raises(RuntimeError):
-        xero.provider(_FailingSaveStore(TOKEN_SECRET)).access_token()
+        _fenced(xero, _FailingSaveStore(TOKEN_SECRET)).access_token()
     # Its rotation gets used by nobody; after the grace the stored refresh token is dead.
-    clock.advance(REFRESH_GRACE_SECONDS + 60)
+    xero.clock.advance(REFRESH_GRACE_SECONDS + 60)
 
     with pytest.raises(AuthorisationLost, match="was never saved and the 30-minute grace"):
-        xero.provider(SecretTokenStore(TOKEN_SECRET)).access_token()
+        _fenced(xero, SecretTokenStore(TOKEN_SECRET)).access_token()
 
 
 def test_given_refresh_holding_the_lease_when_connect_saves_then_it_waits_and_the_refresh_cannot_save(
     aws_mock: None,
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     refresher = DynamoLeaseLock(
         STATE_TABLE, XERO_TOKEN_LOCK, lease_seconds=30, clock=clock.time, sleep=clock.sleep
     )
