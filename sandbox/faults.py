@@ -18,65 +18,31 @@ Every decision draws from ``random.Random(seed)``; counters say what was injecte
 from __future__ import annotations
 
 import json
-import random
 import threading
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.runtime import WorkerKilled
+from sandbox.seeded_faults import Profile, SeededFaults, rate
 
 REORDER_DEFAULT_RATE = 0.25
-
-
-def _rate(body: dict[str, Any], key: str) -> float:
-    value = body.get(key, 0.0)
-    if value is True and key == "reorder":
-        return REORDER_DEFAULT_RATE
-    if value is False and key == "reorder":
-        return 0.0
-    # Decimal: the Ignition emulator reads JSON numbers exactly.
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not 0 <= value <= 1:
-        raise ValueError(f"{key} must be a number from 0 to 1")
-    return float(value)
-
-
-def _seed(body: dict[str, Any]) -> int:
-    seed = body.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError("seed must be an integer")
-    return seed
-
-
-def _check_keys(body: dict[str, Any], known: frozenset[str]) -> None:
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise ValueError(f"unknown fault keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
 
 
 # -- Ignition webhooks ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class WebhookFaultProfile:
-    seed: int = 0
+class WebhookFaultProfile(Profile):
     duplicate_rate: float = 0.0
     reorder: float = 0.0
     drop_rate: float = 0.0
 
-    KEYS = frozenset({"seed", "duplicate_rate", "reorder", "drop_rate"})
-
     @classmethod
-    def parse(cls, body: dict[str, Any]) -> WebhookFaultProfile:
-        _check_keys(body, cls.KEYS)
-        return cls(
-            seed=_seed(body),
-            duplicate_rate=_rate(body, "duplicate_rate"),
-            reorder=_rate(body, "reorder"),
-            drop_rate=_rate(body, "drop_rate"),
-        )
+    def _rate(cls, body: dict[str, Any], key: str) -> float:
+        if key == "reorder" and isinstance(body.get(key), bool):
+            return REORDER_DEFAULT_RATE if body[key] else 0.0
+        return rate(body, key)
 
 
 @dataclass(frozen=True)
@@ -86,21 +52,17 @@ class DeliveryPlan:
     duplicate: bool = False
 
 
-@dataclass
-class WebhookFaults:
+class WebhookFaults(SeededFaults[WebhookFaultProfile]):
     """Decides, per original delivery, whether it is dropped, held back or duplicated."""
 
-    profile: WebhookFaultProfile = field(default_factory=WebhookFaultProfile)
-    injected: Counter[str] = field(default_factory=Counter)
-    _random: random.Random = field(default_factory=lambda: random.Random(0))
-    _held: list[Any] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self) -> None:
+        super().__init__(WebhookFaultProfile())
+        self._held: list[Any] = []
 
     def configure(self, profile: WebhookFaultProfile) -> list[Any]:
         """Install ``profile``; returns the deliveries still held back (the caller sends them)."""
         with self._lock:
-            self.profile = profile
-            self._random = random.Random(profile.seed)
+            self._install(profile)
             held, self._held = self._held, []
             return held
 
@@ -130,38 +92,18 @@ class WebhookFaults:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {
-                "profile": asdict(self.profile),
-                "injected": dict(self.injected),
-                "held": len(self._held),
-            }
-
-    def reset_counters(self) -> None:
-        with self._lock:
-            self.injected.clear()
+            held = len(self._held)
+        return {**super().snapshot(), "held": held}
 
 
 # -- AWS side of the sandbox ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class AwsFaultProfile:
-    seed: int = 0
+class AwsFaultProfile(Profile):
     crash_rate: float = 0.0
     kill_rate: float = 0.0
     conflict_rate: float = 0.0
-
-    KEYS = frozenset({"seed", "crash_rate", "kill_rate", "conflict_rate"})
-
-    @classmethod
-    def parse(cls, body: dict[str, Any]) -> AwsFaultProfile:
-        _check_keys(body, cls.KEYS)
-        return cls(
-            seed=_seed(body),
-            crash_rate=_rate(body, "crash_rate"),
-            kill_rate=_rate(body, "kill_rate"),
-            conflict_rate=_rate(body, "conflict_rate"),
-        )
 
 
 _TRANSACTION_CANCELED = {
@@ -180,7 +122,7 @@ class _FakeHttp:
     status_code: int
 
 
-class AwsFaults:
+class AwsFaults(SeededFaults[AwsFaultProfile]):
     """Crashes in the SQS event source and failures of the mapping transaction.
 
     The mapping faults hook botocore's ``before-call`` event of every DynamoDB client the sync
@@ -190,26 +132,14 @@ class AwsFaults:
     """
 
     def __init__(self, worker_thread_prefix: str = "sqs-sync") -> None:
-        self.profile = AwsFaultProfile()
-        self.injected: Counter[str] = Counter()
-        self._random = random.Random(0)
-        self._lock = threading.Lock()
+        super().__init__(AwsFaultProfile())
         self._prefix = worker_thread_prefix
         self._hooked: set[int] = set()
         self._original: Callable[[str], Any] | None = None
 
     def configure(self, profile: AwsFaultProfile) -> None:
         with self._lock:
-            self.profile = profile
-            self._random = random.Random(profile.seed)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {"profile": asdict(self.profile), "injected": dict(self.injected)}
-
-    def reset_counters(self) -> None:
-        with self._lock:
-            self.injected.clear()
+            self._install(profile)
 
     # -- crash injection in the SQS event source ------------------------------------------------
 

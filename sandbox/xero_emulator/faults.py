@@ -26,24 +26,16 @@ Unknown keys are refused (``ValueError``, answered 400); ``{}`` clears every fau
 from __future__ import annotations
 
 import math
-import random
-import threading
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from flask import Response
 
+from sandbox.seeded_faults import Profile, SeededFaults, check_keys, rate, seed_of
+
 from . import responses
 
 _STATUS_RANGE = range(500, 600)
-
-
-def _rate(body: dict[str, Any], key: str, default: float = 0.0) -> float:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"{key} must be a number from 0 to 1")
-    return float(value)
 
 
 def _positive(body: dict[str, Any], key: str, default: float) -> float:
@@ -61,8 +53,7 @@ def _flag(body: dict[str, Any], key: str) -> bool:
 
 
 @dataclass(frozen=True)
-class XeroFaultProfile:
-    seed: int = 0
+class XeroFaultProfile(Profile):
     error_rate: float = 0.0
     error_statuses: tuple[int, ...] = (500, 503)
     timeout_rate: float = 0.0
@@ -76,24 +67,6 @@ class XeroFaultProfile:
     min_token_age_seconds: float = 1.0
     drop_token_responses: float = 0.0
 
-    KEYS = frozenset(
-        {
-            "seed",
-            "error_rate",
-            "error_statuses",
-            "timeout_rate",
-            "timeout_ms",
-            "latency_ms",
-            "rate_limit_bursts",
-            "burst_rate",
-            "burst_seconds",
-            "expire_tokens",
-            "expire_rate",
-            "min_token_age_seconds",
-            "drop_token_responses",
-        }
-    )
-
     @property
     def active(self) -> bool:
         return self != XeroFaultProfile(seed=self.seed)
@@ -101,13 +74,8 @@ class XeroFaultProfile:
     @classmethod
     def parse(cls, body: dict[str, Any]) -> XeroFaultProfile:
         """A profile from its JSON form; ``ValueError`` names the first problem."""
-        unknown = sorted(set(body) - cls.KEYS)
-        if unknown:
-            known = ", ".join(sorted(cls.KEYS))
-            raise ValueError(f"unknown fault keys: {', '.join(unknown)} (known: {known})")
-        seed = body.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError("seed must be an integer")
+        check_keys(body, cls.keys())
+        seed = seed_of(body)
         statuses = body.get("error_statuses", [500, 503])
         if (
             not isinstance(statuses, list)
@@ -127,18 +95,18 @@ class XeroFaultProfile:
             raise ValueError("latency_ms must be [low, high] milliseconds with 0 <= low <= high")
         return cls(
             seed=seed,
-            error_rate=_rate(body, "error_rate"),
+            error_rate=rate(body, "error_rate"),
             error_statuses=tuple(statuses),
-            timeout_rate=_rate(body, "timeout_rate"),
+            timeout_rate=rate(body, "timeout_rate"),
             timeout_ms=_positive(body, "timeout_ms", 1_000.0),
             latency_ms=(float(latency[0]), float(latency[1])),
             rate_limit_bursts=_flag(body, "rate_limit_bursts"),
-            burst_rate=_rate(body, "burst_rate", 0.01),
+            burst_rate=rate(body, "burst_rate", 0.01),
             burst_seconds=_positive(body, "burst_seconds", 1.0),
             expire_tokens=_flag(body, "expire_tokens"),
-            expire_rate=_rate(body, "expire_rate", 0.01),
+            expire_rate=rate(body, "expire_rate", 0.01),
             min_token_age_seconds=_positive(body, "min_token_age_seconds", 1.0),
-            drop_token_responses=_rate(body, "drop_token_responses"),
+            drop_token_responses=rate(body, "drop_token_responses"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -159,29 +127,15 @@ class FaultPlan:
     expire_tokens: bool = False
 
 
-@dataclass
-class XeroFaults:
-    """The active profile, its random source and what it injected. Thread-safe."""
-
-    profile: XeroFaultProfile = field(default_factory=XeroFaultProfile)
-    injected: Counter[str] = field(default_factory=Counter)
-    _random: random.Random = field(default_factory=lambda: random.Random(0))
-    _burst_until: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+class XeroFaults(SeededFaults[XeroFaultProfile]):
+    def __init__(self) -> None:
+        super().__init__(XeroFaultProfile())
+        self._burst_until = 0.0
 
     def configure(self, profile: XeroFaultProfile) -> None:
         with self._lock:
-            self.profile = profile
-            self._random = random.Random(profile.seed)
+            self._install(profile)
             self._burst_until = 0.0
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {"profile": self.profile.as_json(), "injected": dict(self.injected)}
-
-    def reset_counters(self) -> None:
-        with self._lock:
-            self.injected.clear()
 
     def plan(self, now: float) -> FaultPlan:
         """Decide the faults for one Accounting API call made at ``now`` (emulator clock)."""
@@ -220,10 +174,6 @@ class XeroFaults:
             if p.expire_tokens and draw.random() < p.expire_rate:
                 plan.expire_tokens = True
         return plan
-
-    def count(self, what: str) -> None:
-        with self._lock:
-            self.injected[what] += 1
 
     def drop_token_response(self) -> bool:
         with self._lock:
