@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from shared.billing import TotalsOnlyTaxTypes, plan_invoice
 from shared.config import ContactRules, InvoiceRules, PaymentRules, RecordType
@@ -285,34 +286,53 @@ def _newer(updated_at: str, mapping: MappingInfo) -> bool:
     ) > datetime.fromisoformat(mapping.ignition_updated_at)
 
 
+def _unlinked(base: dict[str, Any], xero_id: str | None, *, missing: str, not_linked: str) -> Discrepancy:
+    """An Ignition record the sync has not linked: missing in Xero, or there but not linked."""
+    if xero_id is None:
+        return Discrepancy(category="missing_in_xero", detail=missing, **base)
+    return Discrepancy(category="not_mapped", xero_id=xero_id, detail=not_linked, **base)
+
+
+def _linked(
+    base: dict[str, Any], kind: str, updated_at: str | None, mapping: MappingInfo, *, found: bool
+) -> Discrepancy | None:
+    """A linked record the sync has not brought up to date (``updated_at``: Ignition's, when the
+    record has one), or whose Xero record is gone."""
+    if updated_at is not None and _newer(updated_at, mapping):
+        detail = f"Ignition updated {updated_at}; the sync last wrote {mapping.ignition_updated_at}"
+        return Discrepancy(category="not_applied", xero_id=mapping.xero_id, detail=detail, **base)
+    if not found:
+        detail = f"the linked Xero {kind} does not exist"
+        return Discrepancy(category="mapped_missing_in_xero", xero_id=mapping.xero_id, detail=detail, **base)
+    return None
+
+
+def _drift(
+    base: dict[str, Any], xero_id: str, differences: list[FieldDifference], detail: str
+) -> Discrepancy | None:
+    """Xero's record differs from Ignition's: sent again in full (``force``)."""
+    if not differences:
+        return None
+    return Discrepancy(
+        category="field_drift", xero_id=xero_id, differences=differences, detail=detail, force=True, **base
+    )
+
+
 def compare_client(client: ClientRow, contact: ContactRow | None, rules: ContactRules) -> Discrepancy | None:
     base = {"record_type": RecordType.CLIENT, "ignition_id": client.slug, "group_id": client.slug}
     mapping = client.mapping
     if mapping.xero_id is None:
         if client.state in rules.skip_client_states:
             return None
-        if contact is None:
-            return Discrepancy(category="missing_in_xero", detail="no Xero contact for this client", **base)
-        return Discrepancy(
-            category="not_mapped",
-            xero_id=contact.contact_id,
-            detail=f"Xero contact has ContactNumber {client.slug} but is not linked",
-            **base,
+        return _unlinked(
+            base,
+            contact.contact_id if contact else None,
+            missing="no Xero contact for this client",
+            not_linked=f"Xero contact has ContactNumber {client.slug} but is not linked",
         )
-    if _newer(client.updated_at, mapping):
-        return Discrepancy(
-            category="not_applied",
-            xero_id=mapping.xero_id,
-            detail=f"Ignition updated {client.updated_at}; the sync last wrote {mapping.ignition_updated_at}",
-            **base,
-        )
-    if contact is None:
-        return Discrepancy(
-            category="mapped_missing_in_xero",
-            xero_id=mapping.xero_id,
-            detail="the linked Xero contact does not exist",
-            **base,
-        )
+    behind = _linked(base, "contact", client.updated_at, mapping, found=contact is not None)
+    if behind is not None or contact is None:
+        return behind
     if contact.status != "ACTIVE" and client.state != "archived":
         return Discrepancy(
             category="archived_in_xero",
@@ -323,16 +343,7 @@ def compare_client(client: ClientRow, contact: ContactRow | None, rules: Contact
             **base,
         )
     differences = contact_differences(client, contact)
-    if differences:
-        return Discrepancy(
-            category="field_drift",
-            xero_id=contact.contact_id,
-            differences=differences,
-            detail="Xero's contact differs from Ignition's client",
-            force=True,
-            **base,
-        )
-    return None
+    return _drift(base, contact.contact_id, differences, "Xero's contact differs from Ignition's client")
 
 
 def contact_differences(client: ClientRow, contact: ContactRow) -> list[FieldDifference]:
@@ -371,29 +382,16 @@ def compare_invoice(
     if mapping.xero_id is None:
         if state in rules.skip_states or state in rules.void_states:
             return None
-        if xero is None or xero.status in GONE_INVOICE:
-            return Discrepancy(category="missing_in_xero", detail="no Xero invoice for this invoice", **base)
-        return Discrepancy(
-            category="not_mapped",
-            xero_id=xero.invoice_id,
-            detail=f"Xero invoice {xero.number or ''} carries {invoice.slug} but is not linked",
-            **base,
+        number = xero.number if xero else None
+        return _unlinked(
+            base,
+            None if xero is None or xero.status in GONE_INVOICE else xero.invoice_id,
+            missing="no Xero invoice for this invoice",
+            not_linked=f"Xero invoice {number or ''} carries {invoice.slug} but is not linked",
         )
-    if _newer(invoice.updated_at, mapping):
-        return Discrepancy(
-            category="not_applied",
-            xero_id=mapping.xero_id,
-            detail=f"Ignition updated {invoice.updated_at}; "
-            f"the sync last wrote {mapping.ignition_updated_at}",
-            **base,
-        )
-    if xero is None:
-        return Discrepancy(
-            category="mapped_missing_in_xero",
-            xero_id=mapping.xero_id,
-            detail="the linked Xero invoice does not exist",
-            **base,
-        )
+    behind = _linked(base, "invoice", invoice.updated_at, mapping, found=xero is not None)
+    if behind is not None or xero is None:
+        return behind
     expected = expected_statuses(invoice, rules)
     if xero.status in GONE_INVOICE and expected != GONE_INVOICE:
         return Discrepancy(
@@ -404,16 +402,7 @@ def compare_invoice(
             **base,
         )
     differences = invoice_differences(invoice, xero, expected, payments_in_question=payments_in_question)
-    if differences:
-        return Discrepancy(
-            category="field_drift",
-            xero_id=xero.invoice_id,
-            differences=differences,
-            detail="Xero's invoice differs from Ignition's",
-            force=True,
-            **base,
-        )
-    return None
+    return _drift(base, xero.invoice_id, differences, "Xero's invoice differs from Ignition's")
 
 
 def invoice_differences(
@@ -471,21 +460,14 @@ def compare_allocation(
             )
         return None
     if mapping.xero_id is None:
-        if xero is None:
-            return Discrepancy(category="missing_in_xero", detail="payment not applied in Xero", **base)
-        return Discrepancy(
-            category="not_mapped",
-            xero_id=xero.payment_id,
-            detail="a Xero payment carries this Ignition payment but is not linked",
-            **base,
+        return _unlinked(
+            base,
+            xero.payment_id if xero else None,
+            missing="payment not applied in Xero",
+            not_linked="a Xero payment carries this Ignition payment but is not linked",
         )
     if xero is None:
-        return Discrepancy(
-            category="mapped_missing_in_xero",
-            xero_id=mapping.xero_id,
-            detail="the linked Xero payment does not exist",
-            **base,
-        )
+        return _linked(base, "payment", None, mapping, found=False)
     if xero.status == "DELETED":
         return Discrepancy(
             category="archived_in_xero",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from shared.config import IntegrationConfig, RecordType
 from shared.errors import PermanentSyncError
@@ -36,6 +36,7 @@ from shared.ignition.reporting import IgnitionRateLimited, IgnitionUnavailable
 from shared.matching import choose_contact
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
+from shared.models.xero import Contact, Invoice
 from shared.reconcile import report
 from shared.reconcile.compare import (
     AllocationRow,
@@ -62,6 +63,7 @@ from shared.reconcile.ports import (
     XeroReader,
 )
 from shared.reconcile.workset import WorkSet
+from shared.store.mappings import RecordMapping
 from shared.xero.client import MAX_IDS_PER_CALL
 from shared.xero.errors import XeroRateLimited, XeroUnavailable
 
@@ -69,6 +71,21 @@ logger = logging.getLogger(__name__)
 _HEAL_ORDER = {"client": 0, "invoice": 1, "payment": 2}
 
 T = TypeVar("T")
+
+
+class _Slugged(Protocol):
+    @property
+    def slug(self) -> str: ...
+
+
+class _RowWithRaw(Protocol):
+    raw: str | None
+
+
+_Record = TypeVar("_Record", bound=_Slugged)
+_Row = TypeVar("_Row", bound=_RowWithRaw)
+_Ignition = TypeVar("_Ignition")
+_Xero = TypeVar("_Xero")
 FULL_PHASES = (
     "dead_letters",
     "xero_contacts",
@@ -318,31 +335,45 @@ class Reconciler:
         return None
 
     def _load_clients(self, ws: WorkSet, since: datetime | None) -> None:
-        self.guard.check()
-        for batch in self._streamed(ws, "ignition_clients", since, self.p.ignition.iter_clients):
-            found = self.p.mappings.forward(RecordType.CLIENT, [c.slug for c in batch])
-            self.counters.dynamodb_batches += 1
-            rows = []
-            for client in batch:
-                row = ClientRow.of(client, found.get(client.slug))
-                row.raw = self._keep_raw(client, found.get(client.slug))
-                rows.append(row)
-            ws.add_clients(rows)
-            self.counters.saw("ignition_clients", len(batch))
+        clients = self.p.ignition.iter_clients
+        self._load_mapped(
+            ws, since, RecordType.CLIENT, "ignition_clients", clients, ClientRow.of, ws.add_clients
+        )
 
     def _load_invoices(self, ws: WorkSet, since: datetime | None) -> None:
+        rules, unit = self.config.invoices, self.config.ignition.amount_unit
+        self._load_mapped(
+            ws,
+            since,
+            RecordType.INVOICE,
+            "ignition_invoices",
+            self.p.ignition.iter_invoices,
+            lambda invoice, mapping: InvoiceRow.of(invoice, mapping, rules, unit),
+            ws.add_invoices,
+        )
+
+    def _load_mapped(
+        self,
+        ws: WorkSet,
+        since: datetime | None,
+        record_type: RecordType,
+        name: str,
+        records: Callable[[datetime | None], Iterator[_Record]],
+        row_of: Callable[[_Record, RecordMapping | None], _Row],
+        add: Callable[[list[_Row]], None],
+    ) -> None:
+        """Ignition clients or invoices, each batch joined to its mappings in one batch read."""
         self.guard.check()
-        unit = self.config.ignition.amount_unit
-        for batch in self._streamed(ws, "ignition_invoices", since, self.p.ignition.iter_invoices):
-            found = self.p.mappings.forward(RecordType.INVOICE, [i.slug for i in batch])
+        for batch in self._streamed(ws, name, since, records):
+            found = self.p.mappings.forward(record_type, [r.slug for r in batch])
             self.counters.dynamodb_batches += 1
             rows = []
-            for invoice in batch:
-                row = InvoiceRow.of(invoice, found.get(invoice.slug), self.config.invoices, unit)
-                row.raw = self._keep_raw(invoice, found.get(invoice.slug))
+            for record in batch:
+                row = row_of(record, found.get(record.slug))
+                row.raw = self._keep_raw(record, found.get(record.slug))
                 rows.append(row)
-            ws.add_invoices(rows)
-            self.counters.saw("ignition_invoices", len(batch))
+            add(rows)
+            self.counters.saw(name, len(batch))
 
     def _load_payments(self, ws: WorkSet, since: datetime | None) -> None:
         self.guard.check()
@@ -420,26 +451,13 @@ class Reconciler:
             )
             self._add(ws, found)
         for row in ws.orphan_invoices(cutoff):
-            self._add(
-                ws,
-                Discrepancy(
-                    category="orphan_in_xero",
-                    record_type=RecordType.INVOICE,
-                    xero_id=row.invoice_id,
-                    detail=f"Xero invoice {row.number or ''} refers to {row.key_slug}, unknown to Ignition",
-                ),
-            )
+            detail = f"Xero invoice {row.number or ''} refers to {row.key_slug}, unknown to Ignition"
+            ws.add_discrepancy(_orphan(RecordType.INVOICE, row.invoice_id, detail))
         for payment_row in ws.orphan_payments(cutoff):
-            self._add(
-                ws,
-                Discrepancy(
-                    category="orphan_in_xero",
-                    record_type=RecordType.PAYMENT,
-                    xero_id=payment_row.payment_id,
-                    detail=f"Xero payment of {payment_row.amount} refers to {payment_row.key_slug}, "
-                    "unknown to Ignition",
-                ),
+            detail = (
+                f"Xero payment of {payment_row.amount} refers to {payment_row.key_slug}, unknown to Ignition"
             )
+            ws.add_discrepancy(_orphan(RecordType.PAYMENT, payment_row.payment_id, detail))
 
     def _written_outside(self, ws: WorkSet) -> set[str]:
         """Report the Xero invoices that carry an Ignition invoice's number but were not written by
@@ -468,31 +486,18 @@ class Reconciler:
         duplicated: set[str] = set()
         for number, ids in ws.duplicate_numbers(prefix):
             duplicated.update(ids)
-            self._add(
-                ws,
-                Discrepancy(
-                    category="duplicate_in_xero",
-                    record_type=RecordType.CLIENT,
-                    ignition_id=number,
-                    other_xero_ids=ids,
-                    detail=f"{len(ids)} active Xero contacts carry ContactNumber {number}",
-                ),
+            ws.add_discrepancy(
+                _duplicate(number, ids, f"{len(ids)} active Xero contacts carry ContactNumber {number}")
             )
         for email, ids, slugs in ws.duplicate_emails():
             if set(ids) <= duplicated:
                 continue
             duplicated.update(ids)
-            self._add(
-                ws,
-                Discrepancy(
-                    category="duplicate_in_xero",
-                    record_type=RecordType.CLIENT,
-                    ignition_id=slugs[0],
-                    other_xero_ids=ids,
-                    detail=f"{len(ids)} active Xero contacts share the e-mail {email}, used by "
-                    f"{len(slugs)} Ignition client(s): {', '.join(slugs)}",
-                ),
+            detail = (
+                f"{len(ids)} active Xero contacts share the e-mail {email}, used by "
+                f"{len(slugs)} Ignition client(s): {', '.join(slugs)}"
             )
+            ws.add_discrepancy(_duplicate(slugs[0], ids, detail))
         for client, contact in ws.clients():
             if client.updated_at >= cutoff or ws.is_dead("client", client.slug):
                 continue
@@ -501,15 +506,8 @@ class Reconciler:
                 found = self._explain_missing(ws, client, found)
             self._add(ws, found)
         for row in ws.orphan_contacts(prefix, cutoff):
-            self._add(
-                ws,
-                Discrepancy(
-                    category="orphan_in_xero",
-                    record_type=RecordType.CLIENT,
-                    xero_id=row.contact_id,
-                    detail=f"Xero contact {row.name!r} has ContactNumber {row.number}, unknown to Ignition",
-                ),
-            )
+            detail = f"Xero contact {row.name!r} has ContactNumber {row.number}, unknown to Ignition"
+            ws.add_discrepancy(_orphan(RecordType.CLIENT, row.contact_id, detail))
 
     def _explain_missing(self, ws: WorkSet, client: ClientRow, found: Discrepancy) -> Discrepancy:
         """What the sync would do with an unlinked client: link it to a contact typed by hand,
@@ -535,13 +533,7 @@ class Reconciler:
                 owner_of=ws.owner_of_contact,
             )
         except PermanentSyncError as exc:
-            return Discrepancy(
-                category="duplicate_in_xero",
-                record_type=RecordType.CLIENT,
-                ignition_id=client.slug,
-                other_xero_ids=sorted(str(c.ContactID) for c in candidates),
-                detail=exc.reason,
-            )
+            return _duplicate(client.slug, sorted(str(c.ContactID) for c in candidates), exc.reason)
         if match.contact is None:
             return found
         return found.model_copy(
@@ -603,67 +595,75 @@ class Reconciler:
     def _check_xero_records(
         self, ws: WorkSet, record_type: RecordType, ids: list[str], budget: int
     ) -> list[str]:
+        if record_type == RecordType.CLIENT:
+            contacts = self.p.xero.find_contacts(ids=ids, include_archived=True)
+            return self._check_changed(
+                ws,
+                record_type,
+                ids,
+                budget,
+                {str(c.ContactID): c for c in contacts},
+                self._contact_slug,
+                self.p.ignition.get_client,
+                self._compare_changed_contact,
+            )
+        prefix = self.rules.invoice_slug_prefix
+        return self._check_changed(
+            ws,
+            record_type,
+            ids,
+            budget,
+            {str(i.InvoiceID): i for i in self.p.xero.find_invoices(ids=ids)},
+            lambda xero_invoice: invoice_key(xero_invoice.Reference, prefix),
+            self.p.ignition.get_invoice,
+            self._compare_changed_invoice,
+        )
+
+    def _check_changed(
+        self,
+        ws: WorkSet,
+        record_type: RecordType,
+        ids: list[str],
+        budget: int,
+        found: dict[str, _Xero],
+        slug_of: Callable[[_Xero], str | None],
+        fetch: Callable[[str], _Ignition | None],
+        compare: Callable[[_Ignition, RecordMapping | None, _Xero | None], Discrepancy | None],
+    ) -> list[str]:
+        """Each Xero record among ``ids`` (``found`` by id) checked against the Ignition record it is
+        mapped to, or whose key it carries, at most ``budget`` Ignition reads; the ids done."""
         owners = self.p.mappings.reverse(record_type, ids)
         done: list[str] = []
-        if record_type == RecordType.CLIENT:
-            contacts = {
-                str(c.ContactID): c for c in self.p.xero.find_contacts(ids=ids, include_archived=True)
-            }
-            for xero_id in ids:
-                contact = contacts.get(xero_id)
-                number = contact.ContactNumber if contact else None
-                slug = owners.get(xero_id) or (
-                    number if number and number.startswith(self.config.ignition.client_slug_prefix) else None
-                )
-                if slug is not None:
-                    if len(done) >= budget:
-                        break
-                    client = self.p.ignition.get_client(slug)
-                    self.counters.saw("ignition_lookups")
-                    self._add(ws, self._check_contact(slug, client, contact, xero_id))
-                done.append(xero_id)
-        else:
-            prefix = self.rules.invoice_slug_prefix
-            invoices = {str(i.InvoiceID): i for i in self.p.xero.find_invoices(ids=ids)}
-            for xero_id in ids:
-                xero_invoice = invoices.get(xero_id)
-                slug = owners.get(xero_id) or (
-                    invoice_key(xero_invoice.Reference, prefix) if xero_invoice else None
-                )
-                if slug is not None:
-                    if len(done) >= budget:
-                        break
-                    invoice = self.p.ignition.get_invoice(slug)
-                    self.counters.saw("ignition_lookups")
-                    self._add(ws, self._check_invoice(slug, invoice, xero_invoice, xero_id))
-                done.append(xero_id)
+        for xero_id in ids:
+            xero_record = found.get(xero_id)
+            slug = owners.get(xero_id) or (slug_of(xero_record) if xero_record else None)
+            if slug is not None:
+                if len(done) >= budget:
+                    break
+                record = fetch(slug)
+                self.counters.saw("ignition_lookups")
+                if record is None:
+                    detail = f"changed in Xero; refers to {slug}, unknown to Ignition"
+                    self._add(ws, _orphan(record_type, xero_id, detail))
+                else:
+                    mapping = self.p.mappings.forward(record_type, [slug]).get(slug)
+                    self._add(ws, compare(record, mapping, xero_record))
+            done.append(xero_id)
         return done
 
-    def _check_contact(
-        self, slug: str, client: IgnitionClient | None, contact: Any, xero_id: str
+    def _contact_slug(self, contact: Contact) -> str | None:
+        number = contact.ContactNumber
+        return number if number and number.startswith(self.config.ignition.client_slug_prefix) else None
+
+    def _compare_changed_contact(
+        self, client: IgnitionClient, mapping: RecordMapping | None, contact: Contact | None
     ) -> Discrepancy | None:
-        if client is None:
-            return Discrepancy(
-                category="orphan_in_xero",
-                record_type=RecordType.CLIENT,
-                xero_id=xero_id,
-                detail=f"changed in Xero; refers to {slug}, unknown to Ignition",
-            )
-        mapping = self.p.mappings.forward(RecordType.CLIENT, [slug]).get(slug)
         row = ClientRow.of(client, mapping)
         return compare_client(row, ContactRow.of(contact) if contact else None, self.config.contacts)
 
-    def _check_invoice(
-        self, slug: str, invoice: IgnitionInvoice | None, xero_invoice: Any, xero_id: str
+    def _compare_changed_invoice(
+        self, invoice: IgnitionInvoice, mapping: RecordMapping | None, xero_invoice: Invoice | None
     ) -> Discrepancy | None:
-        if invoice is None:
-            return Discrepancy(
-                category="orphan_in_xero",
-                record_type=RecordType.INVOICE,
-                xero_id=xero_id,
-                detail=f"changed in Xero; refers to {slug}, unknown to Ignition",
-            )
-        mapping = self.p.mappings.forward(RecordType.INVOICE, [slug]).get(slug)
         row = InvoiceRow.of(invoice, mapping, self.config.invoices, self.config.ignition.amount_unit)
         xero_row = XeroInvoiceRow.of(xero_invoice, self.rules.invoice_slug_prefix) if xero_invoice else None
         # Payments are not re-read here: an amount paid that differs waits for the full run.
@@ -806,6 +806,22 @@ class Reconciler:
         lines.append(f"Stored as {result.report['html']} (also .csv, .json) in the archive bucket.")
         subject = f"Ignition-Xero reconciliation: {result.needs_person} need attention ({self.client_name})"
         self.p.notifier.publish(subject[:100], "\n".join(lines))
+
+
+def _orphan(record_type: RecordType, xero_id: str | None, detail: str) -> Discrepancy:
+    """A Xero record that refers to an Ignition record Ignition does not know."""
+    return Discrepancy(category="orphan_in_xero", record_type=record_type, xero_id=xero_id, detail=detail)
+
+
+def _duplicate(ignition_id: str, xero_ids: list[str], detail: str) -> Discrepancy:
+    """Several Xero contacts fit one Ignition client: a person merges them."""
+    return Discrepancy(
+        category="duplicate_in_xero",
+        record_type=RecordType.CLIENT,
+        ignition_id=ignition_id,
+        other_xero_ids=xero_ids,
+        detail=detail,
+    )
 
 
 def _catch_up(found: Discrepancy | None) -> Discrepancy | None:

@@ -45,6 +45,16 @@ def new_ticket() -> str:
 _LOCK_KEY = {"pk": {"S": f"lock#{RUN_LOCK}"}, "sk": {"S": "lock"}}
 
 
+def _held_by(ticket: str, also: str | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The condition of a write to the lock item: ``ticket`` holds it (``and also``, with
+    ``values`` for ``also``'s and the update's placeholders)."""
+    return {
+        "ConditionExpression": "#owner = :me" + (f" AND {also}" if also else ""),
+        "ExpressionAttributeNames": {"#owner": "owner"},
+        "ExpressionAttributeValues": {":me": {"S": ticket}, **(values or {})},
+    }
+
+
 def _num(value: float) -> str:
     return f"{value:.3f}"
 
@@ -85,15 +95,16 @@ def start(table: str, ticket: str, now: float | None = None) -> bool:
             UpdateExpression=(
                 "SET started_at = :started, phase = :phase, phase_at = :started, lease_until = :until"
             ),
-            ConditionExpression="#owner = :me AND lease_until >= :now AND attribute_not_exists(started_at)",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={
-                ":started": {"S": _iso(moment)},
-                ":phase": {"S": "starting"},
-                ":until": {"N": _num(moment + RUN_LEASE_SECONDS)},
-                ":me": {"S": ticket},
-                ":now": {"N": _num(moment)},
-            },
+            **_held_by(
+                ticket,
+                "lease_until >= :now AND attribute_not_exists(started_at)",
+                {
+                    ":started": {"S": _iso(moment)},
+                    ":phase": {"S": "starting"},
+                    ":until": {"N": _num(moment + RUN_LEASE_SECONDS)},
+                    ":now": {"N": _num(moment)},
+                },
+            ),
         )
     except ddb.exceptions.ConditionalCheckFailedException:
         return False
@@ -103,13 +114,7 @@ def start(table: str, ticket: str, now: float | None = None) -> bool:
 def release(table: str, ticket: str) -> None:
     ddb = aws.client("dynamodb")
     with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
-        ddb.delete_item(
-            TableName=table,
-            Key=_LOCK_KEY,
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":me": {"S": ticket}},
-        )
+        ddb.delete_item(TableName=table, Key=_LOCK_KEY, **_held_by(ticket))
 
 
 def note_phase(table: str, ticket: str, phase: str) -> None:
@@ -120,13 +125,7 @@ def note_phase(table: str, ticket: str, phase: str) -> None:
             TableName=table,
             Key=_LOCK_KEY,
             UpdateExpression="SET phase = :phase, phase_at = :at",
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={
-                ":phase": {"S": phase},
-                ":at": {"S": _iso(time.time())},
-                ":me": {"S": ticket},
-            },
+            **_held_by(ticket, values={":phase": {"S": phase}, ":at": {"S": _iso(time.time())}}),
         )
 
 
