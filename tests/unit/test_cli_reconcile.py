@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,21 +17,8 @@ from cli import reconcile as cli_reconcile
 from cli.errors import CliError, Exit
 from shared import aws
 from shared.reconcile import runs
-from tests.unit.xero_fakes import STATE_TABLE, fresh_state_table, moto_aws
 
 REPORT = {"json": "s3://archive/reports/r.json", "csv": "s3://archive/reports/r.csv", "html": "s3://x/r.html"}
-
-
-@pytest.fixture(scope="module")
-def aws_module() -> Iterator[None]:
-    with moto_aws():
-        yield
-
-
-@pytest.fixture
-def table(aws_module: None) -> str:
-    fresh_state_table()
-    return STATE_TABLE
 
 
 class AsyncLambda:
@@ -87,8 +73,8 @@ def _stack(table: str) -> Any:
 
 
 @pytest.fixture
-def fake_lambda(table: str, monkeypatch: pytest.MonkeyPatch) -> AsyncLambda:
-    service = AsyncLambda(table)
+def fake_lambda(state_table: str, monkeypatch: pytest.MonkeyPatch) -> AsyncLambda:
+    service = AsyncLambda(state_table)
     real = aws.client
 
     def client(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -99,21 +85,21 @@ def fake_lambda(table: str, monkeypatch: pytest.MonkeyPatch) -> AsyncLambda:
 
 
 def test_given_a_stack_when_reconcile_now_then_one_asynchronous_run_and_its_phases_until_the_report(
-    table: str, fake_lambda: AsyncLambda
+    state_table: str, fake_lambda: AsyncLambda
 ) -> None:
     shown: list[str] = []
 
-    result = cli_reconcile.run_reconciliation(_stack(table), poll_seconds=0.01, progress=shown.append)
+    result = cli_reconcile.run_reconciliation(_stack(state_table), poll_seconds=0.01, progress=shown.append)
     fake_lambda.join()
 
     assert result["status"] == "complete" and result["report"] == REPORT
     assert len(fake_lambda.invocations) == 1 and fake_lambda.runs_started == 1
     assert any("compare" in line for line in shown)
-    assert runs.current_run(table) is None  # the lock is free for the next run
+    assert runs.current_run(state_table) is None  # the lock is free for the next run
 
 
 def test_given_two_starts_at_once_when_reconcile_now_then_one_run_and_the_second_is_told_and_follows_it(
-    table: str, fake_lambda: AsyncLambda
+    state_table: str, fake_lambda: AsyncLambda
 ) -> None:
     results: list[dict[str, Any]] = []
     shown: list[str] = []
@@ -122,7 +108,7 @@ def test_given_two_starts_at_once_when_reconcile_now_then_one_run_and_the_second
     def operator() -> None:
         gate.wait()
         results.append(
-            cli_reconcile.run_reconciliation(_stack(table), poll_seconds=0.01, progress=shown.append)
+            cli_reconcile.run_reconciliation(_stack(state_table), poll_seconds=0.01, progress=shown.append)
         )
 
     threads = [threading.Thread(target=operator) for _ in range(2)]
@@ -138,28 +124,28 @@ def test_given_two_starts_at_once_when_reconcile_now_then_one_run_and_the_second
 
 
 def test_given_the_same_invocation_delivered_twice_when_the_function_starts_then_it_runs_once(
-    table: str,
+    state_table: str,
 ) -> None:
     ticket = runs.new_ticket()
-    assert runs.reserve(table, ticket)
+    assert runs.reserve(state_table, ticket)
 
-    assert runs.start(table, ticket) is True
-    assert runs.start(table, ticket) is False  # Lambda's own retry of the Event: not a second run
-    assert runs.reserve(table, runs.new_ticket()) is False  # nor a scheduled run meanwhile
-    runs.release(table, ticket)
-    assert runs.reserve(table, runs.new_ticket()) is True
+    assert runs.start(state_table, ticket) is True
+    assert runs.start(state_table, ticket) is False  # Lambda's own retry of the Event: not a second run
+    assert runs.reserve(state_table, runs.new_ticket()) is False  # nor a scheduled run meanwhile
+    runs.release(state_table, ticket)
+    assert runs.reserve(state_table, runs.new_ticket()) is True
 
 
 def test_given_a_run_longer_than_the_timeout_when_reconcile_now_then_paused_and_the_run_carries_on(
-    table: str, fake_lambda: AsyncLambda
+    state_table: str, fake_lambda: AsyncLambda
 ) -> None:
     fake_lambda.phases = 1  # it will not finish while we wait
 
     with pytest.raises(CliError) as caught:
-        cli_reconcile.run_reconciliation(_stack(table), timeout=0.2, poll_seconds=0.01)
+        cli_reconcile.run_reconciliation(_stack(state_table), timeout=0.2, poll_seconds=0.01)
     fake_lambda.join()
 
     assert caught.value.code == Exit.PAUSED
     assert "carries on" in str(caught.value)
-    running = runs.current_run(table)
+    running = runs.current_run(state_table)
     assert running is not None and running["ticket"] == fake_lambda.invocations[0]["run_ticket"]

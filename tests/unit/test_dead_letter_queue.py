@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +25,6 @@ from shared.store.dead_letter_queue import (
     receive_dead_letters,
     requeue_exhausted,
 )
-from tests.unit.xero_fakes import moto_aws
 
 NAME, EMAIL = "Aroha Ngata", "aroha@example.test"
 # Xero's validation messages can quote the contact: this is what makes the reason personal data.
@@ -34,15 +32,12 @@ REASON = f"The contact name {NAME} ({EMAIL}) is already assigned to another cont
 
 
 @pytest.fixture
-def queues() -> Iterator[tuple[str, str]]:
-    with moto_aws():
-        aws.reset_clients()
-        sqs = aws.client("sqs")
-        fifo = {"FifoQueue": "true"}
-        dlq: str = sqs.create_queue(QueueName="dlq.fifo", Attributes=fifo)["QueueUrl"]
-        sync: str = sqs.create_queue(QueueName="sync.fifo", Attributes=fifo)["QueueUrl"]
-        yield dlq, sync
-    aws.reset_clients()
+def queues(aws_each: None) -> tuple[str, str]:
+    sqs = aws.client("sqs")
+    fifo = {"FifoQueue": "true"}
+    dlq: str = sqs.create_queue(QueueName="dlq.fifo", Attributes=fifo)["QueueUrl"]
+    sync: str = sqs.create_queue(QueueName="sync.fifo", Attributes=fifo)["QueueUrl"]
+    return dlq, sync
 
 
 def event(record: dict[str, Any] | None = None) -> SyncEvent:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -11,18 +10,14 @@ from shared import aws
 from shared.config import RecordType
 from shared.models.events import SyncEvent
 from shared.store.queue import SQS_MAX_MESSAGE_BYTES, SqsEventQueue
-from tests.unit.xero_fakes import moto_aws
 
 
 @pytest.fixture
-def queue_url() -> Iterator[str]:
-    with moto_aws():
-        aws.reset_clients()
-        url: str = aws.client("sqs").create_queue(QueueName="sync.fifo", Attributes={"FifoQueue": "true"})[
-            "QueueUrl"
-        ]
-        yield url
-    aws.reset_clients()
+def queue_url(aws_each: None) -> str:
+    url: str = aws.client("sqs").create_queue(QueueName="sync.fifo", Attributes={"FifoQueue": "true"})[
+        "QueueUrl"
+    ]
+    return url
 
 
 def event(notes: str) -> SyncEvent:

@@ -12,7 +12,6 @@ from pathlib import Path
 from cli.fleet import collect_fleet, render, stack_resolver
 from cli.output import Output
 from shared import aws
-from tests.unit.xero_fakes import moto_aws
 
 SETTINGS = {
     "CLIENT_NAME": "acme",
@@ -72,17 +71,14 @@ def _deploy_acme() -> None:
 
 
 def test_given_a_stack_and_a_firm_without_one_when_status_all_then_version_from_its_output_and_one_line(
-    tmp_path: Path,
+    tmp_path: Path, aws_each: None
 ) -> None:
     for name in ("acme", "gone"):
         (tmp_path / f"{name}.json").write_text(json.dumps({"region": "ap-southeast-2"}), encoding="utf-8")
-    with moto_aws():
-        _deploy_acme()
+    _deploy_acme()
 
-        report = collect_fleet(tmp_path, stack_resolver(tmp_path))
-        text = render(
-            report, Output(json_mode=False, stdout=io.StringIO(), stderr=io.StringIO(), colour=False)
-        )
+    report = collect_fleet(tmp_path, stack_resolver(tmp_path))
+    text = render(report, Output(json_mode=False, stdout=io.StringIO(), stderr=io.StringIO(), colour=False))
 
     acme, gone = report["firms"]
     assert acme["client"] == "acme" and acme["reachable"] is True

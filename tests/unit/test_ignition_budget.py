@@ -8,7 +8,6 @@ counted at the HTTP layer. Clock: the sandbox's fake clock. Counters: in memory,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -26,9 +25,9 @@ from shared.ignition.budget import IGNITION_BUDGET_PK, IgnitionBudgetExhausted, 
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.poll import Poller
 from shared.windowed_budget import DynamoWindowCounts, InMemoryWindowCounts, WindowCounts
+from tests.unit.moto_env import STATE_TABLE
 from tests.unit.test_delivery_policy import InMemoryLedger
 from tests.unit.test_poll import BASE, Lease, Queue, State, client_record
-from tests.unit.xero_fakes import STATE_TABLE, fresh_state_table, moto_aws
 
 # 10:15 UTC: 45 minutes left in the hour.
 T0 = datetime(2025, 3, 3, 10, 15, tzinfo=UTC)
@@ -183,15 +182,8 @@ def test_given_a_limit_above_ignitions_when_configured_for_the_real_api_then_it_
     assert IgnitionConfig().requests_per_hour == 900
 
 
-@pytest.fixture
-def state_table() -> Iterator[None]:
-    with moto_aws():
-        fresh_state_table()
-        yield
-
-
 def test_given_the_state_table_when_the_poller_and_the_sync_spend_then_one_hourly_item_counts_both(
-    state_table: None,
+    state_table: str,
 ) -> None:
     practice = Practice(DynamoWindowCounts(STATE_TABLE, IGNITION_BUDGET_PK))
     practice.put_client("cli_1")

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from shared import aws
 from shared.store.locks import DynamoLeaseLock, LockTimeout
-from tests.unit.xero_fakes import STATE_TABLE, FakeClock, fresh_state_table, moto_aws
-
-
-@pytest.fixture(scope="module")
-def aws_module() -> Iterator[None]:
-    with moto_aws():
-        yield
-
-
-@pytest.fixture
-def state_table(aws_module: None) -> None:
-    fresh_state_table()
+from tests.fakes import ManualClock
+from tests.unit.moto_env import STATE_TABLE
 
 
 def _item(name: str) -> dict[str, dict[str, str]] | None:
@@ -32,8 +21,8 @@ def _item(name: str) -> dict[str, dict[str, str]] | None:
     return item
 
 
-def test_given_free_lock_when_acquired_then_item_records_owner_lease_and_ttl(state_table: None) -> None:
-    clock = FakeClock()
+def test_given_free_lock_when_acquired_then_item_records_owner_lease_and_ttl(state_table: str) -> None:
+    clock = ManualClock()
     lock = DynamoLeaseLock(STATE_TABLE, "xero-token", lease_seconds=30, owner="worker-a", clock=clock.time)
 
     lock.acquire(timeout=1)
@@ -47,8 +36,8 @@ def test_given_free_lock_when_acquired_then_item_records_owner_lease_and_ttl(sta
     assert _item("xero-token") is None
 
 
-def test_given_held_lock_when_another_worker_acquires_then_it_times_out(state_table: None) -> None:
-    clock = FakeClock()
+def test_given_held_lock_when_another_worker_acquires_then_it_times_out(state_table: str) -> None:
+    clock = ManualClock()
     holder = DynamoLeaseLock(
         STATE_TABLE, "x", lease_seconds=30, owner="a", clock=clock.time, sleep=clock.sleep
     )
@@ -66,9 +55,9 @@ def test_given_held_lock_when_another_worker_acquires_then_it_times_out(state_ta
 
 
 def test_given_expired_lease_when_another_worker_acquires_then_it_takes_over_and_old_release_is_harmless(
-    state_table: None, caplog: pytest.LogCaptureFixture
+    state_table: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     crashed = DynamoLeaseLock(STATE_TABLE, "x", lease_seconds=10, owner="a", clock=clock.time)
     successor = DynamoLeaseLock(STATE_TABLE, "x", lease_seconds=10, owner="b", clock=clock.time)
     crashed.acquire()
@@ -91,7 +80,7 @@ def test_given_expired_lease_when_another_worker_acquires_then_it_takes_over_and
     successor.release()
 
 
-def test_given_context_manager_when_block_raises_then_lock_is_released(state_table: None) -> None:
+def test_given_context_manager_when_block_raises_then_lock_is_released(state_table: str) -> None:
     lock = DynamoLeaseLock(STATE_TABLE, "ctx", lease_seconds=30)
 
     with pytest.raises(RuntimeError), lock:
@@ -101,7 +90,7 @@ def test_given_context_manager_when_block_raises_then_lock_is_released(state_tab
 
 
 def test_given_threads_sharing_one_lock_instance_when_they_increment_then_no_update_is_lost(
-    state_table: None,
+    state_table: str,
 ) -> None:
     ddb = aws.client("dynamodb")  # thread-safe; creating one per thread is slow
     lock = DynamoLeaseLock(STATE_TABLE, "shared", lease_seconds=30, poll_seconds=0.005, client=ddb)

@@ -3,7 +3,6 @@ backfill's bulk writes read and write the same items."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,16 +19,9 @@ from shared.store.mappings import (
     RecordMapping,
     until_processed,
 )
-from tests.unit.xero_fakes import STATE_TABLE, fresh_state_table, moto_aws
+from tests.unit.moto_env import STATE_TABLE, fresh_state_table
 
 AT = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def state_table() -> Iterator[None]:
-    with moto_aws():
-        fresh_state_table()
-        yield
 
 
 def mapping(slug: str, xero_id: str, *, created: datetime | None = None) -> RecordMapping:

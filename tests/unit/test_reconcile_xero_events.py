@@ -1,19 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from shared import aws
 from shared.reconcile.adapters import DynamoRunStore
-from tests.unit.xero_fakes import STATE_TABLE, fresh_state_table, moto_aws
+from tests.unit.moto_env import STATE_TABLE
 
 
 @pytest.fixture
-def store() -> Iterator[DynamoRunStore]:
-    with moto_aws():
-        fresh_state_table()
-        yield DynamoRunStore(STATE_TABLE)
+def store(state_table: str) -> DynamoRunStore:
+    return DynamoRunStore(state_table)
 
 
 def record_event(resource_id: str) -> None:

@@ -8,7 +8,6 @@ import argparse
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,16 +25,10 @@ from shared.reconcile.adapters import DynamoRunStore, S3Artifacts
 from shared.reconcile.engine import Ports, Reconciler
 from shared.reconcile.model import Discrepancy, RunCounters
 from shared.reconcile.wording import FAILURES, plain, real_config_path
-from tests.unit.xero_fakes import STATE_TABLE, fresh_state_table, moto_aws
+from tests.unit.moto_env import STATE_TABLE, fresh_state_table
 
 BUCKET = "archive-bucket"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def aws_module() -> Iterator[None]:
-    with moto_aws():
-        yield
 
 
 @pytest.fixture

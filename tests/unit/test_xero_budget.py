@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,20 +10,10 @@ from shared import aws
 from shared.config import XeroConfig
 from shared.xero.budget import BudgetExhausted, DynamoCallBudget, InMemoryCallBudget, windows_at
 from shared.xero.errors import XeroRateLimited
-from tests.unit.xero_fakes import STATE_TABLE, FakeClock, fresh_state_table, moto_aws
+from tests.fakes import ManualClock
+from tests.unit.moto_env import STATE_TABLE
 
 TENANT = "tenant-abc"
-
-
-@pytest.fixture(scope="module")
-def aws_module() -> Iterator[None]:
-    with moto_aws():
-        yield
-
-
-@pytest.fixture
-def state_table(aws_module: None) -> None:
-    fresh_state_table()
 
 
 def _config(**overrides: float) -> XeroConfig:
@@ -39,7 +28,7 @@ def _call(budget: InMemoryCallBudget | DynamoCallBudget) -> None:
 
 
 def test_given_sixty_calls_this_minute_when_sixty_first_then_refused_until_next_window() -> None:
-    clock = FakeClock(start=1_767_225_600 + 15)  # 15 s into a minute
+    clock = ManualClock(start=1_767_225_600 + 15)  # 15 s into a minute
     budget = InMemoryCallBudget(_config(), clock=clock.time, sleep=clock.sleep)
     for _ in range(60):
         _call(budget)
@@ -57,7 +46,7 @@ def test_given_sixty_calls_this_minute_when_sixty_first_then_refused_until_next_
 
 
 def test_given_minute_spent_and_next_window_within_inline_wait_when_acquire_then_waits_for_it() -> None:
-    clock = FakeClock(start=1_767_225_600 + 50)
+    clock = ManualClock(start=1_767_225_600 + 50)
     budget = InMemoryCallBudget(
         _config(calls_per_minute=2, max_inline_wait_seconds=20), clock.time, clock.sleep
     )
@@ -70,7 +59,7 @@ def test_given_minute_spent_and_next_window_within_inline_wait_when_acquire_then
 
 
 def test_given_day_spent_when_acquire_then_refused_without_sleeping_and_minute_unit_returned() -> None:
-    clock = FakeClock(start=1_767_225_600 + 3_600)
+    clock = ManualClock(start=1_767_225_600 + 3_600)
     budget = InMemoryCallBudget(
         _config(calls_per_day=3, max_inline_wait_seconds=300), clock=clock.time, sleep=clock.sleep
     )
@@ -88,7 +77,7 @@ def test_given_day_spent_when_acquire_then_refused_without_sleeping_and_minute_u
 
 
 def test_given_xero_reports_few_calls_left_when_observed_then_budget_stops_early() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     budget = InMemoryCallBudget(_config(), clock=clock.time, sleep=clock.sleep)
 
     budget.observe({"X-MinLimit-Remaining": "2", "X-DayLimit-Remaining": "4000"})
@@ -100,7 +89,7 @@ def test_given_xero_reports_few_calls_left_when_observed_then_budget_stops_early
 
 
 def test_given_xero_429_day_problem_when_observed_then_refused_until_next_utc_day() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     budget = InMemoryCallBudget(_config(max_inline_wait_seconds=300), clock=clock.time, sleep=clock.sleep)
 
     budget.observe({"retry-after": "3600", "x-rate-limit-problem": "day"})
@@ -112,7 +101,7 @@ def test_given_xero_429_day_problem_when_observed_then_refused_until_next_utc_da
 
 
 def test_given_all_concurrency_slots_taken_when_acquire_then_refused() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     budget = InMemoryCallBudget(
         _config(max_concurrent=2, max_inline_wait_seconds=0.05), clock.time, clock.sleep
     )
@@ -128,9 +117,9 @@ def test_given_all_concurrency_slots_taken_when_acquire_then_refused() -> None:
 
 
 def test_given_two_workers_sharing_dynamo_budget_when_sixty_first_call_then_refused_and_next_minute_resets(
-    state_table: None,
+    state_table: str,
 ) -> None:
-    clock = FakeClock(start=1_767_225_600 + 30)
+    clock = ManualClock(start=1_767_225_600 + 30)
     a = DynamoCallBudget(STATE_TABLE, TENANT, _config(), clock=clock.time, sleep=clock.sleep)
     b = DynamoCallBudget(STATE_TABLE, TENANT, _config(), clock=clock.time, sleep=clock.sleep)
     for i in range(60):
@@ -152,8 +141,8 @@ def test_given_two_workers_sharing_dynamo_budget_when_sixty_first_call_then_refu
     assert all(int(item["expires_at"]["N"]) > clock.time() for item in items)
 
 
-def test_given_other_tenant_when_counting_then_budgets_are_separate(state_table: None) -> None:
-    clock = FakeClock()
+def test_given_other_tenant_when_counting_then_budgets_are_separate(state_table: str) -> None:
+    clock = ManualClock()
     mine = DynamoCallBudget(STATE_TABLE, TENANT, _config(calls_per_minute=1), clock.time, clock.sleep)
     theirs = DynamoCallBudget(
         STATE_TABLE, "tenant-other", _config(calls_per_minute=1), clock.time, clock.sleep
@@ -167,9 +156,9 @@ def test_given_other_tenant_when_counting_then_budgets_are_separate(state_table:
 
 
 def test_given_concurrent_threads_when_racing_for_the_last_calls_then_limit_is_never_exceeded(
-    state_table: None,
+    state_table: str,
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     ddb = aws.client("dynamodb")  # thread-safe; one per thread would be slow to create
     granted: list[int] = []
     lock = threading.Lock()
@@ -194,8 +183,8 @@ def test_given_concurrent_threads_when_racing_for_the_last_calls_then_limit_is_n
     assert len(granted) == 10
 
 
-def test_given_dynamo_budget_when_xero_reports_usage_then_shared_counter_is_raised(state_table: None) -> None:
-    clock = FakeClock()
+def test_given_dynamo_budget_when_xero_reports_usage_then_shared_counter_is_raised(state_table: str) -> None:
+    clock = ManualClock()
     a = DynamoCallBudget(STATE_TABLE, TENANT, _config(), clock=clock.time, sleep=clock.sleep)
     b = DynamoCallBudget(STATE_TABLE, TENANT, _config(), clock=clock.time, sleep=clock.sleep)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from shared.xero.webhooks import (
     sign,
     verify,
 )
-from tests.unit.xero_fakes import STATE_TABLE, fresh_state_table, moto_aws
+from tests.unit.moto_env import STATE_TABLE
 
 KEY = "xero-webhook-key-0123456789abcdef"
 TENANT = "c2cc9b6e-9458-4c7d-93cc-f02b81b0594f"
@@ -66,20 +66,13 @@ class MemoryArchive:
         self.objects[key] = (body, dict(metadata))
 
 
-@pytest.fixture(scope="module")
-def _aws() -> Iterator[None]:
-    with moto_aws():
-        yield
-
-
 @pytest.fixture
 def archive() -> MemoryArchive:
     return MemoryArchive()
 
 
 @pytest.fixture
-def receiver(_aws: None, archive: MemoryArchive) -> XeroWebhookReceiver:
-    fresh_state_table()
+def receiver(state_table: str, archive: MemoryArchive) -> XeroWebhookReceiver:
     return XeroWebhookReceiver(
         key=lambda: WebhookKey(webhook_key=KEY, tenant_id=TENANT),
         store=DynamoXeroEventStore(STATE_TABLE),
@@ -259,9 +252,8 @@ def test_given_an_event_of_another_organisation_when_posted_then_it_is_ignored_a
 
 
 def test_given_no_tenant_in_the_secret_when_posted_then_every_organisations_events_are_recorded(
-    _aws: None, archive: MemoryArchive
+    state_table: str, archive: MemoryArchive
 ) -> None:
-    fresh_state_table()
     receiver = XeroWebhookReceiver(
         key=lambda: WebhookKey(webhook_key=KEY), store=DynamoXeroEventStore(STATE_TABLE), archive=archive
     )
