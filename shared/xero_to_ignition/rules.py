@@ -31,6 +31,8 @@ class XeroToIgnitionRules(BaseModel):
     match_services_by_name: bool = False
     # A note in the Xero invoice's history with the draft's Ignition link (one Xero call).
     history_note: bool = True
+    # Where the tool's app_path (the draft's link) is opened.
+    app_url: str = Field(default="https://app.ignitionapp.com", pattern=r"^https?://")
 
     @model_validator(mode="after")
     def _a_usable_mark(self) -> XeroToIgnitionRules:

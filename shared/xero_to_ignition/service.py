@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from shared.audit import record_outcome
 from shared.config import RecordType
 from shared.errors import PermanentSyncError
 from shared.ignition.drafts import CreatedDraft, IgnitionDraftsPort, IgnitionService
@@ -31,7 +32,7 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionInvoice
 from shared.models.xero import Invoice, TaxRate
 from shared.money import format_money
-from shared.outcome import SyncOutcome, record_outcome
+from shared.outcome import SyncOutcome
 from shared.reconcile.compare import invoice_key
 from shared.store.mappings import MappingStore
 from shared.xero_to_ignition.drafting import DraftPlan, DraftRefused, build_draft
