@@ -47,7 +47,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 from flask import Flask, Response, request
@@ -110,6 +110,14 @@ RESOURCES: tuple[ResourceSpec, ...] = (
     ResourceSpec("invoices", "invoice", IgnitionInvoice, date_field="date", default_window="month"),
     ResourceSpec("payments", "payment", IgnitionPayment, stamps_updated_at=False),
 )
+
+
+class EmulatorAddon(Protocol):
+    """Something mounted on the emulator's app with state of its own."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
 
 
 @dataclass
@@ -260,6 +268,9 @@ class IgnitionEmulator:
         self._codes: dict[str, tuple[float, str | None]] = {}
         self._access_tokens: dict[str, float] = {}
         self._refresh_tokens: set[str] = set()
+        # Parts mounted on this emulator (the MCP server, sandbox/ignition_mcp.py): their state is
+        # listed in /_emulator/state and cleared by /_emulator/reset with the records'.
+        self.addons: list[EmulatorAddon] = []
         self._reset_data()
         self.app = self._build_app()
 
@@ -292,11 +303,15 @@ class IgnitionEmulator:
             snapshot["requests"] = {"total": self._requests_total, "by_status": dict(self._by_status)}
             snapshot["rate_limit"] = self._rate_state()
             snapshot["faults"] = self.faults.snapshot()
-            return snapshot
+        for addon in self.addons:
+            snapshot.update(addon.snapshot())
+        return snapshot
 
     def reset(self) -> None:
         with self._lock:
             self._reset_data()
+        for addon in self.addons:
+            addon.reset()
 
     # -- state --------------------------------------------------------------------------------
 

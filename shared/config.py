@@ -88,6 +88,84 @@ class PollRules(StrictModel):
     max_records_per_run: int = Field(default=2_000, ge=1, le=100_000)
 
 
+class IgnitionMcpTools(StrictModel):
+    """Tool names on Ignition's MCP server (integration-facts, "MCP server")."""
+
+    create_invoice_draft: str = "create_invoice_draft"
+    list_invoices: str = "list_invoices"
+    list_tax_rates: str = "list_tax_rates"
+    list_services: str = "list_services"
+
+
+class IgnitionMcpConfig(StrictModel):
+    """Ignition's MCP server, its only write path (shared/ignition/mcp.py). The tools' input
+    schemas are not public: they are read from tools/list at run time, and every field name our
+    models map to lives here so it can be corrected per client without touching code."""
+
+    url: str = "https://mcp.ignitionapp.com/mcp"
+    # Browser OAuth per user (`python -m cli connect ignition-mcp`); the endpoints are not public.
+    authorize_url: str = "https://mcp.ignitionapp.com/oauth/authorize"
+    token_url: str = "https://mcp.ignitionapp.com/oauth/token"
+    scopes: list[str] = Field(default_factory=list)
+    tools: IgnitionMcpTools = IgnitionMcpTools()
+    # InvoiceDraftRequest field -> create_invoice_draft argument; a field mapped to "" is not sent.
+    draft_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "client_slug": "client_id",
+            "currency": "currency",
+            "reference": "reference",
+            "issue_date": "issue_date",
+            "due_date": "due_date",
+            "lines": "line_items",
+        }
+    )
+    # DraftLine field -> the line item's property.
+    line_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "description": "description",
+            "quantity": "quantity",
+            "unit_price": "unit_price",
+            "tax_rate_id": "tax_rate_id",
+            "service_id": "service_id",
+        }
+    )
+    # Our name -> the property in a tool's result (a created draft, an invoice, a rate, a service).
+    result_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "id": "id",
+            "draft_id": "id",
+            "app_path": "app_path",
+            "total": "total",
+            "reference": "reference",
+            "client_slug": "client_id",
+            "state": "state",
+            "name": "name",
+            "rate": "rate",
+            "code": "code",
+        }
+    )
+    # Where a listing's records and its next page are in a tool's result.
+    list_keys: dict[str, str] = Field(
+        default_factory=lambda: {"invoices": "invoices", "tax_rates": "tax_rates", "services": "services"}
+    )
+    next_cursor_field: str = "next_cursor"
+    cursor_argument: str = "cursor"
+    # list_invoices' text filter, sent with the reference when the tool's schema has it (results
+    # are still matched exactly here: a search may be fuzzy).
+    search_argument: str = "search"
+    max_pages: int = Field(default=20, ge=1, le=1_000)
+    # Ignition's limits (integration-facts): 60/min and 600/h per user, 1,000/h per OAuth client;
+    # one user and one client per deployment, so the tighter hourly one.
+    requests_per_minute: int = Field(default=60, ge=1, le=10_000)
+    requests_per_hour: int = Field(default=600, ge=1, le=100_000)
+    budget_max_inline_wait_seconds: float = Field(default=10.0, ge=0, le=300)
+    # One tool call, and one whole batch (a session: initialize, tools/list, the calls).
+    timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    batch_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    # Tax rates and services are cached per process for this long.
+    catalogue_cache_seconds: int = Field(default=900, ge=0, le=86_400)
+
+
 class IgnitionConfig(StrictModel):
     """Everything Ignition-specific: endpoints, webhook format, event names, money unit."""
 
@@ -148,6 +226,8 @@ class IgnitionConfig(StrictModel):
     # `python -m cli status` warns when neither a webhook nor a poll run has been seen for this long
     # (a bridge switched off, a poller failing). A quiet practice with webhooks only may need more.
     silence_warning_minutes: int = Field(default=24 * 60, ge=5, le=30 * 24 * 60)
+    # Ignition's MCP server (the Xero -> Ignition direction, runtime.xero_to_ignition).
+    mcp: IgnitionMcpConfig = IgnitionMcpConfig()
 
     @model_validator(mode="after")
     def _budget_only_raised_for_emulators(self) -> IgnitionConfig:
