@@ -18,41 +18,31 @@ from shared.store.mappings import RecordMapping
 
 
 class XeroReader(Protocol):
+    """The Xero reads the reconciliation makes: pages of each listing, or records by id
+    (``shared.xero.client.XeroClient`` offers more filters; fakes need only these)."""
+
     def find_contacts(
         self,
-        where: str | None = None,
         *,
         ids: Sequence[str] = (),
         page: int | None = None,
         page_size: int | None = None,
         include_archived: bool = False,
         summary_only: bool = False,
-        modified_since: datetime | None = None,
     ) -> list[Contact]: ...
 
     def find_invoices(
         self,
-        where: str | None = None,
         *,
         ids: Sequence[str] = (),
-        invoice_numbers: Sequence[str] = (),
-        contact_ids: Sequence[str] = (),
         statuses: Sequence[str] = (),
         page: int | None = None,
         page_size: int | None = None,
-        modified_since: datetime | None = None,
         summary_only: bool = False,
-        unitdp4: bool = False,
     ) -> list[Invoice]: ...
 
     def find_payments(
-        self,
-        where: str | None = None,
-        *,
-        ids: Sequence[str] = (),
-        page: int | None = None,
-        page_size: int | None = None,
-        modified_since: datetime | None = None,
+        self, *, ids: Sequence[str] = (), page: int | None = None, page_size: int | None = None
     ) -> list[Payment]: ...
 
 
