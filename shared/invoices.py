@@ -11,26 +11,32 @@ payments.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
-from typing import Literal, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
+from shared.audit import record_outcome, write_history
 from shared.billing import InvoicePlan, financial_signature, plan_invoice
 from shared.config import InvoiceRules, RecordType
 from shared.errors import PermanentSyncError
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
-from shared.models.xero import Currency, Invoice, Organisation, TaxRate
+from shared.models.xero import Invoice
 from shared.money import AmountUnit, format_money
-from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
+from shared.newest_state import DEFAULT_CLOCK_SKEW, newest_state
+from shared.outcome import SyncOutcome
+from shared.ports import ContactEnsurer, IgnitionInvoicesPort, XeroInvoicesPort
+from shared.refusals import currency_error, period_locked_error
+
+# Re-exported only while shared/backfill.py at HEAD imports them from here.
+from shared.refusals import currency_reason as currency_reason
+from shared.refusals import locked_lock_kind as locked_lock_kind
+from shared.refusals import period_locked_reason as period_locked_reason
 from shared.store.mappings import MappingStore, RecordMapping
-from shared.sync import ContactSync
-from shared.xero.client import ReferenceResource, where_ends_with, where_eq, where_safe
 from shared.xero.errors import XeroValidationError
+from shared.xero.idempotency import idempotency_key
 from shared.xero.rules import (
-    LockKind,
     OrganisationTaxTypes,
     XeroCurrencyNotEnabled,
     XeroDocumentLocked,
@@ -41,8 +47,6 @@ from shared.xero.rules import (
 )
 
 logger = logging.getLogger(__name__)
-
-HistoryResource = Literal["Contacts", "Invoices", "Payments"]
 
 
 class DuplicateNumber(PermanentSyncError):
@@ -60,113 +64,6 @@ class _TaxTypeRefused(Exception):
         self.error = error
 
 
-class HistoryPort(Protocol):
-    def add_history(self, resource: HistoryResource, record_id: str, details: str) -> None: ...
-
-
-class OrganisationPort(Protocol):
-    """The organisation's settings, cached by the client (``GET /TaxRates``, ``/Organisation``,
-    ``/Currencies``); invalidated when Xero refuses a document for one of them."""
-
-    def tax_rates(self) -> list[TaxRate]: ...
-
-    def organisation(self) -> Organisation: ...
-
-    def currencies(self) -> list[Currency]: ...
-
-    def invalidate_reference_data(self, *resources: ReferenceResource) -> None: ...
-
-
-def period_locked_reason(
-    what: str, dated: object, lock: LockKind, organisation: Organisation
-) -> PermanentSyncError:
-    """A bookkeeper's reason for a document dated on or before one of the organisation's lock dates."""
-    lock_date = organisation.EndOfYearLockDate if lock == "end_of_year" else organisation.PeriodLockDate
-    label = "end of year lock date" if lock == "end_of_year" else "period lock date"
-    when = f" {lock_date.isoformat()}" if lock_date else ""
-    return PermanentSyncError(
-        f"{what} is dated {dated}, before the {label}{when} in Xero: Xero refuses documents in a locked "
-        "period. Date it after the lock in Ignition, or have the firm move the lock date in Xero "
-        "(Settings > Advanced > Lock dates), then replay",
-        category="period_locked",
-    )
-
-
-def currency_reason(what: str, currency: str, enabled: Sequence[Currency]) -> PermanentSyncError:
-    """A bookkeeper's reason for a document in a currency the organisation has not enabled."""
-    shown = ", ".join(c.Code for c in enabled) or "none"
-    return PermanentSyncError(
-        f"{what} is in {currency}, a currency not enabled in the Xero organisation (enabled: {shown}): "
-        f"add {currency} in Xero (Settings > Currencies; needs a plan with multi-currency), then replay",
-        category="currency_not_enabled",
-    )
-
-
-def locked_lock_kind(organisation: Organisation, dated: date) -> LockKind | None:
-    """Which lock date ``dated`` falls on or before, if any (the end of year lock first)."""
-    if organisation.EndOfYearLockDate and dated <= organisation.EndOfYearLockDate:
-        return "end_of_year"
-    if organisation.PeriodLockDate and dated <= organisation.PeriodLockDate:
-        return "period"
-    return None
-
-
-def period_locked_error(
-    what: str, dated: object, refused: XeroPeriodLocked, xero: OrganisationPort
-) -> PermanentSyncError:
-    """The reason for a document Xero refused for a lock date, with the lock date read fresh."""
-    xero.invalidate_reference_data("Organisation")
-    return period_locked_reason(what, dated, refused.lock, xero.organisation())
-
-
-def currency_error(what: str, currency: str, xero: OrganisationPort) -> PermanentSyncError:
-    """The reason for a document Xero refused for its currency, with the enabled ones read fresh."""
-    xero.invalidate_reference_data("Currencies")
-    return currency_reason(what, currency, xero.currencies())
-
-
-class XeroInvoicesPort(HistoryPort, OrganisationPort, Protocol):
-    def find_invoices(
-        self, where: str | None = None, *, ids: Sequence[str] = (), invoice_numbers: Sequence[str] = ()
-    ) -> list[Invoice]: ...
-
-    def save_invoices(
-        self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
-    ) -> list[Invoice]: ...
-
-    def create_invoices(
-        self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
-    ) -> list[Invoice]: ...
-
-
-class IgnitionInvoicesPort(Protocol):
-    def get_invoice(self, slug: str) -> IgnitionInvoice | None: ...
-
-    def get_client(self, slug: str) -> IgnitionClient | None: ...
-
-
-def idempotency_key(*parts: str) -> str:
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
-
-
-def write_history(xero: HistoryPort, resource: HistoryResource, record_id: str, details: str) -> None:
-    """The note the accountant sees in Xero. Best effort: the record itself is already written and
-    mapped, so a failed note must not make the event run again."""
-    try:
-        xero.add_history(resource, record_id, details)
-    except Exception as exc:  # noqa: BLE001 - logged; never worth a second write of the record
-        # The type and status only: a Xero message (and so a traceback) can quote names.
-        logger.warning(
-            "history note not written",
-            extra={
-                "resource": resource,
-                "xero_id": record_id,
-                "error": type(exc).__name__,
-                "status": getattr(exc, "status", None),
-            },
-        )
-
-
 class InvoiceSync:
     def __init__(
         self,
@@ -174,12 +71,13 @@ class InvoiceSync:
         xero: XeroInvoicesPort,
         ignition: IgnitionInvoicesPort,
         store: MappingStore,
-        contacts: ContactSync,
+        contacts: ContactEnsurer,
         rules: InvoiceRules,
         unit: AmountUnit,
         history_notes: bool = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+        drafted_from: Callable[[IgnitionInvoice], str | None] | None = None,
     ) -> None:
         self._xero = xero
         self._ignition = ignition
@@ -190,6 +88,8 @@ class InvoiceSync:
         self._history = history_notes
         self._now = now
         self._max_skew = max_clock_skew
+        # The Xero invoice an Ignition invoice was drafted from (shared/xero_to_ignition), if any.
+        self._drafted_from = drafted_from
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
         invoice = self._current_state(event)
@@ -296,6 +196,10 @@ class InvoiceSync:
         if mapping is not None:
             xero_id: str | None = mapping.xero_id
             saved = self._write(invoice, plan, xero_id, decisions)
+        elif self._drafted_from is not None and (xero_id := self._drafted_from(invoice)) is not None:
+            # Finished from a draft made of a Xero invoice: that invoice is updated, never a second.
+            decisions.append(f"drafted in Ignition from Xero invoice {xero_id}: updated it in place")
+            saved = self._write(invoice, plan, xero_id, decisions)
         elif plan.invoice.InvoiceNumber:
             # Create-only first: the number is unique in Xero, so an invoice written before a crash
             # makes this fail instead of duplicating, and only then is it looked up (1 call, not 2).
@@ -359,17 +263,11 @@ class InvoiceSync:
     def _find_existing(self, invoice: IgnitionInvoice, plan: InvoicePlan, decisions: list[str]) -> str | None:
         """An invoice written before a crash, before its mapping was saved: found by our key."""
         if plan.invoice.InvoiceNumber:
-            found = self._xero.find_invoices(invoice_numbers=[plan.invoice.InvoiceNumber])
+            found = self._xero.find_invoices_by_number(plan.invoice.InvoiceNumber)
         else:
+            # Ignition's own number can hold any text: the "[slug]" ending is what identifies it.
             reference = plan.invoice.Reference or ""
-            # Ignition's own number can hold a quote or backslash, which no where literal can
-            # (XeroAPI/Xero-Java#347): then ask by the "[slug]" ending and compare exactly here.
-            clause = (
-                where_eq("Reference", reference)
-                if where_safe(reference)
-                else where_ends_with("Reference", f"[{invoice.slug}]")
-            )
-            found = [inv for inv in self._xero.find_invoices(clause) if inv.Reference == reference]
+            found = self._xero.find_invoices_by_reference(reference, ending=f"[{invoice.slug}]")
         ours = [inv for inv in found if inv.Status not in ("DELETED", "VOIDED")]
         if not ours:
             return None
@@ -457,7 +355,7 @@ class InvoiceSync:
                 ),
                 invoice,
             )
-        found = self._xero.find_invoices(ids=[mapping.xero_id])
+        found = self._xero.find_invoices_by_id([mapping.xero_id])
         current = found[0] if found else None
         if current is None or current.Status in ("VOIDED", "DELETED"):
             decision = "already voided or deleted in Xero"

@@ -1,6 +1,6 @@
 """Which Xero contact is an Ignition client's, and what a second client with a taken name is called.
 
-Pure rules, no I/O: the live contact sync (``shared/sync.py``), the backfill (``shared/backfill.py``)
+Pure rules, no I/O: the live contact sync (``shared/contacts.py``), the backfill (``shared/backfill/``)
 and reconciliation (``shared/reconcile/engine.py``, ``shared/reconcile/compare.py``) all decide with
 these, so a client links to the same contact whichever path reaches it first.
 """
@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from shared.config import ContactRules
+from shared.contact_fields import XERO_NAME_MAX
 from shared.errors import PermanentSyncError
-from shared.mapping import XERO_NAME_MAX
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
 

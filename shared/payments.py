@@ -9,49 +9,28 @@ instead of applied twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
 
+from shared.audit import record_outcome, write_history
 from shared.billing import allocate_payment, payment_reference, xero_payment
 from shared.config import PaymentRules, RecordType
 from shared.errors import PermanentSyncError
-from shared.invoices import (
-    HistoryPort,
-    InvoiceSync,
-    OrganisationPort,
-    idempotency_key,
-    period_locked_error,
-    write_history,
-)
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionPayment
 from shared.models.xero import Invoice, Payment
 from shared.money import AmountUnit, format_money
-from shared.outcome import DEFAULT_CLOCK_SKEW, SyncOutcome, newest_state, record_outcome
+from shared.newest_state import DEFAULT_CLOCK_SKEW, newest_state
+from shared.outcome import SyncOutcome
+from shared.ports import IgnitionPaymentsPort, InvoiceEnsurer, XeroPaymentsPort
+from shared.refusals import period_locked_error
 from shared.store.mappings import MappingStore, RecordMapping
-from shared.xero.client import where_ends_with, where_eq, where_safe
 from shared.xero.errors import XeroValidationError
+from shared.xero.idempotency import idempotency_key
 from shared.xero.rules import XeroPeriodLocked, raise_for_element
 
 logger = logging.getLogger(__name__)
-
-
-class XeroPaymentsPort(HistoryPort, OrganisationPort, Protocol):
-    def find_invoices(
-        self, where: str | None = None, *, ids: Sequence[str] = (), invoice_numbers: Sequence[str] = ()
-    ) -> list[Invoice]: ...
-
-    def find_payments(self, where: str | None = None) -> list[Payment]: ...
-
-    def create_payments(
-        self, payments: Sequence[Payment], idempotency_key: str | None = None
-    ) -> list[Payment]: ...
-
-
-class IgnitionPaymentsPort(Protocol):
-    def get_payment(self, slug: str) -> IgnitionPayment | None: ...
 
 
 def allocation_id(payment_slug: str, invoice_slug: str) -> str:
@@ -65,7 +44,7 @@ class PaymentSync:
         xero: XeroPaymentsPort,
         ignition: IgnitionPaymentsPort,
         store: MappingStore,
-        invoices: InvoiceSync,
+        invoices: InvoiceEnsurer,
         rules: PaymentRules,
         unit: AmountUnit,
         history_notes: bool = True,
@@ -131,7 +110,7 @@ class PaymentSync:
         xero_ids = {target.slug: self._invoices.ensure(target.slug, event) for target in pending}
         decisions: list[str] = []
         invoices = {
-            inv.InvoiceID: inv for inv in self._xero.find_invoices(ids=sorted(set(xero_ids.values())))
+            inv.InvoiceID: inv for inv in self._xero.find_invoices_by_id(sorted(set(xero_ids.values())))
         }
         # Only an invoice that already has payments can hold one we wrote before a crash.
         if any(invoices[i].Payments for i in xero_ids.values() if i in invoices):
@@ -228,14 +207,8 @@ class PaymentSync:
         """Payments with our Reference that exist in Xero but not in the mapping (a crash between the
         write and the mapping): adopted, not applied again."""
         reference = payment_reference(payment, self._rules)
-        # A configured prefix with a quote or backslash cannot be in a where literal
-        # (XeroAPI/Xero-Java#347): then ask by the slug ending and compare exactly here.
-        clause = (
-            where_eq("Reference", reference)
-            if where_safe(reference)
-            else where_ends_with("Reference", payment.slug)
-        )
-        found = [p for p in self._xero.find_payments(clause) if p.Reference == reference]
+        # A configured prefix can hold any text: the slug ending is what identifies it.
+        found = self._xero.find_payments_by_reference(reference, ending=payment.slug)
         by_invoice = {p.Invoice.InvoiceID: p for p in found if p.Invoice and p.Status != "DELETED"}
         adopted = {slug: by_invoice[xero_id] for slug, xero_id in xero_ids.items() if xero_id in by_invoice}
         if adopted:

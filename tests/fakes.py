@@ -11,6 +11,7 @@ from shared.config import RecordType
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact, ValidationMessage
 from shared.store.mappings import AuditEntry, MappingConflict, RecordMapping
+from shared.xero.finders import XeroFinders
 
 
 class ManualClock(Clock):
@@ -65,7 +66,7 @@ class InMemoryMappingStore:
         self.audits.append(entry)
 
 
-class InMemoryXeroContacts:
+class InMemoryXeroContacts(XeroFinders):
     """Returns every contact as a search candidate (a superset of what a `where` would return:
     the sync filters candidates itself) and enforces Xero's unique-active-name rule on save."""
 

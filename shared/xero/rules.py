@@ -12,7 +12,9 @@ organisation shows"):
 - a TaxType that does not exist or does not fit ("The TaxType code X does not exist or cannot be
   used...", "The TaxType code 'X' cannot be used with account code 'Y'", XeroAPI/Xero-Java#336);
 - a document that can no longer change (payments allocated, PAID, VOIDED);
-- an invoice number already taken ("Invoice # must be unique.", XeroAPI/Xero-Net#236).
+- an invoice number already taken ("Invoice # must be unique.", XeroAPI/Xero-Net#236);
+- a contact name another active contact holds ("The contact name X is already assigned to another
+  contact. The contact name must be unique across all active contacts.").
 
 ``OrganisationTaxTypes`` picks, for an Ignition tax rate, the organisation's own revenue TaxType with
 that EffectiveRate (``GET /TaxRates``): AU OUTPUT 10%, NZ OUTPUT2 15%, UK OUTPUT2 20% / RROUTPUT 5%,
@@ -82,11 +84,21 @@ class XeroDuplicateNumber(XeroRuleRefusal):
     """ "Invoice # must be unique." (XeroAPI/Xero-Net#236): the number is taken."""
 
 
+class XeroNameTaken(XeroRuleRefusal):
+    """Another active contact already has this name (Xero names are unique among active contacts,
+    compared ignoring case more widely than ``ToLower()``)."""
+
+
+_NAME_TAKEN = "is already assigned to another contact"
+
+
 def refusal(messages: Sequence[str], endpoint: str | None = None) -> XeroValidationError:
     """The typed error for a document Xero refused with ``messages`` (the most actionable first)."""
     text = "; ".join(messages)
     lowered = text.lower()
     summary = f"Xero validation failed: {text}"
+    if any(_NAME_TAKEN in message for message in messages):
+        return XeroNameTaken(summary, messages=messages, status=200, endpoint=endpoint)
     if "lock date" in lowered:
         lock: LockKind = "end_of_year" if "end of year" in lowered else "period"
         return XeroPeriodLocked(summary, lock=lock, messages=messages, endpoint=endpoint)

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from shared.config import ContactRules, IgnitionConfig, RecordType
+from shared.contacts import ContactSync
 from shared.errors import PermanentSyncError
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
-from shared.sync import ContactSync
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, InMemoryXeroContacts
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.config import ContactRules, IgnitionConfig, RecordType
+from shared.contacts import ContactSync
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
-from shared.sync import ContactSync
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, InMemoryXeroContacts
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared.config import ContactRules
-from shared.mapping import changed_fields, client_to_contact, split_person_name
+from shared.contact_fields import changed_fields, client_to_contact, split_person_name
 from shared.matching import disambiguated_name
 from shared.models.ignition import IgnitionClient
 

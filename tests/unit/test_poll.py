@@ -16,13 +16,13 @@ import pytest
 from sandbox.clock import Clock
 from sandbox.ignition_emulator import IgnitionEmulator
 from shared.config import ContactRules, IgnitionConfig, PollRules, RecordType
+from shared.contacts import ContactSync
 from shared.ignition import exact_json
 from shared.ignition.reporting import IgnitionReportingClient, Passes
 from shared.ignition.webhook import parse_webhook, to_sync_event
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.poll import Poller, PollState, poll_event, poll_event_id
-from shared.sync import ContactSync
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, InMemoryXeroContacts
 
 BASE = "http://ignition.test/external/api/v1"

@@ -16,13 +16,13 @@ import pytest
 from sandbox.xero_emulator import DEFAULT_TENANT_ID, XeroEmulator
 from shared.billing import InvoicePlan, payment_reference
 from shared.config import ContactRules, IgnitionConfig, InvoiceRules, PaymentRules, RecordType, XeroConfig
+from shared.contacts import ContactSync, contact_lookup
 from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.models.xero import AccountRef, Invoice, InvoiceRef, Payment
 from shared.money import Money
 from shared.payments import PaymentSync
-from shared.sync import ContactSync, contact_lookup
 from shared.xero.budget import InMemoryCallBudget
 from shared.xero.client import MAX_IDS_PER_CALL, MAX_URL_LENGTH, XeroClient, fit_in_url, url_length
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore
