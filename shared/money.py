@@ -77,11 +77,6 @@ def round_money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=XERO_ROUNDING)
 
 
-def unit_places(unit_amount: Decimal) -> int:
-    """2 when a unit price fits Xero's default precision, 4 when it needs ``unitdp=4``."""
-    return 2 if unit_amount == unit_amount.quantize(CENT) else 4
-
-
 def line_amount(quantity: Decimal, unit_amount: Decimal, discount_rate: Decimal | None = None) -> Decimal:
     gross = quantity * unit_amount
     if discount_rate:
