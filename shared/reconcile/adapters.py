@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 
 from shared import aws
 from shared.reconcile.ports import XeroEventItem
+from shared.store.documents import StoredDocument
 
-LATEST_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
 CHECKPOINT_PK = "reconcile#checkpoint"
 XERO_EVENT_PK = "xero-event#"
 
@@ -31,57 +31,40 @@ class DynamoRunStore:
         self._table = table_name
         # (category, resource id) -> the revision read, so a delete never drops a newer event.
         self._revisions: dict[tuple[str, str], str] = {}
+        self._latest = StoredDocument(table_name, "reconcile#latest", "run")
 
     def _ddb(self) -> Any:
         return aws.client("dynamodb")
 
+    def _checkpoint(self, kind: str) -> StoredDocument:
+        return StoredDocument(self._table, CHECKPOINT_PK, kind)
+
     def load_checkpoint(self, kind: str) -> dict[str, Any] | None:
-        item = (
-            self._ddb()
-            .get_item(
-                TableName=self._table,
-                Key={"pk": {"S": CHECKPOINT_PK}, "sk": {"S": kind}},
-                ConsistentRead=True,
-            )
-            .get("Item")
-        )
-        return None if item is None else dict(json.loads(item["body"]["S"]))
+        return _loaded(self._checkpoint(kind).read())
 
     def save_checkpoint(self, kind: str, body: dict[str, Any]) -> None:
-        self._ddb().put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": CHECKPOINT_PK},
-                "sk": {"S": kind},
-                "body": {"S": json.dumps(body)},
-                "updated_at": {"S": datetime.now(UTC).isoformat()},
-            },
-        )
+        self._checkpoint(kind).write(json.dumps(body), updated_at={"S": datetime.now(UTC).isoformat()})
 
     def clear_checkpoint(self, kind: str) -> None:
-        self._ddb().delete_item(TableName=self._table, Key={"pk": {"S": CHECKPOINT_PK}, "sk": {"S": kind}})
+        self._checkpoint(kind).delete()
 
     def save_latest(self, body: dict[str, Any]) -> None:
-        self._ddb().put_item(
-            TableName=self._table,
-            Item={
-                **LATEST_KEY,
-                "run_id": {"S": body["run_id"]},
-                "status": {"S": body["status"]},
-                "mode": {"S": body["mode"]},
-                "started_at": {"S": body["started_at"]},
-                "finished_at": {"S": body["finished_at"]},
-                "summary": {"S": json.dumps(body["summary"])},
-                "report": {"S": json.dumps(body["report"])},
-                "healed": {"N": str(body["healed"])},
-                "needs_person": {"N": str(body["needs_person"])},
-                "body": {"S": json.dumps(body)},
-            },
+        # The run's headline figures as attributes too, for a console or a query to read.
+        self._latest.write(
+            json.dumps(body),
+            run_id={"S": body["run_id"]},
+            status={"S": body["status"]},
+            mode={"S": body["mode"]},
+            started_at={"S": body["started_at"]},
+            finished_at={"S": body["finished_at"]},
+            summary={"S": json.dumps(body["summary"])},
+            report={"S": json.dumps(body["report"])},
+            healed={"N": str(body["healed"])},
+            needs_person={"N": str(body["needs_person"])},
         )
 
     def latest(self) -> dict[str, Any] | None:
-        item = self._ddb().get_item(TableName=self._table, Key=LATEST_KEY, ConsistentRead=True).get("Item")
-        return None if item is None else dict(json.loads(item["body"]["S"]))
+        return _loaded(self._latest.read())
 
     def xero_events(self, category: str, limit: int) -> list[XeroEventItem]:
         items: list[XeroEventItem] = []
@@ -127,6 +110,10 @@ class DynamoRunStore:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
+
+
+def _loaded(body: str | None) -> dict[str, Any] | None:
+    return None if body is None else dict(json.loads(body))
 
 
 class S3Artifacts:

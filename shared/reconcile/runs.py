@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import aws
+from shared.store.documents import StoredDocument
 
 RUN_LOCK = "reconcile-run"
 # Longer than Lambda's 15-minute maximum: a run that dies is cleared by the lease running out.
@@ -140,24 +141,14 @@ def current_run(table: str, now: float | None = None) -> dict[str, str] | None:
 
 
 def save_outcome(table: str, ticket: str, body: dict[str, Any]) -> None:
-    aws.client("dynamodb").put_item(
-        TableName=table,
-        Item={
-            "pk": {"S": _OUTCOME_PK},
-            "sk": {"S": ticket},
-            "body": {"S": json.dumps(body, default=str)},
-            "expires_at": {"N": str(math.ceil(time.time()) + OUTCOME_TTL_SECONDS)},
-        },
+    StoredDocument(table, _OUTCOME_PK, ticket).write(
+        json.dumps(body, default=str), expires_at={"N": str(math.ceil(time.time()) + OUTCOME_TTL_SECONDS)}
     )
 
 
 def outcome(table: str, ticket: str) -> dict[str, Any] | None:
-    item = (
-        aws.client("dynamodb")
-        .get_item(TableName=table, Key={"pk": {"S": _OUTCOME_PK}, "sk": {"S": ticket}}, ConsistentRead=True)
-        .get("Item")
-    )
-    return None if item is None else dict(json.loads(item["body"]["S"]))
+    body = StoredDocument(table, _OUTCOME_PK, ticket).read()
+    return None if body is None else dict(json.loads(body))
 
 
 def _iso(moment: float) -> str:

@@ -13,11 +13,11 @@ stale checkpoint can only make a run re-check work, never repeat it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import aws
+from shared.store.documents import StoredDocument
 
 Phase = Literal["contacts", "invoices", "payments"]
 PHASES: tuple[Phase, ...] = ("contacts", "invoices", "payments")
@@ -53,29 +53,17 @@ class Checkpoint(BaseModel):
 
 class CheckpointStore:
     def __init__(self, table_name: str, name: str = "backfill") -> None:
-        self._table = table_name
-        self._key = {"pk": {"S": f"{name}#checkpoint"}, "sk": {"S": "run"}}
+        self._document = StoredDocument(table_name, f"{name}#checkpoint", "run")
 
     def load(self) -> Checkpoint | None:
-        item: dict[str, Any] | None = (
-            aws.client("dynamodb")
-            .get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
-            .get("Item")
-        )
-        if item is None:
-            return None
-        return Checkpoint.model_validate_json(item["body"]["S"])
+        body = self._document.read()
+        return None if body is None else Checkpoint.model_validate_json(body)
 
     def save(self, checkpoint: Checkpoint) -> None:
         checkpoint.updated_at = datetime.now(UTC)
-        aws.client("dynamodb").put_item(
-            TableName=self._table,
-            Item={
-                **self._key,
-                "body": {"S": checkpoint.model_dump_json()},
-                "updated_at": {"S": checkpoint.updated_at.isoformat()},
-            },
+        self._document.write(
+            checkpoint.model_dump_json(), updated_at={"S": checkpoint.updated_at.isoformat()}
         )
 
     def clear(self) -> None:
-        aws.client("dynamodb").delete_item(TableName=self._table, Key=self._key)
+        self._document.delete()

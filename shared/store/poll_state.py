@@ -12,10 +12,9 @@ limited to (``infra/functions.py``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from shared import aws
 from shared.poll import PollState
+from shared.store.documents import StoredDocument
 from shared.store.locks import DynamoLeaseLock, LockTimeout
 
 POLL_PK_PREFIX = "poll#"
@@ -24,26 +23,14 @@ POLL_LOCK = "poll-run"
 
 class DynamoPollStateStore:
     def __init__(self, table_name: str) -> None:
-        self._table = table_name
-        self._key = {"pk": {"S": f"{POLL_PK_PREFIX}state"}, "sk": {"S": "cursor"}}
+        self._document = StoredDocument(table_name, f"{POLL_PK_PREFIX}state", "cursor")
 
     def load(self) -> PollState | None:
-        item: dict[str, Any] | None = (
-            aws.client("dynamodb")
-            .get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
-            .get("Item")
-        )
-        return None if item is None else PollState.model_validate_json(item["body"]["S"])
+        body = self._document.read()
+        return None if body is None else PollState.model_validate_json(body)
 
     def save(self, state: PollState) -> None:
-        aws.client("dynamodb").put_item(
-            TableName=self._table,
-            Item={
-                **self._key,
-                "body": {"S": state.model_dump_json()},
-                "updated_at": {"S": datetime.now(UTC).isoformat()},
-            },
-        )
+        self._document.write(state.model_dump_json(), updated_at={"S": datetime.now(UTC).isoformat()})
 
 
 class DynamoRunLease:
