@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from sandbox.clock import Clock
 from shared.config import RecordType
-from shared.models.ignition import IgnitionClient
+from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.models.xero import Contact, ValidationMessage
 from shared.store.mappings import AuditEntry, MappingConflict, RecordMapping
 from shared.xero.finders import XeroFinders
@@ -125,10 +125,27 @@ class InMemoryXeroContacts(XeroFinders):
 
 
 class InMemoryIgnition:
-    def __init__(self, clients: Sequence[IgnitionClient] = ()) -> None:
+    """Ignition's Reporting API as the sync reads it: the current record by slug, or None."""
+
+    def __init__(
+        self,
+        clients: Sequence[IgnitionClient] = (),
+        invoices: Sequence[IgnitionInvoice] = (),
+        payments: Sequence[IgnitionPayment] = (),
+    ) -> None:
         self.clients = {c.slug: c for c in clients}
+        self.invoices = {i.slug: i for i in invoices}
+        self.payments = {p.slug: p for p in payments}
         self.calls = 0
 
     def get_client(self, slug: str) -> IgnitionClient | None:
         self.calls += 1
         return self.clients.get(slug)
+
+    def get_invoice(self, slug: str) -> IgnitionInvoice | None:
+        self.calls += 1
+        return self.invoices.get(slug)
+
+    def get_payment(self, slug: str) -> IgnitionPayment | None:
+        self.calls += 1
+        return self.payments.get(slug)

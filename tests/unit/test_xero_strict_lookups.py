@@ -5,7 +5,6 @@ contact whatever the case of its e-mail or name and whatever characters the name
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,67 +12,45 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.xero_emulator import DEFAULT_TENANT_ID, XeroEmulator
 from shared.billing import InvoicePlan, payment_reference
-from shared.config import ContactRules, IgnitionConfig, InvoiceRules, PaymentRules, RecordType, XeroConfig
+from shared.config import ContactRules, IgnitionConfig, InvoiceRules, PaymentRules, RecordType
 from shared.contacts import ContactSync, contact_lookup
 from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.models.xero import AccountRef, Invoice, InvoiceRef, Payment
 from shared.money import Money
+from shared.oauth import InMemoryTokenStore
 from shared.payments import PaymentSync
-from shared.xero.budget import InMemoryCallBudget
-from shared.xero.client import MAX_IDS_PER_CALL, MAX_URL_LENGTH, XeroClient, fit_in_url, url_length
+from shared.xero.client import MAX_IDS_PER_CALL, MAX_URL_LENGTH, fit_in_url, url_length
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore
+from tests.xero_double import XeroDouble
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
-class _StaticTokens:
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def access_token(self) -> str:
-        return self.token
-
-    def force_refresh(self, stale_token: str) -> str:
-        return self.token
-
-
 class Strict:
-    """A XeroClient wired to the strict emulator, recording every URL it sends."""
+    """The real XeroClient on the emulator in-process (tests/xero_double.py), at the production base
+    URL so that URL lengths are measured as against api.xero.com."""
 
     def __init__(self) -> None:
-        self.emulator = XeroEmulator()
-        self.urls: list[str] = []
-        # The production base URL, so URL lengths are measured as against api.xero.com.
-        config = XeroConfig.model_validate({"api_url": "https://api.xero.com"})
-        http = httpx.Client(
-            transport=httpx.WSGITransport(app=self.emulator.app),
-            event_hooks={"request": [lambda request: self.urls.append(str(request.url))]},
-        )
-        token = self.emulator.issue_token_set()["access_token"]
-        self.client = XeroClient(
-            config, _StaticTokens(token), DEFAULT_TENANT_ID, InMemoryCallBudget(config), http=http
-        )
+        self.xero = XeroDouble()
+        tokens = self.xero.refreshing_tokens(InMemoryTokenStore(self.xero.token_set()))
+        self.client = self.xero.client(tokens, api_url="https://api.xero.com")
 
     def seed(self, *contacts: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.emulator.contacts.seed(list(contacts))
+        return self.xero.seed("Contacts", *contacts)
 
     def api_urls(self) -> list[str]:
-        return [u for u in self.urls if "/api.xro/2.0/" in u]
+        return [str(r.url) for r in self.xero.api_requests() if "/api.xro/2.0/" in str(r.url)]
 
     def contacts(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.emulator.state_snapshot()["Contacts"]
-        return found
+        return self.xero.records("Contacts")
 
 
 @pytest.fixture
-def strict() -> Iterator[Strict]:
-    world = Strict()
-    yield world
-    world.client.close()
+def strict() -> Strict:
+    return Strict()
 
 
 def _ids_in(url: str) -> int:
@@ -271,16 +248,12 @@ def test_given_reference_with_a_quote_when_invoice_written_before_a_crash_then_f
     # number is typed by people; a quote in it must not make the crash-recovery lookup a 400.
     (contact,) = strict.seed({"Name": "Quote Co"})
     reference = 'INV "7\\" [inv_quote]'
-    (seeded,) = strict.emulator.invoices.seed(
-        [{"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Reference": reference}]
-    )
-    strict.emulator.invoices.seed(
-        [{"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Reference": "other [inv_quote]"}]
-    )
+    ours = {"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Reference": reference}
+    (seeded, _other) = strict.xero.seed("Invoices", ours, {**ours, "Reference": "other [inv_quote]"})
     store = InMemoryMappingStore()
     invoices = InvoiceSync(
         xero=strict.client,
-        ignition=InMemoryIgnition(),  # type: ignore[arg-type]  # no invoices: this lookup reads none
+        ignition=InMemoryIgnition(),
         store=store,
         contacts=_sync(strict, store),
         rules=InvoiceRules(number_field="Reference"),
@@ -341,15 +314,14 @@ def test_given_payment_prefix_with_a_quote_when_payment_written_before_a_crash_t
         "AccountCode": "200",
         "TaxType": "OUTPUT",
     }
-    (invoice,) = strict.emulator.invoices.seed(
-        [
-            {
-                "Type": "ACCREC",
-                "Status": "AUTHORISED",
-                "Contact": {"ContactID": contact["ContactID"]},
-                "LineItems": [line],
-            }
-        ]
+    (invoice,) = strict.xero.seed(
+        "Invoices",
+        {
+            "Type": "ACCREC",
+            "Status": "AUTHORISED",
+            "Contact": {"ContactID": contact["ContactID"]},
+            "LineItems": [line],
+        },
     )
     payment = IgnitionPayment.model_validate(
         {
@@ -375,7 +347,7 @@ def test_given_payment_prefix_with_a_quote_when_payment_written_before_a_crash_t
     contacts = _sync(strict, store)
     invoices = InvoiceSync(
         xero=strict.client,
-        ignition=InMemoryIgnition(),  # type: ignore[arg-type]  # no invoices: this lookup reads none
+        ignition=InMemoryIgnition(),
         store=store,
         contacts=contacts,
         rules=InvoiceRules(),
@@ -383,7 +355,7 @@ def test_given_payment_prefix_with_a_quote_when_payment_written_before_a_crash_t
     )
     payments = PaymentSync(
         xero=strict.client,
-        ignition=InMemoryIgnition(),  # type: ignore[arg-type]  # no payments: this lookup reads none
+        ignition=InMemoryIgnition(),
         store=store,
         invoices=invoices,
         rules=rules,
