@@ -174,6 +174,12 @@ _schemas: dict[str, list[Tool]] = {}
 _catalogues: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
 
 
+def _cached_schema(url: str, tool: str) -> dict[str, Any] | None:
+    with _cache_mutex:
+        found = next((t for t in _schemas.get(url, []) if t.name == tool), None)
+    return None if found is None else dict(found.input_schema)
+
+
 def forget_cached_schemas() -> None:
     """Drop every cached tool schema and catalogue (tests; a server that refused our arguments)."""
     with _cache_mutex:
@@ -613,6 +619,9 @@ class IgnitionMcpClient:
     def create_invoice_draft(self, request: InvoiceDraftRequest) -> CreatedDraft:
         """One draft. Not idempotent (stricter reading): the caller looks with find_drafts first."""
         tool = self.config.tools.create_invoice_draft
+        known = _cached_schema(self.config.url, tool)
+        if known is not None:  # a refusal from the cached schema opens no session at all
+            _validate(tool, known, _draft_arguments(request, self.config, known))
 
         async def work(batch: _Batch) -> Any:
             arguments = _draft_arguments(request, self.config, await batch.schema(tool))
@@ -641,6 +650,9 @@ class IgnitionMcpClient:
 
     def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
         """Any tool, its arguments validated against its published schema (doctor, the CLI)."""
+        known = _cached_schema(self.config.url, tool)
+        if known is not None:
+            _validate(tool, known, arguments)
 
         async def work(batch: _Batch) -> Any:
             return await batch.call(tool, dict(arguments))
