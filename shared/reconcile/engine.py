@@ -54,6 +54,7 @@ from shared.reconcile.model import Discrepancy, Mode, RunCounters, RunResult, St
 from shared.reconcile.ports import (
     Artifacts,
     DeadLetterSource,
+    DraftCheck,
     EventQueue,
     IgnitionReader,
     MappingLookup,
@@ -125,6 +126,8 @@ class Ports:
     artifacts: Artifacts
     notifier: Notifier | None = None
     links: ReportLinks | None = None
+    # Where Xero -> Ignition is on: marked invoices without a draft, drafts left waiting.
+    xero_to_ignition: DraftCheck | None = None
 
 
 class Guard:
@@ -255,6 +258,9 @@ class Reconciler:
             ws.set_meta("phases_done", done)
         self._progress("compare")
         self._compare(ws, started)
+        if self.p.xero_to_ignition is not None:
+            for found in self.p.xero_to_ignition.findings(started):
+                self._add(ws, found)
 
     def _progress(self, phase: str) -> None:
         if self.on_progress is not None:

@@ -57,6 +57,16 @@ CATEGORIES: dict[ReconcileCategory, tuple[str, str]] = {
         "checklist in docs/ignition-setup.md), then void whichever copy you do not keep; never "
         "repaired automatically.",
     ),
+    "draft_not_made": (
+        "Marked for Ignition, no draft",
+        "A Xero draft invoice marked for Ignition (docs/xero-to-ignition.md) has no Ignition invoice "
+        "draft: no webhook brought it, or the draft could not be exact (the reason is given).",
+    ),
+    "draft_waiting": (
+        "Ignition draft waiting for its click",
+        "An invoice draft made in Ignition from a Xero invoice has not been finished there for longer "
+        "than xero_to_ignition.waiting_draft_days.",
+    ),
     "dead_letter": (
         "Failed, waiting for a person",
         "The sync gave up on this record; it sits in the dead-letter queue with its reason.",

@@ -13,6 +13,7 @@ from shared.config import RecordType
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
 from shared.models.xero import Contact, Invoice, Payment
+from shared.reconcile.model import Discrepancy
 from shared.store.dead_letter_queue import DeadLetterInfo
 from shared.store.mappings import RecordMapping
 
@@ -118,3 +119,9 @@ class ReportLinks(Protocol):
 
 class Notifier(Protocol):
     def publish(self, subject: str, message: str) -> None: ...
+
+
+class DraftCheck(Protocol):
+    """Xero -> Ignition's findings (shared/xero_to_ignition/safety_net.py)."""
+
+    def findings(self, now: datetime) -> list[Discrepancy]: ...

@@ -158,6 +158,16 @@ def _finding(item: Discrepancy) -> tuple[str, str]:
                 "Ignition's own Xero integration wrote this invoice too.",
                 "Turn off invoice creation in Ignition's Xero settings, then void the copy you do not keep.",
             )
+        case "draft_not_made":
+            return (
+                "This Xero draft is marked for Ignition, but Ignition has no draft of it.",
+                "Fix what the detail names in Xero, then edit the invoice again (any change brings it back).",
+            )
+        case "draft_waiting":
+            return (
+                "An invoice draft made in Ignition from this Xero invoice is still waiting.",
+                "Open the draft in Ignition (the link below) and finish it, or delete it there.",
+            )
         case _:  # dead_letter
             code = item.detail.split(":", 1)[0].strip()
             return FAILURES.get(code, _UNKNOWN_FAILURE)

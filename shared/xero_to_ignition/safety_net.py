@@ -1,0 +1,152 @@
+"""What the full reconciliation reports for Xero -> Ignition (nothing here is ever repaired):
+
+- ``draft_not_made``: a Xero invoice marked for Ignition (a sales DRAFT with the mark) that has no
+  Ignition draft: no webhook brought it, the draft was refused (the reason is quoted), or the
+  intent was recorded and the worker has not finished;
+- ``draft_waiting``: a draft nobody has finished in Ignition for longer than
+  ``xero_to_ignition.waiting_draft_days``.
+
+The marked invoices come from one listing of Xero's DRAFT sales invoices (pages of 100, with their
+lines so a tracking mark counts); the drafts from the records (one Query).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from shared.config import IntegrationConfig, RecordType
+from shared.models.xero import Invoice
+from shared.money import Money
+from shared.reconcile.compare import invoice_key
+from shared.reconcile.model import Discrepancy
+from shared.reconcile.ports import MappingLookup
+from shared.xero_to_ignition.records import DraftRecord, DynamoDraftRecordStore
+from shared.xero_to_ignition.rules import XeroToIgnitionRules
+from shared.xero_to_ignition.service import ignition_link
+from shared.xero_to_ignition.trigger import is_marked, marker_of
+
+XERO_PAGE_SIZE = 100
+
+
+class DraftInvoicesReader(Protocol):
+    def find_invoices(self, *, statuses: Sequence[str] = (), page: int | None = None) -> list[Invoice]: ...
+
+
+class DraftRecordsReader(Protocol):
+    def all(self) -> list[DraftRecord]: ...
+
+
+def _amount(invoice: Invoice) -> Money | None:
+    if invoice.Total is None or not invoice.CurrencyCode:
+        return None
+    return Money(amount=invoice.Total, currency=invoice.CurrencyCode)
+
+
+def findings(
+    marked: Iterable[Invoice],
+    records: Iterable[DraftRecord],
+    rules: XeroToIgnitionRules,
+    *,
+    now: datetime,
+) -> list[Discrepancy]:
+    """The report's lines, from the marked Xero drafts and the draft records (pure)."""
+    by_marker = {record.marker: record for record in records}
+    found: list[Discrepancy] = []
+    for invoice in marked:
+        assert invoice.InvoiceID is not None
+        record = by_marker.get(marker_of(invoice.InvoiceID))
+        if record is not None and record.state in ("drafted", "finalised"):
+            continue
+        if record is None:
+            detail = "marked for Ignition, no draft asked for (no webhook brought it, or the feature was off)"
+        elif record.state == "refused":
+            detail = f"marked for Ignition; no draft: {record.reason}"
+        else:
+            asked = record.intent_at.isoformat()
+            detail = f"marked for Ignition; the draft was asked for at {asked} and not recorded"
+        found.append(
+            Discrepancy(
+                category="draft_not_made",
+                record_type=RecordType.INVOICE,
+                xero_id=invoice.InvoiceID,
+                detail=detail,
+                invoice_number=invoice.InvoiceNumber,
+                amount=_amount(invoice),
+            )
+        )
+    waited = timedelta(days=rules.waiting_draft_days)
+    for record in by_marker.values():
+        if record.state != "drafted" or record.drafted_at is None or now - record.drafted_at < waited:
+            continue
+        link = ignition_link(record.app_path, rules.app_url) if record.app_path else "no link"
+        days = (now - record.drafted_at).days
+        found.append(
+            Discrepancy(
+                category="draft_waiting",
+                record_type=RecordType.INVOICE,
+                xero_id=record.xero_invoice_id,
+                detail=f"Ignition draft {record.draft_id} for {record.client_slug} has waited {days} days "
+                f"for its click ({link})",
+                invoice_number=record.xero_number,
+                amount=Money(amount=record.total, currency=record.currency)
+                if record.total is not None and record.currency
+                else None,
+            )
+        )
+    return found
+
+
+class SafetyNet:
+    """The reconciliation's check (shared/reconcile/engine.py, full runs where the feature is on)."""
+
+    def __init__(
+        self,
+        xero: DraftInvoicesReader,
+        records: DraftRecordsReader,
+        rules: XeroToIgnitionRules,
+        *,
+        owner_of: Callable[[Sequence[str]], dict[str, str]],
+        invoice_slug_prefix: str,
+    ) -> None:
+        self._xero = xero
+        self._records = records
+        self._rules = rules
+        self._owners = owner_of
+        self._slug_prefix = invoice_slug_prefix
+
+    def marked_drafts(self) -> list[Invoice]:
+        """Xero's sales DRAFTs carrying the mark, not written by this product."""
+        marked: list[Invoice] = []
+        page = 1
+        while True:
+            batch = self._xero.find_invoices(statuses=["DRAFT"], page=page)
+            marked.extend(
+                invoice
+                for invoice in batch
+                if invoice.InvoiceID
+                and is_marked(invoice, self._rules).marked
+                and invoice_key(invoice.Reference, self._slug_prefix) is None
+            )
+            if len(batch) < XERO_PAGE_SIZE:
+                break
+            page += 1
+        owned = self._owners([str(i.InvoiceID) for i in marked]) if marked else {}
+        return [invoice for invoice in marked if str(invoice.InvoiceID) not in owned]
+
+    def findings(self, now: datetime) -> list[Discrepancy]:
+        return findings(self.marked_drafts(), self._records.all(), self._rules, now=now)
+
+
+def safety_net(
+    state_table: str, config: IntegrationConfig, xero: DraftInvoicesReader, mappings: MappingLookup
+) -> SafetyNet:
+    """The check as the reconcile function wires it (shared/reconcile/wiring.py)."""
+    return SafetyNet(
+        xero,
+        DynamoDraftRecordStore(state_table),
+        config.xero_to_ignition,
+        owner_of=lambda ids: mappings.reverse(RecordType.INVOICE, ids),
+        invoice_slug_prefix=config.reconcile.invoice_slug_prefix,
+    )
