@@ -22,7 +22,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from shared.audit import record_outcome
 from shared.config import ContactRules, IgnitionConfig, RecordType
 from shared.contact_fields import changed_fields, client_to_contact
 from shared.errors import PermanentSyncError
@@ -30,9 +29,9 @@ from shared.matching import ContactMatch, choose_contact, disambiguated_client_n
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
-from shared.newest_state import newest_state
 from shared.outcome import SyncOutcome
 from shared.ports import IgnitionClientsPort, XeroContactsPort
+from shared.record_sync import RecordSync
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.errors import XeroValidationError
 from shared.xero.finders import ContactQuery, contact_query
@@ -53,7 +52,9 @@ def contact_lookup(client: IgnitionClient, rules: ContactRules) -> ContactQuery:
     )
 
 
-class ContactSync:
+class ContactSync(RecordSync):
+    record_type = RecordType.CLIENT
+
     def __init__(
         self,
         *,
@@ -64,12 +65,12 @@ class ContactSync:
         ignition_config: IgnitionConfig,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        skew = timedelta(seconds=ignition_config.max_clock_skew_seconds)
+        super().__init__(store=store, now=now, max_clock_skew=skew)
         self._xero = xero
         self._ignition = ignition
-        self._store = store
         self._rules = rules
         self._ignition_config = ignition_config
-        self._now = now
 
     def ensure(self, client_slug: str, event: SyncEvent) -> str:
         """The Xero ContactID for a client, syncing the client first when it has none yet (an
@@ -88,39 +89,29 @@ class ContactSync:
         return outcome.xero_id
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
-        client = self._current_state(event)
+        client = self._newest(event, IgnitionClient, self._ignition.get_client)
         if client is None:
-            return self._record(
-                event,
-                SyncOutcome(
-                    "skipped_missing",
-                    event.record_id,
-                    decisions=["client not found in Ignition's Reporting API; nothing to write"],
-                ),
+            return self._skip(
+                event, "skipped_missing", "client not found in Ignition's Reporting API; nothing to write"
             )
         mapping = self._store.get(RecordType.CLIENT, client.slug)
-        if mapping is not None and not event.force and client.updated_at <= mapping.ignition_updated_at:
-            return self._record(
+        if mapping is not None and self._already_written(mapping, event, client.updated_at):
+            return self._skip(
                 event,
-                SyncOutcome(
-                    "skipped_stale",
-                    client.slug,
-                    mapping.xero_id,
-                    "mapping",
-                    [
-                        f"Ignition updated_at {client.updated_at.isoformat()} is not newer than the "
-                        f"{mapping.ignition_updated_at.isoformat()} already written"
-                    ],
-                ),
-                client,
+                "skipped_stale",
+                f"Ignition updated_at {client.updated_at.isoformat()} is not newer than the "
+                f"{mapping.ignition_updated_at.isoformat()} already written",
+                ignition_id=client.slug,
+                mapping=mapping,
+                updated_at=client.updated_at,
             )
         if client.state in self._rules.skip_client_states:
-            return self._record(
+            return self._skip(
                 event,
-                SyncOutcome(
-                    "skipped_state", client.slug, decisions=[f"client state {client.state!r} is not synced"]
-                ),
-                client,
+                "skipped_state",
+                f"client state {client.state!r} is not synced",
+                ignition_id=client.slug,
+                updated_at=client.updated_at,
             )
         return self._apply(client, mapping, event)
 
@@ -152,27 +143,18 @@ class ContactSync:
             match.decisions,
         )
         assert saved.ContactID is not None
-        self._store.save(
-            RecordMapping(
-                record_type=RecordType.CLIENT,
-                ignition_id=client.slug,
-                xero_id=saved.ContactID,
-                ignition_created_at=client.created_at,
-                ignition_updated_at=client.updated_at,
-                synced_at=self._now(),
-                last_event_id=event.event_id,
-                match_method=outcome.match_method or "created",
-                version=1 if mapping is None else mapping.version + 1,
-            ),
+        self._map(
+            event,
+            ignition_id=client.slug,
+            xero_id=saved.ContactID,
+            created_at=client.created_at,
+            updated_at=client.updated_at,
+            match_method=outcome.match_method or "created",
             previous=mapping,
         )
-        return self._record(event, outcome, client, changed=changed_fields(match.contact, saved))
+        return self._record(event, outcome, client.updated_at, changed=changed_fields(match.contact, saved))
 
     # -- steps ---------------------------------------------------------------------------------
-
-    def _current_state(self, event: SyncEvent) -> IgnitionClient | None:
-        skew = timedelta(seconds=self._ignition_config.max_clock_skew_seconds)
-        return newest_state(event, IgnitionClient, self._ignition.get_client, now=self._now(), max_skew=skew)
 
     def _match(self, client: IgnitionClient) -> ContactMatch:
         """Find the Xero contact for a client that has no mapping yet: one Xero call, plus one per
@@ -273,19 +255,3 @@ class ContactSync:
             f"{again.contact.ContactID}: linked to it"
         )
         return again.contact
-
-    def _record(
-        self,
-        event: SyncEvent,
-        outcome: SyncOutcome,
-        client: IgnitionClient | None = None,
-        changed: list[str] | None = None,
-    ) -> SyncOutcome:
-        return record_outcome(
-            self._store,
-            event,
-            outcome,
-            at=self._now(),
-            ignition_updated_at=client.updated_at if client else None,
-            changed=changed,
-        )

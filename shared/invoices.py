@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from shared.audit import record_outcome, write_history
+from shared.audit import write_history
 from shared.billing import InvoicePlan, financial_signature, plan_invoice
 from shared.config import InvoiceRules, RecordType
 from shared.errors import PermanentSyncError
@@ -24,9 +24,10 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
 from shared.models.xero import Invoice
 from shared.money import AmountUnit, format_money
-from shared.newest_state import DEFAULT_CLOCK_SKEW, newest_state
+from shared.newest_state import DEFAULT_CLOCK_SKEW
 from shared.outcome import SyncOutcome
 from shared.ports import ContactEnsurer, IgnitionInvoicesPort, XeroInvoicesPort
+from shared.record_sync import RecordSync
 from shared.refusals import currency_error, period_locked_error
 
 # Re-exported only while shared/backfill.py at HEAD imports them from here.
@@ -64,7 +65,9 @@ class _TaxTypeRefused(Exception):
         self.error = error
 
 
-class InvoiceSync:
+class InvoiceSync(RecordSync):
+    record_type = RecordType.INVOICE
+
     def __init__(
         self,
         *,
@@ -79,57 +82,40 @@ class InvoiceSync:
         max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         drafted_from: Callable[[IgnitionInvoice], str | None] | None = None,
     ) -> None:
+        super().__init__(store=store, now=now, max_clock_skew=max_clock_skew)
         self._xero = xero
         self._ignition = ignition
-        self._store = store
         self._contacts = contacts
         self._rules = rules
         self._unit = unit
         self._history = history_notes
-        self._now = now
-        self._max_skew = max_clock_skew
         # The Xero invoice an Ignition invoice was drafted from (shared/xero_to_ignition), if any.
         self._drafted_from = drafted_from
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
-        invoice = self._current_state(event)
+        invoice = self._newest(event, IgnitionInvoice, self._ignition.get_invoice)
         if invoice is None:
-            return self._record(
-                event,
-                SyncOutcome(
-                    "skipped_missing",
-                    event.record_id,
-                    record_type=RecordType.INVOICE,
-                    decisions=["invoice not found in Ignition's Reporting API"],
-                ),
-            )
+            return self._skip(event, "skipped_missing", "invoice not found in Ignition's Reporting API")
         mapping = self._store.get(RecordType.INVOICE, invoice.slug)
-        if mapping is not None and not event.force and invoice.updated_at <= mapping.ignition_updated_at:
-            return self._record(
+        if mapping is not None and self._already_written(mapping, event, invoice.updated_at):
+            return self._skip(
                 event,
-                SyncOutcome(
-                    "skipped_stale",
-                    invoice.slug,
-                    mapping.xero_id,
-                    "mapping",
-                    record_type=RecordType.INVOICE,
-                    decisions=[f"updated_at {invoice.updated_at.isoformat()} already written"],
-                ),
-                invoice,
+                "skipped_stale",
+                f"updated_at {invoice.updated_at.isoformat()} already written",
+                ignition_id=invoice.slug,
+                mapping=mapping,
+                updated_at=invoice.updated_at,
             )
         state = invoice.state.lower()
         if state in self._rules.void_states:
             return self._void(invoice, mapping, event)
         if state in self._rules.skip_states and mapping is None:
-            return self._record(
+            return self._skip(
                 event,
-                SyncOutcome(
-                    "skipped_state",
-                    invoice.slug,
-                    record_type=RecordType.INVOICE,
-                    decisions=[f"invoice state {invoice.state!r} is not synced"],
-                ),
-                invoice,
+                "skipped_state",
+                f"invoice state {invoice.state!r} is not synced",
+                ignition_id=invoice.slug,
+                updated_at=invoice.updated_at,
             )
         return self._apply(invoice, mapping, event)
 
@@ -149,11 +135,6 @@ class InvoiceSync:
         return outcome.xero_id
 
     # -- steps ---------------------------------------------------------------------------------
-
-    def _current_state(self, event: SyncEvent) -> IgnitionInvoice | None:
-        return newest_state(
-            event, IgnitionInvoice, self._ignition.get_invoice, now=self._now(), max_skew=self._max_skew
-        )
 
     def _apply(
         self, invoice: IgnitionInvoice, mapping: RecordMapping | None, event: SyncEvent
@@ -223,18 +204,13 @@ class InvoiceSync:
                 f"{format_money(saved.Total, saved.CurrencyCode or plan.ignition_total.currency)}, "
                 f"Ignition {plan.ignition_total}"
             )
-        self._store.save(
-            RecordMapping(
-                record_type=RecordType.INVOICE,
-                ignition_id=invoice.slug,
-                xero_id=saved.InvoiceID,
-                ignition_created_at=invoice.created_at,
-                ignition_updated_at=invoice.updated_at,
-                synced_at=self._now(),
-                last_event_id=event.event_id,
-                match_method="mapping" if mapping else ("invoice_number" if xero_id else "created"),
-                version=1 if mapping is None else mapping.version + 1,
-            ),
+        self._map(
+            event,
+            ignition_id=invoice.slug,
+            xero_id=saved.InvoiceID,
+            created_at=invoice.created_at,
+            updated_at=invoice.updated_at,
+            match_method="mapping" if mapping else ("invoice_number" if xero_id else "created"),
             previous=mapping,
         )
         action: Literal["created", "updated"] = "updated" if xero_id else "created"
@@ -257,7 +233,7 @@ class InvoiceSync:
                 RecordType.INVOICE,
                 mismatch,
             ),
-            invoice,
+            invoice.updated_at,
         )
 
     def _find_existing(self, invoice: IgnitionInvoice, plan: InvoicePlan, decisions: list[str]) -> str | None:
@@ -345,15 +321,12 @@ class InvoiceSync:
 
     def _void(self, invoice: IgnitionInvoice, mapping: RecordMapping | None, event: SyncEvent) -> SyncOutcome:
         if mapping is None:
-            return self._record(
+            return self._skip(
                 event,
-                SyncOutcome(
-                    "skipped_state",
-                    invoice.slug,
-                    record_type=RecordType.INVOICE,
-                    decisions=["voided in Ignition before it reached Xero: nothing to void"],
-                ),
-                invoice,
+                "skipped_state",
+                "voided in Ignition before it reached Xero: nothing to void",
+                ignition_id=invoice.slug,
+                updated_at=invoice.updated_at,
             )
         found = self._xero.find_invoices_by_id([mapping.xero_id])
         current = found[0] if found else None
@@ -395,16 +368,5 @@ class InvoiceSync:
         return self._record(
             event,
             SyncOutcome("voided", invoice.slug, mapping.xero_id, "mapping", [decision], RecordType.INVOICE),
-            invoice,
-        )
-
-    def _record(
-        self, event: SyncEvent, outcome: SyncOutcome, invoice: IgnitionInvoice | None = None
-    ) -> SyncOutcome:
-        return record_outcome(
-            self._store,
-            event,
-            outcome,
-            at=self._now(),
-            ignition_updated_at=invoice.updated_at if invoice else None,
+            invoice.updated_at,
         )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from shared.audit import record_outcome, write_history
+from shared.audit import write_history
 from shared.billing import allocate_payment, payment_reference, xero_payment
 from shared.config import PaymentRules, RecordType
 from shared.errors import PermanentSyncError
@@ -21,11 +21,12 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionPayment
 from shared.models.xero import Invoice, Payment
 from shared.money import AmountUnit, format_money
-from shared.newest_state import DEFAULT_CLOCK_SKEW, newest_state
+from shared.newest_state import DEFAULT_CLOCK_SKEW
 from shared.outcome import SyncOutcome
 from shared.ports import IgnitionPaymentsPort, InvoiceEnsurer, XeroPaymentsPort
+from shared.record_sync import RecordSync
 from shared.refusals import period_locked_error
-from shared.store.mappings import MappingStore, RecordMapping
+from shared.store.mappings import MappingStore
 from shared.xero.errors import XeroValidationError
 from shared.xero.idempotency import idempotency_key
 from shared.xero.rules import XeroPeriodLocked, raise_for_element
@@ -37,7 +38,9 @@ def allocation_id(payment_slug: str, invoice_slug: str) -> str:
     return f"{payment_slug}:{invoice_slug}"
 
 
-class PaymentSync:
+class PaymentSync(RecordSync):
+    record_type = RecordType.PAYMENT
+
     def __init__(
         self,
         *,
@@ -51,28 +54,18 @@ class PaymentSync:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
+        super().__init__(store=store, now=now, max_clock_skew=max_clock_skew)
         self._xero = xero
         self._ignition = ignition
-        self._store = store
         self._invoices = invoices
         self._rules = rules
         self._unit = unit
         self._history = history_notes
-        self._now = now
-        self._max_skew = max_clock_skew
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
-        payment = self._current_state(event)
+        payment = self._newest(event, IgnitionPayment, self._ignition.get_payment)
         if payment is None:
-            return self._record(
-                event,
-                SyncOutcome(
-                    "skipped_missing",
-                    event.record_id,
-                    record_type=RecordType.PAYMENT,
-                    decisions=["payment not found in Ignition's Reporting API"],
-                ),
-            )
+            return self._skip(event, "skipped_missing", "payment not found in Ignition's Reporting API")
         done = {
             target.slug: mapping
             for target in payment.invoices
@@ -86,25 +79,19 @@ class PaymentSync:
                     "refunded",
                     category="payment_reversed",
                 )
-            return self._record(
+            return self._skip(
                 event,
-                SyncOutcome(
-                    "skipped_state",
-                    payment.slug,
-                    record_type=RecordType.PAYMENT,
-                    decisions=[f"payment state {payment.state!r} is not applied"],
-                ),
+                "skipped_state",
+                f"payment state {payment.state!r} is not applied",
+                ignition_id=payment.slug,
             )
         pending = [target for target in payment.invoices if target.slug not in done]
         if not pending:
-            return self._record(
+            return self._skip(
                 event,
-                SyncOutcome(
-                    "skipped_duplicate",
-                    payment.slug,
-                    record_type=RecordType.PAYMENT,
-                    decisions=["every allocation is already applied in Xero"],
-                ),
+                "skipped_duplicate",
+                "every allocation is already applied in Xero",
+                ignition_id=payment.slug,
             )
 
         xero_ids = {target.slug: self._invoices.ensure(target.slug, event) for target in pending}
@@ -159,18 +146,13 @@ class PaymentSync:
 
         for slug, result in created.items():
             assert result.PaymentID is not None
-            self._store.save(
-                RecordMapping(
-                    record_type=RecordType.PAYMENT,
-                    ignition_id=allocation_id(payment.slug, slug),
-                    xero_id=result.PaymentID,
-                    ignition_created_at=payment.created_at,
-                    ignition_updated_at=payment.version_at,
-                    synced_at=self._now(),
-                    last_event_id=event.event_id,
-                    match_method="reference" if slug in written_before else "created",
-                    version=1,
-                ),
+            self._map(
+                event,
+                ignition_id=allocation_id(payment.slug, slug),
+                xero_id=result.PaymentID,
+                created_at=payment.created_at,
+                updated_at=payment.version_at,
+                match_method="reference" if slug in written_before else "created",
                 previous=None,
             )
             if self._history and slug not in written_before:
@@ -193,12 +175,7 @@ class PaymentSync:
             SyncOutcome(
                 "applied", payment.slug, ids or None, "created", decisions, RecordType.PAYMENT, mismatch
             ),
-            payment,
-        )
-
-    def _current_state(self, event: SyncEvent) -> IgnitionPayment | None:
-        return newest_state(
-            event, IgnitionPayment, self._ignition.get_payment, now=self._now(), max_skew=self._max_skew
+            payment.version_at,
         )
 
     def _already_in_xero(
@@ -231,14 +208,3 @@ class PaymentSync:
                 f"Xero invoice {invoice.InvoiceID} in {invoice.CurrencyCode}",
                 category="invalid_amount",
             )
-
-    def _record(
-        self, event: SyncEvent, outcome: SyncOutcome, payment: IgnitionPayment | None = None
-    ) -> SyncOutcome:
-        return record_outcome(
-            self._store,
-            event,
-            outcome,
-            at=self._now(),
-            ignition_updated_at=payment.version_at if payment else None,
-        )

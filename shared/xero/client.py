@@ -281,9 +281,8 @@ class XeroClient(XeroFinders):
         modified_since: datetime | None = None,
     ) -> Iterator[Contact]:
         """Every page of ``GET /Contacts``, lazily (each page is one budgeted call)."""
-        page = 1
-        while True:
-            batch = self.find_contacts(
+        return _every_page(
+            lambda page: self.find_contacts(
                 where,
                 ids=ids,
                 page=page,
@@ -291,11 +290,9 @@ class XeroClient(XeroFinders):
                 include_archived=include_archived,
                 summary_only=summary_only,
                 modified_since=modified_since,
-            )
-            yield from batch
-            if len(batch) < page_size:
-                return
-            page += 1
+            ),
+            page_size,
+        )
 
     def get_contact(self, contact_id_or_number: str) -> Contact | None:
         """``GET /Contacts/{ContactID}`` or ``/Contacts/{ContactNumber}``; None when Xero has none."""
@@ -377,9 +374,8 @@ class XeroClient(XeroFinders):
         unitdp4: bool = False,
     ) -> Iterator[Invoice]:
         """Every page of ``GET /Invoices``, lazily (each page is one budgeted call)."""
-        page = 1
-        while True:
-            batch = self.find_invoices(
+        return _every_page(
+            lambda page: self.find_invoices(
                 where,
                 ids=ids,
                 invoice_numbers=invoice_numbers,
@@ -390,11 +386,9 @@ class XeroClient(XeroFinders):
                 modified_since=modified_since,
                 summary_only=summary_only,
                 unitdp4=unitdp4,
-            )
-            yield from batch
-            if len(batch) < page_size:
-                return
-            page += 1
+            ),
+            page_size,
+        )
 
     def get_invoice(self, invoice_id_or_number: str, *, unitdp4: bool = False) -> Invoice | None:
         """One invoice with its line items, by InvoiceID or InvoiceNumber; None when Xero has none.
@@ -480,15 +474,12 @@ class XeroClient(XeroFinders):
         modified_since: datetime | None = None,
     ) -> Iterator[Payment]:
         """Every page of ``GET /Payments``, lazily."""
-        page = 1
-        while True:
-            batch = self.find_payments(
+        return _every_page(
+            lambda page: self.find_payments(
                 where, ids=ids, page=page, page_size=page_size, modified_since=modified_since
-            )
-            yield from batch
-            if len(batch) < page_size:
-                return
-            page += 1
+            ),
+            page_size,
+        )
 
     def get_payment(self, payment_id: str) -> Payment | None:
         """``GET /Payments/{PaymentID}``; None when Xero has none."""
@@ -944,6 +935,17 @@ def _json(response: httpx.Response, endpoint: str) -> Any:
             status=response.status_code,
             endpoint=endpoint,
         ) from None
+
+
+def _every_page(fetch: Callable[[int], list[M]], page_size: int) -> Iterator[M]:
+    """Pages 1, 2, ... of a list read, lazily (each page is one budgeted call), until a short one."""
+    page = 1
+    while True:
+        batch = fetch(page)
+        yield from batch
+        if len(batch) < page_size:
+            return
+        page += 1
 
 
 def _parse_items(body: Any, key: str, model: type[M], endpoint: str) -> list[M]:

@@ -1,0 +1,100 @@
+"""What the three use cases (``shared/contacts.py``, ``shared/invoices.py``, ``shared/payments.py``)
+do the same way: read the record's newest state, skip what the mapping already holds, and record
+every outcome (audit entry and log line) with the same clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import ClassVar, TypeVar
+
+from pydantic import BaseModel
+
+from shared.audit import record_outcome
+from shared.config import RecordType
+from shared.models.events import SyncEvent
+from shared.newest_state import newest_state
+from shared.outcome import SyncAction, SyncOutcome
+from shared.store.mappings import MappingStore, RecordMapping
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+class RecordSync:
+    record_type: ClassVar[RecordType]
+
+    def __init__(
+        self, *, store: MappingStore, now: Callable[[], datetime], max_clock_skew: timedelta
+    ) -> None:
+        self._store = store
+        self._now = now
+        self._max_skew = max_clock_skew
+
+    def _newest(
+        self, event: SyncEvent, model: type[RecordT], fetch: Callable[[str], RecordT | None]
+    ) -> RecordT | None:
+        return newest_state(event, model, fetch, now=self._now(), max_skew=self._max_skew)
+
+    @staticmethod
+    def _already_written(mapping: RecordMapping, event: SyncEvent, updated_at: datetime) -> bool:
+        """The mapping holds this version or a newer one (out of order or repeated), unless forced."""
+        return not event.force and updated_at <= mapping.ignition_updated_at
+
+    def _map(
+        self,
+        event: SyncEvent,
+        *,
+        ignition_id: str,
+        xero_id: str,
+        created_at: datetime,
+        updated_at: datetime,
+        match_method: str,
+        previous: RecordMapping | None,
+    ) -> None:
+        """Write the mapping conditionally on ``previous`` (a concurrent writer loses, not both)."""
+        self._store.save(
+            RecordMapping(
+                record_type=self.record_type,
+                ignition_id=ignition_id,
+                xero_id=xero_id,
+                ignition_created_at=created_at,
+                ignition_updated_at=updated_at,
+                synced_at=self._now(),
+                last_event_id=event.event_id,
+                match_method=match_method,
+                version=1 if previous is None else previous.version + 1,
+            ),
+            previous=previous,
+        )
+
+    def _skip(
+        self,
+        event: SyncEvent,
+        action: SyncAction,
+        decision: str,
+        *,
+        ignition_id: str | None = None,
+        mapping: RecordMapping | None = None,
+        updated_at: datetime | None = None,
+    ) -> SyncOutcome:
+        """Record that nothing was written, and why."""
+        outcome = SyncOutcome(
+            action,
+            ignition_id or event.record_id,
+            mapping.xero_id if mapping else None,
+            "mapping" if mapping else None,
+            [decision],
+            self.record_type,
+        )
+        return self._record(event, outcome, updated_at)
+
+    def _record(
+        self,
+        event: SyncEvent,
+        outcome: SyncOutcome,
+        updated_at: datetime | None = None,
+        changed: list[str] | None = None,
+    ) -> SyncOutcome:
+        return record_outcome(
+            self._store, event, outcome, at=self._now(), ignition_updated_at=updated_at, changed=changed
+        )
