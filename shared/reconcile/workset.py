@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import astuple
 from decimal import Decimal
@@ -31,26 +32,25 @@ from shared.reconcile.model import CATEGORY_ORDER, Discrepancy
 # SQLite page cache in KiB (negative = KiB): the memory bound of the join.
 CACHE_KIB = 16_384
 
-_SCHEMA = """
+# What an Ignition row ends with: its mapping (compare.MappingInfo) and the record kept for a re-queue.
+_MAPPED = "map_xero_id TEXT, map_updated_at TEXT, map_synced_at TEXT, raw TEXT"
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS ign_client (
     slug TEXT PRIMARY KEY, name TEXT, email TEXT, state TEXT, external_client_id TEXT,
-    xero_contact_id TEXT, updated_at TEXT, map_xero_id TEXT, map_updated_at TEXT, map_synced_at TEXT,
-    raw TEXT, email_key TEXT);
+    xero_contact_id TEXT, updated_at TEXT, {_MAPPED}, email_key TEXT);
 CREATE TABLE IF NOT EXISTS xero_contact (
     contact_id TEXT PRIMARY KEY, number TEXT, name TEXT, email TEXT, status TEXT, updated TEXT,
     email_key TEXT, name_key TEXT);
 CREATE TABLE IF NOT EXISTS ign_invoice (
     slug TEXT PRIMARY KEY, client_slug TEXT, number TEXT, state TEXT, payment_state TEXT, currency TEXT,
-    total TEXT, expected_total TEXT, updated_at TEXT, map_xero_id TEXT, map_updated_at TEXT,
-    map_synced_at TEXT, raw TEXT);
+    total TEXT, expected_total TEXT, updated_at TEXT, {_MAPPED});
 CREATE TABLE IF NOT EXISTS xero_invoice (
     invoice_id TEXT PRIMARY KEY, key_slug TEXT, number TEXT, status TEXT, currency TEXT, total TEXT,
     amount_paid TEXT, updated TEXT);
 CREATE TABLE IF NOT EXISTS ign_alloc (
     alloc_id TEXT PRIMARY KEY, payment_slug TEXT, invoice_slug TEXT, client_slug TEXT, state TEXT,
-    amount TEXT, currency TEXT, updated_at TEXT, map_xero_id TEXT, map_updated_at TEXT,
-    map_synced_at TEXT, raw TEXT);
+    amount TEXT, currency TEXT, updated_at TEXT, {_MAPPED});
 CREATE TABLE IF NOT EXISTS xero_payment (
     payment_id TEXT PRIMARY KEY, key_slug TEXT, invoice_id TEXT, amount TEXT, status TEXT, updated TEXT);
 CREATE TABLE IF NOT EXISTS dead_letter (
@@ -446,18 +446,16 @@ class WorkSet:
         return None if value is None else str(value)
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for (body,) in self._db.execute("SELECT body FROM discrepancy"):
-            category = json.loads(body)["category"]
-            counts[category] = counts.get(category, 0) + 1
-        return counts
+        """Discrepancies per category."""
+        return self._count_by("category")
 
     def action_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for (body,) in self._db.execute("SELECT body FROM discrepancy"):
-            action = json.loads(body)["action"]
-            counts[action] = counts.get(action, 0) + 1
-        return counts
+        """Discrepancies per action taken (requeued, reported, ...)."""
+        return self._count_by("action")
+
+    def _count_by(self, field: str) -> dict[str, int]:
+        bodies = self._db.execute("SELECT body FROM discrepancy")
+        return dict(Counter(json.loads(body)[field] for (body,) in bodies))
 
     def size(self, table: str) -> int:
         return int(self._scalar(f"SELECT COUNT(*) FROM {table}"))  # noqa: S608
