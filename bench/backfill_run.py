@@ -25,7 +25,7 @@ NOT_BUILT = "not measured: backfill not built yet"
 def available() -> str | None:
     """None when the backfill can be measured, else why not."""
     if (
-        not (REPO_ROOT / "shared" / "backfill.py").exists()
+        not (REPO_ROOT / "shared" / "backfill").is_dir()
         or not (REPO_ROOT / "cli" / "backfill_cmd.py").exists()
     ):
         return NOT_BUILT
