@@ -8,7 +8,6 @@ writes to :meth:`BackfillRun.write_batches`; nothing here knows what a contact o
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -30,6 +29,7 @@ from shared.store.mappings import AuditEntry, RecordMapping
 from shared.xero.budget import BudgetExhausted
 from shared.xero.client import MAX_BATCH_SIZE
 from shared.xero.errors import XeroRateLimited, XeroUnavailable
+from shared.xero.idempotency import idempotency_key
 from shared.xero.rules import XeroCurrencyNotEnabled, XeroDuplicateNumber, XeroPeriodLocked, refusal
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,6 @@ class _Again:
 AGAIN: Final = _Again()
 # What a phase makes of Xero's answer for one record of a batch.
 Settled = RecordMapping | Failure | _Again
-
-
-def idempotency_key(*parts: str) -> str:
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def refusal_failure(
