@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +12,7 @@ from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, InMemoryXeroContacts
+from tests.sync_events import sync_event
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -30,18 +30,7 @@ def client_record(slug: str = "cli_1", **overrides: Any) -> dict[str, Any]:
 
 
 def event_for(record: dict[str, Any] | None, slug: str = "cli_1", event_id: str = "evt_1") -> SyncEvent:
-    return SyncEvent(
-        event_id=event_id,
-        event_type="client.updated",
-        record_type=RecordType.CLIENT,
-        record_id=slug,
-        group_id=slug,
-        occurred_at=T0,
-        received_at=T0,
-        record=record,
-        payload_sha256=hashlib.sha256(event_id.encode()).hexdigest(),
-        correlation_id="corr-1",
-    )
+    return sync_event(slug, record, event_id=event_id, at=T0)
 
 
 def make_sync(

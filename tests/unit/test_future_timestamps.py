@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ from shared.contacts import ContactSync
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, InMemoryXeroContacts
+from tests.sync_events import sync_event
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 FAR_FUTURE = datetime(2036, 1, 1, tzinfo=UTC)
@@ -36,18 +36,7 @@ def record(name: str, updated_at: datetime) -> dict[str, Any]:
 
 
 def event(payload: dict[str, Any] | None, received_at: datetime, event_id: str) -> SyncEvent:
-    return SyncEvent(
-        event_id=event_id,
-        event_type="client.updated",
-        record_type=RecordType.CLIENT,
-        record_id="cli_1",
-        group_id="cli_1",
-        occurred_at=received_at,
-        received_at=received_at,
-        record=payload,
-        payload_sha256=hashlib.sha256(event_id.encode()).hexdigest(),
-        correlation_id="corr",
-    )
+    return sync_event("cli_1", payload, event_id=event_id, at=received_at)
 
 
 def contact_sync(

@@ -5,7 +5,6 @@ person is needed instead."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +19,7 @@ from shared.models.ignition import IgnitionInvoice, IgnitionPayment
 from shared.oauth import InMemoryTokenStore
 from shared.payments import PaymentSync
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, ManualClock
+from tests.sync_events import sync_event
 from tests.xero_double import XeroDouble
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -125,17 +125,7 @@ class Books:
 
 def _hint(record_type: RecordType, slug: str, event_id: str) -> SyncEvent:
     """A webhook that names the record only: the sync reads its current state from Ignition."""
-    return SyncEvent(
-        event_id=event_id,
-        event_type=f"{record_type}.updated",
-        record_type=record_type,
-        record_id=slug,
-        group_id=slug,
-        occurred_at=T0,
-        received_at=T0,
-        payload_sha256=hashlib.sha256(event_id.encode()).hexdigest(),
-        correlation_id="corr",
-    )
+    return sync_event(slug, record_type=record_type, event_id=event_id, at=T0)
 
 
 @pytest.fixture

@@ -19,27 +19,6 @@ CONTACTS = "/api.xro/2.0/Contacts"
 REDIRECT = "http://localhost:8080/callback"
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def emulator(clock: Clock) -> XeroEmulator:
-    return XeroEmulator(clock=clock)
-
-
-@pytest.fixture
-def client(emulator: XeroEmulator) -> FlaskClient:
-    return emulator.app.test_client()
-
-
-@pytest.fixture
-def headers(emulator: XeroEmulator) -> dict[str, str]:
-    tokens = emulator.issue_token_set()
-    return {"Authorization": f"Bearer {tokens['access_token']}", "xero-tenant-id": DEFAULT_TENANT_ID}
-
-
 SECRET = "sandbox-client-secret"
 
 

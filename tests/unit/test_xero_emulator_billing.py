@@ -9,32 +9,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from sandbox.clock import Clock
-from sandbox.xero_emulator import DEFAULT_TENANT_ID, XeroEmulator
 
 API = "/api.xro/2.0"
 INVOICES = f"{API}/Invoices"
 PAYMENTS = f"{API}/Payments"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def emulator(clock: Clock) -> XeroEmulator:
-    return XeroEmulator(clock=clock)
-
-
-@pytest.fixture
-def client(emulator: XeroEmulator) -> FlaskClient:
-    return emulator.app.test_client()
-
-
-@pytest.fixture
-def headers(emulator: XeroEmulator) -> dict[str, str]:
-    tokens = emulator.issue_token_set()
-    return {"Authorization": f"Bearer {tokens['access_token']}", "xero-tenant-id": DEFAULT_TENANT_ID}
 
 
 @pytest.fixture

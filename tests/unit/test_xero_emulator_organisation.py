@@ -20,22 +20,6 @@ END_OF_YEAR_LOCK = "The document date cannot be before the end of year lock date
 
 
 @pytest.fixture
-def emulator() -> XeroEmulator:
-    return XeroEmulator(clock=Clock())
-
-
-@pytest.fixture
-def client(emulator: XeroEmulator) -> FlaskClient:
-    return emulator.app.test_client()
-
-
-@pytest.fixture
-def headers(client: FlaskClient) -> dict[str, str]:
-    tokens = client.post("/_emulator/tokens").get_json()
-    return {"Authorization": f"Bearer {tokens['access_token']}", "xero-tenant-id": tokens["tenant_id"]}
-
-
-@pytest.fixture
 def contact_id(client: FlaskClient) -> str:
     seeded = client.post("/_emulator/contacts", json={"Contacts": [{"Name": "Kiwi Ltd"}]})
     return str(seeded.get_json()["Contacts"][0]["ContactID"])

@@ -4,7 +4,6 @@ contact whatever the case of its e-mail or name and whatever characters the name
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from shared.billing import InvoicePlan, payment_reference
-from shared.config import ContactRules, IgnitionConfig, InvoiceRules, PaymentRules, RecordType
+from shared.config import ContactRules, IgnitionConfig, InvoiceRules, PaymentRules
 from shared.contacts import ContactSync, contact_lookup
 from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
@@ -24,6 +23,7 @@ from shared.oauth import InMemoryTokenStore
 from shared.payments import PaymentSync
 from shared.xero.client import MAX_IDS_PER_CALL, MAX_URL_LENGTH, fit_in_url, url_length
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore
+from tests.sync_events import sync_event
 from tests.xero_double import XeroDouble
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -145,18 +145,7 @@ def _event(slug: str, name: str, email: str | None) -> SyncEvent:
         "created_at": T0.isoformat(),
         "updated_at": T0.isoformat(),
     }
-    return SyncEvent(
-        event_id=f"evt_{slug}",
-        event_type="client.updated",
-        record_type=RecordType.CLIENT,
-        record_id=slug,
-        group_id=slug,
-        occurred_at=T0,
-        received_at=T0,
-        record=record,
-        payload_sha256=hashlib.sha256(slug.encode()).hexdigest(),
-        correlation_id="corr",
-    )
+    return sync_event(slug, record, event_id=f"evt_{slug}", at=T0)
 
 
 def test_given_contact_email_differs_in_case_when_client_synced_then_linked_without_duplicate(
