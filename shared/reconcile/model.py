@@ -57,15 +57,11 @@ CATEGORIES: dict[ReconcileCategory, tuple[str, str]] = {
         "checklist in docs/ignition-setup.md), then void whichever copy you do not keep; never "
         "repaired automatically.",
     ),
-    "draft_not_made": (
-        "Marked for Ignition, no draft",
-        "A Xero draft invoice marked for Ignition (docs/xero-to-ignition.md) has no Ignition invoice "
-        "draft: no webhook brought it, or the draft could not be exact (the reason is given).",
-    ),
-    "draft_waiting": (
-        "Ignition draft waiting for its click",
-        "An invoice draft made in Ignition from a Xero invoice has not been finished there for longer "
-        "than xero_to_ignition.waiting_draft_days.",
+    "ignition_draft": (
+        "Xero -> Ignition, waiting",
+        "A Xero draft invoice marked for Ignition has no Ignition draft yet (the reason is given), or "
+        "its Ignition draft has waited longer than xero_to_ignition.waiting_draft_days for a person to "
+        "finish it (docs/xero-to-ignition.md).",
     ),
     "dead_letter": (
         "Failed, waiting for a person",
@@ -73,6 +69,8 @@ CATEGORIES: dict[ReconcileCategory, tuple[str, str]] = {
     ),
 }
 CATEGORY_ORDER: tuple[ReconcileCategory, ...] = tuple(CATEGORIES)
+# How an ignition_draft finding about a draft left unfinished starts (the other kind: no draft).
+DRAFT_WAITING = "Ignition draft waiting: "
 
 
 class FieldDifference(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from shared.reconcile.model import Discrepancy
+from shared.reconcile.model import DRAFT_WAITING, Discrepancy
 
 _REPLAY = "then ask your IT contact to replay it (python -m cli replay dlq)"
 
@@ -158,15 +158,15 @@ def _finding(item: Discrepancy) -> tuple[str, str]:
                 "Ignition's own Xero integration wrote this invoice too.",
                 "Turn off invoice creation in Ignition's Xero settings, then void the copy you do not keep.",
             )
-        case "draft_not_made":
-            return (
-                "This Xero draft is marked for Ignition, but Ignition has no draft of it.",
-                "Fix what the detail names in Xero, then edit the invoice again (any change brings it back).",
-            )
-        case "draft_waiting":
+        case "ignition_draft" if item.detail.startswith(DRAFT_WAITING):
             return (
                 "An invoice draft made in Ignition from this Xero invoice is still waiting.",
                 "Open the draft in Ignition (the link below) and finish it, or delete it there.",
+            )
+        case "ignition_draft":
+            return (
+                "This Xero draft is marked for Ignition, but Ignition has no draft of it.",
+                "Fix what the detail names in Xero, then edit the invoice again (any change brings it back).",
             )
         case _:  # dead_letter
             code = item.detail.split(":", 1)[0].strip()

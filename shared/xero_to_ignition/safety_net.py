@@ -1,10 +1,12 @@
 """What the full reconciliation reports for Xero -> Ignition (nothing here is ever repaired):
 
-- ``draft_not_made``: a Xero invoice marked for Ignition (a sales DRAFT with the mark) that has no
-  Ignition draft: no webhook brought it, the draft was refused (the reason is quoted), or the
-  intent was recorded and the worker has not finished;
-- ``draft_waiting``: a draft nobody has finished in Ignition for longer than
-  ``xero_to_ignition.waiting_draft_days``.
+- ``ignition_draft``, no draft: a Xero invoice marked for Ignition (a sales DRAFT with the mark)
+  that has no Ignition draft: no webhook brought it, the draft was refused (the reason is quoted),
+  or the intent was recorded and the worker has not finished;
+- ``ignition_draft``, waiting (the detail starts with ``DRAFT_WAITING``): a draft nobody has
+  finished in Ignition for longer than ``xero_to_ignition.waiting_draft_days``.
+
+One category for both: the discrepancy alarm sums one metric per category, at most 10.
 
 The marked invoices come from one listing of Xero's DRAFT sales invoices (pages of 100, with their
 lines so a tracking mark counts); the drafts from the records (one Query).
@@ -20,7 +22,7 @@ from shared.config import IntegrationConfig, RecordType
 from shared.models.xero import Invoice
 from shared.money import Money
 from shared.reconcile.compare import invoice_key
-from shared.reconcile.model import Discrepancy
+from shared.reconcile.model import DRAFT_WAITING, Discrepancy
 from shared.reconcile.ports import MappingLookup
 from shared.xero_to_ignition.records import DraftRecord, DynamoDraftRecordStore
 from shared.xero_to_ignition.rules import XeroToIgnitionRules
@@ -68,7 +70,7 @@ def findings(
             detail = f"marked for Ignition; the draft was asked for at {asked} and not recorded"
         found.append(
             Discrepancy(
-                category="draft_not_made",
+                category="ignition_draft",
                 record_type=RecordType.INVOICE,
                 xero_id=invoice.InvoiceID,
                 detail=detail,
@@ -84,11 +86,11 @@ def findings(
         days = (now - record.drafted_at).days
         found.append(
             Discrepancy(
-                category="draft_waiting",
+                category="ignition_draft",
                 record_type=RecordType.INVOICE,
                 xero_id=record.xero_invoice_id,
-                detail=f"Ignition draft {record.draft_id} for {record.client_slug} has waited {days} days "
-                f"for its click ({link})",
+                detail=f"{DRAFT_WAITING}{record.draft_id} for {record.client_slug} has waited {days} days "
+                f"for a person to finish it ({link})",
                 invoice_number=record.xero_number,
                 amount=Money(amount=record.total, currency=record.currency)
                 if record.total is not None and record.currency
