@@ -158,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     _oauth_options(ignition)
+    ignition_mcp = providers.add_parser(
+        "ignition-mcp",
+        parents=[common],
+        help="OAuth for Ignition's MCP server (Xero -> Ignition invoice drafts)",
+        description="Authorise the Ignition user whose MCP access creates invoice drafts (only where "
+        "runtime.xero_to_ignition is enabled) and store the token set in the stack's ignition-mcp "
+        "secret, next to the app's client credentials.",
+        epilog=EPILOG,
+    )
+    _oauth_options(ignition_mcp)
 
     for verb, what in (
         ("pause", "stop the sync and the schedules; webhooks are still accepted and queued"),
@@ -438,7 +448,10 @@ class App:
                 tell=self._tell,
             )
         else:
-            summary = connect.connect_ignition(
+            by_code = (
+                connect.connect_ignition_mcp if args.provider == "ignition-mcp" else connect.connect_ignition
+            )
+            summary = by_code(
                 target,
                 redirect_uri=args.redirect_uri,
                 credentials_file=args.credentials_file,
@@ -452,12 +465,15 @@ class App:
             )
 
         def human() -> str:
+            warning = ""
+            if "warning" in summary:  # a connection nothing can renew (no refresh token)
+                warning = f"\n{self.out.style('Warning', 'bad')}: {summary['warning']}"
             who = f" to {summary['tenant_name']} ({summary['tenant_id']})" if summary.get("tenant_id") else ""
             return (
                 f"{self.out.style('Connected', 'ok')} {summary['provider']}{who}.\n"
                 f"Token set stored in {summary['stored_in']} (refresh token {summary['refresh_token']}; "
                 f"access token expires {summary['access_token_expires_at']:%Y-%m-%d %H:%M} UTC).\n"
-                f"Scopes: {' '.join(summary['scopes'])}"
+                f"Scopes: {' '.join(summary['scopes'])}" + warning
             )
 
         self.out.result(summary, human)

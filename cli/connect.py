@@ -1,7 +1,9 @@
-"""``connect xero`` / ``connect ignition``: authorise once, store the token set in the stack's secret.
+"""``connect xero`` / ``connect ignition`` / ``connect ignition-mcp``: authorise once, store the
+token set in the stack's secret.
 
-The secrets are the ones the functions read (``XERO_TOKEN_SECRET_ID``, ``IGNITION_API_SECRET_ID``);
-``SecretTokenStore.save`` merges, so Ignition's client credentials, kept in the same secret, stay.
+The secrets are the ones the functions read (``XERO_TOKEN_SECRET_ID``, ``IGNITION_API_SECRET_ID``,
+``IGNITION_MCP_SECRET_ID``); ``SecretTokenStore.save`` merges, so the client credentials Ignition's
+secrets also hold stay.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from cli.oauth_flow import (
     authorise,
     choose_tenant,
     client_credentials_grant,
+    ignition_mcp_provider,
     ignition_provider,
     xero_connections,
     xero_provider,
@@ -29,6 +32,7 @@ from cli.oauth_flow import (
 from cli.target import Target
 from shared import aws
 from shared.oauth import (
+    IGNITION_MCP_TOKEN_LOCK,
     IGNITION_TOKEN_LOCK,
     XERO_TOKEN_LOCK,
     ClientCredentials,
@@ -39,6 +43,9 @@ from shared.oauth import (
     save_under_lease,
 )
 from shared.store.locks import DynamoLeaseLock, LockTimeout
+
+# Where a connection without a refresh token is explained (docs/runbook.md, its alarm's section).
+RECONNECT_MCP_RUNBOOK = "docs/runbook.md#ignitionmcpauthorisationlost"
 
 
 def load_credentials_file(path: Path) -> ClientCredentials:
@@ -192,9 +199,93 @@ def connect_ignition(
     paste_only: bool = False,
     tell: Callable[[str], None] = lambda text: None,
 ) -> dict[str, Any]:
-    provider = ignition_provider(target.config)
-    secret_id = target.settings.ignition_api_secret_id
-    credentials = _credentials(secret_id, "ignition", credentials_file)
+    return _connect_by_code(
+        target,
+        ignition_provider(target.config),
+        target.settings.ignition_api_secret_id,
+        IGNITION_TOKEN_LOCK,
+        redirect_uri=redirect_uri,
+        credentials_file=credentials_file,
+        opener=opener,
+        announce=announce,
+        timeout=timeout,
+        check_first=check_first,
+        http=http,
+        paste=paste,
+        paste_only=paste_only,
+        tell=tell,
+    )
+
+
+def connect_ignition_mcp(
+    target: Target,
+    *,
+    redirect_uri: str = DEFAULT_REDIRECT_URI,
+    credentials_file: Path | None = None,
+    opener: Callable[[str], None],
+    announce: Callable[[str], None],
+    timeout: float = 300.0,
+    check_first: bool = True,
+    http: httpx.Client | None = None,
+    paste: Callable[[], str] | None = None,
+    paste_only: bool = False,
+    tell: Callable[[str], None] = lambda text: None,
+) -> dict[str, Any]:
+    """The Ignition user whose MCP access writes the invoice drafts (Xero -> Ignition)."""
+    secret_id = target.settings.ignition_mcp_secret_id
+    if not secret_id:
+        raise CliError(
+            f"{target.label} has no Ignition MCP secret: Xero -> Ignition is not enabled there",
+            Exit.CONFIG,
+            hint="set runtime.xero_to_ignition.enabled to true in clients/<name>.json and deploy "
+            "(the secret is created only then), then connect again",
+        )
+    summary = _connect_by_code(
+        target,
+        ignition_mcp_provider(target.config),
+        secret_id,
+        IGNITION_MCP_TOKEN_LOCK,
+        redirect_uri=redirect_uri,
+        credentials_file=credentials_file,
+        opener=opener,
+        announce=announce,
+        timeout=timeout,
+        check_first=check_first,
+        http=http,
+        paste=paste,
+        paste_only=paste_only,
+        tell=tell,
+    )
+    if summary["refresh_token"] == "none":
+        # Nothing can renew the access token: the feature stops when it expires, and the alarm
+        # IgnitionMcpAuthorisationLost fires on the first draft after that.
+        summary["warning"] = (
+            "Ignition gave no refresh token: the connection ends when the access token expires "
+            f"({summary['access_token_expires_at']:%Y-%m-%d %H:%M} UTC); connect again then "
+            f"({RECONNECT_MCP_RUNBOOK})"
+        )
+    return summary
+
+
+def _connect_by_code(
+    target: Target,
+    provider: Provider,
+    secret_id: str,
+    lock_name: str,
+    *,
+    redirect_uri: str,
+    credentials_file: Path | None,
+    opener: Callable[[str], None],
+    announce: Callable[[str], None],
+    timeout: float,
+    check_first: bool,
+    http: httpx.Client | None,
+    paste: Callable[[], str] | None,
+    paste_only: bool,
+    tell: Callable[[str], None],
+) -> dict[str, Any]:
+    """The authorization-code flow for an app whose client credentials share the token secret."""
+    credentials = _credentials(secret_id, provider.name, credentials_file)
     client = http or httpx.Client()
     try:
         granted = authorise(
@@ -216,5 +307,5 @@ def connect_ignition(
     tokens = granted.model_copy(
         update={"extra": {"connected_at": datetime.now(UTC).isoformat(), "connected_by": "cli"}}
     )
-    _save(target, SecretTokenStore(secret_id, provider="ignition"), tokens, IGNITION_TOKEN_LOCK)
+    _save(target, SecretTokenStore(secret_id, provider=provider.name), tokens, lock_name)
     return _summary(provider, tokens, secret_id)

@@ -81,6 +81,20 @@ def ignition_provider(config: IntegrationConfig) -> Provider:
     )
 
 
+def ignition_mcp_provider(config: IntegrationConfig) -> Provider:
+    """Ignition's MCP server: browser OAuth per user (integration-facts, "MCP server"), a
+    different grant from the Reporting API's. PKCE (S256) is sent, as MCP's authorization asks."""
+    mcp = config.ignition.mcp
+    return Provider(
+        name="ignition-mcp",
+        label="Ignition MCP",
+        authorize_url=mcp.authorize_url,
+        token_url=mcp.token_url,
+        scopes=tuple(mcp.scopes),
+        pkce=True,
+    )
+
+
 # --- the redirect listener ---------------------------------------------------------------------
 
 

@@ -27,6 +27,8 @@ from sandbox.controls import ControlNames, ControlWatcher, create_controls
 from sandbox.faults import AwsFaultProfile, AwsFaults
 from sandbox.iam import Enforcer, RolePolicy, acting_as, as_function, register, unregister
 from sandbox.ignition_emulator import IgnitionEmulator
+from sandbox.ignition_mcp import IgnitionMcpEmulator
+from sandbox.ignition_mcp import runtime_config as ignition_mcp_config
 from sandbox.runtime import ApiGatewayFront, Handler, LambdaContext, SqsEventSource
 from sandbox.server import RunningServer, serve_in_thread
 from sandbox.xero_emulator import XeroEmulator
@@ -131,6 +133,8 @@ class Sandbox:
         self.ignition = IgnitionEmulator(
             clock=self.clock, webhook_secret=WEBHOOK_SECRET, webhook=self.webhook, delivery_timeout_seconds=60
         )
+        # Ignition's MCP server (Xero -> Ignition), mounted at {ignition_url}/mcp on the same emulator.
+        self.ignition_mcp = IgnitionMcpEmulator(self.ignition)
         self.moto = MotoServer()
         self._servers: list[RunningServer] = []
         self.resources: SandboxResources | None = None
@@ -435,6 +439,8 @@ class Sandbox:
                 }
             ),
             "ignition-webhook": WEBHOOK_SECRET,
+            # Read only where runtime.xero_to_ignition is enabled (the template has the secret then).
+            "ignition-mcp": self.ignition_mcp.sandbox_secret(),
             # Tenant-scoped: the emulator's organisation is the connected one.
             "xero-webhook": json.dumps({"webhook_key": XERO_WEBHOOK_KEY, "tenant_id": self.xero.tenant_id}),
             "ignition-api": json.dumps(
@@ -465,6 +471,7 @@ class Sandbox:
                     "token_url": f"{ignition_url}/oauth2/token",
                     "webhook": self.webhook.model_dump(),
                     "sources": list(self.options.ignition_sources),
+                    "mcp": ignition_mcp_config(ignition_url),
                 },
             }
         )

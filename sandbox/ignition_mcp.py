@@ -22,12 +22,14 @@ Tools: ``create_invoice_draft``, ``get_client``, ``list_invoices``, ``list_tax_r
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -135,6 +137,15 @@ TOOLS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 PAGE_SIZE = 25
+
+
+def runtime_config(ignition_url: str) -> dict[str, str]:
+    """``runtime.ignition.mcp`` pointing at this emulator on the Ignition emulator's base URL."""
+    return {
+        "url": f"{ignition_url}/mcp",
+        "authorize_url": f"{ignition_url}/mcp/oauth/authorize",
+        "token_url": f"{ignition_url}/mcp/oauth/token",
+    }
 
 
 class ToolRefused(Exception):
@@ -254,6 +265,22 @@ class IgnitionMcpEmulator:
     def issue_token_set(self, user: str = DEFAULT_USER, client_id: str = MCP_CLIENT_ID) -> dict[str, Any]:
         with self._lock:
             return self._mint(user, client_id)
+
+    def sandbox_secret(self) -> str:
+        """The ignition-mcp secret's value as ``connect ignition-mcp`` leaves it: the MCP OAuth
+        client's credentials and a freshly connected user's token set (shared.oauth.TokenSet)."""
+        granted = self.issue_token_set()
+        expires_at = self.ignition.clock.now() + timedelta(seconds=int(granted["expires_in"]))
+        return json.dumps(
+            {
+                "client_id": MCP_CLIENT_ID,
+                "client_secret": MCP_CLIENT_SECRET,
+                "access_token": granted["access_token"],
+                "refresh_token": granted.get("refresh_token"),
+                "expires_at": expires_at.isoformat(),
+                "scope": granted["scope"],
+            }
+        )
 
     def revoke_user(self, user: str = DEFAULT_USER) -> None:
         """Profile -> Connected apps -> revoke (integration-facts): every token of the user dies."""

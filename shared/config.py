@@ -538,6 +538,8 @@ class RuntimeSettings(StrictModel):
     ignition_api_secret_id: str = Field(alias="IGNITION_API_SECRET_ID")
     # Only the Xero webhook function reads it; optional so that no other function depends on it.
     xero_webhook_secret_id: str | None = Field(default=None, alias="XERO_WEBHOOK_SECRET_ID")
+    # Only where runtime.xero_to_ignition is enabled: the Ignition MCP user's token set.
+    ignition_mcp_secret_id: str | None = Field(default=None, alias="IGNITION_MCP_SECRET_ID")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

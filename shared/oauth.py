@@ -254,6 +254,8 @@ class Lock(Protocol):
 # Lock names in the state table: the functions' refreshes and the CLI's connect share them.
 XERO_TOKEN_LOCK = "xero-token"
 IGNITION_TOKEN_LOCK = "ignition-token"
+# The Ignition MCP user's token set (shared/ignition/mcp.py, Xero -> Ignition).
+IGNITION_MCP_TOKEN_LOCK = "ignition-mcp-token"
 
 # Xero accepts the previous refresh token again for this long when a refresh answer was lost
 # (developer.xero.com/faq/oauth2, integration-facts.md).

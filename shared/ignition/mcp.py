@@ -64,6 +64,7 @@ from shared.ignition.drafts import (
     InvoiceDraftRequest,
 )
 from shared.oauth import (
+    IGNITION_MCP_TOKEN_LOCK,
     AuthorisationLost,
     DynamoRefreshJournal,
     OAuthError,
@@ -87,8 +88,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Lock (and refresh journal) name in the state table: the sync's refreshes and the CLI's connect.
-IGNITION_MCP_TOKEN_LOCK = "ignition-mcp-token"
 # One user and one OAuth client per deployment, so one budget key.
 IGNITION_MCP_BUDGET_PK = "budget#ignition-mcp"
 IGNITION_MCP_PROVIDER = "ignition-mcp"
