@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cli.backfill_cmd import CallCounter
 from cli.oauth_flow import XERO_SCOPES
 from cli.target import Target
-from shared.config import IntegrationConfig
+from shared.config import IntegrationConfig, InvoiceRules
 from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import (
     IgnitionApiError,
@@ -411,11 +411,9 @@ def _seen(ignition: _Ignition) -> str:
     return f"{scope} {len(ignition.invoices)} Ignition invoice(s) read"
 
 
-def _tax_check(setup: Setup, rates: list[TaxRate] | None, ignition: _Ignition) -> Check:
-    title = "Tax types"
-    if rates is None:
-        return _skipped("tax_types", title, "Xero's tax rates were not read")
-    rules = setup.config.invoices
+def _configured_tax_problems(rules: InvoiceRules, rates: list[TaxRate]) -> tuple[list[str], list[str]]:
+    """Problems and warnings with the tax types the settings name: missing, not for sales, or at
+    another rate than the one they are configured for."""
     by_type = {r.TaxType.upper(): r for r in rates}
     problems: list[str] = []
     warnings: list[str] = []
@@ -434,8 +432,12 @@ def _tax_check(setup: Setup, rates: list[TaxRate] | None, ignition: _Ignition) -
                 f"{key}: {tax_type} is {_rate(found.EffectiveRate)}% in Xero, not {rate}%: Xero's tax and "
                 "totals will differ from Ignition's"
             )
-    taxes = OrganisationTaxTypes(lambda: rates, rules.tax_types_by_rate, rules.untaxed_tax_type)
-    invoices = _active_invoices(setup, ignition)
+    return problems, warnings
+
+
+def _rates_seen(invoices: list[IgnitionInvoice], problems: list[str]) -> tuple[Counter[str], bool]:
+    """How many invoices have lines at each tax rate, and whether any line has no tax; a rate that
+    is not a percentage is a problem."""
     seen: Counter[str] = Counter()
     untaxed_lines = False
     for invoice in invoices:
@@ -451,8 +453,15 @@ def _tax_check(setup: Setup, rates: list[TaxRate] | None, ignition: _Ignition) -
                     f"invoice {invoice.slug} has a tax rate {item.tax_rate!r} that is not a percentage"
                 )
         seen.update(keys)
+    return seen, untaxed_lines
+
+
+def _resolved_rates(
+    taxes: OrganisationTaxTypes, rates: Iterable[str], seen: Counter[str], problems: list[str]
+) -> dict[str, str]:
+    """The tax type the sync would use for each rate; a rate the organisation lacks is a problem."""
     resolved: dict[str, str] = {}
-    for rate in sorted({*seen, *rules.tax_types_by_rate}, key=_decimal_order):
+    for rate in sorted(rates, key=_decimal_order):
         try:
             resolved[rate] = taxes.for_rate(rate)
         except UnknownTaxRate as exc:
@@ -461,16 +470,33 @@ def _tax_check(setup: Setup, rates: list[TaxRate] | None, ignition: _Ignition) -
             problems.append(
                 f"{where}, and the organisation has no sales tax rate of {rate}% (it has: {shown})"
             )
+    return resolved
+
+
+def _untaxed_type(taxes: OrganisationTaxTypes, problems: list[str]) -> str | None:
+    try:
+        return taxes.untaxed()
+    except UnknownTaxRate:
+        problems.append(
+            "the organisation has no untaxed sales rate ("
+            + "/".join(NO_TAX_TYPES)
+            + " or 0%) for lines without tax and the rounding line"
+        )
+        return None
+
+
+def _tax_check(setup: Setup, rates: list[TaxRate] | None, ignition: _Ignition) -> Check:
+    title = "Tax types"
+    if rates is None:
+        return _skipped("tax_types", title, "Xero's tax rates were not read")
+    rules = setup.config.invoices
+    problems, warnings = _configured_tax_problems(rules, rates)
+    taxes = OrganisationTaxTypes(lambda: rates, rules.tax_types_by_rate, rules.untaxed_tax_type)
+    seen, untaxed_lines = _rates_seen(_active_invoices(setup, ignition), problems)
+    resolved = _resolved_rates(taxes, {*seen, *rules.tax_types_by_rate}, seen, problems)
     untaxed: str | None = None
     if untaxed_lines or rules.rounding_account_code is not None:
-        try:
-            untaxed = taxes.untaxed()
-        except UnknownTaxRate:
-            problems.append(
-                "the organisation has no untaxed sales rate ("
-                + "/".join(NO_TAX_TYPES)
-                + " or 0%) for lines without tax and the rounding line"
-            )
+        untaxed = _untaxed_type(taxes, problems)
     mapping = ", ".join(
         f"{rate}% -> {tax_type}" + (f" ({seen[rate]} invoice(s))" if seen[rate] else "")
         for rate, tax_type in resolved.items()
