@@ -41,16 +41,21 @@ class Money(BaseModel):
         return format_money(self.amount, self.currency)
 
 
+def _finite_decimal(value: object) -> Decimal:
+    """``value``'s text as a finite Decimal, or a MoneyError naming it."""
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise MoneyError(f"amount {value!r} is not a number") from exc
+    if not amount.is_finite():
+        raise MoneyError(f"amount {value!r} is not a finite number")
+    return amount
+
+
 def format_money(amount: Decimal | int | str, currency: str) -> str:
     """An amount as every person-facing output shows it (the sandbox's story, the CLI, reports):
     two decimals rounded as Xero rounds, thousands separated, and the currency: ``1,234.50 AUD``."""
-    try:
-        value = Decimal(str(amount).strip())
-    except InvalidOperation as exc:
-        raise MoneyError(f"amount {amount!r} is not a number") from exc
-    if not value.is_finite():
-        raise MoneyError(f"amount {amount!r} is not a finite number")
-    return f"{round_money(value):,.2f} {currency.upper()}"
+    return f"{round_money(_finite_decimal(amount)):,.2f} {currency.upper()}"
 
 
 def parse_amount(value: object, unit: AmountUnit) -> Decimal:
@@ -60,12 +65,7 @@ def parse_amount(value: object, unit: AmountUnit) -> Decimal:
         raise MoneyError(f"amount {value!r} must be a decimal string or an integer, not a float")
     if not isinstance(value, str | int | Decimal):
         raise MoneyError(f"amount {value!r} is not a number")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise MoneyError(f"amount {value!r} is not a number") from exc
-    if not amount.is_finite():
-        raise MoneyError(f"amount {value!r} is not a finite number")
+    amount = _finite_decimal(value)
     if unit == "cents":
         if amount != amount.to_integral_value():
             raise MoneyError(f"amount {value!r} is configured as cents but has a fraction")
