@@ -26,6 +26,8 @@ from typing import Any
 
 from sandbox.environment import Sandbox, SandboxOptions
 from shared import aws
+from shared.config import RecordType
+from shared.store.mappings import WRITE_BATCH, RecordMapping, forward_item, until_processed
 
 AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 STAMP = AN_HOUR_AGO.isoformat().replace("+00:00", "Z")
@@ -86,19 +88,17 @@ def seed(sandbox: Sandbox, clients: int, invoices: int) -> dict[str, int]:
 
 def write_mappings(table: str, record_type: str, pairs: list[tuple[str, str]]) -> None:
     ddb = aws.client("dynamodb")
-    for start in range(0, len(pairs), 25):
-        items = [
-            {"PutRequest": {"Item": {
-                "pk": {"S": f"map#{record_type}#{slug}"}, "sk": {"S": "ignition"}, "xero_id": {"S": xero_id},
-                "ignition_updated_at": {"S": AN_HOUR_AGO.isoformat()},
-                "synced_at": {"S": AN_HOUR_AGO.isoformat()},
-                "last_event_id": {"S": "bench"}, "match_method": {"S": "created"}, "version": {"N": "1"},
-            }}}
-            for slug, xero_id in pairs[start : start + 25]
-        ]  # fmt: skip
-        pending: dict[str, Any] = {table: items}
-        while pending:
-            pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    mappings = [
+        RecordMapping(record_type=RecordType(record_type), ignition_id=slug, xero_id=xero_id,
+                      ignition_updated_at=AN_HOUR_AGO, synced_at=AN_HOUR_AGO, last_event_id="bench",
+                      match_method="created", version=1)
+        for slug, xero_id in pairs
+    ]  # fmt: skip
+    for start in range(0, len(mappings), WRITE_BATCH):
+        puts = [{"PutRequest": {"Item": forward_item(m)}} for m in mappings[start : start + WRITE_BATCH]]
+        until_processed(
+            ddb.batch_write_item, {table: puts}, leftover="UnprocessedItems", what="mappings unwritten"
+        )
 
 
 def measure(clients: int, invoices: int, *, trace: bool = False) -> dict[str, Any]:
