@@ -30,10 +30,6 @@ from shared.ports import ContactEnsurer, IgnitionInvoicesPort, XeroInvoicesPort
 from shared.record_sync import RecordSync
 from shared.refusals import currency_error, period_locked_error
 
-# Re-exported only while shared/backfill.py at HEAD imports them from here.
-from shared.refusals import currency_reason as currency_reason
-from shared.refusals import locked_lock_kind as locked_lock_kind
-from shared.refusals import period_locked_reason as period_locked_reason
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.errors import XeroValidationError
 from shared.xero.idempotency import idempotency_key

@@ -1,7 +1,4 @@
-"""Moved: the contact sync is ``shared/contacts.py``, Xero's name-taken refusal is
-``shared.xero.rules.XeroNameTaken``. These re-exports stay only while ``shared/wiring.py`` and
-``shared/backfill.py`` at HEAD import them from here (their new imports are in flight)."""
+"""Moved: the contact sync is ``shared/contacts.py``. This re-export stays only while
+``shared/wiring.py`` at HEAD imports it from here (its new import is in flight)."""
 
 from shared.contacts import ContactSync as ContactSync
-
-UNIQUE_NAME_MESSAGE = "is already assigned to another contact"
