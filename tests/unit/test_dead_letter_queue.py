@@ -3,15 +3,12 @@ an attribute, and messages written before the envelope still read."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from shared import aws
-from shared.config import RecordType
 from shared.models.events import SyncEvent
 from shared.store.dead_letter_queue import (
     MAX_BODY_BYTES,
@@ -25,6 +22,7 @@ from shared.store.dead_letter_queue import (
     receive_dead_letters,
     requeue_exhausted,
 )
+from tests.sync_events import sync_event
 
 NAME, EMAIL = "Aroha Ngata", "aroha@example.test"
 # Xero's validation messages can quote the contact: this is what makes the reason personal data.
@@ -40,19 +38,14 @@ def queues(aws_each: None) -> tuple[str, str]:
     return dlq, sync
 
 
-def event(record: dict[str, Any] | None = None) -> SyncEvent:
-    now = datetime(2026, 11, 1, tzinfo=UTC)
-    return SyncEvent(
-        event_id="evt_1",
-        event_type="client.updated",
-        record_type=RecordType.CLIENT,
-        record_id="cli_1",
-        group_id="cli_1",
-        occurred_at=now,
-        received_at=now,
-        record=record,
-        payload_sha256=hashlib.sha256(b"x").hexdigest(),
-        correlation_id="c",
+def park_validation_failure(dlq: str, event: SyncEvent) -> None:
+    """Dead-letter ``event`` as the sync does when Xero refuses it (a reason quoting the client)."""
+    DeadLetters(dlq).send(
+        event.model_dump_json(),
+        group_id=event.group_id,
+        dedup_id="m1",
+        category="xero_validation",
+        reason=REASON,
     )
 
 
@@ -72,11 +65,9 @@ def test_given_a_sync_event_dead_lettered_when_read_then_event_category_and_reas
     queues: tuple[str, str],
 ) -> None:
     dlq, _ = queues
-    original = event()
+    original = sync_event()
 
-    DeadLetters(dlq).send(
-        original.model_dump_json(), group_id="cli_1", dedup_id="m1", category="xero_validation", reason=REASON
-    )
+    park_validation_failure(dlq, original)
 
     letter = only_letter(dlq)
     assert letter.event() == original
@@ -88,9 +79,7 @@ def test_given_a_reason_quoting_a_name_when_dead_lettered_then_no_attribute_hold
 ) -> None:
     dlq, _ = queues
 
-    DeadLetters(dlq).send(
-        event().model_dump_json(), group_id="cli_1", dedup_id="m1", category="xero_validation", reason=REASON
-    )
+    park_validation_failure(dlq, sync_event())
 
     (message,) = raw_messages(dlq)
     attributes = message["MessageAttributes"]
@@ -120,7 +109,7 @@ def test_given_a_legacy_message_with_the_reason_attribute_when_read_then_event_a
     queues: tuple[str, str],
 ) -> None:
     dlq, _ = queues
-    original = event()
+    original = sync_event()
     aws.client("sqs").send_message(
         QueueUrl=dlq,
         MessageBody=original.model_dump_json(),
@@ -138,7 +127,7 @@ def test_given_a_legacy_message_with_the_reason_attribute_when_read_then_event_a
 
 
 def test_given_an_event_near_the_sqs_limit_when_encoded_then_the_reason_is_cut_to_fit() -> None:
-    big = event({"slug": "cli_1", "notes": "n" * (MAX_BODY_BYTES - 1_500)})
+    big = sync_event("cli_1", {"slug": "cli_1", "notes": "n" * (MAX_BODY_BYTES - 1_500)})
 
     body = encode_dead_letter(big.model_dump_json(), "é" * MAX_REASON_CHARS)
 
@@ -151,7 +140,7 @@ def test_given_an_event_near_the_sqs_limit_when_encoded_then_the_reason_is_cut_t
 def test_given_an_event_over_the_sqs_limit_when_encoded_then_its_record_is_dropped_and_it_still_reads() -> (
     None
 ):
-    huge = event({"slug": "cli_1", "notes": "n" * MAX_BODY_BYTES})
+    huge = sync_event("cli_1", {"slug": "cli_1", "notes": "n" * MAX_BODY_BYTES})
 
     body = encode_dead_letter(huge.model_dump_json(), REASON)
 
@@ -162,18 +151,18 @@ def test_given_an_event_over_the_sqs_limit_when_encoded_then_its_record_is_dropp
 
 
 def test_given_a_long_reason_when_encoded_then_it_is_cut_at_the_reason_limit() -> None:
-    body = encode_dead_letter(event().model_dump_json(), "x" * (MAX_REASON_CHARS + 10))
+    body = encode_dead_letter(sync_event().model_dump_json(), "x" * (MAX_REASON_CHARS + 10))
 
     assert json.loads(body)["failure_reason"] == "x" * MAX_REASON_CHARS
 
 
 def test_given_a_dead_letter_sent_again_when_encoded_then_the_envelope_is_not_nested() -> None:
-    once = encode_dead_letter(event().model_dump_json(), "first")
+    once = encode_dead_letter(sync_event().model_dump_json(), "first")
 
     twice = json.loads(encode_dead_letter(once, "second"))
 
     assert twice["failure_reason"] == "second"
-    assert SyncEvent.model_validate(twice["event"]) == event()
+    assert SyncEvent.model_validate(twice["event"]) == sync_event()
 
 
 def test_given_redriven_letters_when_requeued_then_the_sync_queue_gets_bare_events_and_kept_ones_read(
@@ -182,7 +171,10 @@ def test_given_redriven_letters_when_requeued_then_the_sync_queue_gets_bare_even
     dlq, sync = queues
     sqs = aws.client("sqs")
     # Given: two events the redrive policy moved (no category); the second was put back too often.
-    fresh, tired = event(), event().model_copy(update={"event_id": "evt_2", "group_id": "cli_2"})
+    fresh, tired = (
+        sync_event(),
+        sync_event().model_copy(update={"event_id": "evt_2", "group_id": "cli_2"}),
+    )
     sqs.send_message(
         QueueUrl=dlq, MessageBody=fresh.model_dump_json(), MessageGroupId="g1", MessageDeduplicationId="a"
     )
@@ -211,9 +203,7 @@ def test_given_dead_letters_when_the_reconciliation_reads_them_then_it_sees_each
 ) -> None:
     dlq, _ = queues
     letters = SqsDeadLetters(dlq)
-    DeadLetters(dlq).send(
-        event().model_dump_json(), group_id="cli_1", dedup_id="m1", category="xero_validation", reason=REASON
-    )
+    park_validation_failure(dlq, sync_event())
     DeadLetters(dlq).send(
         "not json", group_id="malformed", dedup_id="m2", category="malformed_message", reason=""
     )

@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 
 import pytest
 
 from shared import aws
-from shared.config import RecordType
 from shared.models.events import SyncEvent
 from shared.store.queue import SQS_MAX_MESSAGE_BYTES, SqsEventQueue
+from tests.sync_events import sync_event
 
 
 @pytest.fixture
@@ -21,25 +20,9 @@ def queue_url(aws_each: None) -> str:
 
 
 def event(notes: str) -> SyncEvent:
-    now = datetime(2026, 11, 1, tzinfo=UTC)
-    return SyncEvent(
-        event_id="evt_big",
-        event_type="client.updated",
-        record_type=RecordType.CLIENT,
-        record_id="cli_1",
-        group_id="cli_1",
-        occurred_at=now,
-        received_at=now,
-        record={
-            "slug": "cli_1",
-            "name": "A",
-            "notes": notes,
-            "created_at": now.isoformat(),
-            "updated_at": now.isoformat(),
-        },
-        payload_sha256=hashlib.sha256(b"x").hexdigest(),
-        correlation_id="c",
-    )
+    now = datetime(2026, 11, 1, tzinfo=UTC).isoformat()
+    record = {"slug": "cli_1", "name": "A", "notes": notes, "created_at": now, "updated_at": now}
+    return sync_event("cli_1", record, event_id="evt_big")
 
 
 def received(url: str) -> dict[str, object]:
