@@ -29,7 +29,6 @@ from shared.outcome import SyncOutcome
 from shared.ports import ContactEnsurer, IgnitionInvoicesPort, XeroInvoicesPort
 from shared.record_sync import RecordSync
 from shared.refusals import currency_error, period_locked_error
-
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.errors import XeroValidationError
 from shared.xero.idempotency import idempotency_key
