@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from sandbox.clock import Clock
-from sandbox.xero_emulator import DEFAULT_TENANT_ID, XeroEmulator
-from tests.contract.test_xero_emulator_spec import ACCOUNTING_SPEC, ENVELOPE, Spec, _load
+from sandbox.xero_emulator import XeroEmulator
+from tests.contract.test_xero_emulator_spec import ACCOUNTING_SPEC, ENVELOPE, Spec
 
 API = "/api.xro/2.0"
 
@@ -21,27 +20,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def spec() -> Spec:
-    return Spec(_load(ACCOUNTING_SPEC))
-
-
-@pytest.fixture
-def emulator() -> XeroEmulator:
-    return XeroEmulator(clock=Clock())
-
-
 @pytest.fixture
 def client(emulator: XeroEmulator) -> FlaskClient:
     return emulator.app.test_client()
-
-
-@pytest.fixture
-def headers(emulator: XeroEmulator) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {emulator.issue_token_set()['access_token']}",
-        "xero-tenant-id": DEFAULT_TENANT_ID,
-    }
 
 
 @pytest.fixture
@@ -97,6 +78,16 @@ def _authorised(client: FlaskClient, headers: dict[str, str], contact_id: str) -
     response = client.put(f"{API}/Invoices?unitdp=4", json=body, headers=headers)
     invoice: dict[str, Any] = response.get_json()["Invoices"][0]
     return invoice
+
+
+def _payment(invoice: dict[str, Any], amount: int) -> dict[str, Any]:
+    """A payment of ``amount`` on ``invoice`` into the seeded bank account 090."""
+    return {
+        "Invoice": {"InvoiceID": invoice["InvoiceID"]},
+        "Account": {"Code": "090"},
+        "Date": "2024-05-02",
+        "Amount": amount,
+    }
 
 
 def test_given_test_bodies_when_checked_then_valid_per_request_schemas(spec: Spec, contact_id: str) -> None:
@@ -162,12 +153,7 @@ def test_given_payment_when_created_listed_fetched_and_deleted_then_responses_ma
     spec: Spec, client: FlaskClient, headers: dict[str, str], contact_id: str
 ) -> None:
     invoice = _authorised(client, headers, contact_id)
-    payment = {
-        "Invoice": {"InvoiceID": invoice["InvoiceID"]},
-        "Account": {"Code": "090"},
-        "Date": "2024-05-02",
-        "Amount": 10,
-    }
+    payment = _payment(invoice, 10)
     created = _ok(
         spec, client.put(f"{API}/Payments", json={"Payments": [payment]}, headers=headers), "/Payments", "put"
     )
@@ -188,12 +174,7 @@ def test_given_payment_over_amount_due_when_put_then_400_matches_error_schema(
     spec: Spec, client: FlaskClient, headers: dict[str, str], contact_id: str
 ) -> None:
     invoice = _authorised(client, headers, contact_id)
-    payment = {
-        "Invoice": {"InvoiceID": invoice["InvoiceID"]},
-        "Account": {"Code": "090"},
-        "Date": "2024-05-02",
-        "Amount": 1000,
-    }
+    payment = _payment(invoice, 1000)
     response = client.put(f"{API}/Payments", json={"Payments": [payment]}, headers=headers)
     error = response.get_json()
     assert response.status_code == 400

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from sandbox.clock import Clock
-from sandbox.xero_emulator import DEFAULT_TENANT_ID, XeroEmulator
+from sandbox.xero_emulator import XeroEmulator
 
 SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "xero-openapi"
 ACCOUNTING_SPEC = SPEC_DIR / "xero_accounting.yaml"
@@ -120,29 +119,11 @@ class Spec:
         ]
 
 
-@pytest.fixture(scope="session")
-def spec() -> Spec:
-    return Spec(_load(ACCOUNTING_SPEC))
-
-
-@pytest.fixture
-def emulator() -> XeroEmulator:
-    return XeroEmulator(clock=Clock())
-
-
 @pytest.fixture
 def client(emulator: XeroEmulator) -> FlaskClient:
     test_client = emulator.app.test_client()
     assert test_client.post("/_emulator/contacts", json=copy.deepcopy(SEEDS)).status_code == 200
     return test_client
-
-
-@pytest.fixture
-def headers(emulator: XeroEmulator) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {emulator.issue_token_set()['access_token']}",
-        "xero-tenant-id": DEFAULT_TENANT_ID,
-    }
 
 
 def _assert_contacts_response(spec: Spec, body: dict[str, Any], ref: str) -> None:
