@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,6 +30,7 @@ WEBHOOK_LOOKBACK_DAYS = 14
 DLQ_SAMPLE = 100
 RECONCILE_KEY = {"pk": {"S": "reconcile#latest"}, "sk": {"S": "run"}}
 _AWS_ERRORS = (ClientError, BotoCoreError)
+T = TypeVar("T")
 
 
 def _token_section(
@@ -190,6 +192,57 @@ def latest_reconciliation(table: str) -> dict[str, Any] | None:
     return parsed
 
 
+def _reading(problems: list[str], what: str, read: Callable[[], T], fallback: T) -> T:
+    """What ``read`` returns, or ``fallback`` with "<what> unreadable" among the problems."""
+    try:
+        return read()
+    except _AWS_ERRORS as exc:
+        problems.append(f"{what} unreadable: {type(exc).__name__}")
+        return fallback
+
+
+def _queue_section(queue_url: str, moment: datetime, problems: list[str]) -> dict[str, Any]:
+    def depth() -> dict[str, Any]:
+        found = queue_depth(queue_url)
+        return {"visible": found.visible, "in_flight": found.in_flight}
+
+    queue: dict[str, Any] = _reading(problems, "sync queue", depth, {})
+    try:
+        queue["oldest_message_age_seconds"] = _oldest_message_age(queue_url, moment)
+    except _AWS_ERRORS:
+        queue["oldest_message_age_seconds"] = None
+    age = queue.get("oldest_message_age_seconds")
+    if age is not None and age > OLDEST_MESSAGE_ALARM_SECONDS:
+        problems.append(f"the oldest queued event has waited {int(age // 60)} minutes (sync stuck?)")
+    return queue
+
+
+def _budget_section(
+    target: Target, tenant: str | None, moment: datetime, problems: list[str]
+) -> dict[str, Any]:
+    xero = target.config.xero
+    budget: dict[str, Any] = {"day_limit": xero.calls_per_day}
+    if not tenant:
+        return budget
+    try:
+        usage = read_budget_usage(target.settings.state_table, tenant, xero, moment.timestamp())
+    except _AWS_ERRORS as exc:
+        problems.append(f"call budget unreadable: {type(exc).__name__}")
+        return budget
+    budget.update(
+        {
+            "calls_left_today": usage.day_left,
+            "calls_used_today": usage.day_used,
+            "calls_this_minute": usage.minute_used,
+            "minute_limit": usage.minute_limit,
+            "day_resets_at": datetime.fromtimestamp(usage.day_ends_at, tz=UTC),
+        }
+    )
+    if usage.day_left < DAY_CALLS_LOW:
+        problems.append(f"only {usage.day_left} Xero calls left today")
+    return budget
+
+
 def collect_status(target: Target, now: datetime | None = None) -> dict[str, Any]:
     moment = now or datetime.now(UTC)
     settings, config = target.settings, target.config
@@ -200,67 +253,27 @@ def collect_status(target: Target, now: datetime | None = None) -> dict[str, Any
     xero["auth_mode"] = config.xero.auth_mode
     ignition = _token_section(settings.ignition_api_secret_id, "ignition", moment, problems, True)
 
-    try:
-        last_webhook = _last_webhook(settings.archive_bucket, moment)
-    except _AWS_ERRORS as exc:
-        last_webhook = None
-        problems.append(f"archive unreadable: {type(exc).__name__}")
-
-    try:
-        poll: dict[str, Any] = _last_poll(settings.state_table)
-    except _AWS_ERRORS as exc:
-        poll = {"last_run": None}
-        problems.append(f"poll state unreadable: {type(exc).__name__}")
+    last_webhook = _reading(problems, "archive", lambda: _last_webhook(settings.archive_bucket, moment), None)
+    poll: dict[str, Any] = _reading(
+        problems, "poll state", lambda: _last_poll(settings.state_table), {"last_run": None}
+    )
     silent = silence_problem(last_webhook, poll["last_run"], moment, config.ignition.silence_warning_minutes)
     if silent is not None:
         problems.append(silent)
 
-    try:
-        depth = queue_depth(settings.sync_queue_url)
-        queue: dict[str, Any] = {"visible": depth.visible, "in_flight": depth.in_flight}
-    except _AWS_ERRORS as exc:
-        queue = {}
-        problems.append(f"sync queue unreadable: {type(exc).__name__}")
-    try:
-        queue["oldest_message_age_seconds"] = _oldest_message_age(settings.sync_queue_url, moment)
-    except _AWS_ERRORS:
-        queue["oldest_message_age_seconds"] = None
-    age = queue.get("oldest_message_age_seconds")
-    if age is not None and age > OLDEST_MESSAGE_ALARM_SECONDS:
-        problems.append(f"the oldest queued event has waited {int(age // 60)} minutes (sync stuck?)")
+    queue = _queue_section(settings.sync_queue_url, moment, problems)
 
-    try:
-        dlq = _dead_letters(settings.dlq_url)
-    except _AWS_ERRORS as exc:
-        dlq = {"count": None, "top_reasons": []}
-        problems.append(f"DLQ unreadable: {type(exc).__name__}")
+    dlq: dict[str, Any] = _reading(
+        problems, "DLQ", lambda: _dead_letters(settings.dlq_url), {"count": None, "top_reasons": []}
+    )
     if dlq.get("count"):
         problems.append(f"{dlq['count']} event(s) in the dead-letter queue (replay after fixing the cause)")
 
-    budget: dict[str, Any] = {"day_limit": config.xero.calls_per_day}
-    tenant = xero.get("tenant_id")
-    if tenant:
-        try:
-            usage = read_budget_usage(settings.state_table, tenant, config.xero, moment.timestamp())
-            budget.update(
-                {
-                    "calls_left_today": usage.day_left,
-                    "calls_used_today": usage.day_used,
-                    "calls_this_minute": usage.minute_used,
-                    "minute_limit": usage.minute_limit,
-                    "day_resets_at": datetime.fromtimestamp(usage.day_ends_at, tz=UTC),
-                }
-            )
-            if usage.day_left < DAY_CALLS_LOW:
-                problems.append(f"only {usage.day_left} Xero calls left today")
-        except _AWS_ERRORS as exc:
-            problems.append(f"call budget unreadable: {type(exc).__name__}")
+    budget = _budget_section(target, xero.get("tenant_id"), moment, problems)
 
-    try:
-        reconcile = latest_reconciliation(settings.state_table)
-    except _AWS_ERRORS as exc:
-        reconcile = None
-        problems.append(f"reconciliation result unreadable: {type(exc).__name__}")
+    reconcile = _reading(
+        problems, "reconciliation result", lambda: latest_reconciliation(settings.state_table), None
+    )
     if reconcile is not None and str(reconcile.get("status", "")).lower() != "complete":
         problems.append(
             f"the last reconciliation {reconcile.get('run_id', '')} is {reconcile.get('status')}: "
