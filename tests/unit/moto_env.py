@@ -13,6 +13,8 @@ from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
 from shared import aws
+from shared.store.locks import DynamoLeaseLock
+from tests.fakes import ManualClock
 
 STATE_TABLE = "state-table"
 
@@ -67,4 +69,13 @@ def fresh_state_table() -> None:
     )
     ddb.update_time_to_live(
         TableName=STATE_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
+def lease_lock(
+    name: str, clock: ManualClock, *, owner: str | None = None, lease_seconds: float = 30
+) -> DynamoLeaseLock:
+    """A lease lock on the state table that waits and expires on ``clock``."""
+    return DynamoLeaseLock(
+        STATE_TABLE, name, lease_seconds=lease_seconds, owner=owner, clock=clock.time, sleep=clock.sleep
     )

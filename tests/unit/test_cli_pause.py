@@ -5,17 +5,14 @@ resource list."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, cast
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from cli import pause
 from cli.target import Target
-from shared import aws
 
 TEMPLATE = {
     "Resources": {
@@ -48,24 +45,13 @@ TEMPLATE = {
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "ap-southeast-2",
-        "AWS_REGION": "ap-southeast-2",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    aws.reset_clients()
-    with mock_aws():
-        boto3.client("cloudformation").create_stack(
-            StackName="IgnitionXeroSync-acme", TemplateBody=json.dumps(TEMPLATE)
-        )
-        url = boto3.client("sqs").get_queue_url(QueueName="sync.fifo")["QueueUrl"]
-        settings = cast(Any, SimpleNamespace(sync_queue_url=url))
-        yield Target("stack", "acme", settings, cast(Any, None), {}, "ap-southeast-2")
-    aws.reset_clients()
+def stack(aws_each: None) -> Target:
+    boto3.client("cloudformation").create_stack(
+        StackName="IgnitionXeroSync-acme", TemplateBody=json.dumps(TEMPLATE)
+    )
+    url = boto3.client("sqs").get_queue_url(QueueName="sync.fifo")["QueueUrl"]
+    settings = cast(Any, SimpleNamespace(sync_queue_url=url))
+    return Target("stack", "acme", settings, cast(Any, None), {}, "ap-southeast-2")
 
 
 def _states() -> dict[str, str]:

@@ -160,14 +160,21 @@ def test_given_an_uppercase_prefix_and_hex_when_verified_then_accepted() -> None
     verify_webhook({"x-ignition-signature": signed.upper()}, BODY, SECRET, scheme, now=NOW)
 
 
-def test_given_a_timestamp_older_than_max_age_when_verified_then_rejected_as_stale() -> None:
+@pytest.mark.parametrize(
+    ("offset", "reason"),
+    [(timedelta(seconds=-301), "stale_timestamp"), (timedelta(hours=1), "future_timestamp")],
+    ids=["older_than_max_age", "far_in_the_future"],
+)
+def test_given_a_timestamp_outside_the_allowed_window_when_verified_then_rejected_with_why(
+    offset: timedelta, reason: str
+) -> None:
     scheme = SCHEMES["timestamped"]
-    headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW - timedelta(seconds=301))
+    headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW + offset)
 
     with pytest.raises(WebhookAuthError) as caught:
         verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
 
-    assert caught.value.reason == "stale_timestamp"
+    assert caught.value.reason == reason
 
 
 def test_given_a_timestamp_within_max_age_when_verified_then_accepted() -> None:
@@ -175,16 +182,6 @@ def test_given_a_timestamp_within_max_age_when_verified_then_accepted() -> None:
     headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW - timedelta(seconds=299))
 
     verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
-
-
-def test_given_a_timestamp_far_in_the_future_when_verified_then_rejected() -> None:
-    scheme = SCHEMES["timestamped"]
-    headers = sign_webhook(BODY, SECRET, scheme, timestamp=NOW + timedelta(hours=1))
-
-    with pytest.raises(WebhookAuthError) as caught:
-        verify_webhook(headers, BODY, SECRET, scheme, now=NOW)
-
-    assert caught.value.reason == "future_timestamp"
 
 
 def test_given_a_fresh_timestamp_swapped_onto_an_old_signature_when_verified_then_mismatch() -> None:
@@ -375,26 +372,6 @@ def test_given_a_hint_payload_when_normalised_then_record_is_none(data: dict[str
     assert event.record_id == "cli_42"
 
 
-@pytest.mark.parametrize(
-    ("event_type", "data", "record_type", "group"),
-    [
-        ("invoice.created", {"slug": "inv_7", "client": {"slug": "cli_42"}}, RecordType.INVOICE, "cli_42"),
-        ("invoice.updated", {"slug": "inv_7"}, RecordType.INVOICE, "inv_7"),
-        ("payment.created", {"slug": "pypay_3", "client": {"slug": "cli_9"}}, RecordType.PAYMENT, "cli_9"),
-        ("payment.created", {"slug": "pypay_3", "client": None}, RecordType.PAYMENT, "pypay_3"),
-    ],
-)
-def test_given_invoice_or_payment_events_when_normalised_then_grouped_by_client_slug(
-    event_type: str, data: dict[str, Any], record_type: RecordType, group: str
-) -> None:
-    event = sync_event_for(envelope_body(type=event_type, data=data))
-
-    assert event.record_type is record_type
-    assert event.record_id == data["slug"]
-    assert event.group_id == group
-    assert event.record is None  # partial payloads are hints: the sync reads the API
-
-
 def test_given_custom_event_prefixes_when_normalised_then_the_configuration_decides_the_type() -> None:
     config = IgnitionConfig(event_prefixes={"contact": RecordType.CLIENT})
 
@@ -448,24 +425,63 @@ def payment_record(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("event_type", "data", "record_type", "group"),
+    ("event_type", "data", "record_type", "group", "complete"),
     [
-        ("invoice.created", invoice_record(), RecordType.INVOICE, "cli_42"),
-        ("invoice.updated", invoice_record(tax_inclusive=True, due_date=None), RecordType.INVOICE, "cli_42"),
-        ("payment.created", payment_record(), RecordType.PAYMENT, "cli_9"),
-        ("payment.updated", payment_record(updated_at="2025-03-06T00:00:00Z"), RecordType.PAYMENT, "cli_9"),
+        (
+            "invoice.created",
+            {"slug": "inv_7", "client": {"slug": "cli_42"}},
+            RecordType.INVOICE,
+            "cli_42",
+            False,
+        ),
+        ("invoice.updated", {"slug": "inv_7"}, RecordType.INVOICE, "inv_7", False),
+        (
+            "payment.created",
+            {"slug": "pypay_3", "client": {"slug": "cli_9"}},
+            RecordType.PAYMENT,
+            "cli_9",
+            False,
+        ),
+        ("payment.created", {"slug": "pypay_3", "client": None}, RecordType.PAYMENT, "pypay_3", False),
+        ("invoice.created", invoice_record(), RecordType.INVOICE, "cli_42", True),
+        (
+            "invoice.updated",
+            invoice_record(tax_inclusive=True, due_date=None),
+            RecordType.INVOICE,
+            "cli_42",
+            True,
+        ),
+        ("payment.created", payment_record(), RecordType.PAYMENT, "cli_9", True),
+        (
+            "payment.updated",
+            payment_record(updated_at="2025-03-06T00:00:00Z"),
+            RecordType.PAYMENT,
+            "cli_9",
+            True,
+        ),
     ],
-    ids=["invoice", "invoice-tax-inclusive", "payment-without-updated-at", "payment"],
+    ids=[
+        "partial-invoice",
+        "partial-invoice-without-client",
+        "partial-payment",
+        "partial-payment-client-null",
+        "invoice",
+        "invoice-tax-inclusive",
+        "payment-without-updated-at",
+        "payment",
+    ],
 )
-def test_given_a_complete_invoice_or_payment_when_normalised_then_the_payload_is_the_record(
-    event_type: str, data: dict[str, Any], record_type: RecordType, group: str
+def test_given_invoice_or_payment_events_when_normalised_then_grouped_by_client_and_complete_records_kept(
+    event_type: str, data: dict[str, Any], record_type: RecordType, group: str, complete: bool
 ) -> None:
     event = sync_event_for(envelope_body(type=event_type, data=data))
 
     assert event.record_type is record_type
     assert event.record_id == data["slug"]
     assert event.group_id == group
-    assert event.record == data  # as received: no defaults invented (tax_inclusive, state, ...)
+    # A partial payload is a hint (the sync reads the API); a complete record travels as received,
+    # with no defaults invented (tax_inclusive, state, ...).
+    assert event.record == (data if complete else None)
 
 
 @pytest.mark.parametrize(

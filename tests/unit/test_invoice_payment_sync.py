@@ -51,25 +51,16 @@ class Books:
         self.ignition = InMemoryIgnition()
         self.store = InMemoryMappingStore()
         self.contacts = SeededContacts(self.xero)
-        now = self.xero.clock.now
-        self.invoice_sync = InvoiceSync(
-            xero=client,
-            ignition=self.ignition,
-            store=self.store,
-            contacts=self.contacts,
-            rules=InvoiceRules(),
-            unit="major",
-            now=now,
-        )
-        self.payment_sync = PaymentSync(
-            xero=client,
-            ignition=self.ignition,
-            store=self.store,
-            invoices=self.invoice_sync,
-            rules=PaymentRules(),
-            unit="major",
-            now=now,
-        )
+        # What both syncs are wired with, as the sync Lambda wires them.
+        common: dict[str, Any] = {
+            "xero": client,
+            "ignition": self.ignition,
+            "store": self.store,
+            "unit": "major",
+            "now": self.xero.clock.now,
+        }
+        self.invoice_sync = InvoiceSync(contacts=self.contacts, rules=InvoiceRules(), **common)
+        self.payment_sync = PaymentSync(invoices=self.invoice_sync, rules=PaymentRules(), **common)
 
     def invoice(self, slug: str = "inv_1", *, price: str = "100.00", edited: int = 0, **fields: Any) -> str:
         """An Ignition invoice of one GST line (10% on top), ``edited`` minutes after T0."""
@@ -123,14 +114,14 @@ class Books:
         return sum(r.method in ("PUT", "POST") for r in self.xero.api_requests())
 
 
-def _hint(record_type: RecordType, slug: str, event_id: str) -> SyncEvent:
-    """A webhook that names the record only: the sync reads its current state from Ignition."""
-    return sync_event(slug, record_type=record_type, event_id=event_id, at=T0)
-
-
 @pytest.fixture
 def books() -> Books:
     return Books()
+
+
+def _hint(record_type: RecordType, slug: str, event_id: str) -> SyncEvent:
+    """A webhook that names the record only: the sync reads its current state from Ignition."""
+    return sync_event(slug, record_type=record_type, event_id=event_id, at=T0)
 
 
 # --- invoices -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from shared import aws
 from shared.store.locks import DynamoLeaseLock, LockTimeout
 from tests.fakes import ManualClock
-from tests.unit.moto_env import STATE_TABLE
+from tests.unit.moto_env import STATE_TABLE, lease_lock
 
 
 def _item(name: str) -> dict[str, dict[str, str]] | None:
@@ -38,12 +38,7 @@ def test_given_free_lock_when_acquired_then_item_records_owner_lease_and_ttl(sta
 
 def test_given_held_lock_when_another_worker_acquires_then_it_times_out(state_table: str) -> None:
     clock = ManualClock()
-    holder = DynamoLeaseLock(
-        STATE_TABLE, "x", lease_seconds=30, owner="a", clock=clock.time, sleep=clock.sleep
-    )
-    other = DynamoLeaseLock(
-        STATE_TABLE, "x", lease_seconds=30, owner="b", clock=clock.time, sleep=clock.sleep
-    )
+    holder, other = lease_lock("x", clock, owner="a"), lease_lock("x", clock, owner="b")
     holder.acquire()
 
     with pytest.raises(LockTimeout) as caught:

@@ -32,7 +32,7 @@ from shared.oauth import (
 )
 from shared.store.locks import DynamoLeaseLock, LeaseLost
 from tests.fakes import ManualClock
-from tests.unit.moto_env import STATE_TABLE
+from tests.unit.moto_env import STATE_TABLE, lease_lock
 from tests.xero_double import CLIENT_ID, CLIENT_SECRET, CREDENTIALS, TOKEN_URL, WireFault, XeroDouble
 
 TOKEN_SECRET = "xero/token-set"
@@ -374,9 +374,7 @@ def _fenced(
         TOKEN_URL,
         CREDENTIALS,
         store,
-        DynamoLeaseLock(
-            STATE_TABLE, XERO_TOKEN_LOCK, lease_seconds=lease_seconds, clock=clock.time, sleep=clock.sleep
-        ),
+        lease_lock(XERO_TOKEN_LOCK, clock, lease_seconds=lease_seconds),
         clock=clock.time,
         journal=DynamoRefreshJournal(STATE_TABLE, XERO_TOKEN_LOCK),
         http=xero.http(),
@@ -416,12 +414,8 @@ def test_given_lease_expires_mid_refresh_when_late_answer_arrives_then_save_refu
 
 def test_given_a_lease_held_by_nobody_any_more_when_extended_then_lease_lost(aws_mock: None) -> None:
     clock = ManualClock()
-    slow = DynamoLeaseLock(
-        STATE_TABLE, "x", lease_seconds=10, owner="slow", clock=clock.time, sleep=clock.sleep
-    )
-    other = DynamoLeaseLock(
-        STATE_TABLE, "x", lease_seconds=10, owner="other", clock=clock.time, sleep=clock.sleep
-    )
+    slow = lease_lock("x", clock, owner="slow", lease_seconds=10)
+    other = lease_lock("x", clock, owner="other", lease_seconds=10)
     slow.acquire()
     slow.extend(10)  # still ours
     clock.advance(11)
@@ -486,12 +480,7 @@ def test_given_refresh_holding_the_lease_when_connect_saves_then_it_waits_and_th
     aws_mock: None,
 ) -> None:
     clock = ManualClock()
-    refresher = DynamoLeaseLock(
-        STATE_TABLE, XERO_TOKEN_LOCK, lease_seconds=30, clock=clock.time, sleep=clock.sleep
-    )
-    connect = DynamoLeaseLock(
-        STATE_TABLE, XERO_TOKEN_LOCK, lease_seconds=30, clock=clock.time, sleep=clock.sleep
-    )
+    refresher, connect = lease_lock(XERO_TOKEN_LOCK, clock), lease_lock(XERO_TOKEN_LOCK, clock)
     refresher.acquire()
     started = clock.time()
     connected = TokenSet(access_token="a-new", refresh_token="r-new", expires_at=datetime.now(UTC))
