@@ -1,4 +1,4 @@
-"""``make bench``: every figure of issue 7 against the local sandbox, written to
+"""``make bench``: every benchmark figure against the local sandbox, written to
 ``bench/results.json`` (value, unit, method, goal, met) and ``docs/benchmarks.md`` (the table).
 
     .venv/bin/python -m bench                 # everything (~10 minutes on 2 busy cores)
@@ -187,7 +187,6 @@ def run(args: argparse.Namespace, sizes: Sizes, skip: set[str], started: float) 
     raw["machine"] = info
     raw["machine"]["load_average_at_end"] = machine()["load_average_1_5_15"]
     document = {
-        "issue": 7,
         "started_at": started_at,
         "duration_seconds": round(time.monotonic() - started, 1),
         "quick": args.quick,

@@ -1,4 +1,4 @@
-"""Backfill: Xero calls per record of the operator's ``python -m cli backfill`` (issue 7, figure 2).
+"""Backfill: Xero calls per record of the operator's ``python -m cli backfill``.
 
 The bench seeds the Ignition emulator with clients, invoices and payments (no webhooks), puts a
 tenth of the clients into Xero by hand (same e-mail, so the backfill links them), then runs the CLI

@@ -1,4 +1,4 @@
-"""Reconciliation at scale (issue 7, figure 4): runs ``bench/reconcile_scale.py`` (written and owned
+"""Reconciliation at scale: runs ``bench/reconcile_scale.py`` (written and owned
 by the reconciliation engine) in its own process and takes its figures as they are. The peak RSS
 of that process (``RUSAGE_CHILDREN``) is added: it holds the emulators and moto's client too, so it
 is an upper bound of the reconcile function's memory.

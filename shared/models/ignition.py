@@ -76,7 +76,7 @@ class IgnitionClient(IgnitionModel):
 
 # --- billing ------------------------------------------------------------------------------------
 # Ignition's invoice line items are not publicly documented: this is the shape the adapter and the
-# emulator agree on (issue 3), kept here so the real one can replace it. Amounts stay as received;
+# emulator agree on, kept here so the real one can replace it. Amounts stay as received;
 # shared.money.parse_amount reads them in the configured unit (major units or cents).
 
 RawAmount = Decimal | int | str

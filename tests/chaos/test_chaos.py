@@ -1,4 +1,4 @@
-"""Issue 5's promise under the faults real integrations meet: every Ignition change reaches Xero
+"""The product's promise under the faults real integrations meet: every Ignition change reaches Xero
 exactly once, or a person is told precisely what did not (DLQ with a reason) and can replay it.
 
 Each profile runs a fresh workload (clients, some updated, an invoice each, payments on half, and

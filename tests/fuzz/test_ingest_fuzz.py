@@ -1,4 +1,4 @@
-"""Issue 5, bad input: thousands of malformed, oversized, wrongly encoded, wrongly signed and replayed
+"""Bad input: thousands of malformed, oversized, wrongly encoded, wrongly signed and replayed
 requests against the real ingest handler (in-process, against moto's server), in two
 configurations: the default (hex HMAC, no timestamp) and a timestamped one (base64 HMAC behind a
 ``sha256=`` prefix, signed timestamp header, 5-minute window, small size limit).
