@@ -120,11 +120,11 @@ class Harness:
         assert self.sandbox.sync is not None
         options = self.sandbox.options
         extra: dict[str, Any] = {}
-        if getattr(options, "isolated_sync_workers", False):  # one module copy per worker, as Lambda
+        if getattr(options, "isolated_sync_workers", False):  # one handler per worker, as Lambda
             extra["handler_factory"] = self.sandbox._sync_worker
         poller = SqsEventSource(
             queue_url=self.queue_url,
-            handler=self.sandbox.sync.handler,
+            handler=self.sandbox.sync,
             function_name="sync",
             timeout_seconds=getattr(options, "sync_timeout_seconds", SYNC_TIMEOUT_SECONDS),
             concurrency=concurrency,
@@ -173,7 +173,7 @@ class Harness:
     def call_ingest(self, event: dict[str, Any]) -> dict[str, Any]:
         assert self.sandbox.ingest is not None
         with acting_as(self.sandbox.role("ingest")):  # under its own role, as the sandbox runs it
-            result: dict[str, Any] = self.sandbox.ingest.handler(event, LambdaContext("ingest", 10))
+            result: dict[str, Any] = self.sandbox.ingest(event, LambdaContext("ingest", 10))
         return result
 
     def receive(self, count: int, attempts: int = 10) -> list[dict[str, Any]]:
@@ -209,7 +209,7 @@ class Harness:
         event = payloads.sqs_event(messages, self.queue_arn)
         with acting_as(self.sandbox.role("sync")):
             result: dict[str, Any] = dict(
-                self.sandbox.sync.handler(event, LambdaContext("sync", SYNC_TIMEOUT_SECONDS)) or {}
+                self.sandbox.sync(event, LambdaContext("sync", SYNC_TIMEOUT_SECONDS)) or {}
             )
         failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]

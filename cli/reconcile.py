@@ -7,34 +7,36 @@ timeout to retry into a second run). First the CLI reserves the run lock under a
 Then it polls the lock item (the phase) and the ticket's outcome in the state table until the
 outcome is written, or ``timeout`` seconds pass (the run carries on; ``reconcile`` shows it later).
 
-Sandbox: the "asynchronous invocation" is a thread of this process running the reconcile handler
-with the functions' environment (as the sandbox runs the other handlers); the rest is the same.
+Sandbox: the "asynchronous invocation" is a thread of this process running the reconcile handler,
+built by its factory from the function's environment (as the sandbox builds the other handlers);
+the rest is the same.
 The outcome is the handler's contract: ``{"run_id", "status", "summary", "report": {"json", "csv",
 "html"}}``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from cli.errors import CliError, Exit
 from cli.status import latest_reconciliation
 from cli.target import Target
+from functions.entry import use_powertools_switches
 from shared import aws
+from shared.config import IntegrationConfig, ReconcileSettings
 from shared.reconcile import runs
+
+if TYPE_CHECKING:
+    from functions.reconcile.handler import ReconcileHandler
 
 logger = logging.getLogger(__name__)
 
-RECONCILE_MODULE = "functions.reconcile.handler"
 FUNCTION_OUTPUT = "ReconcileFunctionName"
 
 
@@ -55,36 +57,23 @@ class _Context:
         return 900_000
 
 
-@contextmanager
-def _function_environment(environment: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in environment}
-    os.environ.update(environment)
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+def _build_handler(environment: dict[str, str]) -> ReconcileHandler:
+    """The reconcile function built from the target's environment, as a cold start builds it."""
+    # The sandbox's log level, and no EMF metrics on the terminal.
+    use_powertools_switches({"POWERTOOLS_METRICS_DISABLED": "true", **environment})
     try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _load_handler() -> Any:
-    try:
-        module = importlib.import_module(RECONCILE_MODULE)
-        # Read this target's environment, as a cold start would.
-        return importlib.reload(module)
+        from functions.reconcile.handler import ReconcileHandler
     except ModuleNotFoundError:
         raise CliError(
             "this version has no reconciliation function (functions/reconcile)", Exit.CONFIG
         ) from None
+    return ReconcileHandler(ReconcileSettings.from_env(environment), IntegrationConfig.from_env(environment))
 
 
-def _start_in_process(module: Any, event: dict[str, Any]) -> threading.Thread:
+def _start_in_process(handler: ReconcileHandler, event: dict[str, Any]) -> threading.Thread:
     def invocation() -> None:
         try:
-            module.handler(event, _Context())
+            handler(event, _Context())
         except Exception:  # the handler wrote the failure under the ticket, as in Lambda
             logger.debug("sandbox reconcile invocation failed", exc_info=True)
 
@@ -139,14 +128,13 @@ def run_reconciliation(
             raise
         progress("Run queued (asynchronous invocation); waiting for it to start...")
         return _follow(table, ticket, timeout, poll_seconds, progress, sleep)
-    with _function_environment(target.environment):
-        try:
-            module = _load_handler()
-        except BaseException:
-            runs.release(table, ticket)
-            raise
-        _start_in_process(module, event)
-        return _follow(table, ticket, timeout, poll_seconds, progress, sleep)
+    try:
+        handler = _build_handler(target.environment)
+    except BaseException:
+        runs.release(table, ticket)
+        raise
+    _start_in_process(handler, event)
+    return _follow(table, ticket, timeout, poll_seconds, progress, sleep)
 
 
 def _follow(

@@ -1,5 +1,5 @@
 """What the CLI acts on: one client's deployed stack, or the local sandbox. Both become the same
-:class:`Target`: the functions' ``RuntimeSettings`` and ``IntegrationConfig``, so every command
+:class:`Target`: the deployment's ``DeploymentSettings`` and ``IntegrationConfig``, so every command
 uses the same shared code as the Lambda functions.
 
 * ``--sandbox``: ``python -m sandbox serve`` writes ``.sandbox.json`` (its JSON line, with the
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cli.errors import CliError, Exit
 from shared import aws
-from shared.config import ConfigError, IntegrationConfig, RuntimeSettings
+from shared.config import ConfigError, DeploymentSettings, IntegrationConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SANDBOX_FILE = REPO_ROOT / ".sandbox.json"
@@ -51,7 +51,7 @@ class SandboxInfo(BaseModel):
 class Target:
     kind: Literal["sandbox", "stack"]
     name: str
-    settings: RuntimeSettings
+    settings: DeploymentSettings
     config: IntegrationConfig
     environment: dict[str, str]
     region: str
@@ -72,7 +72,7 @@ def _build(
     sandbox: SandboxInfo | None = None,
 ) -> Target:
     try:
-        settings = RuntimeSettings.from_env(environment)
+        settings = DeploymentSettings.from_env(environment)
         config = IntegrationConfig.from_env(environment)
     except ConfigError as exc:
         raise CliError(f"the functions' settings are incomplete: {exc}", Exit.CONFIG) from None

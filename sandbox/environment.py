@@ -1,26 +1,22 @@
 """The whole product on 127.0.0.1: moto (AWS), the Xero and Ignition emulators, an API Gateway
 front for the ingest handler, and an SQS event source driving the sync handler.
 
-The handlers are the real Lambda modules, imported after the environment is set exactly as the
-CDK stack sets it; only the endpoints differ.
+The handlers are the real Lambda functions, built by their factories from each function's
+environment exactly as the CDK stack sets it (the synthesized template); only the endpoints differ.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import logging
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from functions.entry import use_powertools_switches
 from sandbox.aws import MotoServer, SandboxResources, create_resources, point_boto3_at
 from sandbox.clock import Clock
 from sandbox.controls import ControlNames, ControlWatcher, create_controls
@@ -33,16 +29,36 @@ from sandbox.runtime import ApiGatewayFront, Handler, LambdaContext, SqsEventSou
 from sandbox.server import RunningServer, serve_in_thread
 from sandbox.xero_emulator import XeroEmulator
 from shared import aws
-from shared.config import IntegrationConfig, WebhookVerification
+from shared.config import (
+    EnvironmentSettings,
+    IngestSettings,
+    IntegrationConfig,
+    PollSettings,
+    ReconcileSettings,
+    SyncSettings,
+    WebhookVerification,
+    XeroWebhookSettings,
+)
 from shared.store.dead_letter_queue import DeadLetter
 
+if TYPE_CHECKING:
+    from functions.ingest.handler import IngestHandler
+    from functions.poll.handler import PollHandler
+    from functions.reconcile.handler import ReconcileHandler
+    from functions.sync.handler import SyncHandler
+    from functions.xero_webhook.handler import XeroWebhookHandler
+
 logger = logging.getLogger(__name__)
+S = TypeVar("S", bound=EnvironmentSettings)
 
 SYNC_TIMEOUT_SECONDS = 60
 RECONCILE_TIMEOUT_SECONDS = 900  # the reconcile function's Lambda timeout (15 minutes)
 POLL_TIMEOUT_SECONDS = 90  # the poll function's (infra/functions.py)
 WEBHOOK_SECRET = "sandbox-webhook-secret"  # a sandbox-only value, printed for the user
 XERO_WEBHOOK_KEY = "sandbox-xero-webhook-key"  # the key Xero would show for the webhook
+# What the sandbox sets in each function's environment from the template: its client's name and
+# configuration (the emulators' URLs).
+SANDBOX_VARIABLES = ("CLIENT_NAME", "INTEGRATION_CONFIG")
 
 
 @dataclass
@@ -64,8 +80,8 @@ class SandboxOptions:
     # idempotency records by it); keep visibility_timeout >= it, as AWS requires.
     sync_timeout_seconds: float = SYNC_TIMEOUT_SECONDS
     sync_batch_size: int = 10
-    # Each polling thread its own execution environment (own copy of the handler module, so its
-    # own token cache, batch processor and clients), as concurrent Lambdas are. Off: one shared.
+    # Each polling thread its own execution environment (its own handler built by the factory, so
+    # its own token cache, batch processor and clients), as concurrent Lambdas are. Off: one shared.
     isolated_sync_workers: bool = True
     # Seconds between scheduled reconciliations (as EventBridge runs them in AWS); None: only on demand.
     reconcile_every: float | None = None
@@ -78,6 +94,8 @@ class SandboxOptions:
     ignition_sources: tuple[str, ...] = ("webhook", "poll")
     # Seconds between poller runs (the EventBridge schedule in AWS); None: only on demand (run_poll).
     poll_every: float | None = None
+    # runtime.xero_to_ignition: marked Xero drafts become Ignition drafts (docs/xero-to-ignition.md).
+    xero_to_ignition: bool = False
 
 
 class PeriodicRunner:
@@ -139,14 +157,14 @@ class Sandbox:
         self._servers: list[RunningServer] = []
         self.resources: SandboxResources | None = None
         self.poller: SqsEventSource | None = None
-        self.ingest: ModuleType | None = None
-        self.sync: ModuleType | None = None
+        self.ingest: IngestHandler | None = None
+        self.sync: SyncHandler | None = None
         self.front: ApiGatewayFront | None = None
-        self.reconcile: ModuleType | None = None
+        self.reconcile: ReconcileHandler | None = None
         self.reconcile_schedule: PeriodicRunner | None = None
-        self.poll: ModuleType | None = None
+        self.poll: PollHandler | None = None
         self.poll_schedule: PeriodicRunner | None = None
-        self.xero_webhook: ModuleType | None = None
+        self.xero_webhook: XeroWebhookHandler | None = None
         self.function_environment: dict[str, str] = {}
         self.aws_faults = AwsFaults()
         self.iam: Enforcer | None = None
@@ -176,20 +194,25 @@ class Sandbox:
         self.control_watcher = ControlWatcher(self.controls)
         self.control_watcher.start()
         self.function_environment = self._function_environment(xero_server.url, ignition_server.url)
-        os.environ.update(self.function_environment)
-        self.ingest = self._load("functions.ingest.handler")
-        self.sync = self._load("functions.sync.handler")
-        self.xero_webhook = self._load("functions.xero_webhook.handler")
+        use_powertools_switches(self.function_environment)
+        from functions.ingest.handler import IngestHandler
+        from functions.xero_webhook.handler import XeroWebhookHandler
+
+        self.ingest = IngestHandler(self.settings("ingest", IngestSettings), self.config)
+        self.sync = self._sync_worker(0)
+        self.xero_webhook = XeroWebhookHandler(
+            self.settings("xero_webhook", XeroWebhookSettings), self.config
+        )
         if self.options.enforce_iam:
             self.iam = Enforcer.for_stack(self.resources.stack, self.resources.functions)
             register(self.iam)
 
         self.front = ApiGatewayFront(
             {
-                ("POST", "/webhooks/ignition"): ("ingest", self.as_function("ingest", self.ingest.handler)),
+                ("POST", "/webhooks/ignition"): ("ingest", self.as_function("ingest", self.ingest)),
                 ("POST", "/webhooks/xero"): (
                     "xero-webhook",
-                    self.as_function("xero_webhook", self.xero_webhook.handler),
+                    self.as_function("xero_webhook", self.xero_webhook),
                 ),
             }
         )
@@ -199,7 +222,7 @@ class Sandbox:
             self.ignition.set_webhook_url(f"{front.url}/webhooks/ignition")
         self.poller = SqsEventSource(
             queue_url=self.resources.queue_url,
-            handler=self.sync.handler,
+            handler=self.sync,
             function_name="sync",
             timeout_seconds=self.options.sync_timeout_seconds,
             concurrency=self.options.sync_concurrency,
@@ -211,7 +234,10 @@ class Sandbox:
             enabled=self.control_watcher.sync_enabled,
         )
         self.poller.start()
-        self.reconcile = self._load("functions.reconcile.handler")
+        from functions.poll.handler import PollHandler
+        from functions.reconcile.handler import ReconcileHandler
+
+        self.reconcile = ReconcileHandler(self.settings("reconcile", ReconcileSettings), self.config)
         if self.options.reconcile_every:
             self.reconcile_schedule = PeriodicRunner(
                 self.run_reconcile,
@@ -219,7 +245,7 @@ class Sandbox:
                 enabled=lambda: self._schedule_enabled("reconcile"),
             )
             self.reconcile_schedule.start()
-        self.poll = self._load("functions.poll.handler")
+        self.poll = PollHandler(self.settings("poll", PollSettings), self.config)
         if self.options.poll_every and "poll" in self.options.ignition_sources:
             self.poll_schedule = PeriodicRunner(
                 self.run_poll,
@@ -238,7 +264,7 @@ class Sandbox:
         assert self.poll is not None
         scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
         with acting_as(self.role("poll")):
-            result: dict[str, Any] = self.poll.handler(scheduled, LambdaContext("poll", POLL_TIMEOUT_SECONDS))
+            result: dict[str, Any] = self.poll(scheduled, LambdaContext("poll", POLL_TIMEOUT_SECONDS))
         return result
 
     def run_reconcile(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -246,10 +272,22 @@ class Sandbox:
         assert self.reconcile is not None
         scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
         with acting_as(self.role("reconcile")):
-            result: dict[str, Any] = self.reconcile.handler(
+            result: dict[str, Any] = self.reconcile(
                 event or scheduled, LambdaContext("reconcile", RECONCILE_TIMEOUT_SECONDS)
             )
         return result
+
+    @property
+    def config(self) -> IntegrationConfig:
+        """The integration configuration the functions are deployed with (``INTEGRATION_CONFIG``)."""
+        return IntegrationConfig.from_env(self.function_environment)
+
+    def settings(self, function: str, settings: type[S]) -> S:
+        """``function``'s settings (a directory of functions/) from its own environment in the
+        template, with the sandbox's client name and configuration."""
+        assert self.resources is not None
+        sandbox = {key: self.function_environment[key] for key in SANDBOX_VARIABLES}
+        return settings.from_env({**self.resources.functions[function].environment, **sandbox})
 
     def role(self, function: str) -> RolePolicy | None:
         """The IAM role ``function`` (a directory of functions/) runs under; None when the sandbox
@@ -325,10 +363,24 @@ class Sandbox:
             current[section] = {**current.get(section, {}), **values}
         validated = IntegrationConfig.model_validate(current)
         self.function_environment["INTEGRATION_CONFIG"] = validated.model_dump_json()
-        os.environ.update(self.function_environment)
-        self.sync = self._load("functions.sync.handler")
-        self.poller.handler = self.sync.handler
+        self.sync = self._sync_worker(0)
+        self.poller.handler = self.sync
         self.poller.reset_workers()
+
+    def set_xero_to_ignition(self, *, enabled: bool) -> None:
+        """Turn Xero -> Ignition drafts on or off and cold-start the two functions that read it (the
+        Xero webhook queues invoice events, the sync drafts marked invoices), as a redeploy does."""
+        assert self.front is not None
+        self.reconfigure(xero_to_ignition={"enabled": enabled})
+        from functions.xero_webhook.handler import XeroWebhookHandler
+
+        self.xero_webhook = XeroWebhookHandler(
+            self.settings("xero_webhook", XeroWebhookSettings), self.config
+        )
+        self.front.routes[("POST", "/webhooks/xero")] = (
+            "xero-webhook",
+            self.as_function("xero_webhook", self.xero_webhook),
+        )
 
     def set_webhook_verification(self, verification: WebhookVerification) -> WebhookVerification:
         """Change how Ignition's webhooks are verified (``runtime.ignition.webhook``, e.g. the
@@ -341,13 +393,14 @@ class Sandbox:
         current["ignition"] = {**current["ignition"], "webhook": verification.model_dump()}
         validated = IntegrationConfig.model_validate(current)
         self.function_environment["INTEGRATION_CONFIG"] = validated.model_dump_json()
-        os.environ.update(self.function_environment)
         self.webhook = verification
         self.ignition._webhook = verification  # the emulator signs as the ingest verifies
-        self.ingest = self._load("functions.ingest.handler")
+        from functions.ingest.handler import IngestHandler
+
+        self.ingest = IngestHandler(self.settings("ingest", IngestSettings), self.config)
         self.front.routes[("POST", "/webhooks/ignition")] = (
             "ingest",
-            self.as_function("ingest", self.ingest.handler),
+            self.as_function("ingest", self.ingest),
         )
         return previous
 
@@ -473,6 +526,7 @@ class Sandbox:
                     "sources": list(self.options.ignition_sources),
                     "mcp": ignition_mcp_config(ignition_url),
                 },
+                "xero_to_ignition": {"enabled": self.options.xero_to_ignition, "app_url": ignition_url},
             }
         )
         if self.options.extra_config:
@@ -494,26 +548,9 @@ class Sandbox:
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
 
-    _worker_generation = 0
+    def _sync_worker(self, index: int) -> SyncHandler:
+        """A cold start of the sync function in its own execution environment (``index``: the
+        polling thread's): a handler of its own, built from the current configuration."""
+        from functions.sync.handler import SyncHandler
 
-    def _sync_worker(self, index: int) -> Handler:
-        """A cold start of the sync function in its own execution environment: a fresh copy of the
-        handler module (its module-level state is that environment's)."""
-        Sandbox._worker_generation += 1
-        origin = importlib.import_module("functions.sync.handler").__file__
-        assert origin is not None
-        name = f"functions.sync._sandbox_worker_{index}_{Sandbox._worker_generation}"
-        spec = importlib.util.spec_from_file_location(name, origin)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # some libraries resolve annotations through sys.modules
-        spec.loader.exec_module(module)
-        handler: Handler = module.handler
-        return handler
-
-    @staticmethod
-    def _load(module: str) -> ModuleType:
-        """Import a handler as Lambda would on a cold start (re-import if a previous sandbox in
-        this process imported it with other settings)."""
-        loaded = importlib.import_module(module)
-        return importlib.reload(loaded)
+        return SyncHandler(self.settings("sync", SyncSettings), self.config)

@@ -2,8 +2,9 @@
 
 Two sources, both validated once at cold start:
 
-* ``RuntimeSettings``: resource names and secret ids, one environment variable each (set by the
-  CDK stack, or by the sandbox locally).
+* ``IngestSettings``, ``SyncSettings``, ``XeroWebhookSettings``, ``PollSettings``,
+  ``ReconcileSettings``: each function's resource names and secret ids, one environment variable
+  each (set by the CDK stack; the sandbox passes them to the handler factories directly).
 * ``IntegrationConfig``: the non-secret behaviour of one client's integration (Xero and Ignition
   endpoints, webhook verification scheme, field-mapping rules). It is the ``runtime`` section of
   ``clients/<name>.json`` and reaches the functions as JSON in ``INTEGRATION_CONFIG`` (or a file
@@ -21,12 +22,13 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.money import MoneyError, rate_key
+from shared.xero_to_ignition.rules import XeroToIgnitionRules
 
 
 class ConfigError(ValueError):
@@ -383,6 +385,7 @@ ReconcileCategory = Literal[
     "duplicate_in_xero",
     "orphan_in_xero",
     "written_by_ignition",
+    "ignition_draft",
     "dead_letter",
 ]
 # Categories the reconciliation may re-queue; the rest only ever go in the report (merging
@@ -507,6 +510,7 @@ class IntegrationConfig(StrictModel):
     payments: PaymentRules = PaymentRules()
     reconcile: ReconcileRules = ReconcileRules()
     retries: RetryRules = RetryRules()
+    xero_to_ignition: XeroToIgnitionRules = XeroToIgnitionRules()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IntegrationConfig:
@@ -523,28 +527,14 @@ class IntegrationConfig(StrictModel):
             raise ConfigError(f"INTEGRATION_CONFIG is invalid: {exc}") from exc
 
 
-class RuntimeSettings(StrictModel):
-    """Resource names and secret ids from the environment. Each function reads what it needs."""
-
-    client_name: str = Field(alias="CLIENT_NAME")
-    state_table: str = Field(alias="STATE_TABLE_NAME")
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
-    archive_bucket: str = Field(alias="ARCHIVE_BUCKET_NAME")
-    sync_queue_url: str = Field(alias="SYNC_QUEUE_URL")
-    dlq_url: str = Field(alias="DLQ_URL")
-    xero_client_secret_id: str = Field(alias="XERO_CLIENT_SECRET_ID")
-    xero_token_secret_id: str = Field(alias="XERO_TOKEN_SECRET_ID")
-    ignition_webhook_secret_id: str = Field(alias="IGNITION_WEBHOOK_SECRET_ID")
-    ignition_api_secret_id: str = Field(alias="IGNITION_API_SECRET_ID")
-    # Only the Xero webhook function reads it; optional so that no other function depends on it.
-    xero_webhook_secret_id: str | None = Field(default=None, alias="XERO_WEBHOOK_SECRET_ID")
-    # Only where runtime.xero_to_ignition is enabled: the Ignition MCP user's token set.
-    ignition_mcp_secret_id: str | None = Field(default=None, alias="IGNITION_MCP_SECRET_ID")
+class EnvironmentSettings(BaseModel):
+    """Resource names and secret ids from the environment, one variable each (set per function by
+    the CDK stack, ``infra/functions.py``). Each function's settings hold only what it reads."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = os.environ if environ is None else environ
         try:
             return cls.model_validate(dict(env))
@@ -553,3 +543,77 @@ class RuntimeSettings(StrictModel):
             raise ConfigError(
                 f"missing environment variables: {', '.join(missing)}" if missing else str(exc)
             ) from exc
+
+
+# The pieces the functions' settings are made of, one per resource.
+class StateTable(EnvironmentSettings):
+    state_table: str = Field(alias="STATE_TABLE_NAME")
+
+
+class ArchiveBucket(EnvironmentSettings):
+    archive_bucket: str = Field(alias="ARCHIVE_BUCKET_NAME")
+
+
+class SyncQueue(EnvironmentSettings):
+    sync_queue_url: str = Field(alias="SYNC_QUEUE_URL")
+
+
+class DeadLetterQueue(EnvironmentSettings):
+    dlq_url: str = Field(alias="DLQ_URL")
+
+
+class XeroAccess(StateTable):
+    """The Xero app's client credentials and the organisation's token set (refreshed under a lock
+    in the state table)."""
+
+    xero_client_secret_id: str = Field(alias="XERO_CLIENT_SECRET_ID")
+    xero_token_secret_id: str = Field(alias="XERO_TOKEN_SECRET_ID")
+
+
+class IgnitionAccess(StateTable):
+    """Ignition's client credentials and rotating token set (one secret; refreshed under a lock in
+    the state table, whose request budget every Ignition reader shares)."""
+
+    ignition_api_secret_id: str = Field(alias="IGNITION_API_SECRET_ID")
+
+
+class IgnitionMcpAccess(StateTable):
+    """The Ignition MCP user's client credentials and rotating token set (shared/ignition/mcp.py);
+    set only where runtime.xero_to_ignition is enabled, so None means the feature is off."""
+
+    ignition_mcp_secret_id: str | None = Field(default=None, alias="IGNITION_MCP_SECRET_ID")
+
+
+class IngestSettings(ArchiveBucket, SyncQueue):
+    ignition_webhook_secret_id: str = Field(alias="IGNITION_WEBHOOK_SECRET_ID")
+
+
+class SyncSettings(XeroAccess, IgnitionAccess, IgnitionMcpAccess, SyncQueue, DeadLetterQueue):
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
+
+
+class XeroWebhookSettings(StateTable, ArchiveBucket, SyncQueue):
+    xero_webhook_secret_id: str = Field(alias="XERO_WEBHOOK_SECRET_ID")
+
+
+class PollSettings(IgnitionAccess, SyncQueue):
+    """Reads Ignition's Reporting API (its cursor and run lease in the state table), queues changes."""
+
+
+class ReconcileSettings(XeroAccess, IgnitionAccess, ArchiveBucket, SyncQueue, DeadLetterQueue):
+    # The report's name and the notification's subject carry the client's name.
+    client_name: str = Field(alias="CLIENT_NAME")
+    # The SNS topic told about a run that needs a person; None: no notification.
+    alert_topic_arn: str | None = Field(default=None, alias="ALERT_TOPIC_ARN")
+
+
+class DeploymentSettings(ReconcileSettings):
+    """Every resource of one deployment: what the operator CLI (``cli/target.py``) acts on. The
+    Xero webhook's secret is optional here, so a deployment from before that function still loads."""
+
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
+    ignition_webhook_secret_id: str = Field(alias="IGNITION_WEBHOOK_SECRET_ID")
+
+    xero_webhook_secret_id: str | None = Field(default=None, alias="XERO_WEBHOOK_SECRET_ID")
+    # Only where runtime.xero_to_ignition is enabled (connect ignition-mcp writes it).
+    ignition_mcp_secret_id: str | None = Field(default=None, alias="IGNITION_MCP_SECRET_ID")

@@ -1,4 +1,5 @@
-"""The sync's retry policy: when a queued event is tried again, and when it is parked in the DLQ.
+"""The sync's retry policy: when a queued event is tried again, and when it is parked in the DLQ;
+and the delivery of one batch by it (:class:`BatchAttempt`), which the sync function runs.
 
 Three kinds of failure, three answers:
 
@@ -19,12 +20,17 @@ without a reason unless the function cannot start at all (and even that is re-qu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic import ValidationError
 
 from shared.config import RetryRules
 from shared.errors import LimitWait, PermanentSyncError, is_permanent, retry_delay_seconds
 from shared.ignition.reporting import IgnitionRateLimited
+from shared.models.events import SyncEvent
+from shared.observability import Metric
 from shared.store.attempts import NO_HISTORY, AttemptHistory
 from shared.xero.errors import XeroRateLimited
 
@@ -130,3 +136,166 @@ class DeliveryPolicy:
                 f"last error: {history.last_error or 'unknown'}"
             ),
         )
+
+
+# -- one batch ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A sync queue message as the policy sees it (from an SQS record of the function's event)."""
+
+    message_id: str
+    body: str
+    receipt_handle: str
+    receives: int
+    group_id: str | None
+
+
+class DeadLetterSink(Protocol):
+    def send(self, body: str, *, group_id: str, dedup_id: str, category: str, reason: str) -> None: ...
+
+
+class VisibilityDelay(Protocol):
+    def delay(self, receipt_handle: str, seconds: int) -> bool: ...
+
+
+class FunctionLog(Protocol):
+    """The function's structured logger (Powertools' ``Logger``): keys appended to every line."""
+
+    def append_keys(self, **keys: object) -> None: ...
+
+    def info(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
+
+    def warning(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
+
+    def error(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
+
+
+OUTCOME_METRICS: dict[tuple[str, str], Metric] = {
+    ("client", "created"): Metric.CONTACTS_CREATED,
+    ("client", "updated"): Metric.CONTACTS_UPDATED,
+    ("invoice", "created"): Metric.INVOICES_CREATED,
+    ("invoice", "updated"): Metric.INVOICES_UPDATED,
+    ("invoice", "voided"): Metric.INVOICES_VOIDED,
+    ("payment", "applied"): Metric.PAYMENTS_APPLIED,
+}
+
+
+@dataclass(frozen=True)
+class SyncDelivery:
+    """What the sync function delivers each batch with: the policy, the sync itself (``apply``,
+    idempotent per event), the DLQ, the queue (to hold a message back), its metrics and its log."""
+
+    policy: DeliveryPolicy
+    apply: Callable[[SyncEvent], Mapping[str, object]]
+    dead_letters: DeadLetterSink
+    queue: VisibilityDelay
+    count: Callable[[Metric], None]
+    log: FunctionLog
+
+    def dead_letter(self, message: QueuedMessage, group_id: str, verdict: GiveUp) -> None:
+        # One deduplication id per failed message, not per event: a replay is a new message, so a
+        # replay that fails again within FIFO's 5-minute deduplication window still lands in the DLQ.
+        self.dead_letters.send(
+            message.body,
+            group_id=group_id,
+            dedup_id=message.message_id,
+            category=verdict.category,
+            reason=verdict.reason,
+        )
+        self.count(Metric.EVENTS_FAILED_PERMANENT)
+        # The reason stays in the (encrypted) DLQ message: Xero's messages can quote names.
+        self.log.error(
+            "event dead-lettered", extra={"category": verdict.category, "message_id": message.message_id}
+        )
+
+    def count_outcome(self, result: Mapping[str, object]) -> None:
+        action = str(result.get("action"))
+        self.count(Metric.EVENTS_SKIPPED_STALE if action == "skipped_stale" else Metric.EVENTS_SYNCED)
+        metric = OUTCOME_METRICS.get((str(result.get("record_type")), action))
+        if metric is not None:
+            self.count(metric)
+        if result.get("total_mismatch"):
+            self.count(Metric.AMOUNT_MISMATCHES)
+
+
+class BatchAttempt:
+    """One invocation's view of its batch: which messages were tried, and how long each failed
+    FIFO group must wait, so members handed back untried return with their group's head."""
+
+    def __init__(self, delivery: SyncDelivery) -> None:
+        self._delivery = delivery
+        self.tried: set[str] = set()
+        self.group_delays: dict[str, int] = {}
+        # Set once a record of this batch waits for a limit (Xero's or Ignition's rate limit, the
+        # call budget): the limit is the organisation's, so the rest of the batch waits with it
+        # instead of each spending calls to find out.
+        self.limit_delay: int | None = None
+
+    def handle(self, message: QueuedMessage) -> None:
+        """Try one message; raises (the record fails, its FIFO group stops) when it is to be
+        retried, returns when it succeeded or was dead-lettered."""
+        delivery, policy = self._delivery, self._delivery.policy
+        self.tried.add(message.message_id)
+        if self.limit_delay is not None:
+            self._defer(message, self.limit_delay)
+        try:
+            event = SyncEvent.model_validate_json(message.body)
+        except ValidationError as exc:
+            reason = f"queue message is not a SyncEvent: {exc.error_count()} error(s)"
+            delivery.dead_letter(message, "malformed", GiveUp(category="malformed_message", reason=reason))
+            return
+        delivery.log.append_keys(
+            correlation_id=event.correlation_id, event_id=event.event_id, ignition_id=event.record_id
+        )
+        refused = policy.before_attempt(message.message_id, message.receives)
+        if refused is not None:
+            delivery.dead_letter(message, event.group_id, refused)
+            return
+        try:
+            result = delivery.apply(event)
+        except Exception as exc:
+            decision = policy.after_failure(message.message_id, message.receives, exc)
+            if isinstance(decision, GiveUp):
+                delivery.dead_letter(message, event.group_id, decision)
+                return
+            delivery.count(Metric.EVENTS_DEFERRED if decision.wait else Metric.EVENTS_FAILED_TRANSIENT)
+            self._keep(message, decision.delay_seconds)
+            if decision.wait and isinstance(exc, RateLimitWait):
+                self.limit_delay = decision.delay_seconds
+            # A wait is routine (a burst behind Xero's limits): info; a fault is worth a warning.
+            (delivery.log.info if decision.wait else delivery.log.warning)(
+                "event will be retried",
+                extra={
+                    "error": type(exc).__name__,
+                    "wait": decision.wait,
+                    "retry_in_seconds": decision.delay_seconds,
+                    "receives": message.receives,
+                },
+            )
+            raise
+        delivery.count_outcome(result)
+
+    def _keep(self, message: QueuedMessage, delay: int) -> None:
+        self._delivery.queue.delay(message.receipt_handle, delay)
+        if message.group_id is not None:
+            self.group_delays[message.group_id] = delay
+
+    def _defer(self, message: QueuedMessage, delay: int) -> None:
+        self._delivery.policy.untried([message.message_id])
+        self._delivery.count(Metric.EVENTS_DEFERRED)
+        self._keep(message, delay)
+        raise DeferredBehindLimit(delay)
+
+    def hand_back_untried(self, event: Mapping[str, Any], failed: set[str]) -> None:
+        """Messages skipped behind a failed message of their group were not tried: record a wait
+        for each (not a failure of theirs) and keep them as long as their group's head."""
+        untried = [r for r in event.get("Records", []) if r["messageId"] in failed - self.tried]
+        if not untried:
+            return
+        self._delivery.policy.untried([r["messageId"] for r in untried])
+        for raw in untried:
+            delay = self.group_delays.get(raw.get("attributes", {}).get("MessageGroupId", ""))
+            if delay is not None:
+                self._delivery.queue.delay(raw["receiptHandle"], delay)

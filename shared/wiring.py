@@ -1,4 +1,5 @@
-"""Builds the real adapters behind the sync's ports from settings and configuration.
+"""Builds the real adapters behind the sync's ports from settings and configuration: the token
+providers and the Ignition client are the same for the sync, the poller and the reconciliation.
 
 Called lazily on the first event, not at import: a function whose secrets are not filled in yet
 still starts, and reports a clear error per event instead of a Lambda init failure.
@@ -9,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from shared.config import IntegrationConfig, RecordType, RuntimeSettings
+import httpx
+
+from shared.config import IgnitionAccess, IntegrationConfig, RecordType, SyncSettings, XeroAccess
+from shared.contacts import ContactSync
 from shared.errors import PermanentSyncError
 from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
@@ -31,9 +36,10 @@ from shared.outcome import SyncOutcome
 from shared.payments import PaymentSync
 from shared.store.locks import DynamoLeaseLock
 from shared.store.mappings import DynamoMappingStore
-from shared.sync import ContactSync
 from shared.xero.budget import DynamoCallBudget
 from shared.xero.client import XeroCall, XeroClient
+from shared.xero_to_ignition.events import is_xero_invoice_event
+from shared.xero_to_ignition.wiring import XeroToIgnitionParts, build_xero_to_ignition
 
 XERO_REAUTHORISE = "run `python -m cli connect xero --client NAME` and then replay the DLQ"
 IGNITION_REAUTHORISE = "run `python -m cli connect ignition --client NAME` and then replay the DLQ"
@@ -44,8 +50,11 @@ class SyncService:
     contacts: ContactSync
     invoices: InvoiceSync
     payments: PaymentSync
+    xero_to_ignition: XeroToIgnitionParts | None = None
 
     def apply(self, event: SyncEvent) -> SyncOutcome:
+        if self.xero_to_ignition is not None and is_xero_invoice_event(event):
+            return self.xero_to_ignition.handle(event)  # a Xero invoice, shared/xero_to_ignition
         handlers = {
             RecordType.CLIENT: self.contacts.handle,
             RecordType.INVOICE: self.invoices.handle,
@@ -55,7 +64,7 @@ class SyncService:
 
 
 def xero_token_provider(
-    settings: RuntimeSettings, config: IntegrationConfig, on_refresh: Callable[[RefreshOutcome], None] | None
+    settings: XeroAccess, config: IntegrationConfig, on_refresh: Callable[[RefreshOutcome], None] | None
 ) -> tuple[TokenProvider, str | None]:
     """The provider for the configured auth mode, and the tenant id stored with the token set."""
     credentials = read_client_credentials(settings.xero_client_secret_id, provider="xero")
@@ -80,7 +89,7 @@ def xero_token_provider(
     return provider, stored.tenant_id if stored else None
 
 
-def ignition_token_provider(settings: RuntimeSettings, config: IntegrationConfig) -> TokenProvider:
+def ignition_token_provider(settings: IgnitionAccess, config: IntegrationConfig) -> TokenProvider:
     # One secret holds Ignition's client credentials and its rotating token set.
     return RefreshingTokenProvider(
         config.ignition.token_url,
@@ -93,13 +102,14 @@ def ignition_token_provider(settings: RuntimeSettings, config: IntegrationConfig
     )
 
 
-def build_sync_service(
-    settings: RuntimeSettings,
+def xero_client(
+    settings: XeroAccess,
     config: IntegrationConfig,
     *,
-    on_xero_call: Callable[[XeroCall], None] | None = None,
+    on_call: Callable[[XeroCall], None] | None = None,
     on_token_refresh: Callable[[RefreshOutcome], None] | None = None,
-) -> SyncService:
+) -> XeroClient:
+    """The connected organisation's client, spending from its one call budget."""
     tokens, tenant_id = xero_token_provider(settings, config, on_token_refresh)
     if tenant_id is None:
         raise PermanentSyncError(
@@ -107,24 +117,45 @@ def build_sync_service(
             "(`python -m cli connect xero`)",
             category="not_connected",
         )
-    xero = XeroClient(
-        config.xero,
-        tokens,
-        tenant_id,
-        DynamoCallBudget(settings.state_table, tenant_id, config.xero),
-        on_call=on_xero_call,
-    )
-    ignition_tokens = ignition_token_provider(settings, config)
-    ignition = IgnitionReportingClient.from_config(
+    budget = DynamoCallBudget(settings.state_table, tenant_id, config.xero)
+    return XeroClient(config.xero, tokens, tenant_id, budget, on_call=on_call)
+
+
+def ignition_client(
+    settings: IgnitionAccess,
+    config: IntegrationConfig,
+    *,
+    http: httpx.Client | None = None,
+    background: bool = False,
+    **options: Any,
+) -> IgnitionReportingClient:
+    """The Reporting API client, spending from the practice's one request budget (``background``:
+    only above the reserve left to the sync and the reconciliation)."""
+    tokens = ignition_token_provider(settings, config)
+    return IgnitionReportingClient.from_config(
         config.ignition,
-        ignition_tokens.access_token,
-        force_refresh=ignition_tokens.force_refresh,
-        budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition),
+        tokens.access_token,
+        force_refresh=tokens.force_refresh,
+        http=http,
+        budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition, background=background),
+        **options,
     )
+
+
+def build_sync_service(
+    settings: SyncSettings,
+    config: IntegrationConfig,
+    *,
+    on_xero_call: Callable[[XeroCall], None] | None = None,
+    on_token_refresh: Callable[[RefreshOutcome], None] | None = None,
+) -> SyncService:
+    xero = xero_client(settings, config, on_call=on_xero_call, on_token_refresh=on_token_refresh)
+    ignition = ignition_client(settings, config)
     store = DynamoMappingStore(settings.state_table)
     contacts = ContactSync(
         xero=xero, ignition=ignition, store=store, rules=config.contacts, ignition_config=config.ignition
     )
+    xero_to_ignition = build_xero_to_ignition(settings, config, xero=xero, mappings=store)
     invoices = InvoiceSync(
         xero=xero,
         ignition=ignition,
@@ -134,6 +165,7 @@ def build_sync_service(
         unit=config.ignition.amount_unit,
         history_notes=config.xero.history_notes,
         max_clock_skew=timedelta(seconds=config.ignition.max_clock_skew_seconds),
+        drafted_from=xero_to_ignition.round_trip.origin,
     )
     payments = PaymentSync(
         xero=xero,
@@ -145,4 +177,6 @@ def build_sync_service(
         history_notes=config.xero.history_notes,
         max_clock_skew=timedelta(seconds=config.ignition.max_clock_skew_seconds),
     )
-    return SyncService(contacts=contacts, invoices=invoices, payments=payments)
+    return SyncService(
+        contacts=contacts, invoices=invoices, payments=payments, xero_to_ignition=xero_to_ignition
+    )

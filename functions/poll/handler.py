@@ -17,62 +17,63 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.config import IntegrationConfig, RuntimeSettings
-from shared.ignition.budget import IgnitionRequestBudget
-from shared.ignition.reporting import IgnitionReportingClient
+from functions.entry import PowertoolsHandler, from_environment
+from shared.config import IntegrationConfig, PollSettings
 from shared.observability import Metric
 from shared.poll import Poller
 from shared.store.poll_state import DynamoPollStateStore, DynamoRunLease
 from shared.store.queue import SqsEventQueue
-from shared.wiring import ignition_token_provider
+from shared.wiring import ignition_client
 
 logger = Logger()
 metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
 
-settings = RuntimeSettings.from_env()
-config = IntegrationConfig.from_env()
 # Longer than any run (the function's timeout, infra/functions.py): a crashed run's lease frees
 # itself before the run after next.
 LEASE_SECONDS = 120.0
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    requests = 0
+class PollHandler(PowertoolsHandler):
+    """One execution environment's poll function, built from its settings."""
 
-    def counted(_: httpx.Request) -> None:
-        nonlocal requests
-        requests += 1
+    def __init__(self, settings: PollSettings, config: IntegrationConfig) -> None:
+        self.settings = settings
+        self.config = config
+        super().__init__(logger, metrics)
 
-    try:
-        with httpx.Client(timeout=20.0, event_hooks={"request": [counted]}) as http:
-            tokens = ignition_token_provider(settings, config)
-            ignition = IgnitionReportingClient.from_config(
-                config.ignition,
-                tokens.access_token,
-                force_refresh=tokens.force_refresh,
-                http=http,
-                # The poller spends only above the reserve it leaves to the sync and reconciliation.
-                budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition, background=True),
-            )
-            poller = Poller(
-                ignition=ignition,
-                queue=SqsEventQueue(settings.sync_queue_url),
-                state=DynamoPollStateStore(settings.state_table),
-                lease=DynamoRunLease(settings.state_table, LEASE_SECONDS),
-                rules=config.ignition.poll,
-            )
-            result = poller.run()
-    except Exception:  # counted for the alarm, then raised: Lambda records the failure
-        metrics.add_metric(name=Metric.POLL_FAILURES, unit=MetricUnit.Count, value=1)
-        logger.exception("poll run failed", extra={"ignition_requests": requests})
-        raise
-    finally:
-        metrics.add_metric(name=Metric.POLL_IGNITION_REQUESTS, unit=MetricUnit.Count, value=requests)
-    metrics.add_metric(name=Metric.POLL_RUNS, unit=MetricUnit.Count, value=1)
-    if result.status == "skipped" and result.reason == "budget":
-        metrics.add_metric(name=Metric.POLL_SKIPPED_FOR_BUDGET, unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name=Metric.POLL_EVENTS_QUEUED, unit=MetricUnit.Count, value=result.queued)
-    return {**result.response(), "ignition_requests": requests}
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        requests = 0
+
+        def counted(_: httpx.Request) -> None:
+            nonlocal requests
+            requests += 1
+
+        try:
+            with httpx.Client(timeout=20.0, event_hooks={"request": [counted]}) as http:
+                result = self._poller(http).run()
+        except Exception:  # counted for the alarm, then raised: Lambda records the failure
+            metrics.add_metric(name=Metric.POLL_FAILURES, unit=MetricUnit.Count, value=1)
+            logger.exception("poll run failed", extra={"ignition_requests": requests})
+            raise
+        finally:
+            metrics.add_metric(name=Metric.POLL_IGNITION_REQUESTS, unit=MetricUnit.Count, value=requests)
+        metrics.add_metric(name=Metric.POLL_RUNS, unit=MetricUnit.Count, value=1)
+        if result.status == "skipped" and result.reason == "budget":
+            metrics.add_metric(name=Metric.POLL_SKIPPED_FOR_BUDGET, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.POLL_EVENTS_QUEUED, unit=MetricUnit.Count, value=result.queued)
+        return {**result.response(), "ignition_requests": requests}
+
+    def _poller(self, http: httpx.Client) -> Poller:
+        table = self.settings.state_table
+        return Poller(
+            # The poller spends only above the reserve it leaves to the sync and reconciliation.
+            ignition=ignition_client(self.settings, self.config, http=http, background=True),
+            queue=SqsEventQueue(self.settings.sync_queue_url),
+            state=DynamoPollStateStore(table),
+            lease=DynamoRunLease(table, LEASE_SECONDS),
+            rules=self.config.ignition.poll,
+        )
+
+
+handler = from_environment(PollHandler, PollSettings)

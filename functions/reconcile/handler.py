@@ -24,19 +24,17 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.config import IntegrationConfig, RuntimeSettings
+from functions.entry import PowertoolsHandler, from_environment
+from shared.config import IntegrationConfig, ReconcileSettings
 from shared.observability import Metric
 from shared.reconcile import runs
 from shared.reconcile.model import RunResult
-from shared.reconcile.wiring import alert_topic_from_env, build_reconciler
+from shared.reconcile.wiring import build_reconciler
 from shared.store.dead_letter_queue import requeue_exhausted
 
 logger = Logger()
 metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
-
-settings = RuntimeSettings.from_env()
-config = IntegrationConfig.from_env()
 
 
 class ReconcileRequest(BaseModel):
@@ -48,7 +46,7 @@ class ReconcileRequest(BaseModel):
     run_ticket: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
-def parse(event: dict[str, Any]) -> ReconcileRequest:
+def parse(event: dict[str, Any], config: IntegrationConfig) -> ReconcileRequest:
     """A scheduled event (``detail-type: Scheduled Event``) runs the configured default mode."""
     if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
         detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
@@ -77,7 +75,7 @@ def emit(result: RunResult) -> None:
             metric.add_dimension(name="category", value=category)
 
 
-def requeue_dead_letters_without_reason() -> None:
+def requeue_dead_letters_without_reason(settings: ReconcileSettings) -> None:
     """What the queue's redrive moved to the DLQ ran out of deliveries: no judgement on the event,
     so every scheduled run puts it back (a bounded number of times) before the report reads the DLQ."""
     outcome = requeue_exhausted(settings.dlq_url, settings.sync_queue_url)
@@ -89,82 +87,91 @@ def requeue_dead_letters_without_reason() -> None:
         )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
-    try:
-        request = parse(event)
-    except ValidationError as exc:
-        metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
-        raise ValueError(f"not a reconcile request: {exc.error_count()} error(s)") from exc
-    assert request.mode is not None
-    table = settings.state_table
-    ticket = request.run_ticket or runs.new_ticket()
-    if request.run_ticket is not None:
-        done = runs.outcome(table, ticket)
-        if done is not None:
-            logger.info("this run request already has an outcome (a retried invocation)")
-            return done
-    # A scheduled run reserves the lease itself; `reconcile --now` reserved it under its ticket.
-    if (request.run_ticket is None and not runs.reserve(table, ticket)) or not runs.start(table, ticket):
-        running = runs.current_run(table) or {}
-        if running.get("ticket") == ticket:
-            # A second delivery of this very request: the first one is running it.
-            logger.warning("reconciliation request delivered twice; already running")
-            return {"status": "skipped", "reason": "this request is already running"}
-        skipped: dict[str, object] = {
-            "status": "skipped",
-            "reason": "another reconciliation run is in progress",
-            "running_since": running.get("started_at") or running.get("requested_at"),
-        }
-        logger.warning("reconciliation skipped: another run is in progress")
+class ReconcileHandler(PowertoolsHandler):
+    """One execution environment's reconcile function, built from its settings. ``config`` is read
+    at each run (a test may change it between runs, as a redeploy would)."""
+
+    def __init__(self, settings: ReconcileSettings, config: IntegrationConfig) -> None:
+        self.settings = settings
+        self.config = config
+        super().__init__(logger, metrics)
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+        try:
+            request = parse(event, self.config)
+        except ValidationError as exc:
+            metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
+            raise ValueError(f"not a reconcile request: {exc.error_count()} error(s)") from exc
+        assert request.mode is not None
+        table = self.settings.state_table
+        ticket = request.run_ticket or runs.new_ticket()
         if request.run_ticket is not None:
-            runs.save_outcome(table, ticket, skipped)
-        return skipped
-    try:
-        body = _run(request, context, lambda phase: runs.note_phase(table, ticket, phase))
-        # Before the lease goes: a requester that finds the lease gone and no outcome reports
-        # the run as killed.
-        runs.save_outcome(table, ticket, body)
-    except Exception as exc:
-        runs.save_outcome(table, ticket, {"status": "failed", "error": type(exc).__name__})
-        raise
-    finally:
-        runs.release(table, ticket)
-    return body
+            done = runs.outcome(table, ticket)
+            if done is not None:
+                logger.info("this run request already has an outcome (a retried invocation)")
+                return done
+        # A scheduled run reserves the lease itself; `reconcile --now` reserved it under its ticket.
+        if (request.run_ticket is None and not runs.reserve(table, ticket)) or not runs.start(table, ticket):
+            running = runs.current_run(table) or {}
+            if running.get("ticket") == ticket:
+                # A second delivery of this very request: the first one is running it.
+                logger.warning("reconciliation request delivered twice; already running")
+                return {"status": "skipped", "reason": "this request is already running"}
+            skipped: dict[str, object] = {
+                "status": "skipped",
+                "reason": "another reconciliation run is in progress",
+                "running_since": running.get("started_at") or running.get("requested_at"),
+            }
+            logger.warning("reconciliation skipped: another run is in progress")
+            if request.run_ticket is not None:
+                runs.save_outcome(table, ticket, skipped)
+            return skipped
+        try:
+            body = self._run(request, context, lambda phase: runs.note_phase(table, ticket, phase))
+            # Before the lease goes: a requester that finds the lease gone and no outcome reports
+            # the run as killed.
+            runs.save_outcome(table, ticket, body)
+        except Exception as exc:
+            runs.save_outcome(table, ticket, {"status": "failed", "error": type(exc).__name__})
+            raise
+        finally:
+            runs.release(table, ticket)
+        return body
 
-
-def _run(
-    request: ReconcileRequest, context: LambdaContext, on_progress: Callable[[str], None]
-) -> dict[str, object]:
-    assert request.mode is not None
-    close: Callable[[], None] = lambda: None  # noqa: E731 - replaced once the clients exist
-    try:
-        reconciler, close = build_reconciler(
-            settings,
-            config,
-            remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
-            on_result=emit,
-            alert_topic_arn=alert_topic_from_env(),
+    def _run(
+        self, request: ReconcileRequest, context: LambdaContext, on_progress: Callable[[str], None]
+    ) -> dict[str, object]:
+        assert request.mode is not None
+        close: Callable[[], None] = lambda: None  # noqa: E731 - replaced once the clients exist
+        try:
+            reconciler, close = build_reconciler(
+                self.settings,
+                self.config,
+                remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+                on_result=emit,
+                alert_topic_arn=self.settings.alert_topic_arn,
+            )
+            reconciler.on_progress = on_progress
+            if not request.dry_run:
+                requeue_dead_letters_without_reason(self.settings)
+            result = reconciler.run(request.mode, dry_run=request.dry_run)
+        except Exception:  # counted for the alarm, then raised: Lambda records the failure
+            metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
+            logger.exception("reconciliation failed")
+            raise
+        finally:
+            close()
+        started = result.started_at
+        metrics.add_metric(
+            name=Metric.RECONCILE_DURATION_SECONDS,
+            unit=MetricUnit.Seconds,
+            value=_seconds_between(started, result.finished_at),
         )
-        reconciler.on_progress = on_progress
-        if not request.dry_run:
-            requeue_dead_letters_without_reason()
-        result = reconciler.run(request.mode, dry_run=request.dry_run)
-    except Exception:  # counted for the alarm, then raised: Lambda records the failure
-        metrics.add_metric(name=Metric.RECONCILE_FAILURES, unit=MetricUnit.Count, value=1)
-        logger.exception("reconciliation failed")
-        raise
-    finally:
-        close()
-    started = result.started_at
-    metrics.add_metric(
-        name=Metric.RECONCILE_DURATION_SECONDS,
-        unit=MetricUnit.Seconds,
-        value=_seconds_between(started, result.finished_at),
-    )
-    return result.response()
+        return result.response()
 
 
 def _seconds_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+handler = from_environment(ReconcileHandler, ReconcileSettings)

@@ -4,16 +4,12 @@ request is counted so a run can stop inside its own share of the daily limits.""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
 
-from shared.config import IntegrationConfig, RuntimeSettings
-from shared.errors import PermanentSyncError
-from shared.ignition.budget import IgnitionRequestBudget
-from shared.ignition.reporting import IgnitionReportingClient
+from shared.config import IntegrationConfig, ReconcileSettings
 from shared.oauth import RefreshOutcome
 from shared.reconcile.adapters import (
     DynamoRunStore,
@@ -25,13 +21,13 @@ from shared.reconcile.model import RunCounters, RunResult
 from shared.store.dead_letter_queue import SqsDeadLetters
 from shared.store.mappings import BatchMappingReader
 from shared.store.queue import SqsEventQueue
-from shared.wiring import ignition_token_provider, xero_token_provider
-from shared.xero.budget import DynamoCallBudget
-from shared.xero.client import XeroCall, XeroClient
+from shared.wiring import ignition_client, xero_client
+from shared.xero.client import XeroCall
+from shared.xero_to_ignition.safety_net import safety_net
 
 
 def build_reconciler(
-    settings: RuntimeSettings,
+    settings: ReconcileSettings,
     config: IntegrationConfig,
     *,
     remaining_seconds: Callable[[], float],
@@ -52,38 +48,25 @@ def build_reconciler(
     def counted_ignition_request(_: httpx.Request) -> None:
         counters.ignition_requests += 1
 
-    tokens, tenant_id = xero_token_provider(settings, config, on_token_refresh)
-    if tenant_id is None:
-        raise PermanentSyncError(
-            "the Xero token secret has no tenant_id: connect the organisation first", category="not_connected"
-        )
-    xero = XeroClient(
-        config.xero,
-        tokens,
-        tenant_id,
-        DynamoCallBudget(settings.state_table, tenant_id, config.xero),
-        on_call=counted_xero_call,
-    )
+    xero = xero_client(settings, config, on_call=counted_xero_call, on_token_refresh=on_token_refresh)
     ignition_http = httpx.Client(timeout=20.0, event_hooks={"request": [counted_ignition_request]})
-    ignition_tokens = ignition_token_provider(settings, config)
-    ignition = IgnitionReportingClient.from_config(
-        config.ignition,
-        ignition_tokens.access_token,
-        force_refresh=ignition_tokens.force_refresh,
-        http=ignition_http,
-        page_limit=config.reconcile.ignition_page_limit,
-        budget=IgnitionRequestBudget.in_table(settings.state_table, config.ignition),
+    ignition = ignition_client(
+        settings, config, http=ignition_http, page_limit=config.reconcile.ignition_page_limit
     )
+    mappings = BatchMappingReader(settings.state_table)
     ports = Ports(
         xero=xero,
         ignition=ignition,
-        mappings=BatchMappingReader(settings.state_table),
+        mappings=mappings,
         queue=SqsEventQueue(settings.sync_queue_url),
         dead_letters=SqsDeadLetters(settings.dlq_url),
         runs=DynamoRunStore(settings.state_table),
         artifacts=S3Artifacts(settings.archive_bucket),
         notifier=SnsNotifier(alert_topic_arn) if alert_topic_arn else None,
         links=S3Artifacts(settings.archive_bucket),
+        xero_to_ignition=safety_net(settings.state_table, config, xero, mappings)
+        if config.xero_to_ignition.enabled
+        else None,
     )
     reconciler = Reconciler(
         ports,
@@ -100,7 +83,3 @@ def build_reconciler(
         ignition_http.close()
 
     return reconciler, close
-
-
-def alert_topic_from_env() -> str | None:
-    return os.environ.get("ALERT_TOPIC_ARN") or None

@@ -1,9 +1,10 @@
 """A light harness for fuzzing the ingest Lambda in-process against moto's server.
 
 Each configuration gets its own copy of the stack in moto (built from the synthesized template,
-the handler running under the ingest function's role with IAM enforced), and its own copy of
-``functions/ingest/handler.py`` imported with that configuration's environment (as a cold start
-would), so thousands of requests run in seconds without HTTP in between. The archive and the queue
+the handler running under the ingest function's role with IAM enforced), and its own ingest
+handler built by the factory of ``functions/ingest/handler.py`` from that configuration's
+environment (as a cold start would), so thousands of requests run in seconds without HTTP in
+between. The archive and the queue
 the handler writes to are wrapped in recorders: every write still reaches moto, and each example
 can assert exactly what it caused. Tests then check the real bucket and queue agree.
 
@@ -15,7 +16,6 @@ otherwise it starts its own server and restores everything when done.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import uuid
@@ -23,9 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -34,11 +32,13 @@ from sandbox.aws import MotoServer, create_resources, point_boto3_at
 from sandbox.iam import Enforcer, acting_as, register
 from sandbox.runtime import LambdaContext
 from shared import aws
-from shared.config import IntegrationConfig, WebhookVerification
+from shared.config import IngestSettings, IntegrationConfig, WebhookVerification
 from shared.ignition.webhook import sign_webhook
 from shared.models.events import SyncEvent
 
-HANDLER_PATH = Path(__file__).resolve().parents[2] / "functions" / "ingest" / "handler.py"
+if TYPE_CHECKING:
+    from functions.ingest.handler import IngestHandler
+
 _AWS_KEYS = (
     "AWS_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
@@ -120,28 +120,22 @@ class IngestHarness:
         enforcer = Enforcer.for_stack(self.resources.stack, self.resources.functions)
         register(enforcer)
         self.role = enforcer.roles["ingest"]
-        self.module = self._cold_start()
-        self.archive = RecordingArchive(self.module.intake._archive)
-        self.queue = RecordingQueue(self.module.intake._queue)
-        self.module.intake._archive = self.archive
-        self.module.intake._queue = self.queue
+        self.function = self._cold_start()
+        self.archive = RecordingArchive(self.function.intake._archive)
+        self.queue = RecordingQueue(self.function.intake._queue)
+        self.function.intake._archive = self.archive
+        self.function.intake._queue = self.queue
 
-    def _cold_start(self) -> ModuleType:
-        """Import a private copy of the handler with this configuration's environment."""
-        saved = {key: os.environ.get(key) for key in self.environment}
-        os.environ.update(self.environment)
-        try:
-            spec = importlib.util.spec_from_file_location(f"_fuzz_ingest_{self.name}", HANDLER_PATH)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    def _cold_start(self) -> IngestHandler:
+        """The handler built from this configuration's environment, as a cold start builds it."""
+        # Powertools' switches are the process's: a sandbox's, when one runs here, are left alone.
+        for key, value in self.environment.items():
+            if key.startswith("POWERTOOLS_"):
+                os.environ.setdefault(key, value)
+        from functions.ingest.handler import IngestHandler  # after the switches: its Logger reads them
+
+        settings = IngestSettings.from_env(self.environment)
+        return IngestHandler(settings, IntegrationConfig.from_env(self.environment))
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -170,7 +164,7 @@ class IngestHarness:
 
     def invoke(self, event: dict[str, Any]) -> Response:
         with acting_as(self.role):
-            response = self.module.handler(event, LambdaContext("ingest", 10))
+            response = self.function(event, LambdaContext("ingest", 10))
         return Response(int(response["statusCode"]), json.loads(response["body"]))
 
     def post(self, body: bytes, headers: Mapping[str, str], *, as_base64: bool = False) -> Response:

@@ -17,7 +17,7 @@ from infra.config import ClientConfig, load_client_config
 from infra.monitoring import DISCREPANCY_CATEGORIES
 from infra.stack import IntegrationStack
 from shared import config as shared_config
-from shared.config import RuntimeSettings
+from shared.config import ReconcileSettings
 from shared.observability import metrics_namespace
 from tests.infra.conftest import Synthesised
 
@@ -86,7 +86,7 @@ def test_given_the_reconcile_function_when_synthesised_then_it_has_15_minutes_10
     assert (props["Timeout"], props["MemorySize"]) == (900, 1024)
     assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"]
     env = props["Environment"]["Variables"]
-    assert {field.alias for field in RuntimeSettings.model_fields.values()} <= set(env)
+    assert {field.alias for field in ReconcileSettings.model_fields.values()} <= set(env)
     assert env["POWERTOOLS_SERVICE_NAME"] == "reconcile"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == metrics_namespace("example")
     assert env["ALERT_TOPIC_ARN"] == {"Ref": _report_topic_id(synth)}

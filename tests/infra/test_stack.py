@@ -12,7 +12,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.queues import VISIBILITY_TIMEOUT_FACTOR
-from shared.config import IntegrationConfig, RuntimeSettings
+from shared.config import EnvironmentSettings, IngestSettings, IntegrationConfig, SyncSettings
 from shared.observability import Metric, metrics_namespace
 from tests.infra.conftest import Synthesised
 
@@ -230,11 +230,12 @@ def test_given_the_sync_event_source_when_synthesised_then_batches_are_small_par
 def test_given_the_functions_when_synthesised_then_runtime_logging_and_environment_follow_the_contract(
     synth: Synthesised,
 ) -> None:
-    settings_vars = {field.alias for field in RuntimeSettings.model_fields.values()}
-    for handler, service in (
-        ("functions.ingest.handler.handler", "ingest"),
-        ("functions.sync.handler.handler", "sync"),
-    ):
+    functions: tuple[tuple[str, str, type[EnvironmentSettings]], ...] = (
+        ("functions.ingest.handler.handler", "ingest", IngestSettings),
+        ("functions.sync.handler.handler", "sync", SyncSettings),
+    )
+    for handler, service, settings in functions:
+        settings_vars = {field.alias for field in settings.model_fields.values() if field.is_required()}
         props = _function(synth, handler)["Properties"]
         assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"]
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
