@@ -48,6 +48,10 @@ def _put(client: FlaskClient, headers: dict[str, str], invoice: dict[str, Any]) 
     return client.put(INVOICES, json={"Invoices": [invoice]}, headers=headers)
 
 
+def _edit(client: FlaskClient, headers: dict[str, str], invoice: dict[str, Any], **fields: Any) -> Any:
+    return client.post(f"{INVOICES}/{invoice['InvoiceID']}", json={"Invoices": [fields]}, headers=headers)
+
+
 def _messages(response: Any) -> list[str]:
     return [m["Message"] for e in response.get_json()["Elements"] for m in e.get("ValidationErrors", [])]
 
@@ -187,9 +191,7 @@ def test_given_an_invoice_when_its_period_is_locked_afterwards_then_it_can_no_lo
     # Firms lock every period they have lodged (integration-facts.md): the old invoice is frozen.
     invoice = _put(client, headers, _invoice(contact_id, Date="2025-08-01")).get_json()["Invoices"][0]
     _organise(client, end_of_year_lock_date="2025-08-31")
-    edit = client.post(
-        f"{INVOICES}/{invoice['InvoiceID']}", json={"Invoices": [{"Reference": "late"}]}, headers=headers
-    )
+    edit = _edit(client, headers, invoice, Reference="late")
     assert edit.status_code == 400 and _messages(edit) == [END_OF_YEAR_LOCK]
 
 
@@ -200,9 +202,7 @@ def test_given_a_paid_invoice_when_any_field_is_edited_then_not_of_valid_status_
     # 2nd-hand); the stricter reading refuses even a Reference change.
     invoice = _put(client, headers, _invoice(contact_id)).get_json()["Invoices"][0]
     assert _pay(client, headers, invoice["InvoiceID"], {"Code": "090"}, Amount=110).status_code == 200
-    edit = client.post(
-        f"{INVOICES}/{invoice['InvoiceID']}", json={"Invoices": [{"Reference": "new ref"}]}, headers=headers
-    )
+    edit = _edit(client, headers, invoice, Reference="new ref")
     assert edit.status_code == 400 and _messages(edit) == [NOT_MODIFIABLE]
 
 
