@@ -9,6 +9,7 @@ on (see ``cli.errors.Exit``): 0 ok, 1 error, 2 usage, 3 problems found, 4 target
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import logging
 import sys
@@ -431,38 +432,29 @@ class App:
     def connect(self) -> int:
         target = self.target()
         args = self.args
+        # Xero's consent also picks the organisation; the browser round trip is the same for all three.
+        flow: Callable[..., dict[str, Any]] = connect.connect_ignition
         if args.provider == "xero":
-            summary = connect.connect_xero(
-                target,
-                redirect_uri=args.redirect_uri,
+            flow = functools.partial(
+                connect.connect_xero,
                 tenant=args.tenant,
-                credentials_file=args.credentials_file,
                 custom_connection=args.custom_connection,
-                opener=self._opener(),
-                announce=self._announce,
                 ask=self._ask(),
-                timeout=args.timeout,
-                check_first=args.preflight,
-                paste=self._paste,
-                paste_only=args.paste,
-                tell=self._tell,
             )
-        else:
-            by_code = (
-                connect.connect_ignition_mcp if args.provider == "ignition-mcp" else connect.connect_ignition
-            )
-            summary = by_code(
-                target,
-                redirect_uri=args.redirect_uri,
-                credentials_file=args.credentials_file,
-                opener=self._opener(),
-                announce=self._announce,
-                timeout=args.timeout,
-                check_first=args.preflight,
-                paste=self._paste,
-                paste_only=args.paste,
-                tell=self._tell,
-            )
+        elif args.provider == "ignition-mcp":
+            flow = connect.connect_ignition_mcp
+        summary = flow(
+            target,
+            redirect_uri=args.redirect_uri,
+            credentials_file=args.credentials_file,
+            opener=self._opener(),
+            announce=self._announce,
+            timeout=args.timeout,
+            check_first=args.preflight,
+            paste=self._paste,
+            paste_only=args.paste,
+            tell=self._tell,
+        )
 
         def human() -> str:
             warning = ""
