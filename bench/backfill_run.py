@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import payloads
 from bench.core import REPO_ROOT
 from bench.flow import Harness, api_calls, sandbox_file
 
@@ -53,37 +54,29 @@ def seed(h: Harness, clients: int, invoices: int, payments: int, first_index: in
             existing.append({"Name": f"Backfill Client {index:06d} (Xero)", "EmailAddress": record["email"]})
     for n in range(invoices):
         index = first_index + n
-        client = f"cli_fill_{first_index + n % clients:06d}"
-        invoice = {
-            "slug": f"inv_fill_{index:06d}",
-            "reference_number": f"FILL-{index:06d}",
-            "client": {"slug": client},
-            "amount": {"total": "110.00", "currency": "AUD"},
-            "date": "2026-10-02",
-            "due_date": "2026-10-30",
-            "items": [
-                {
-                    "description": "Fees",
-                    "quantity": "1",
-                    "unit_price": {"amount": "100.00", "currency": "AUD"},
-                    "tax_rate": "10",
-                }
-            ],
-            "created_at": created,
-            "updated_at": created,
-        }
+        invoice = payloads.invoice_record(
+            f"inv_fill_{index:06d}",
+            f"FILL-{index:06d}",
+            f"cli_fill_{first_index + n % clients:06d}",
+            net="100.00",
+            total="110.00",
+            description="Fees",
+            date="2026-10-02",
+            due_date="2026-10-30",
+            created_at=created,
+        )
         h.http.put(
             f"{url}/_emulator/invoices/{invoice['slug']}", params={"deliver": "false"}, json=invoice
         ).raise_for_status()
     for n in range(payments):
         index = first_index + n
-        payment = {
-            "slug": f"pypay_fill_{index:06d}",
-            "client": {"slug": f"cli_fill_{first_index + n % clients:06d}"},
-            "amount": {"amount": "110.00", "currency": "AUD"},
-            "invoices": [{"slug": f"inv_fill_{index:06d}"}],
-            "created_at": created,
-        }
+        payment = payloads.payment_record(
+            f"pypay_fill_{index:06d}",
+            f"cli_fill_{first_index + n % clients:06d}",
+            f"inv_fill_{index:06d}",
+            "110.00",
+            created_at=created,
+        )
         h.http.put(
             f"{url}/_emulator/payments/{payment['slug']}", params={"deliver": "false"}, json=payment
         ).raise_for_status()

@@ -74,6 +74,57 @@ def client_record(
     return record
 
 
+def invoice_record(
+    slug: str,
+    reference: str,
+    client_slug: str,
+    *,
+    net: str,
+    total: str,
+    description: str,
+    date: str,
+    due_date: str | None = None,
+    created_at: str | None = CREATED_AT,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An Ignition invoice in AUD of one line taxed at 10% (``net`` before tax, ``total`` after);
+    without ``created_at`` the emulator stamps it."""
+    record: dict[str, Any] = {
+        "slug": slug,
+        "reference_number": reference,
+        "client": {"slug": client_slug},
+        "amount": {"total": total, "currency": "AUD"},
+        "date": date,
+        "items": [
+            {
+                "description": description,
+                "quantity": "1",
+                "unit_price": {"amount": net, "currency": "AUD"},
+                "tax_rate": "10",
+            }
+        ],
+        **extra,
+    }
+    if due_date is not None:
+        record["due_date"] = due_date
+    if created_at is not None:
+        record |= {"created_at": created_at, "updated_at": created_at}
+    return record
+
+
+def payment_record(
+    slug: str, client_slug: str, invoice_slug: str, amount: str, created_at: str = CREATED_AT
+) -> dict[str, Any]:
+    """An Ignition payment in AUD of ``amount`` on one invoice."""
+    return {
+        "slug": slug,
+        "client": {"slug": client_slug},
+        "amount": {"amount": amount, "currency": "AUD"},
+        "invoices": [{"slug": invoice_slug}],
+        "created_at": created_at,
+    }
+
+
 def envelope(event_type: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
     body = {
         "id": event_id or f"evt_{uuid.uuid4().hex}",

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from bench import payloads
 from bench.core import Figure, log, percentile
 from sandbox.environment import PeriodicRunner, Sandbox, SandboxOptions
 
@@ -92,25 +93,17 @@ def _client(slug: str, at: datetime | None = None) -> dict[str, Any]:
 
 
 def _invoice(slug: str, client: str, at: datetime | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "slug": slug,
-        "reference_number": f"R-{slug}",
-        "state": "awaiting_payment",
-        "client": {"slug": client},
-        "amount": {"total": "110.00", "currency": "AUD"},
-        "date": datetime.now(UTC).date().isoformat(),
-        "items": [
-            {
-                "description": "Advice",
-                "quantity": "1",
-                "unit_price": {"amount": "100.00", "currency": "AUD"},
-                "tax_rate": "10",
-            }
-        ],
-    }
-    if at is not None:
-        record |= {"created_at": _iso(at), "updated_at": _iso(at)}
-    return record
+    return payloads.invoice_record(
+        slug,
+        f"R-{slug}",
+        client,
+        net="100.00",
+        total="110.00",
+        description="Advice",
+        date=datetime.now(UTC).date().isoformat(),
+        created_at=_iso(at) if at is not None else None,
+        state="awaiting_payment",
+    )
 
 
 def requests_per_hour(sizes: PollSizes) -> dict[str, Any]:
