@@ -15,7 +15,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 import app as cdk_app
-from infra.config import ClientConfig, load_client_config
+from infra.config import CLIENTS_DIR, ClientConfig, load_client_config
 from infra.stack import IntegrationStack
 
 
@@ -35,14 +35,27 @@ class Synthesised:
         return resource
 
 
-def synthesise(client: str, outdir: Path) -> Synthesised:
+def synthesise(client: str, outdir: Path, clients_dir: Path = CLIENTS_DIR) -> Synthesised:
     """Full synthesis, validation plugins included: a cdk-nag finding raises here."""
-    app = App(context=cdk_app._context(["-c", f"client={client}", "-c", "bundle=false"]), outdir=str(outdir))
+    args = ["-c", f"client={client}", "-c", "bundle=false", "-c", f"clients_dir={clients_dir}"]
+    app = App(context=cdk_app._context(args), outdir=str(outdir))
     stack = cdk_app.build(app)
     assembly = app.synth()
     path = Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
     raw = json.loads(path.read_text())
-    return Synthesised(load_client_config(client), stack, Template.from_json(raw), raw, outdir)
+    return Synthesised(load_client_config(client, clients_dir), stack, Template.from_json(raw), raw, outdir)
+
+
+def synthesise_variant(tmp_path: Path, runtime: dict[str, Any]) -> Synthesised:
+    """clients/example.json with ``runtime`` merged into its runtime section (a nested object
+    into the one it names), synthesised as client "variant" from ``tmp_path``."""
+    data = json.loads((CLIENTS_DIR / "example.json").read_text())
+    for section, values in runtime.items():
+        current = data["runtime"].get(section)
+        merge = isinstance(current, dict) and isinstance(values, dict)
+        data["runtime"][section] = {**current, **values} if merge else values
+    (tmp_path / "variant.json").write_text(json.dumps(data))
+    return synthesise("variant", tmp_path / "out", clients_dir=tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
 
-import app as cdk_app
-from infra.config import CLIENTS_DIR
-from tests.infra.conftest import Synthesised
+from tests.infra.conftest import Synthesised, synthesise_variant
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
@@ -92,21 +89,7 @@ def test_given_the_poller_when_synthesised_then_an_alarm_fires_when_runs_keep_fa
 
 
 def _synth_with_sources(sources: list[str], tmp_path: Path) -> dict[str, Any]:
-    data = json.loads((CLIENTS_DIR / "example.json").read_text())
-    data["runtime"].setdefault("ignition", {})["sources"] = sources
-    (tmp_path / "variant.json").write_text(json.dumps(data))
-    app = App(
-        context=cdk_app._context(
-            ["-c", "client=variant", "-c", "bundle=false", "-c", f"clients_dir={tmp_path}"]
-        ),
-        outdir=str(tmp_path / "out"),
-    )
-    stack = cdk_app.build(app)  # cdk-nag runs at synth: a finding raises
-    assembly = app.synth()
-    raw: dict[str, Any] = json.loads(
-        Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path).read_text()
-    )
-    return raw
+    return synthesise_variant(tmp_path, {"ignition": {"sources": sources}}).raw
 
 
 def _paths(raw: dict[str, Any]) -> set[str]:
