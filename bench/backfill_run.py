@@ -34,30 +34,31 @@ def available() -> str | None:
 
 
 def seed(h: Harness, clients: int, invoices: int, payments: int, first_index: int) -> dict[str, int]:
-    url = h.sandbox.ignition_url
     created = "2026-10-01T09:00:00Z"
-    existing = []
-    for n in range(clients):
-        index = first_index + n
-        slug = f"cli_fill_{index:06d}"
-        record = {
-            "slug": slug,
+
+    def client_of(index: int) -> str:
+        return f"cli_fill_{first_index + (index - first_index) % clients:06d}"
+
+    client_records = [
+        {
+            "slug": f"cli_fill_{index:06d}",
             "name": f"Backfill Client {index:06d}",
             "email": f"fill{index}@bench-client.test",
             "created_at": created,
             "updated_at": created,
         }
-        h.http.put(
-            f"{url}/_emulator/clients/{slug}", params={"deliver": "false"}, json=record
-        ).raise_for_status()
-        if n % 10 == 0:  # typed into Xero by hand before the integration existed
-            existing.append({"Name": f"Backfill Client {index:06d} (Xero)", "EmailAddress": record["email"]})
-    for n in range(invoices):
-        index = first_index + n
-        invoice = payloads.invoice_record(
+        for index in range(first_index, first_index + clients)
+    ]
+    # A tenth typed into Xero by hand before the integration existed (same e-mail: linked).
+    existing = [
+        {"Name": f"{record['name']} (Xero)", "EmailAddress": record["email"]}
+        for record in client_records[::10]
+    ]
+    invoice_records = [
+        payloads.invoice_record(
             f"inv_fill_{index:06d}",
             f"FILL-{index:06d}",
-            f"cli_fill_{first_index + n % clients:06d}",
+            client_of(index),
             net="100.00",
             total="110.00",
             description="Fees",
@@ -65,21 +66,25 @@ def seed(h: Harness, clients: int, invoices: int, payments: int, first_index: in
             due_date="2026-10-30",
             created_at=created,
         )
-        h.http.put(
-            f"{url}/_emulator/invoices/{invoice['slug']}", params={"deliver": "false"}, json=invoice
-        ).raise_for_status()
-    for n in range(payments):
-        index = first_index + n
-        payment = payloads.payment_record(
-            f"pypay_fill_{index:06d}",
-            f"cli_fill_{first_index + n % clients:06d}",
-            f"inv_fill_{index:06d}",
-            "110.00",
-            created_at=created,
+        for index in range(first_index, first_index + invoices)
+    ]
+    payment_records = [
+        payloads.payment_record(
+            f"pypay_fill_{index:06d}", client_of(index), f"inv_fill_{index:06d}", "110.00", created_at=created
         )
-        h.http.put(
-            f"{url}/_emulator/payments/{payment['slug']}", params={"deliver": "false"}, json=payment
-        ).raise_for_status()
+        for index in range(first_index, first_index + payments)
+    ]
+    for resource, records in (
+        ("clients", client_records),
+        ("invoices", invoice_records),
+        ("payments", payment_records),
+    ):
+        for record in records:
+            h.http.put(
+                f"{h.sandbox.ignition_url}/_emulator/{resource}/{record['slug']}",
+                params={"deliver": "false"},
+                json=record,
+            ).raise_for_status()
     if existing:
         h.http.post(
             f"{h.sandbox.xero_url}/_emulator/contacts", json={"Contacts": existing}
