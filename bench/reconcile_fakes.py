@@ -47,31 +47,32 @@ class Books:
     # -- Xero ---------------------------------------------------------------------------------
     def find_contacts(self, where: str | None = None, *, ids: Sequence[str] = (), page: int | None = None,
                       page_size: int | None = None, **_: Any) -> list[Contact]:  # fmt: skip
-        self.counters.xero_calls += 1
-        if ids:
-            return []
-        assert page is not None and page_size is not None
-        start, end = LOST + (page - 1) * page_size, min(self.clients, LOST + page * page_size)
         return [
             Contact(ContactID=contact_id(i), ContactNumber=f"cli_{i:06d}", Name=f"Client {i:06d}",
                     EmailAddress=f"c{i}@example.test", ContactStatus="ACTIVE", UpdatedDateUTC=AN_HOUR_AGO)
-            for i in range(start, end)
+            for i in self._page(ids, page, page_size, LOST, self.clients)
         ]  # fmt: skip
 
     def find_invoices(self, where: str | None = None, *, ids: Sequence[str] = (), page: int | None = None,
                       page_size: int | None = None, **_: Any) -> list[Invoice]:  # fmt: skip
-        self.counters.xero_calls += 1
-        if ids:
-            return []
-        assert page is not None and page_size is not None
-        start, end = (page - 1) * page_size, min(self.invoices, page * page_size)
         return [
             Invoice(InvoiceID=invoice_id(i), Type="ACCREC", Status="AUTHORISED", InvoiceNumber=f"IGN-{i}",
                     Reference=f"inv_{i:06d}", CurrencyCode="AUD",
                     Total=Decimal("100.01") if i < CENT_OFF else Decimal("100.00"), AmountPaid=Decimal(0),
                     UpdatedDateUTC=AN_HOUR_AGO)
-            for i in range(start, end)
+            for i in self._page(ids, page, page_size, 0, self.invoices)
         ]  # fmt: skip
+
+    def _page(
+        self, ids: Sequence[str], page: int | None, page_size: int | None, first: int, end: int
+    ) -> range:
+        """One Xero call: the record indexes of one page of a listing from ``first`` to ``end``; a
+        lookup by ids finds nothing (no record of this bench is in Xero by id)."""
+        self.counters.xero_calls += 1
+        if ids:
+            return range(0)
+        assert page is not None and page_size is not None
+        return range(first + (page - 1) * page_size, min(end, first + page * page_size))
 
     def find_payments(self, where: str | None = None, **_: Any) -> list[Payment]:
         self.counters.xero_calls += 1
