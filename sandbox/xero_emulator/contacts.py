@@ -28,7 +28,7 @@ from .common import (
     query,
     read_elements,
 )
-from .routing import Route
+from .routing import Route, route
 from .store import ResourceStore
 from .where import WhereParseError
 
@@ -171,11 +171,11 @@ class ContactsResource:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", r"Contacts", self.list_contacts, "GET /Contacts", READ_SCOPES),
-            Route("PUT", r"Contacts", self.put_contacts, "PUT /Contacts", WRITE_SCOPES),
-            Route("POST", r"Contacts", self.post_contacts, "POST /Contacts", WRITE_SCOPES),
-            Route("GET", r"Contacts/(?P<key>[^/]+)", self.get_contact, "GET /Contacts/{id}", READ_SCOPES),
-            Route("POST", r"Contacts/(?P<key>[^/]+)", self.post_contact, "POST /Contacts/{id}", WRITE_SCOPES),
+            route("GET", "Contacts", self.list_contacts, READ_SCOPES),
+            route("PUT", "Contacts", self.put_contacts, WRITE_SCOPES),
+            route("POST", "Contacts", self.post_contacts, WRITE_SCOPES),
+            route("GET", "Contacts/{id}", self.get_contact, READ_SCOPES),
+            route("POST", "Contacts/{id}", self.post_contact, WRITE_SCOPES),
         ]
 
     # -- reads ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from shared.models.xero import format_xero_datetime
 
 from . import responses
 from .common import BodyError, error_element, read_elements
-from .routing import Route
+from .routing import Route, route
 
 MAX_DETAILS = 250
 SYSTEM_USER = "System Generated"
@@ -90,8 +90,7 @@ class HistoryLog:
                 created.append({"DateUTC": entry["DateUTC"], "Details": entry["Details"]})
             return responses.json_response(responses.envelope("HistoryRecords", created, self._now()))
 
-        pattern = rf"{resource}/(?P<key>[^/]+)/History"
         return [
-            Route("GET", pattern, get, f"GET /{resource}/{{id}}/History", read_scopes),
-            Route("PUT", pattern, put, f"PUT /{resource}/{{id}}/History", write_scopes),
+            route("GET", f"{resource}/{{id}}/History", get, read_scopes),
+            route("PUT", f"{resource}/{{id}}/History", put, write_scopes),
         ]

@@ -41,7 +41,7 @@ from .common import (
     render_date,
 )
 from .history import HistoryLog
-from .routing import Route
+from .routing import Route, route
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
@@ -121,11 +121,11 @@ class InvoicesResource:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", r"Invoices", self.list_invoices, "GET /Invoices", READ_SCOPES),
-            Route("PUT", r"Invoices", self.put_invoices, "PUT /Invoices", WRITE_SCOPES),
-            Route("POST", r"Invoices", self.post_invoices, "POST /Invoices", WRITE_SCOPES),
-            Route("GET", r"Invoices/(?P<key>[^/]+)", self.get_invoice, "GET /Invoices/{id}", READ_SCOPES),
-            Route("POST", r"Invoices/(?P<key>[^/]+)", self.post_invoice, "POST /Invoices/{id}", WRITE_SCOPES),
+            route("GET", "Invoices", self.list_invoices, READ_SCOPES),
+            route("PUT", "Invoices", self.put_invoices, WRITE_SCOPES),
+            route("POST", "Invoices", self.post_invoices, WRITE_SCOPES),
+            route("GET", "Invoices/{id}", self.get_invoice, READ_SCOPES),
+            route("POST", "Invoices/{id}", self.post_invoice, WRITE_SCOPES),
             *self._history.routes("Invoices", "InvoiceID", self.lookup, (READ_SCOPES, WRITE_SCOPES)),
         ]
 

@@ -22,7 +22,7 @@ from flask import Request, Response
 from shared.models.xero import format_xero_datetime
 
 from . import responses
-from .routing import Route
+from .routing import Route, route
 
 SETTINGS_READ = frozenset({"accounting.settings", "accounting.settings.read"})
 
@@ -278,8 +278,8 @@ class Organisation:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", r"Organisation", self._get_organisation, "GET /Organisation", SETTINGS_READ),
-            Route("GET", r"Currencies", self._get_currencies, "GET /Currencies", SETTINGS_READ),
+            route("GET", "Organisation", self._get_organisation, SETTINGS_READ),
+            route("GET", "Currencies", self._get_currencies, SETTINGS_READ),
         ]
 
     def _get_organisation(self, _request: Request, _params: dict[str, str]) -> Response:

@@ -38,7 +38,7 @@ from .common import (
 )
 from .history import HistoryLog
 from .invoices import InvoicesResource
-from .routing import Route
+from .routing import Route, route
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
@@ -82,11 +82,11 @@ class PaymentsResource:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", r"Payments", self.list_payments, "GET /Payments", READ_SCOPES),
-            Route("PUT", r"Payments", self.put_payments, "PUT /Payments", WRITE_SCOPES),
-            Route("POST", r"Payments", self.put_payments, "POST /Payments", WRITE_SCOPES),
-            Route("GET", r"Payments/(?P<key>[^/]+)", self.get_payment, "GET /Payments/{id}", READ_SCOPES),
-            Route("POST", r"Payments/(?P<key>[^/]+)", self.post_payment, "POST /Payments/{id}", WRITE_SCOPES),
+            route("GET", "Payments", self.list_payments, READ_SCOPES),
+            route("PUT", "Payments", self.put_payments, WRITE_SCOPES),
+            route("POST", "Payments", self.put_payments, WRITE_SCOPES),
+            route("GET", "Payments/{id}", self.get_payment, READ_SCOPES),
+            route("POST", "Payments/{id}", self.post_payment, WRITE_SCOPES),
             *self._history.routes("Payments", "PaymentID", self.lookup, (READ_SCOPES, WRITE_SCOPES)),
         ]
 

@@ -32,6 +32,21 @@ class Route:
         return None if found is None else found.groupdict()
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def route(method: str, path: str, handler: Handler, scopes: frozenset[str]) -> Route:
+    """A route as Xero's docs write its path (``Contacts/{id}``), counted as ``"<METHOD> /<path>"``.
+    The first ``{...}`` (the record's id or number) reaches the handler as ``key``, a later one
+    under its own name."""
+    names = iter(("key",))
+
+    def segment(placeholder: re.Match[str]) -> str:
+        return f"(?P<{next(names, placeholder.group(1))}>[^/]+)"
+
+    return Route(method, _PLACEHOLDER.sub(segment, path), handler, f"{method} /{path}", scopes)
+
+
 def find_route(routes: Iterable[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     for route in routes:
         params = route.match(method, path)

@@ -35,7 +35,7 @@ from .common import (
     read_elements,
 )
 from .organisation import Organisation
-from .routing import Route
+from .routing import Route, route
 from .store import ResourceStore
 from .where import WhereParseError
 
@@ -279,57 +279,21 @@ class SettingsResource:
     # -- routes --------------------------------------------------------------------------
     def routes(self) -> list[Route]:
         return [
-            Route("GET", r"TaxRates", self.list_tax_rates, "GET /TaxRates", SETTINGS_READ),
-            Route(
-                "GET", r"TaxRates/(?P<key>[^/]+)", self.get_tax_rate, "GET /TaxRates/{TaxType}", SETTINGS_READ
-            ),
-            Route("GET", r"Accounts", self.list_accounts, "GET /Accounts", SETTINGS_READ),
-            Route("GET", r"Accounts/(?P<key>[^/]+)", self.get_account, "GET /Accounts/{id}", SETTINGS_READ),
-            Route("GET", r"TrackingCategories", self.list_tracking, "GET /TrackingCategories", SETTINGS_READ),
-            Route(
-                "GET",
-                r"TrackingCategories/(?P<key>[^/]+)",
-                self.get_tracking,
-                "GET /TrackingCategories/{id}",
-                SETTINGS_READ,
-            ),
-            Route("GET", r"BrandingThemes", self.list_themes, "GET /BrandingThemes", SETTINGS_READ),
-            Route(
-                "GET",
-                r"BrandingThemes/(?P<key>[^/]+)",
-                self.get_theme,
-                "GET /BrandingThemes/{id}",
-                SETTINGS_READ,
-            ),
-            Route("GET", r"ContactGroups", self.list_groups, "GET /ContactGroups", CONTACTS_READ),
-            Route("PUT", r"ContactGroups", self.put_groups, "PUT /ContactGroups", CONTACTS_WRITE),
-            Route(
-                "GET",
-                r"ContactGroups/(?P<key>[^/]+)",
-                self.get_group,
-                "GET /ContactGroups/{id}",
-                CONTACTS_READ,
-            ),
-            Route(
-                "POST",
-                r"ContactGroups/(?P<key>[^/]+)",
-                self.post_group,
-                "POST /ContactGroups/{id}",
-                CONTACTS_WRITE,
-            ),
-            Route(
-                "PUT",
-                r"ContactGroups/(?P<key>[^/]+)/Contacts",
-                self.put_group_contacts,
-                "PUT /ContactGroups/{id}/Contacts",
-                CONTACTS_WRITE,
-            ),
-            Route(
-                "DELETE",
-                r"ContactGroups/(?P<key>[^/]+)/Contacts/(?P<contact>[^/]+)",
-                self.delete_group_contact,
-                "DELETE /ContactGroups/{id}/Contacts/{ContactID}",
-                CONTACTS_WRITE,
+            route("GET", "TaxRates", self.list_tax_rates, SETTINGS_READ),
+            route("GET", "TaxRates/{TaxType}", self.get_tax_rate, SETTINGS_READ),
+            route("GET", "Accounts", self.list_accounts, SETTINGS_READ),
+            route("GET", "Accounts/{id}", self.get_account, SETTINGS_READ),
+            route("GET", "TrackingCategories", self.list_tracking, SETTINGS_READ),
+            route("GET", "TrackingCategories/{id}", self.get_tracking, SETTINGS_READ),
+            route("GET", "BrandingThemes", self.list_themes, SETTINGS_READ),
+            route("GET", "BrandingThemes/{id}", self.get_theme, SETTINGS_READ),
+            route("GET", "ContactGroups", self.list_groups, CONTACTS_READ),
+            route("PUT", "ContactGroups", self.put_groups, CONTACTS_WRITE),
+            route("GET", "ContactGroups/{id}", self.get_group, CONTACTS_READ),
+            route("POST", "ContactGroups/{id}", self.post_group, CONTACTS_WRITE),
+            route("PUT", "ContactGroups/{id}/Contacts", self.put_group_contacts, CONTACTS_WRITE),
+            route(
+                "DELETE", "ContactGroups/{id}/Contacts/{ContactID}", self.delete_group_contact, CONTACTS_WRITE
             ),
         ]
 
@@ -493,7 +457,7 @@ class SettingsResource:
 
     def delete_group_contact(self, _request: Request, params: dict[str, str]) -> Response:
         group = self.groups.get(params["key"]) if UUID_RE.match(params["key"]) else None
-        contact_id = params["contact"].lower()
+        contact_id = params["ContactID"].lower()
         if group is None or contact_id not in group["Contacts"]:
             return responses.not_found()
         group["Contacts"].remove(contact_id)
