@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.parameters import get_secret
 
 from shared.config import EnvironmentSettings, IntegrationConfig
 
@@ -44,6 +46,23 @@ def from_environment(factory: Factory[S], settings: type[S]) -> LambdaHandler:
         return built[0](event, context)
 
     return handler
+
+
+# Secrets read per invocation are cached this long: a rotated value is picked up without a redeploy.
+SECRET_CACHE_SECONDS = 300
+
+
+def powertools() -> tuple[Logger, Metrics]:
+    """A function module's Logger and Metrics (one each per process, as Powertools intends), its
+    log configuration copied to the shared/ loggers so their lines are the function's JSON too."""
+    logger, metrics = Logger(), Metrics()
+    copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
+    return logger, metrics
+
+
+def cached_secret(secret_id: str) -> Callable[[], str]:
+    """The secret's value, read through Powertools' cache (``SECRET_CACHE_SECONDS``)."""
+    return lambda: str(get_secret(secret_id, max_age=SECRET_CACHE_SECONDS))
 
 
 def use_powertools_switches(environment: Mapping[str, str]) -> None:

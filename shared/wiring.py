@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -21,6 +21,7 @@ from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
+from shared.money import AmountUnit
 from shared.oauth import (
     IGNITION_TOKEN_LOCK,
     XERO_TOKEN_LOCK,
@@ -43,6 +44,15 @@ from shared.xero_to_ignition.wiring import XeroToIgnitionParts, build_xero_to_ig
 
 XERO_REAUTHORISE = "run `python -m cli connect xero --client NAME` and then replay the DLQ"
 IGNITION_REAUTHORISE = "run `python -m cli connect ignition --client NAME` and then replay the DLQ"
+
+
+class LedgerParts(TypedDict):
+    xero: XeroClient
+    ignition: IgnitionReportingClient
+    store: DynamoMappingStore
+    unit: AmountUnit
+    history_notes: bool
+    max_clock_skew: timedelta
 
 
 @dataclass
@@ -156,27 +166,19 @@ def build_sync_service(
         xero=xero, ignition=ignition, store=store, rules=config.contacts, ignition_config=config.ignition
     )
     xero_to_ignition = build_xero_to_ignition(settings, config, xero=xero, mappings=store)
+    # What the invoice and payment use cases are both built with.
+    parts = LedgerParts(
+        xero=xero,
+        ignition=ignition,
+        store=store,
+        unit=config.ignition.amount_unit,
+        history_notes=config.xero.history_notes,
+        max_clock_skew=timedelta(seconds=config.ignition.max_clock_skew_seconds),
+    )
     invoices = InvoiceSync(
-        xero=xero,
-        ignition=ignition,
-        store=store,
-        contacts=contacts,
-        rules=config.invoices,
-        unit=config.ignition.amount_unit,
-        history_notes=config.xero.history_notes,
-        max_clock_skew=timedelta(seconds=config.ignition.max_clock_skew_seconds),
-        drafted_from=xero_to_ignition.round_trip.origin,
+        **parts, contacts=contacts, rules=config.invoices, drafted_from=xero_to_ignition.round_trip.origin
     )
-    payments = PaymentSync(
-        xero=xero,
-        ignition=ignition,
-        store=store,
-        invoices=invoices,
-        rules=config.payments,
-        unit=config.ignition.amount_unit,
-        history_notes=config.xero.history_notes,
-        max_clock_skew=timedelta(seconds=config.ignition.max_clock_skew_seconds),
-    )
+    payments = PaymentSync(**parts, invoices=invoices, rules=config.payments)
     return SyncService(
         contacts=contacts, invoices=invoices, payments=payments, xero_to_ignition=xero_to_ignition
     )

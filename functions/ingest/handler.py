@@ -4,40 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import get_secret
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.entry import ApiRequest, PowertoolsHandler, from_environment
+from functions.entry import ApiRequest, PowertoolsHandler, cached_secret, from_environment, powertools
 from shared.config import IngestSettings, IntegrationConfig
 from shared.ingest import WebhookIntake, api_response
 from shared.observability import Metric
 from shared.store.archive import S3RawArchive
 from shared.store.queue import SqsEventQueue
 
-logger = Logger()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
-
-SECRET_CACHE_SECONDS = 300
+logger, metrics = powertools()
 
 
 class IngestHandler(PowertoolsHandler):
     """One execution environment's ingest function, built from its settings."""
 
     def __init__(self, settings: IngestSettings, config: IntegrationConfig) -> None:
-        secret_id = settings.ignition_webhook_secret_id
-
-        def webhook_secret() -> str:
-            # Cached for 5 minutes: a rotated secret is picked up without a redeploy.
-            return str(get_secret(secret_id, max_age=SECRET_CACHE_SECONDS))
-
         self.intake = WebhookIntake(
             config=config.ignition,
-            secret=webhook_secret,
+            secret=cached_secret(settings.ignition_webhook_secret_id),
             archive=S3RawArchive(settings.archive_bucket),
             queue=SqsEventQueue(settings.sync_queue_url),
         )

@@ -12,12 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.entry import PowertoolsHandler, from_environment
+from functions.entry import PowertoolsHandler, from_environment, powertools
 from shared.config import IntegrationConfig, PollSettings
 from shared.observability import Metric
 from shared.poll import Poller
@@ -25,9 +23,7 @@ from shared.store.poll_state import DynamoPollStateStore, DynamoRunLease
 from shared.store.queue import SqsEventQueue
 from shared.wiring import ignition_client
 
-logger = Logger()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
+logger, metrics = powertools()
 
 # Longer than any run (the function's timeout, infra/functions.py): a crashed run's lease frees
 # itself before the run after next.

@@ -18,13 +18,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from functions.entry import PowertoolsHandler, from_environment
+from functions.entry import PowertoolsHandler, from_environment, powertools
 from shared.config import IntegrationConfig, ReconcileSettings
 from shared.observability import Metric
 from shared.reconcile import runs
@@ -32,9 +30,7 @@ from shared.reconcile.model import RunResult
 from shared.reconcile.wiring import build_reconciler
 from shared.store.dead_letter_queue import requeue_exhausted
 
-logger = Logger()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
+logger, metrics = powertools()
 
 
 class ReconcileRequest(BaseModel):

@@ -13,8 +13,6 @@ from dataclasses import asdict
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -25,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.entry import PowertoolsHandler, from_environment
+from functions.entry import PowertoolsHandler, from_environment, powertools
 from shared.config import IntegrationConfig, SyncSettings
 from shared.delivery import BatchAttempt, DeliveryPolicy, QueuedMessage, SyncDelivery
 from shared.models.events import SyncEvent
@@ -37,9 +35,7 @@ from shared.store.queue import SqsEventQueue
 from shared.wiring import SyncService, build_sync_service
 from shared.xero.client import XeroCall
 
-logger = Logger()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
+logger, metrics = powertools()
 
 TOKEN_REFRESH_METRICS: dict[RefreshOutcome, Metric] = {
     "refreshed": Metric.TOKEN_REFRESHES,

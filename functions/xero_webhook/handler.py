@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import get_secret
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.entry import ApiRequest, PowertoolsHandler, from_environment
+from functions.entry import ApiRequest, PowertoolsHandler, cached_secret, from_environment, powertools
 from shared.config import IntegrationConfig, XeroWebhookSettings
 from shared.observability import Metric
 from shared.store.archive import S3RawArchive
@@ -24,30 +21,22 @@ from shared.store.queue import SqsEventQueue
 from shared.xero.webhooks import DynamoXeroEventStore, WebhookKey, XeroEventStore, XeroWebhookReceiver
 from shared.xero_to_ignition.events import MarkedInvoiceRelay
 
-logger = Logger()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"shared"})
-
-SECRET_CACHE_SECONDS = 300
+logger, metrics = powertools()
 
 
 class XeroWebhookHandler(PowertoolsHandler):
     """One execution environment's Xero webhook function, built from its settings."""
 
     def __init__(self, settings: XeroWebhookSettings, config: IntegrationConfig) -> None:
-        secret_id = settings.xero_webhook_secret_id
-
-        def webhook_key() -> WebhookKey:
-            # Cached for 5 minutes: a key pasted after deployment (or a new one) is picked up
-            # without a redeploy.
-            return WebhookKey.from_secret(str(get_secret(secret_id, max_age=SECRET_CACHE_SECONDS)))
-
+        # A key pasted after deployment (or a new one) is picked up without a redeploy.
+        secret = cached_secret(settings.xero_webhook_secret_id)
         store: XeroEventStore = DynamoXeroEventStore(settings.state_table)
         if config.xero_to_ignition.enabled:
             # Invoice events also go to the sync worker, which drafts marked ones in Ignition.
             store = MarkedInvoiceRelay(store, SqsEventQueue(settings.sync_queue_url))
+        archive = S3RawArchive(settings.archive_bucket)
         self.receiver = XeroWebhookReceiver(
-            key=webhook_key, store=store, archive=S3RawArchive(settings.archive_bucket)
+            key=lambda: WebhookKey.from_secret(secret()), store=store, archive=archive
         )
         super().__init__(logger, metrics, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.config import IgnitionConfig, RecordType, WebhookVerification
+from shared.headers import header
 from shared.ignition import exact_json
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
@@ -112,15 +113,6 @@ def sign_webhook(
     return headers
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # API Gateway (REST v1) keeps the sender's case, HTTP API (v2) lowercases: match either.
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
 def _strip_prefix(value: str, prefix: str) -> str | None:
     if not prefix:
         return value
@@ -163,7 +155,7 @@ def verify_webhook(
 ) -> None:
     """Return if ``raw_body`` was sent by the holder of ``secret``, else raise ``WebhookAuthError``."""
     _require_secret(secret)
-    received = _header(headers, config.header)
+    received = header(headers, config.header)
     if not received or not received.strip():
         raise WebhookAuthError("missing_signature", f"header {config.header} is absent or empty")
     value = _strip_prefix(received.strip(), config.prefix)
@@ -185,7 +177,7 @@ def verify_webhook(
     stamp: str | None = None
     sent_at: datetime | None = None
     if config.timestamp_header:
-        stamp = _header(headers, config.timestamp_header)
+        stamp = header(headers, config.timestamp_header)
         if not stamp or not stamp.strip():
             raise WebhookAuthError("missing_timestamp", f"header {config.timestamp_header} is absent")
         stamp = stamp.strip()

@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared import aws
+from shared.headers import header
 from shared.ingest import raw_key
 from shared.observability import Metric
 
@@ -117,20 +118,11 @@ def sign(raw_body: bytes, key: str) -> str:
     return base64.b64encode(hmac.new(key.encode("utf-8"), raw_body, hashlib.sha256).digest()).decode("ascii")
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # API Gateway REST keeps the sender's case (Xero sends lower case; proxies may not).
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
 def verify(headers: Mapping[str, str], raw_body: bytes, key: str) -> None:
     """Raise ``XeroWebhookAuthError`` unless ``raw_body`` carries our key's signature."""
     if not key:
         raise WebhookKeyError("the Xero webhook key is empty")
-    received = _header(headers, SIGNATURE_HEADER)
+    received = header(headers, SIGNATURE_HEADER)
     if not received or not received.strip():
         raise XeroWebhookAuthError("missing_signature")
     try:
