@@ -263,6 +263,12 @@ class ClientConfig(_Section):
         return "poll" in self.runtime.ignition.sources
 
     @property
+    def drafts_to_ignition(self) -> bool:
+        """runtime.xero_to_ignition: only then do the Ignition MCP secret, its grants to the sync
+        function and its alarm exist, so a firm without the feature pays nothing for it."""
+        return self.runtime.xero_to_ignition.enabled
+
+    @property
     def receives_ignition_webhooks(self) -> bool:
         """Whether the API has the Ignition webhook route (and its ingest function a purpose)."""
         return "webhook" in self.runtime.ignition.sources

@@ -101,6 +101,8 @@ def environment(config: ClientConfig, resources: Resources, service: Service) ->
         "IGNITION_WEBHOOK_SECRET_ID": secrets.names["IgnitionWebhook"],
         "IGNITION_API_SECRET_ID": secrets.names["IgnitionApi"],
         "XERO_WEBHOOK_SECRET_ID": secrets.names["XeroWebhook"],
+        # Only where runtime.xero_to_ignition is enabled (infra/secrets.py creates it only then).
+        **({"IGNITION_MCP_SECRET_ID": name} if (name := secrets.names.get("IgnitionMcp")) else {}),
         "INTEGRATION_CONFIG": config.integration_config_json(),
         "POWERTOOLS_SERVICE_NAME": service.value,
         "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace(config.name),
@@ -292,6 +294,10 @@ class Functions(Construct):
         )
         secrets.xero_client.grant_read(role)
         _grant_token_rotation(role, secrets.xero_token, secrets.ignition_api)
+        if secrets.ignition_mcp is not None:
+            # Xero -> Ignition drafts: the MCP user's rotating token set. Its lease, refresh journal
+            # and request budget are state-table items the grant above already covers.
+            _grant_token_rotation(role, secrets.ignition_mcp)
         # A permanent failure is parked in the DLQ with its category and reason by the function
         # itself (the queue's redrive carries no reason); grant_send_messages adds the queue's KMS
         # key too, should it ever get one.

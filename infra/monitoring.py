@@ -201,6 +201,25 @@ class Monitoring(Construct):
             *self._core_alarms(config, queues, sync_fn, sustained),
             *self._reconcile_alarms(),
             *self._poll_alarms(sustained),
+            *self._ignition_mcp_alarms(),
+        ]
+
+    def _ignition_mcp_alarms(self) -> list[cloudwatch.Alarm]:
+        """Xero -> Ignition drafts (runtime.xero_to_ignition) only."""
+        if not self._config.drafts_to_ignition:
+            return []
+        return [
+            self._alarm(
+                "IgnitionMcpAuthorisationLost",
+                description=(
+                    "The Ignition user's MCP connection is gone (revoked, refresh refused, or Ignition "
+                    "gave no refresh token and the access token expired): no invoice draft reaches "
+                    "Ignition until that user connects again with `python -m cli connect ignition-mcp "
+                    f"--client {self._config.name}`."
+                ),
+                metric=self._sync(Metric.IGNITION_MCP_AUTHORISATION_LOST),
+                threshold=1,
+            )
         ]
 
     def _poll_alarms(self, sustained: int) -> list[cloudwatch.Alarm]:

@@ -17,7 +17,9 @@ _NO_ROTATION = (
 
 
 class IntegrationSecrets(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, client_name: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, client_name: str, ignition_mcp: bool = False
+    ) -> None:
         super().__init__(scope, construct_id)
         self._prefix = f"ignition-xero-sync/{client_name}"
         # Literal names (known at synth): shorter env vars and outputs than parsing the ARN.
@@ -42,6 +44,13 @@ class IntegrationSecrets(Construct):
         self.xero_webhook = self._secret(
             "XeroWebhook", "xero-webhook", "Xero webhook signing key (from the Xero app's Webhooks page)"
         )
+        # Only where runtime.xero_to_ignition is enabled (a secret costs every month): the Ignition
+        # user's MCP token set and the MCP OAuth client's credentials (connect ignition-mcp).
+        self.ignition_mcp: secretsmanager.Secret | None = None
+        if ignition_mcp:
+            self.ignition_mcp = self._secret(
+                "IgnitionMcp", "ignition-mcp", "Ignition MCP client credentials and the user's token set"
+            )
         acknowledge(self, "SMG4", _NO_ROTATION)
 
     def _secret(
@@ -79,4 +88,5 @@ class IntegrationSecrets(Construct):
             "IgnitionWebhook": self.ignition_webhook,
             "IgnitionApi": self.ignition_api,
             "XeroWebhook": self.xero_webhook,
+            **({"IgnitionMcp": self.ignition_mcp} if self.ignition_mcp is not None else {}),
         }

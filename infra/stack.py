@@ -44,7 +44,9 @@ class IntegrationStack(Stack):
             consumer_timeout=Duration.seconds(config.sync.timeout_seconds),
             max_receive_count=config.sync.max_receive_count,
         )
-        self.secrets = IntegrationSecrets(self, "Secrets", client_name=config.name)
+        self.secrets = IntegrationSecrets(
+            self, "Secrets", client_name=config.name, ignition_mcp=config.drafts_to_ignition
+        )
         self.reports = ReportTopic(self, "Reports", emails=config.report_recipients)
         self.functions = Functions(
             self,

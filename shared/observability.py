@@ -53,6 +53,8 @@ class Metric(StrEnum):
     TOKEN_REFRESHES = "TokenRefreshes"
     TOKEN_REFRESH_FAILURES = "TokenRefreshFailures"
     XERO_AUTHORISATION_LOST = "XeroAuthorisationLost"
+    # The Ignition MCP user's connection is gone (Xero -> Ignition drafts; docs/runbook.md).
+    IGNITION_MCP_AUTHORISATION_LOST = "IgnitionMcpAuthorisationLost"
     # reconcile (ReconcileDiscrepancies also carries the dimension ``category``)
     RECONCILE_RUNS = "ReconcileRuns"
     # Dead letters without a reason (they ran out of deliveries) put back on the sync queue.
