@@ -285,9 +285,6 @@ class ContactRules(StrictModel):
     archived_contact: Literal["reactivate", "fail"] = "reactivate"
     # Xero contact field <- dotted path in the Ignition client record, e.g. "external_client_id".
     field_map: dict[XeroContactTextField, str] = Field(default_factory=dict)
-    # Ignition client tags that, when present, put the contact in the Xero contact group of the
-    # same name (issue 3 adds the group calls).
-    contact_groups_from_tags: bool = False
     # Ignition client states that are not pushed to Xero (e.g. ["lead"] to keep prospects out).
     skip_client_states: list[Literal["lead", "active", "inactive", "archived"]] = Field(default_factory=list)
 
@@ -309,13 +306,12 @@ class TrackingRule(StrictModel):
 
 class OwnerRule(StrictModel):
     """The client's owner in Ignition (manager or partner, matched by e-mail) -> a Xero tracking
-    option on invoice lines and/or a contact group."""
+    option on invoice lines."""
 
     source: Literal["manager", "partner"] = "manager"
-    # lower-cased e-mail -> the option or group name in Xero
+    # lower-cased e-mail -> the option name in Xero
     by_email: dict[str, str] = Field(default_factory=dict)
     tracking_category: str | None = Field(default=None, description="Tracking category for the option")
-    contact_group: bool = Field(default=False, description="Also put the contact in a group of that name")
 
     @field_validator("by_email")
     @classmethod
