@@ -158,6 +158,7 @@ def build_sync_service(
     *,
     on_xero_call: Callable[[XeroCall], None] | None = None,
     on_token_refresh: Callable[[RefreshOutcome], None] | None = None,
+    on_ignition_mcp_refresh: Callable[[RefreshOutcome], None] | None = None,
 ) -> SyncService:
     xero = xero_client(settings, config, on_call=on_xero_call, on_token_refresh=on_token_refresh)
     ignition = ignition_client(settings, config)
@@ -165,15 +166,14 @@ def build_sync_service(
     contacts = ContactSync(
         xero=xero, ignition=ignition, store=store, rules=config.contacts, ignition_config=config.ignition
     )
-    xero_to_ignition = build_xero_to_ignition(settings, config, xero=xero, mappings=store)
+    xero_to_ignition = build_xero_to_ignition(
+        settings, config, xero=xero, mappings=store, on_token_refresh=on_ignition_mcp_refresh
+    )
     # What the invoice and payment use cases are both built with.
+    unit, notes = config.ignition.amount_unit, config.xero.history_notes
+    skew = timedelta(seconds=config.ignition.max_clock_skew_seconds)
     parts = LedgerParts(
-        xero=xero,
-        ignition=ignition,
-        store=store,
-        unit=config.ignition.amount_unit,
-        history_notes=config.xero.history_notes,
-        max_clock_skew=timedelta(seconds=config.ignition.max_clock_skew_seconds),
+        xero=xero, ignition=ignition, store=store, unit=unit, history_notes=notes, max_clock_skew=skew
     )
     invoices = InvoiceSync(
         **parts, contacts=contacts, rules=config.invoices, drafted_from=xero_to_ignition.round_trip.origin
