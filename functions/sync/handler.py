@@ -62,6 +62,12 @@ def on_token_refresh(outcome: RefreshOutcome) -> None:
     count(TOKEN_REFRESH_METRICS[outcome])
 
 
+def on_ignition_mcp_refresh(outcome: RefreshOutcome) -> None:
+    """The Ignition MCP user's token set (Xero -> Ignition): its loss has an alarm of its own."""
+    lost = outcome == "authorisation_lost"
+    count(Metric.IGNITION_MCP_AUTHORISATION_LOST if lost else TOKEN_REFRESH_METRICS[outcome])
+
+
 def apply(*, event: SyncEvent, service: SyncService) -> dict[str, Any]:
     """One event through the sync. Module-level and named ``apply``: Powertools keys each
     idempotency record by the function's module and name, so records written before stay valid."""
@@ -115,7 +121,11 @@ class SyncHandler(PowertoolsHandler):
         """Built on the first event, not at the cold start: a function whose secrets are not
         filled in yet still starts, and fails each event with a clear reason."""
         return build_sync_service(
-            self.settings, self.config, on_xero_call=on_xero_call, on_token_refresh=on_token_refresh
+            self.settings,
+            self.config,
+            on_xero_call=on_xero_call,
+            on_token_refresh=on_token_refresh,
+            on_ignition_mcp_refresh=on_ignition_mcp_refresh,
         )
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> Mapping[str, object]:
