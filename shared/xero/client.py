@@ -64,10 +64,6 @@ from shared.xero.finders import XeroFinders
 from shared.xero.reference_cache import ReferenceDataCache
 from shared.xero.where import where_all, where_any, where_eq
 
-# Re-exported while tests/unit/test_xero_client.py still imports them from here.
-from shared.xero.where import where_eq_ignore_case as where_eq_ignore_case
-from shared.xero.where import where_safe as where_safe
-
 logger = logging.getLogger(__name__)
 # httpx logs every request's URL at INFO, and a Contacts lookup's URL carries the client's name and
 # e-mail in its where clause: with Lambda's application log level at INFO that is personal data in
