@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 from shared.backfill.ports import CheckpointPort, IgnitionPort, MappingsPort, XeroPort
 from shared.backfill.results import BackfillOptions, BackfillPaused, Failure, ProgressUpdate
@@ -109,6 +110,14 @@ def _limit_wait(exc: BudgetExhausted | XeroRateLimited) -> float:
     return max(retry_after, 1.0)
 
 
+class _Slugged(Protocol):
+    @property
+    def slug(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Slugged)
+
+
 class BackfillRun:
     """The state of one pass, shared by its phases: options, checkpoint, failures, the Xero calls
     made, and what a dry run would have written (carried into the next phases)."""
@@ -186,6 +195,26 @@ class BackfillRun:
         counts.total = len(ids)
         self._count_mapped(counts, mapped.values())
         return mapped
+
+    def unmapped(
+        self,
+        counts: PhaseCounts,
+        record_type: RecordType,
+        records: Iterable[R],
+        skipped: Callable[[R], bool],
+    ) -> list[R]:
+        """The records (keyed by slug) with no mapping yet, less those the rules skip (counted)."""
+        records = list(records)
+        mapped = self.mapped(counts, record_type, [r.slug for r in records])
+        pending: list[R] = []
+        for record in records:
+            if record.slug in mapped:
+                continue
+            if skipped(record):
+                counts.skipped += 1
+                continue
+            pending.append(record)
+        return pending
 
     def _count_mapped(self, counts: PhaseCounts, mapped: Iterable[RecordMapping]) -> None:
         """Start a pass from the truth: what this run mapped before (an interrupted pass) counts as
@@ -375,3 +404,26 @@ class BackfillRun:
             if usage is not None and calls_left > usage.day_left:
                 eta = max(eta, usage.day_ends_at - time.time())
         self._progress(ProgressUpdate(self.phase, done, total, spent, eta, usage.day_left if usage else None))
+
+
+class BackfillPhase(ABC, Generic[R]):
+    """One phase of a pass: the records still to map (counted as the phase starts), then what the
+    phase decides and writes for them."""
+
+    name: ClassVar[Phase]
+
+    def __init__(self, run: BackfillRun) -> None:
+        self._run = run
+
+    def execute(self, checkpoint: Checkpoint) -> None:
+        counts = checkpoint.phase(self.name)
+        pending = self._pending(counts)
+        self._run.report(0, len(pending))
+        if pending:
+            self._sync(pending, counts)
+
+    @abstractmethod
+    def _pending(self, counts: PhaseCounts) -> list[R]: ...
+
+    @abstractmethod
+    def _sync(self, pending: list[R], counts: PhaseCounts) -> None: ...

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from shared.backfill.batch import AGAIN, PLANNED_ID_PREFIX, XERO_PAGE_SIZE, BackfillRun, Settled, Write
+from shared.backfill import batch
 from shared.backfill.results import Failure
 from shared.config import RecordType
 from shared.contact_fields import client_to_contact
@@ -16,7 +16,7 @@ from shared.errors import PermanentSyncError
 from shared.matching import choose_contact, disambiguated_client_name
 from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
-from shared.store.checkpoints import Checkpoint, PhaseCounts
+from shared.store.checkpoints import PhaseCounts
 from shared.store.mappings import RecordMapping
 from shared.xero.rules import XeroNameTaken, refusal
 
@@ -61,21 +61,20 @@ class _ContactIndex:
         return list(candidates.values())
 
 
-class ContactsPhase:
-    def __init__(self, run: BackfillRun) -> None:
-        self._run = run
+class ContactsPhase(batch.BackfillPhase[IgnitionClient]):
+    name = "contacts"
+
+    def __init__(self, run: batch.BackfillRun) -> None:
+        super().__init__(run)
         self._rules = run.config.contacts
         self._owners: dict[str, str] = {}  # mapped before this pass: ContactID -> slug
         self._claimed: dict[str, str] = {}  # decided in this pass: ContactID -> slug
 
-    def execute(self, checkpoint: Checkpoint) -> None:
-        counts = checkpoint.phase("contacts")
-        pending = self._pending(counts)
-        self._run.report(0, len(pending))
-        if not pending:
-            return
+    def _sync(self, pending: list[IgnitionClient], counts: PhaseCounts) -> None:
         xero = self._run.xero
-        contacts = self._run.read(lambda: xero.iter_contacts(page_size=XERO_PAGE_SIZE, include_archived=True))
+        contacts = self._run.read(
+            lambda: xero.iter_contacts(page_size=batch.XERO_PAGE_SIZE, include_archived=True)
+        )
         index = _ContactIndex(contacts)
         self._owners = self._run.mappings.owners(
             RecordType.CLIENT, [c.ContactID for c in contacts if c.ContactID]
@@ -87,7 +86,7 @@ class ContactsPhase:
         if self._run.dry_run:
             for write in writes:
                 self._run.would_map[RecordType.CLIENT][write.ignition_id] = (
-                    write.body.ContactID or f"{PLANNED_ID_PREFIX}{write.ignition_id}"
+                    write.body.ContactID or f"{batch.PLANNED_ID_PREFIX}{write.ignition_id}"
                 )
             counts.created += creates
             counts.linked += len(writes) - creates
@@ -95,22 +94,17 @@ class ContactsPhase:
         self._run.write_batches(writes, self._save, self._settle, counts, batches_left_from_queue=True)
 
     def _pending(self, counts: PhaseCounts) -> list[IgnitionClient]:
-        clients = list(self._run.ignition.iter_clients())
-        mapped = self._run.mapped(counts, RecordType.CLIENT, [c.slug for c in clients])
-        pending: list[IgnitionClient] = []
-        for client in clients:
-            if client.slug in mapped:
-                continue
-            if client.state in self._rules.skip_client_states:
-                counts.skipped += 1
-                continue
-            pending.append(client)
-        return pending
+        skip = self._rules.skip_client_states
+        return self._run.unmapped(
+            counts, RecordType.CLIENT, self._run.ignition.iter_clients(), lambda c: c.state in skip
+        )
 
     def _owner_of(self, contact_id: str) -> str | None:
         return self._claimed.get(contact_id) or self._owners.get(contact_id)
 
-    def _decide(self, client: IgnitionClient, index: _ContactIndex, counts: PhaseCounts) -> Write | None:
+    def _decide(
+        self, client: IgnitionClient, index: _ContactIndex, counts: PhaseCounts
+    ) -> batch.Write | None:
         """The write for one client; None when it is linked without one, or failed."""
         try:
             match = choose_contact(
@@ -147,12 +141,12 @@ class ContactsPhase:
 
     def _contact_write(
         self, client: IgnitionClient, matched: Contact | None, method: str, name_taken: bool
-    ) -> Write:
+    ) -> batch.Write:
         rules = self._rules
         if matched is None:
             name = disambiguated_client_name(client, rules) if name_taken else client.name
             body, _ = client_to_contact(client, rules, name=name, contact_number=client.slug)
-            return Write(client.slug, body, "created", client=client)
+            return batch.Write(client.slug, body, "created", client=client)
         assert matched.ContactID is not None
         if matched.ContactStatus == "ARCHIVED" and rules.archived_contact == "fail":
             raise PermanentSyncError(
@@ -161,18 +155,20 @@ class ContactsPhase:
                 category="archived_contact",
             )
         if not self._run.options.update_linked and matched.ContactStatus in (None, "ACTIVE"):
-            return Write(client.slug, None, method, client=client, extra={"contact_id": matched.ContactID})
+            return batch.Write(
+                client.slug, None, method, client=client, extra={"contact_id": matched.ContactID}
+            )
         number = matched.ContactNumber if matched.ContactNumber else client.slug
         body, _ = client_to_contact(client, rules, name=client.name, contact_number=number)
         update: dict[str, Any] = {"ContactID": matched.ContactID}
         if rules.archived_contact == "reactivate":
             update["ContactStatus"] = "ACTIVE"
-        return Write(client.slug, body.model_copy(update=update), method, client=client)
+        return batch.Write(client.slug, body.model_copy(update=update), method, client=client)
 
     def _save(self, bodies: list[Contact], key: str) -> list[Contact]:
         return self._run.xero.save_contacts(bodies, idempotency_key=key)
 
-    def _settle(self, write: Write, saved: Contact) -> Settled:
+    def _settle(self, write: batch.Write, saved: Contact) -> batch.Settled:
         errors = [e.Message for e in saved.ValidationErrors or []]
         if errors and write.attempt == 0 and isinstance(refusal(errors), XeroNameTaken):
             # Another client's contact took the name meanwhile: send it again with the second name.
@@ -180,7 +176,7 @@ class ContactsPhase:
             write.attempt = 1
             second_name = disambiguated_client_name(write.client, self._rules)
             write.body = write.body.model_copy(update={"Name": second_name})
-            return AGAIN
+            return batch.AGAIN
         if errors:
             return Failure(RecordType.CLIENT, write.ignition_id, "xero_validation", "; ".join(errors))
         assert saved.ContactID is not None and write.client is not None

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Protocol
+from typing import Any
 
-from shared.backfill.batch import BackfillRun
+from shared.backfill.batch import BackfillPhase, BackfillRun
 from shared.backfill.contacts import ContactsPhase
 from shared.backfill.invoices import InvoicesPhase
 from shared.backfill.payments import PaymentsPhase
 from shared.backfill.results import BackfillOptions, BackfillPaused, BackfillResult
 from shared.store.checkpoints import PHASES, Checkpoint, Phase
 
-
-class _Phase(Protocol):
-    def execute(self, checkpoint: Checkpoint) -> None: ...
-
-
 # Each phase reads what it needs, decides per record, and writes through BackfillRun.write_batches.
-PHASE_STEPS: dict[Phase, Callable[[BackfillRun], _Phase]] = {
-    "contacts": ContactsPhase,
-    "invoices": InvoicesPhase,
-    "payments": PaymentsPhase,
+PHASE_STEPS: dict[Phase, type[BackfillPhase[Any]]] = {
+    step.name: step for step in (ContactsPhase, InvoicesPhase, PaymentsPhase)
 }
 
 

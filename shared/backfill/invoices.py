@@ -7,14 +7,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from shared.backfill.batch import (
-    PLANNED_ID_PREFIX,
-    XERO_PAGE_SIZE,
-    BackfillRun,
-    Settled,
-    Write,
-    refusal_failure,
-)
+from shared.backfill import batch
 from shared.backfill.results import Failure
 from shared.billing import InvoicePlan, plan_invoice
 from shared.config import RecordType
@@ -23,7 +16,7 @@ from shared.invoices import InvoiceSync
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
 from shared.models.xero import Currency, Invoice, Organisation
 from shared.refusals import currency_reason, locked_lock_kind, period_locked_reason
-from shared.store.checkpoints import Checkpoint, PhaseCounts
+from shared.store.checkpoints import PhaseCounts
 from shared.store.mappings import RecordMapping
 from shared.xero.rules import OrganisationTaxTypes
 
@@ -47,24 +40,21 @@ class _Known:
         return self.by_reference.get(invoice.Reference or "")
 
 
-class InvoicesPhase:
-    def __init__(self, run: BackfillRun) -> None:
-        self._run = run
+class InvoicesPhase(batch.BackfillPhase[IgnitionInvoice]):
+    name = "invoices"
+
+    def __init__(self, run: batch.BackfillRun) -> None:
+        super().__init__(run)
         self._rules = run.config.invoices
 
-    def execute(self, checkpoint: Checkpoint) -> None:
-        counts = checkpoint.phase("invoices")
-        pending = self._pending(counts)
-        self._run.report(0, len(pending))
-        if not pending:
-            return
+    def _sync(self, pending: list[IgnitionInvoice], counts: PhaseCounts) -> None:
         known = self._known(pending)
         writes = [write for invoice in pending if (write := self._decide(invoice, known, counts)) is not None]
 
         self._run.planned["invoices"] = {"create": len(writes)}
         if self._run.dry_run:
             for write in writes:
-                placeholder = f"{PLANNED_ID_PREFIX}{write.ignition_id}"
+                placeholder = f"{batch.PLANNED_ID_PREFIX}{write.ignition_id}"
                 self._run.would_map[RecordType.INVOICE][write.ignition_id] = placeholder
                 self._run.would_hold[placeholder] = write.body.model_copy(
                     update={"InvoiceID": placeholder, "AmountDue": write.extra["total"]}
@@ -80,18 +70,10 @@ class InvoicesPhase:
             done = self._run.write_batches(group, save, settle, counts, done=done, total=len(writes))
 
     def _pending(self, counts: PhaseCounts) -> list[IgnitionInvoice]:
-        invoices = list(self._run.ignition.iter_invoices())
-        mapped = self._run.mapped(counts, RecordType.INVOICE, [i.slug for i in invoices])
-        pending: list[IgnitionInvoice] = []
-        for invoice in invoices:
-            if invoice.slug in mapped:
-                continue
-            state = invoice.state.lower()
-            if state in self._rules.skip_states or state in self._rules.void_states:
-                counts.skipped += 1
-                continue
-            pending.append(invoice)
-        return pending
+        skip = {*self._rules.skip_states, *self._rules.void_states}
+        return self._run.unmapped(
+            counts, RecordType.INVOICE, self._run.ignition.iter_invoices(), lambda i: i.state.lower() in skip
+        )
 
     def _known(self, pending: list[IgnitionInvoice]) -> _Known:
         run, xero = self._run, self._run.xero
@@ -103,7 +85,7 @@ class InvoicesPhase:
             clients = {c.slug: c for c in run.ignition.iter_clients()}
         existing = [
             inv
-            for inv in run.read(lambda: xero.iter_invoices(page_size=XERO_PAGE_SIZE))
+            for inv in run.read(lambda: xero.iter_invoices(page_size=batch.XERO_PAGE_SIZE))
             if inv.Type == "ACCREC" and inv.Status not in ("DELETED", "VOIDED")
         ]
         # The organisation's rules, read once: an invoice Xero would refuse for a lock date or a
@@ -123,7 +105,7 @@ class InvoicesPhase:
             enabled=run.retrying("reading", xero.currencies),
         )
 
-    def _decide(self, invoice: IgnitionInvoice, known: _Known, counts: PhaseCounts) -> Write | None:
+    def _decide(self, invoice: IgnitionInvoice, known: _Known, counts: PhaseCounts) -> batch.Write | None:
         """The write for one invoice; None when it is linked without one, or failed."""
         contact_id = known.contact_ids.get(invoice.client.slug)
         if contact_id is None:
@@ -155,7 +137,7 @@ class InvoicesPhase:
             assert found.InvoiceID is not None
             self._run.link(self._mapping(invoice, found.InvoiceID, "invoice_number"), counts)
             return None
-        return Write(
+        return batch.Write(
             invoice.slug,
             plan.invoice,
             "created",
@@ -177,12 +159,12 @@ class InvoicesPhase:
     def _save(self, bodies: list[Invoice], key: str, *, unitdp4: bool) -> list[Invoice]:
         return self._run.xero.save_invoices(bodies, idempotency_key=key, unitdp4=unitdp4)
 
-    def _settle(self, known: _Known, write: Write, saved: Invoice) -> Settled:
+    def _settle(self, known: _Known, write: batch.Write, saved: Invoice) -> batch.Settled:
         invoice: IgnitionInvoice = write.extra["invoice"]
         errors = [e.Message for e in saved.ValidationErrors or []]
         if errors:
             what = InvoiceSync.describe(invoice)
-            return refusal_failure(
+            return batch.refusal_failure(
                 RecordType.INVOICE,
                 write.ignition_id,
                 what,

@@ -9,7 +9,7 @@ import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
-from shared.backfill.batch import XERO_PAGE_SIZE, BackfillRun, Settled, Write, refusal_failure
+from shared.backfill import batch
 from shared.backfill.results import Failure
 from shared.billing import allocate_payment, payment_reference, xero_payment
 from shared.config import RecordType
@@ -18,7 +18,7 @@ from shared.models.ignition import IgnitionPayment
 from shared.models.xero import Invoice, Organisation, Payment
 from shared.payments import allocation_id
 from shared.refusals import locked_lock_kind, period_locked_reason
-from shared.store.checkpoints import Checkpoint, PhaseCounts
+from shared.store.checkpoints import PhaseCounts
 from shared.store.mappings import RecordMapping
 
 
@@ -35,17 +35,14 @@ class _Known:
     organisation: Organisation
 
 
-class PaymentsPhase:
-    def __init__(self, run: BackfillRun) -> None:
-        self._run = run
+class PaymentsPhase(batch.BackfillPhase[IgnitionPayment]):
+    name = "payments"
+
+    def __init__(self, run: batch.BackfillRun) -> None:
+        super().__init__(run)
         self._rules = run.config.payments
 
-    def execute(self, checkpoint: Checkpoint) -> None:
-        counts = checkpoint.phase("payments")
-        pending = self._pending(counts)
-        self._run.report(0, len(pending))
-        if not pending:
-            return
+    def _sync(self, pending: list[IgnitionPayment], counts: PhaseCounts) -> None:
         known = self._known(pending)
         writes = [write for payment in pending for write in self._decide(payment, known, counts)]
 
@@ -81,19 +78,19 @@ class PaymentsPhase:
         invoice_ids.update(run.would_map[RecordType.INVOICE])
         invoices = {
             inv.InvoiceID: inv
-            for inv in run.read(lambda: xero.iter_invoices(page_size=XERO_PAGE_SIZE))
+            for inv in run.read(lambda: xero.iter_invoices(page_size=batch.XERO_PAGE_SIZE))
             if inv.InvoiceID
         }
         invoices.update(run.would_hold)
         existing: dict[tuple[str, str], Payment] = {}
-        for found in run.read(lambda: xero.iter_payments(page_size=XERO_PAGE_SIZE)):
+        for found in run.read(lambda: xero.iter_payments(page_size=batch.XERO_PAGE_SIZE)):
             if found.Status != "DELETED" and found.Reference and found.Invoice and found.Invoice.InvoiceID:
                 existing[(found.Reference, found.Invoice.InvoiceID)] = found
         due = {xero_id: inv.AmountDue or Decimal(0) for xero_id, inv in invoices.items()}
         organisation = run.retrying("reading", xero.organisation)
         return _Known(invoice_ids, invoices, existing, due, organisation)
 
-    def _decide(self, payment: IgnitionPayment, known: _Known, counts: PhaseCounts) -> list[Write]:
+    def _decide(self, payment: IgnitionPayment, known: _Known, counts: PhaseCounts) -> list[batch.Write]:
         """The writes for one payment's allocations still to make (those found in Xero are linked)."""
         try:
             applicable = self._applicable(payment, known, counts)
@@ -114,12 +111,12 @@ class PaymentsPhase:
         except PermanentSyncError as exc:
             self._run.fail(Failure(RecordType.PAYMENT, payment.slug, exc.category, str(exc)), counts)
             return []
-        writes: list[Write] = []
+        writes: list[batch.Write] = []
         for allocation in plan.allocations:
             xero_id = allocation.xero_invoice_id
             known.due[xero_id] = known.due.get(xero_id, Decimal(0)) - allocation.amount
             writes.append(
-                Write(
+                batch.Write(
                     allocation_id(payment.slug, allocation.invoice_slug),
                     xero_payment(allocation, payment, self._rules),
                     "created",
@@ -161,11 +158,11 @@ class PaymentsPhase:
     def _save(self, bodies: list[Payment], key: str) -> list[Payment]:
         return self._run.xero.create_payments(bodies, idempotency_key=key)
 
-    def _settle(self, organisation: Organisation, write: Write, saved: Payment) -> Settled:
+    def _settle(self, organisation: Organisation, write: batch.Write, saved: Payment) -> batch.Settled:
         errors = [e.Message for e in saved.ValidationErrors or []]
         if errors:
             what = f"payment {write.ignition_id}"
-            return refusal_failure(
+            return batch.refusal_failure(
                 RecordType.PAYMENT, write.ignition_id, what, write.body, errors, organisation, []
             )
         assert saved.PaymentID is not None
