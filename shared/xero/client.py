@@ -244,17 +244,13 @@ class XeroClient(XeroFinders):
         sent in as many calls as Xero's size limits need (``fit_in_url``), each contact once.
         ``search_term`` is Xero's case-insensitive text search (Name, FirstName, LastName,
         ContactNumber, EmailAddress): plain text, safe for any characters."""
-        params: dict[str, str] = {}
-        if search_term:
-            params["searchTerm"] = search_term
-        if page is not None:
-            params["page"] = str(page)
-        if page_size is not None:
-            params["pageSize"] = str(page_size)
-        if include_archived:
-            params["includeArchived"] = "true"
-        if summary_only:
-            params["summaryOnly"] = "true"
+        params = _query(
+            searchTerm=search_term,
+            page=page,
+            pageSize=page_size,
+            includeArchived=include_archived,
+            summaryOnly=summary_only,
+        )
         return self._get_fitted(
             "/Contacts",
             "Contacts",
@@ -336,22 +332,15 @@ class XeroClient(XeroFinders):
     ) -> list[Invoice]:
         """One page of ``GET /Invoices``. Xero includes line items only when ``page`` is given
         (or for a single invoice); ``summary_only`` leaves them out for a lighter, faster call."""
-        params: dict[str, str] = {}
-        for name, values in (
-            ("InvoiceNumbers", invoice_numbers),
-            ("ContactIDs", contact_ids),
-            ("Statuses", statuses),
-        ):
-            if values:
-                params[name] = ",".join(values)
-        if page is not None:
-            params["page"] = str(page)
-        if page_size is not None:
-            params["pageSize"] = str(page_size)
-        if summary_only:
-            params["summaryOnly"] = "true"
-        if unitdp4:
-            params["unitdp"] = "4"
+        params = _query(
+            InvoiceNumbers=invoice_numbers,
+            ContactIDs=contact_ids,
+            Statuses=statuses,
+            page=page,
+            pageSize=page_size,
+            summaryOnly=summary_only,
+            unitdp=4 if unitdp4 else None,
+        )
         return self._get_fitted(
             "/Invoices", "Invoices", Invoice, params, where, ids=ids, modified_since=modified_since
         )
@@ -452,11 +441,7 @@ class XeroClient(XeroFinders):
         ``PaymentID==Guid(...)`` clauses OR-ed (and AND-ed with ``where``), in as many calls as the
         URL length needs."""
         any_of = [where_eq("PaymentID", UUID(payment_id)) for payment_id in ids]
-        params: dict[str, str] = {}
-        if page is not None:
-            params["page"] = str(page)
-        if page_size is not None:
-            params["pageSize"] = str(page_size)
+        params = _query(page=page, pageSize=page_size)
         return self._get_fitted(
             "/Payments", "Payments", Payment, params, where, any_of=any_of, modified_since=modified_since
         )
@@ -931,6 +916,22 @@ def _json(response: httpx.Response, endpoint: str) -> Any:
             status=response.status_code,
             endpoint=endpoint,
         ) from None
+
+
+def _query(**values: str | int | bool | Sequence[str] | None) -> dict[str, str]:
+    """Xero query parameters: None, False, "" and empty lists are left out, True is "true" and a
+    list is comma-joined."""
+    params: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None or value is False or value == "" or (isinstance(value, Sequence) and not value):
+            continue
+        if value is True:
+            params[name] = "true"
+        elif isinstance(value, str | int):
+            params[name] = str(value)
+        else:
+            params[name] = ",".join(value)
+    return params
 
 
 def _every_page(fetch: Callable[[int], list[M]], page_size: int) -> Iterator[M]:
