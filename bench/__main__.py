@@ -15,7 +15,7 @@ import json
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,35 +32,42 @@ ALONE = {"poll": ("poll.", poll.measure, poll.figures)}
 
 
 @dataclass
+class Warm:
+    """Warm invocations measured, after ``warmup`` more that are not."""
+
+    iterations: int
+    warmup: int
+
+
+@dataclass
+class Records:
+    """Ignition records seeded for a step."""
+
+    clients: int
+    invoices: int
+    payments: int = 0
+
+
+@dataclass
 class Sizes:
     cold_runs: int = 3
-    ingest_iterations: int = 200
-    ingest_warmup: int = 20
-    sync_iterations: int = 40
-    sync_warmup: int = 5
+    ingest: Warm = field(default_factory=lambda: Warm(iterations=200, warmup=20))
+    sync: Warm = field(default_factory=lambda: Warm(iterations=40, warmup=5))
     steady_clients: int = 6
     drain_target_seconds: float = 120.0
-    backfill_clients: int = 300
-    backfill_invoices: int = 150
-    backfill_payments: int = 75
-    reconcile_clients: int = 50_000
-    reconcile_invoices: int = 50_000
+    backfill: Records = field(default_factory=lambda: Records(clients=300, invoices=150, payments=75))
+    reconcile: Records = field(default_factory=lambda: Records(clients=50_000, invoices=50_000))
     reconcile_timeout: float = 900.0
 
 
 QUICK = Sizes(
     cold_runs=2,
-    ingest_iterations=40,
-    ingest_warmup=5,
-    sync_iterations=10,
-    sync_warmup=2,
+    ingest=Warm(iterations=40, warmup=5),
+    sync=Warm(iterations=10, warmup=2),
     steady_clients=2,
     drain_target_seconds=60.0,
-    backfill_clients=60,
-    backfill_invoices=20,
-    backfill_payments=10,
-    reconcile_clients=1_000,
-    reconcile_invoices=1_000,
+    backfill=Records(clients=60, invoices=20, payments=10),
+    reconcile=Records(clients=1_000, invoices=1_000),
     reconcile_timeout=300.0,
 )
 
@@ -107,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         return only(args)
     sizes = QUICK if args.quick else Sizes()
     if args.reconcile_clients:
-        sizes.reconcile_clients = args.reconcile_clients
+        sizes.reconcile.clients = args.reconcile_clients
     if args.reconcile_invoices:
-        sizes.reconcile_invoices = args.reconcile_invoices
+        sizes.reconcile.invoices = args.reconcile_invoices
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = skip - set(STEPS)
     if unknown:
@@ -156,7 +163,7 @@ def run(args: argparse.Namespace, sizes: Sizes, skip: set[str], started: float) 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     info = machine()
     log(f"machine: {info['cpu_model']}, {info['cores']} cores, load {info['load_average_1_5_15']}")
-    raw: dict[str, Any] = {"sizes": sizes.__dict__, "skipped": sorted(skip)}
+    raw: dict[str, Any] = {"sizes": asdict(sizes), "skipped": sorted(skip)}
     figures: list[Figure] = []
 
     # The stack's inventory needs a CDK synthesis (~10-60 s, mostly Node waiting): in parallel.
@@ -230,11 +237,11 @@ def run_all(
         h.pause_sync()
     ingest_warm = sync_warm = None
     if "warm" not in skip:
-        log(f"warm ingest: {sizes.ingest_warmup} + {sizes.ingest_iterations} invocations")
-        ingest_warm = flow.warm_ingest(h, sizes.ingest_iterations, sizes.ingest_warmup, 90, first_index=1)
+        log(f"warm ingest: {sizes.ingest.warmup} + {sizes.ingest.iterations} invocations")
+        ingest_warm = flow.warm_ingest(h, sizes.ingest.iterations, sizes.ingest.warmup, 90, first_index=1)
         raw["ingest_warm"] = ingest_warm.as_json()
-        log(f"warm sync: {sizes.sync_warmup} + {sizes.sync_iterations} invocations")
-        sync_warm = flow.warm_sync(h, sizes.sync_iterations, sizes.sync_warmup, 90)
+        log(f"warm sync: {sizes.sync.warmup} + {sizes.sync.iterations} invocations")
+        sync_warm = flow.warm_sync(h, sizes.sync.iterations, sizes.sync.warmup, 90)
         raw["sync_warm"] = sync_warm.as_json()
         h.purge_queue()
     if "coldstart" not in skip:
@@ -599,8 +606,8 @@ def backfill_figures(h: flow.Harness, sizes: Sizes, raw: dict[str, Any]) -> list
     method_base = "`python -m cli backfill --sandbox` in its own process"
     if missing is None:
         log(
-            f"backfill: {sizes.backfill_clients} clients, {sizes.backfill_invoices} invoices, "
-            f"{sizes.backfill_payments} payments"
+            f"backfill: {sizes.backfill.clients} clients, {sizes.backfill.invoices} invoices, "
+            f"{sizes.backfill.payments} payments"
         )
         h.set_limits(
             per_minute=flow.XERO_PER_MINUTE,
@@ -610,7 +617,7 @@ def backfill_figures(h: flow.Harness, sizes: Sizes, raw: dict[str, Any]) -> list
         )
         try:
             result = backfill_run.run(
-                h, sizes.backfill_clients, sizes.backfill_invoices, sizes.backfill_payments, 1
+                h, sizes.backfill.clients, sizes.backfill.invoices, sizes.backfill.payments, 1
             )
         except Exception as exc:  # noqa: BLE001 - reported as not measured
             missing = f"not measured: backfill failed: {type(exc).__name__}: {str(exc)[-300:]}"
@@ -649,8 +656,8 @@ def backfill_figures(h: flow.Harness, sizes: Sizes, raw: dict[str, Any]) -> list
 
 def reconcile_figures(sizes: Sizes, raw: dict[str, Any]) -> list[Figure]:
     missing = reconciliation.available()
-    records = sizes.reconcile_clients + sizes.reconcile_invoices
-    label = f"{sizes.reconcile_clients:,} clients + {sizes.reconcile_invoices:,} invoices per side"
+    records = sizes.reconcile.clients + sizes.reconcile.invoices
+    label = f"{sizes.reconcile.clients:,} clients + {sizes.reconcile.invoices:,} invoices per side"
     method = (
         f"`python -m bench.reconcile_scale` (the reconciliation engine's), {label}; one full run, dry run"
     )
@@ -658,7 +665,7 @@ def reconcile_figures(sizes: Sizes, raw: dict[str, Any]) -> list[Figure]:
     if not missing:
         log(f"reconciliation at scale: {label}")
         result = reconciliation.run(
-            sizes.reconcile_clients, sizes.reconcile_invoices, sizes.reconcile_timeout
+            sizes.reconcile.clients, sizes.reconcile.invoices, sizes.reconcile_timeout
         )
     raw["reconcile_scale"] = result
     if "error" in result:
