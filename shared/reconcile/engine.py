@@ -130,33 +130,27 @@ class Ports:
     xero_to_ignition: DraftCheck | None = None
 
 
+@dataclass(frozen=True)
 class Guard:
     """Stops a run at a page boundary before it runs out of Lambda time or call budget."""
 
-    def __init__(
-        self,
-        counters: RunCounters,
-        *,
-        remaining_seconds: Callable[[], float],
-        reserve_seconds: float,
-        max_xero_calls: int,
-        max_ignition_requests: int,
-    ) -> None:
-        self.counters = counters
-        self._remaining = remaining_seconds
-        self._reserve = reserve_seconds
-        self._max_xero = max_xero_calls
-        self._max_ignition = max_ignition_requests
+    counters: RunCounters
+    remaining_seconds: Callable[[], float]
+    reserve_seconds: float
+    max_xero_calls: int
+    max_ignition_requests: int
 
     def check(self) -> None:
-        if self._remaining() < self._reserve:
+        if self.remaining_seconds() < self.reserve_seconds:
             raise StopRun("time: the Lambda timeout is near")
-        if self.counters.xero_calls >= self._max_xero:
-            raise StopRun(f"budget: {self.counters.xero_calls} Xero calls (limit per run {self._max_xero})")
-        if self.counters.ignition_requests >= self._max_ignition:
+        if self.counters.xero_calls >= self.max_xero_calls:
+            raise StopRun(
+                f"budget: {self.counters.xero_calls} Xero calls (limit per run {self.max_xero_calls})"
+            )
+        if self.counters.ignition_requests >= self.max_ignition_requests:
             raise StopRun(
                 f"budget: {self.counters.ignition_requests} Ignition requests "
-                f"(limit per run {self._max_ignition})"
+                f"(limit per run {self.max_ignition_requests})"
             )
 
 

@@ -147,12 +147,6 @@ class RunResult(BaseModel):
 
     def response(self) -> dict[str, object]:
         """The handler's contract: run_id, status, summary, report, healed."""
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "summary": self.summary,
-            "report": self.report,
-            "healed": self.healed,
-            "mode": self.mode,
-            "needs_person": self.needs_person,
-        }
+        return self.model_dump(
+            include={"run_id", "status", "summary", "report", "healed", "mode", "needs_person"}
+        )
