@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
 from typing import Any, Literal
@@ -67,14 +67,7 @@ class Check:
     data: dict[str, Any] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "action": self.action,
-            "data": self.data,
-        }
+        return asdict(self)
 
 
 @dataclass
