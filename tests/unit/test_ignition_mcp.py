@@ -20,11 +20,13 @@ from sandbox.ignition_emulator import IgnitionEmulator
 from sandbox.ignition_mcp import MCP_CLIENT_ID, MCP_CLIENT_SECRET, IgnitionMcpEmulator, McpLimits
 from sandbox.server import RunningServer, serve_in_thread
 from shared.config import IgnitionMcpConfig
+from shared.errors import is_permanent
 from shared.ignition.drafts import (
     DraftLine,
     IgnitionMcpAuthError,
     IgnitionMcpRateLimited,
     IgnitionMcpRefused,
+    IgnitionMcpUnavailable,
     InvoiceDraftRequest,
 )
 from shared.ignition.mcp import IgnitionMcpBudget, IgnitionMcpClient, forget_cached_schemas
@@ -453,3 +455,17 @@ def test_given_tax_rates_when_listed_twice_then_the_second_comes_from_the_proces
     assert first == second
     assert {(r.name, r.rate) for r in first} >= {("GST", Decimal(10)), ("GST Free", Decimal(0))}
     assert _state(world)["mcp"]["tool_calls"]["list_tax_rates"] == 1
+
+
+def test_given_the_server_unreachable_when_called_then_unavailable_and_retried_later(world: World) -> None:
+    client, _ = world.connected()
+    down = IgnitionMcpClient(
+        world.config(timeout_seconds=2).model_copy(update={"url": "http://127.0.0.1:9/mcp"}),
+        client.tokens,
+        client.budget,
+    )
+
+    with pytest.raises(IgnitionMcpUnavailable, match="unreachable") as failed:
+        down.list_services()
+
+    assert is_permanent(failed.value) is False
