@@ -54,13 +54,27 @@ def parse(event: dict[str, Any], config: IntegrationConfig) -> ReconcileRequest:
     return request
 
 
+def worth_counting(result: RunResult) -> bool:
+    """A run that found, healed or left something: only such a run publishes metrics. CloudWatch
+    bills a custom metric for every hour it is sent in, and an idle firm's 15-minute and hourly
+    runs find nothing; every run, idle or not, is counted for free by the function's own
+    Invocations and Duration metrics (infra/monitoring.py), and the alarms treat missing data as
+    not breaching, so a discrepancy still fires them the hour it is published."""
+    return result.status == "partial" or result.healed > 0 or any(result.summary.values())
+
+
 def emit(result: RunResult) -> None:
+    if not worth_counting(result):
+        return
     metrics.add_metric(name=Metric.RECONCILE_RUNS, unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name=Metric.RECONCILE_HEALED, unit=MetricUnit.Count, value=result.healed)
+    if result.healed:
+        metrics.add_metric(name=Metric.RECONCILE_HEALED, unit=MetricUnit.Count, value=result.healed)
     if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
         return  # single_metric prints even when metrics are disabled (the sandbox)
     # One metric per category, each with its own dimension (Powertools batches share dimensions).
     for category, count in result.summary.items():
+        if not count:
+            continue
         with single_metric(
             name=Metric.RECONCILE_DISCREPANCIES,
             unit=MetricUnit.Count,
@@ -157,12 +171,12 @@ class ReconcileHandler(PowertoolsHandler):
             raise
         finally:
             close()
-        started = result.started_at
-        metrics.add_metric(
-            name=Metric.RECONCILE_DURATION_SECONDS,
-            unit=MetricUnit.Seconds,
-            value=_seconds_between(started, result.finished_at),
-        )
+        if worth_counting(result):
+            metrics.add_metric(
+                name=Metric.RECONCILE_DURATION_SECONDS,
+                unit=MetricUnit.Seconds,
+                value=_seconds_between(result.started_at, result.finished_at),
+            )
         return result.response()
 
 
