@@ -70,6 +70,12 @@ class ContactsPhase(batch.BackfillPhase[IgnitionClient]):
         self._owners: dict[str, str] = {}  # mapped before this pass: ContactID -> slug
         self._claimed: dict[str, str] = {}  # decided in this pass: ContactID -> slug
 
+    def _pending(self, counts: PhaseCounts) -> list[IgnitionClient]:
+        skip = self._rules.skip_client_states
+        return self._run.unmapped(
+            counts, RecordType.CLIENT, self._run.ignition.iter_clients(), lambda c: c.state in skip
+        )
+
     def _sync(self, pending: list[IgnitionClient], counts: PhaseCounts) -> None:
         xero = self._run.xero
         contacts = self._run.read(
@@ -92,12 +98,6 @@ class ContactsPhase(batch.BackfillPhase[IgnitionClient]):
             counts.linked += len(writes) - creates
             return
         self._run.write_batches(writes, self._save, self._settle, counts, batches_left_from_queue=True)
-
-    def _pending(self, counts: PhaseCounts) -> list[IgnitionClient]:
-        skip = self._rules.skip_client_states
-        return self._run.unmapped(
-            counts, RecordType.CLIENT, self._run.ignition.iter_clients(), lambda c: c.state in skip
-        )
 
     def _owner_of(self, contact_id: str) -> str | None:
         return self._claimed.get(contact_id) or self._owners.get(contact_id)

@@ -47,6 +47,12 @@ class InvoicesPhase(batch.BackfillPhase[IgnitionInvoice]):
         super().__init__(run)
         self._rules = run.config.invoices
 
+    def _pending(self, counts: PhaseCounts) -> list[IgnitionInvoice]:
+        skip = {*self._rules.skip_states, *self._rules.void_states}
+        return self._run.unmapped(
+            counts, RecordType.INVOICE, self._run.ignition.iter_invoices(), lambda i: i.state.lower() in skip
+        )
+
     def _sync(self, pending: list[IgnitionInvoice], counts: PhaseCounts) -> None:
         known = self._known(pending)
         writes = [write for invoice in pending if (write := self._decide(invoice, known, counts)) is not None]
@@ -68,12 +74,6 @@ class InvoicesPhase(batch.BackfillPhase[IgnitionInvoice]):
             group = [w for w in writes if w.extra["dp4"] is dp4]
             save = functools.partial(self._save, unitdp4=dp4)
             done = self._run.write_batches(group, save, settle, counts, done=done, total=len(writes))
-
-    def _pending(self, counts: PhaseCounts) -> list[IgnitionInvoice]:
-        skip = {*self._rules.skip_states, *self._rules.void_states}
-        return self._run.unmapped(
-            counts, RecordType.INVOICE, self._run.ignition.iter_invoices(), lambda i: i.state.lower() in skip
-        )
 
     def _known(self, pending: list[IgnitionInvoice]) -> _Known:
         run, xero = self._run, self._run.xero

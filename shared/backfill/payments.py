@@ -42,17 +42,6 @@ class PaymentsPhase(batch.BackfillPhase[IgnitionPayment]):
         super().__init__(run)
         self._rules = run.config.payments
 
-    def _sync(self, pending: list[IgnitionPayment], counts: PhaseCounts) -> None:
-        known = self._known(pending)
-        writes = [write for payment in pending for write in self._decide(payment, known, counts)]
-
-        self._run.planned["payments"] = {"create": len(writes)}
-        if self._run.dry_run:
-            counts.created += len(writes)
-            return
-        settle = functools.partial(self._settle, known.organisation)
-        self._run.write_batches(writes, self._save, settle, counts)
-
     def _pending(self, counts: PhaseCounts) -> list[IgnitionPayment]:
         """The payments with allocations still to map, each narrowed to those allocations."""
         payments = list(self._run.ignition.iter_payments())
@@ -68,6 +57,17 @@ class PaymentsPhase(batch.BackfillPhase[IgnitionPayment]):
                 continue
             pending.append(payment.model_copy(update={"invoices": targets}))
         return pending
+
+    def _sync(self, pending: list[IgnitionPayment], counts: PhaseCounts) -> None:
+        known = self._known(pending)
+        writes = [write for payment in pending for write in self._decide(payment, known, counts)]
+
+        self._run.planned["payments"] = {"create": len(writes)}
+        if self._run.dry_run:
+            counts.created += len(writes)
+            return
+        settle = functools.partial(self._settle, known.organisation)
+        self._run.write_batches(writes, self._save, settle, counts)
 
     def _known(self, pending: list[IgnitionPayment]) -> _Known:
         run, xero = self._run, self._run.xero
