@@ -46,6 +46,7 @@ DISCREPANCY_CATEGORIES: tuple[ReconcileCategory, ...] = (
     "duplicate_in_xero",
     "orphan_in_xero",
     "written_by_ignition",
+    "ignition_draft",
 )
 
 
