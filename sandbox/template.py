@@ -34,6 +34,11 @@ from shared import aws
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = PROJECT_ROOT / ".build"
 TEMPLATE_CLIENT = "example"
+# Merged into the template client's runtime section before synthesis: the stack then holds every
+# optional part the sandbox can switch on at run time (Xero -> Ignition's MCP secret and grants),
+# while the sandbox's own INTEGRATION_CONFIG keeps the feature off unless asked for
+# (``python -m sandbox serve --xero-to-ignition``, ``Sandbox.set_xero_to_ignition``).
+SANDBOX_RUNTIME: dict[str, Any] = {"xero_to_ignition": {"enabled": True}}
 REGION = "ap-southeast-2"
 ACCOUNT = "123456789012"  # moto's default account
 PARTITION = "aws"
@@ -73,6 +78,7 @@ def template_cache_key(client: str = TEMPLATE_CLIENT) -> str:
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")
     # The CDK library version changes what the same code synthesizes.
     digest.update((PROJECT_ROOT / "requirements-dev.txt").read_bytes())
+    digest.update(json.dumps(SANDBOX_RUNTIME, sort_keys=True).encode())
     return digest.hexdigest()[:20]
 
 
@@ -96,13 +102,27 @@ def synthesized_template(client: str = TEMPLATE_CLIENT, cache_dir: Path = CACHE_
             return _synthesize(client, cache_dir, cached)
 
 
+def _sandbox_client(client: str, clients_dir: Path) -> None:
+    """clients/<client>.json with ``SANDBOX_RUNTIME`` merged into its runtime, in ``clients_dir``."""
+    data = json.loads((PROJECT_ROOT / "clients" / f"{client}.json").read_text())
+    runtime = data.setdefault("runtime", {})
+    for section, values in SANDBOX_RUNTIME.items():
+        runtime[section] = {**runtime.get(section, {}), **values}
+    (clients_dir / f"{client}.json").write_text(json.dumps(data))
+
+
 def _synthesize(client: str, cache_dir: Path, cached: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="synth-") as outdir:
+        clients_dir = Path(outdir) / "clients"
+        clients_dir.mkdir()
+        _sandbox_client(client, clients_dir)
         env = {**os.environ, "CDK_OUTDIR": outdir, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
         # The sandbox's moto endpoint must not leak into the CDK's own AWS lookups.
         env.pop("AWS_ENDPOINT_URL", None)
+        context = [f"client={client}", f"clients_dir={clients_dir}", "bundle=false"]
+        command = ["app.py", *(part for pair in context for part in ("-c", pair))]
         result = subprocess.run(  # noqa: S603 - our own interpreter and app
-            [sys.executable, "app.py", "-c", f"client={client}", "-c", "bundle=false"],
+            [sys.executable, *command],
             cwd=PROJECT_ROOT,
             env=env,
             capture_output=True,
