@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,11 +27,14 @@ from shared.ignition.drafts import (
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionInvoice
 from shared.models.xero import ContactRef, Invoice, LineItem, LineItemTracking, TaxRate
+from shared.reconcile.model import DRAFT_WAITING
+from shared.reconcile.wording import plain
 from shared.xero.webhooks import XeroWebhookEvent
 from shared.xero_to_ignition.drafting import DraftRefused, build_draft
 from shared.xero_to_ignition.events import XERO_INVOICE_EVENT, MarkedInvoiceRelay, invoice_event
-from shared.xero_to_ignition.records import DraftRecord, RecordConflict
+from shared.xero_to_ignition.records import DraftRecord, DraftState, RecordConflict
 from shared.xero_to_ignition.rules import XeroToIgnitionRules
+from shared.xero_to_ignition.safety_net import SafetyNet
 from shared.xero_to_ignition.service import RoundTrip, XeroToIgnition
 from shared.xero_to_ignition.trigger import draft_reference, is_marked, marker_in, marker_of
 from tests.fakes import InMemoryMappingStore
@@ -554,3 +557,71 @@ def test_given_recorded_invoice_events_when_relayed_then_queued_grouped_by_invoi
         (XERO_INVOICE_EVENT, invoice_id, f"xero-invoice#{invoice_id}")
     ] * 2
     assert queue.sent[0].event_id == queue.sent[1].event_id  # SQS and the idempotency drop the repeat
+
+
+# -- the reconciliation's safety net --------------------------------------------------------------------
+
+
+class _XeroDrafts:
+    def __init__(self, invoices: list[Invoice]) -> None:
+        self.invoices = invoices
+        self.pages: list[int | None] = []
+
+    def find_invoices(self, *, statuses: Sequence[str] = (), page: int | None = None) -> list[Invoice]:
+        self.pages.append(page)
+        start = ((page or 1) - 1) * 100
+        return [i for i in self.invoices if i.Status in statuses][start : start + 100]
+
+
+def test_given_marked_drafts_and_records_when_reconciled_then_missing_refused_and_waiting_are_reported() -> (
+    None
+):
+    drafted, refused, unseen, waiting, fresh = (xero_invoice() for _ in range(5))
+    ours = xero_invoice(reference="IGN: but ours")
+    unmarked = xero_invoice(reference="plain")
+    records = InMemoryDraftRecords()
+
+    def record(invoice: Invoice, state: DraftState, days_ago: int, **extra: Any) -> None:
+        at = NOW - timedelta(days=days_ago)
+        records.put(
+            DraftRecord(
+                marker=marker_of(str(invoice.InvoiceID)),
+                xero_invoice_id=str(invoice.InvoiceID),
+                xero_number=invoice.InvoiceNumber,
+                client_slug="cli_acme",
+                state=state,
+                intent_at=at,
+                drafted_at=at if state == "drafted" else None,
+                draft_id=f"dft_{days_ago}",
+                app_path=f"/invoices/drafts/dft_{days_ago}",
+                **extra,
+            ),
+            previous=None,
+        )
+
+    record(drafted, "drafted", 1)
+    record(refused, "refused", 1, reason="the draft's lines come to 1.00 AUD but ...")
+    record(waiting, "drafted", 4, total=Decimal("10.00"), currency="AUD")
+    record(fresh, "drafted", 2)
+    xero = _XeroDrafts([drafted, refused, unseen, ours, unmarked, fresh])
+    net = SafetyNet(
+        xero,
+        records,
+        RULES,
+        owner_of=lambda ids: {str(ours.InvoiceID): "inv_1"} if str(ours.InvoiceID) in ids else {},
+        invoice_slug_prefix="inv_",
+    )
+
+    found = {(d.category, d.xero_id): d for d in net.findings(NOW)}
+
+    assert set(found) == {
+        ("ignition_draft", refused.InvoiceID),
+        ("ignition_draft", unseen.InvoiceID),
+        ("ignition_draft", waiting.InvoiceID),
+    }
+    assert "1.00 AUD" in found[("ignition_draft", refused.InvoiceID)].detail
+    assert "no draft asked for" in found[("ignition_draft", unseen.InvoiceID)].detail
+    waited = found[("ignition_draft", waiting.InvoiceID)]
+    assert waited.detail.startswith(DRAFT_WAITING) and "4 days" in waited.detail
+    assert plain(waited, "firm")[0] != plain(found[("ignition_draft", unseen.InvoiceID)], "firm")[0]
+    assert xero.pages == [1]
