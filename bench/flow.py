@@ -297,34 +297,20 @@ def warm_sync(h: Harness, iterations: int, warmup: int, max_seconds: float) -> W
 
 
 def _invoice(index: int, client_slug: str) -> dict[str, Any]:
-    return {
-        "slug": f"inv_bench_{index:06d}",
-        "reference_number": f"BENCH-{index:06d}",
-        "client": {"slug": client_slug},
-        "amount": {"total": "1100.00", "currency": "AUD"},
-        "date": "2026-11-02",
-        "due_date": "2026-11-30",
-        "items": [
-            {
-                "description": "Monthly bookkeeping",
-                "quantity": "1",
-                "unit_price": {"amount": "1000.00", "currency": "AUD"},
-                "tax_rate": "10",
-            }
-        ],
-        "created_at": payloads.CREATED_AT,
-        "updated_at": payloads.CREATED_AT,
-    }
+    return payloads.invoice_record(
+        f"inv_bench_{index:06d}",
+        f"BENCH-{index:06d}",
+        client_slug,
+        net="1000.00",
+        total="1100.00",
+        description="Monthly bookkeeping",
+        date="2026-11-02",
+        due_date="2026-11-30",
+    )
 
 
 def _payment(index: int, client_slug: str, invoice_slug: str) -> dict[str, Any]:
-    return {
-        "slug": f"pypay_bench_{index:06d}",
-        "client": {"slug": client_slug},
-        "amount": {"amount": "1100.00", "currency": "AUD"},
-        "invoices": [{"slug": invoice_slug}],
-        "created_at": payloads.CREATED_AT,
-    }
+    return payloads.payment_record(f"pypay_bench_{index:06d}", client_slug, invoice_slug, "1100.00")
 
 
 @dataclass
