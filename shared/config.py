@@ -239,14 +239,26 @@ class IgnitionConfig(StrictModel):
         return self
 
 
+# Xero's per-organisation calls a day by app tier: 5,000, or 1,000 on the Starter tier of
+# 2 March 2026 (developer.xero.com/faq/pricing-and-policy-updates); X-DayLimit-Remaining counts
+# down from it.
+XERO_DAY_LIMIT = 5_000
+XERO_STARTER_DAY_LIMIT = 1_000
+# Our day budget when calls_per_day is left out: this share of day_limit (4,800 of 5,000; 960 of
+# 1,000), a margin for the operator CLI and anything else on the same connection.
+DAY_BUDGET_SHARE = 0.96
+
+
 class XeroConfig(StrictModel):
     auth_mode: Literal["oauth", "client_credentials"] = "oauth"
     api_url: str = "https://api.xero.com"
     identity_url: str = "https://identity.xero.com"
     login_url: str = "https://login.xero.com"
-    # Stay a little under Xero's per-organisation limits (60/min, 5,000/day, 5 concurrent).
+    # Stay a little under Xero's per-organisation limits (60/min, day_limit a day, 5 concurrent).
     calls_per_minute: int = Field(default=55, ge=1, le=100_000)
     calls_per_day: int = Field(default=4_800, ge=1, le=10_000_000)
+    # Xero's own day limit for this app's tier: 1,000 on Starter (2026), else 5,000.
+    day_limit: int = Field(default=XERO_DAY_LIMIT, ge=1, le=10_000_000)
     max_concurrent: int = Field(default=5, ge=1, le=5)
     timeout_seconds: float = Field(default=20.0, gt=0, le=120)
     max_attempts: int = Field(default=5, ge=1, le=10)
@@ -256,13 +268,36 @@ class XeroConfig(StrictModel):
     # A note in each written invoice's and payment's Xero history (one extra call per write).
     history_notes: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _day_budget_follows_the_tier(cls, data: object) -> object:
+        """A Starter-tier firm sets ``day_limit: 1000`` alone and gets a budget under it."""
+        if isinstance(data, Mapping) and "calls_per_day" not in data:
+            day_limit = data.get("day_limit")
+            if isinstance(day_limit, int) and not isinstance(day_limit, bool):
+                return {**data, "calls_per_day": max(int(day_limit * DAY_BUDGET_SHARE), 1)}
+        return data
+
     @model_validator(mode="after")
     def _limits_only_raised_for_emulators(self) -> XeroConfig:
-        # Xero enforces 60/min and 5,000/day; higher budgets only make sense against the sandbox.
-        if self.api_url.startswith("https://api.xero.com") and (
-            self.calls_per_minute > 60 or self.calls_per_day > 5_000
-        ):
-            raise ValueError("calls_per_minute must be <= 60 and calls_per_day <= 5000 against api.xero.com")
+        # Xero enforces 60/min and its tier's day limit; higher budgets only make sense against
+        # the sandbox.
+        if not self.api_url.startswith("https://api.xero.com"):
+            return self
+        if self.calls_per_minute > 60:
+            raise ValueError("calls_per_minute must be <= 60 against api.xero.com")
+        if not XERO_STARTER_DAY_LIMIT <= self.day_limit <= XERO_DAY_LIMIT:
+            raise ValueError(
+                f"day_limit {self.day_limit} is outside Xero's daily limits: from {XERO_STARTER_DAY_LIMIT:,} "
+                f"calls (the Starter tier, 2026) to {XERO_DAY_LIMIT:,}"
+            )
+        if self.calls_per_day > self.day_limit:
+            tier = " (Xero's Starter tier)" if self.day_limit == XERO_STARTER_DAY_LIMIT else ""
+            raise ValueError(
+                f"calls_per_day {self.calls_per_day} is above day_limit {self.day_limit}{tier}: "
+                "Xero refuses the rest of the day; set calls_per_day a little below day_limit, or "
+                f"leave it out ({DAY_BUDGET_SHARE:.0%} of day_limit)"
+            )
         return self
 
 

@@ -1,12 +1,13 @@
 """Keep one Xero organisation under its limits by design, instead of bouncing off 429s.
 
-Xero allows, per organisation: 5 concurrent calls, 60 calls a minute, 5,000 a day, in fixed
-windows (minute, UTC day). ``XeroConfig`` sets our caps a little below those. Before every call the
-client takes one unit from the minute window and one from the day window; if the minute is spent it
-waits for the next one (when that is within ``max_inline_wait_seconds``), otherwise it raises
-:class:`BudgetExhausted` so the message goes back to the queue rather than billing a sleeping
-Lambda. ``observe`` learns from Xero's ``X-MinLimit-Remaining`` / ``X-DayLimit-Remaining`` and
-429s, which also catches calls made by anything else using the same connection.
+Xero allows, per organisation: 5 concurrent calls, 60 calls a minute, 5,000 a day (1,000 on the
+2026 Starter tier: ``XeroConfig.day_limit``), in fixed windows (minute, UTC day). ``XeroConfig``
+sets our caps a little below those. Before every call the client takes one unit from the minute
+window and one from the day window; if the minute is spent it waits for the next one (when that is
+within ``max_inline_wait_seconds``), otherwise it raises :class:`BudgetExhausted` so the message
+goes back to the queue rather than billing a sleeping Lambda. ``observe`` learns from Xero's
+``X-MinLimit-Remaining`` / ``X-DayLimit-Remaining`` and 429s, which also catches calls made by
+anything else using the same connection.
 
 The windows and their counters are the shared implementation in ``shared/windowed_budget.py``.
 
@@ -35,9 +36,9 @@ from shared.windowed_budget import (
 )
 from shared.xero.errors import XeroRateLimited
 
-# Xero's own per-organisation limits; the remaining-headers count down from these.
+# Xero's own per-organisation limit a minute; the remaining-header counts down from it (the day's
+# counts down from the tier's ``XeroConfig.day_limit``).
 XERO_CALLS_PER_MINUTE = 60
-XERO_CALLS_PER_DAY = 5_000
 
 WindowKind = Literal["minute", "day"]
 
@@ -137,7 +138,7 @@ class _XeroBudget:
             self._counts.raise_to(day, day.limit)
         for window, header, xero_limit in (
             (minute, "x-minlimit-remaining", XERO_CALLS_PER_MINUTE),
-            (day, "x-daylimit-remaining", XERO_CALLS_PER_DAY),
+            (day, "x-daylimit-remaining", self.config.day_limit),
         ):
             remaining = _int_or_none(lower.get(header))
             if remaining is not None:
