@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import httpx
 from pydantic import ValidationError
@@ -185,52 +185,30 @@ def connect_xero(
     return _summary(provider, tokens, settings.xero_token_secret_id)
 
 
-def connect_ignition(
-    target: Target,
-    *,
-    redirect_uri: str = DEFAULT_REDIRECT_URI,
-    credentials_file: Path | None = None,
-    opener: Callable[[str], None],
-    announce: Callable[[str], None],
-    timeout: float = 300.0,
-    check_first: bool = True,
-    http: httpx.Client | None = None,
-    paste: Callable[[], str] | None = None,
-    paste_only: bool = False,
-    tell: Callable[[str], None] = lambda text: None,
-) -> dict[str, Any]:
+class FlowOptions(TypedDict, total=False):
+    """How the authorization-code flow runs (cli/oauth_flow.py ``authorise``): the browser side."""
+
+    opener: Required[Callable[[str], None]]
+    announce: Required[Callable[[str], None]]
+    redirect_uri: str
+    credentials_file: Path | None
+    timeout: float
+    check_first: bool
+    http: httpx.Client | None
+    paste: Callable[[], str] | None
+    paste_only: bool
+    tell: Callable[[str], None]
+
+
+def connect_ignition(target: Target, **options: Unpack[FlowOptions]) -> dict[str, Any]:
+    """The practice admin whose Reporting API access the sync reads with."""
+    provider = ignition_provider(target.config)
     return _connect_by_code(
-        target,
-        ignition_provider(target.config),
-        target.settings.ignition_api_secret_id,
-        IGNITION_TOKEN_LOCK,
-        redirect_uri=redirect_uri,
-        credentials_file=credentials_file,
-        opener=opener,
-        announce=announce,
-        timeout=timeout,
-        check_first=check_first,
-        http=http,
-        paste=paste,
-        paste_only=paste_only,
-        tell=tell,
+        target, provider, target.settings.ignition_api_secret_id, IGNITION_TOKEN_LOCK, options
     )
 
 
-def connect_ignition_mcp(
-    target: Target,
-    *,
-    redirect_uri: str = DEFAULT_REDIRECT_URI,
-    credentials_file: Path | None = None,
-    opener: Callable[[str], None],
-    announce: Callable[[str], None],
-    timeout: float = 300.0,
-    check_first: bool = True,
-    http: httpx.Client | None = None,
-    paste: Callable[[], str] | None = None,
-    paste_only: bool = False,
-    tell: Callable[[str], None] = lambda text: None,
-) -> dict[str, Any]:
+def connect_ignition_mcp(target: Target, **options: Unpack[FlowOptions]) -> dict[str, Any]:
     """The Ignition user whose MCP access writes the invoice drafts (Xero -> Ignition)."""
     secret_id = target.settings.ignition_mcp_secret_id
     if not secret_id:
@@ -240,22 +218,8 @@ def connect_ignition_mcp(
             hint="set runtime.xero_to_ignition.enabled to true in clients/<name>.json and deploy "
             "(the secret is created only then), then connect again",
         )
-    summary = _connect_by_code(
-        target,
-        ignition_mcp_provider(target.config),
-        secret_id,
-        IGNITION_MCP_TOKEN_LOCK,
-        redirect_uri=redirect_uri,
-        credentials_file=credentials_file,
-        opener=opener,
-        announce=announce,
-        timeout=timeout,
-        check_first=check_first,
-        http=http,
-        paste=paste,
-        paste_only=paste_only,
-        tell=tell,
-    )
+    provider = ignition_mcp_provider(target.config)
+    summary = _connect_by_code(target, provider, secret_id, IGNITION_MCP_TOKEN_LOCK, options)
     if summary["refresh_token"] == "none":
         # Nothing can renew the access token: the feature stops when it expires, and the alarm
         # IgnitionMcpAuthorisationLost fires on the first draft after that.
@@ -268,38 +232,25 @@ def connect_ignition_mcp(
 
 
 def _connect_by_code(
-    target: Target,
-    provider: Provider,
-    secret_id: str,
-    lock_name: str,
-    *,
-    redirect_uri: str,
-    credentials_file: Path | None,
-    opener: Callable[[str], None],
-    announce: Callable[[str], None],
-    timeout: float,
-    check_first: bool,
-    http: httpx.Client | None,
-    paste: Callable[[], str] | None,
-    paste_only: bool,
-    tell: Callable[[str], None],
+    target: Target, provider: Provider, secret_id: str, lock_name: str, options: FlowOptions
 ) -> dict[str, Any]:
     """The authorization-code flow for an app whose client credentials share the token secret."""
-    credentials = _credentials(secret_id, provider.name, credentials_file)
+    credentials = _credentials(secret_id, provider.name, options.get("credentials_file"))
+    http = options.get("http")
     client = http or httpx.Client()
     try:
         granted = authorise(
             provider,
             credentials,
-            redirect_uri=redirect_uri,
-            opener=opener,
-            announce=announce,
-            timeout=timeout,
+            redirect_uri=options.get("redirect_uri", DEFAULT_REDIRECT_URI),
+            opener=options["opener"],
+            announce=options["announce"],
+            timeout=options.get("timeout", 300.0),
             http=client,
-            check_first=check_first,
-            paste=paste,
-            paste_only=paste_only,
-            tell=tell,
+            check_first=options.get("check_first", True),
+            paste=options.get("paste"),
+            paste_only=options.get("paste_only", False),
+            tell=options.get("tell", lambda text: None),
         )
     finally:
         if http is None:

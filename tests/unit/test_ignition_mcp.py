@@ -3,7 +3,6 @@ over a local port: the real protocol, the SDK on both sides."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -37,25 +36,10 @@ from shared.oauth import (
     RefreshOutcome,
     TokenSet,
 )
+from tests.xero_double import ThreadLock
 
 CLIENT = "cli_acme"
 REFERENCE = "INV-0042 · Xero"
-
-
-class _ProcessLock:
-    """The lease lock's contract within one process (the Dynamo lease is tested in test_oauth)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def acquire(self, timeout: float | None = None) -> None:
-        self._lock.acquire(timeout=-1 if timeout is None else timeout)
-
-    def extend(self, seconds: float | None = None) -> None:
-        return None
-
-    def release(self) -> None:
-        self._lock.release()
 
 
 @dataclass
@@ -93,7 +77,7 @@ class World:
             config.token_url,
             ClientCredentials(client_id=MCP_CLIENT_ID, client_secret=MCP_CLIENT_SECRET),
             store,
-            _ProcessLock(),
+            ThreadLock(),
             clock=self.ignition.clock.time,
             http=httpx.Client(trust_env=False),
             provider="ignition-mcp",
