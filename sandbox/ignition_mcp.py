@@ -339,7 +339,8 @@ class IgnitionMcpEmulator:
                     return _error("invalid_grant", "redirect_uri does not match the authorization", 400)
                 return _json(self._mint(code[1], client_id))
             if grant == "refresh_token":
-                # Rotation, like the Reporting API's and Xero's: each refresh token works once.
+                # Stricter reading (integration-facts says only "browser OAuth per user"): single-use
+                # rotating refresh tokens, as the Reporting API's and Xero's rotate.
                 owner = self._refresh.pop(form.get("refresh_token", ""), None)
                 if owner is None:
                     return _error("invalid_grant", "refresh token unknown, already used or revoked", 400)
