@@ -1,8 +1,9 @@
 """The Lambda functions: one shared code asset, one role and one log group each.
 
-Every function gets every ``RuntimeSettings`` variable (``shared.config.RuntimeSettings`` requires
-them all at cold start; they are names, not access). Least privilege is in the roles: each one
-holds only the grants its function uses, with explicit actions on specific resources.
+Every function gets every ``shared.config.DeploymentSettings`` variable (names, not access: the
+operator CLI reads them from any function's environment) and reads only its own settings at cold
+start (``IngestSettings``, ``SyncSettings``, ...). Least privilege is in the roles: each one holds
+only the grants its function uses, with explicit actions on specific resources.
 """
 
 from __future__ import annotations
@@ -328,6 +329,9 @@ class Functions(Construct):
             "that could not be parsed; every body gets its own key, so the object ARN needs a wildcard.",
         )
         resources.secrets.xero_webhook.grant_read(role)
+        # Invoice events go on to the sync worker where runtime.xero_to_ignition is enabled
+        # (shared/xero_to_ignition/events.py); send only, as the ingest function may.
+        resources.queues.queue.grant_send_messages(role)
 
     def _grant_reconcile(self) -> None:
         resources, role = self._resources, self.reconcile.role

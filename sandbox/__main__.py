@@ -17,9 +17,11 @@ from typing import Any, TextIO
 
 import httpx
 
-from sandbox.environment import Sandbox, SandboxOptions
+from sandbox.environment import XERO_WEBHOOK_KEY, Sandbox, SandboxOptions
 from shared.ignition.webhook import sign_webhook
 from shared.money import format_money
+from shared.xero.webhooks import sign
+from shared.xero_to_ignition.trigger import marker_in, marker_of
 
 # The sandbox's reconciliation schedule: often enough that a lost webhook heals while you watch.
 DEFAULT_RECONCILE_EVERY_SECONDS = 300.0
@@ -39,6 +41,7 @@ def serve(args: argparse.Namespace, out: TextIO) -> int:
         xero_country=args.xero_country,
         ignition_sources=tuple(dict.fromkeys(args.ignition_sources.split(","))),
         poll_every=args.poll_every if args.poll_every > 0 else None,
+        xero_to_ignition=args.xero_to_ignition,
     )
     sandbox = Sandbox(options).start()
     stop = threading.Event()
@@ -146,11 +149,35 @@ DEMO_PAYMENTS: list[dict[str, Any]] = [
 ]
 
 
+# Work finished in Xero and marked for Ignition (Reference "IGN: ..."): three lines, mixed GST.
+DEMO_XERO_DRAFT: dict[str, Any] = {
+    "Type": "ACCREC",
+    "Status": "DRAFT",
+    "Reference": "IGN: December advisory",
+    "Date": "2026-12-01",
+    "DueDate": "2026-12-15",
+    "LineAmountTypes": "Exclusive",
+    "CurrencyCode": "AUD",
+    "LineItems": [
+        {"Description": "Advisory session", "Quantity": "2", "UnitAmount": "180.00", "TaxType": "OUTPUT"},
+        {
+            "Description": "ASIC fee (GST free)",
+            "Quantity": "1",
+            "UnitAmount": "63.00",
+            "TaxType": "EXEMPTOUTPUT",
+        },
+        {"Description": "Payroll setup", "Quantity": "2", "UnitAmount": "33.335", "TaxType": "OUTPUT"},
+    ],
+}
+
+
 class Demo:
     """The story a newcomer should see: new clients, a client already in Xero, an update, a
     duplicate delivery, two clients with one name, a forged webhook that is refused; then invoices
     (GST, a 4-dp price, a total Ignition rounded differently) and payments (partial, full, repeated);
-    last, a client no webhook announces, which one run of the poller brings across."""
+    a client no webhook announces, which one run of the poller brings across; last, the other
+    direction: a draft marked in Xero becomes an Ignition draft, is finished there with one click
+    and comes back onto the same Xero invoice."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -209,6 +236,7 @@ class Demo:
             "payments": self.phase([("payments", p) for p in DEMO_PAYMENTS], duplicates=2),
         }
         polled = self.poll_phase()
+        drafted = self.xero_to_ignition_phase()
         body = json.dumps(
             {
                 "id": "evt_forged",
@@ -226,7 +254,85 @@ class Demo:
             },
         )
         self.sandbox.wait_until_idle(timeout=120)
-        return self.summary(calls, polled, forged.status_code, time.monotonic() - started)
+        summary = self.summary(calls, polled, forged.status_code, time.monotonic() - started)
+        summary["xero_to_ignition"] = drafted
+        return summary
+
+    def xero_to_ignition_phase(self) -> dict[str, Any]:
+        """A Xero DRAFT marked for Ignition on cli_acme's contact, Xero's webhook for it, the person's
+        click in Ignition (the emulator's finalise), and what Xero then holds for that work."""
+        xero = self.xero()
+        contact_id = next(c["ContactID"] for c in xero["Contacts"] if c.get("ContactNumber") == "cli_acme")
+        seeded = self.http.post(
+            f"{self.sandbox.xero_url}/_emulator/invoices",
+            json={"Invoices": [{**DEMO_XERO_DRAFT, "Contact": {"ContactID": contact_id}}]},
+        )
+        seeded.raise_for_status()
+        marked = seeded.json()["Invoices"][0]
+        body = json.dumps(
+            {
+                "events": [
+                    {
+                        "resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{marked['InvoiceID']}",
+                        "resourceId": marked["InvoiceID"],
+                        "eventDateUtc": "2026-12-01T09:00:00.000",
+                        "eventType": "UPDATE",
+                        "eventCategory": "INVOICE",
+                        "tenantId": self.sandbox.xero.tenant_id,
+                    }
+                ],
+                "firstEventSequence": 1,
+                "lastEventSequence": 1,
+                "entropy": "DEMOXEROTOIGNITION",
+            }
+        ).encode()
+        self.http.post(
+            self.sandbox.info()["xero_webhook_url"],
+            content=body,
+            headers={"x-xero-signature": sign(body, XERO_WEBHOOK_KEY), "Content-Type": "application/json"},
+        ).raise_for_status()
+        self.sandbox.wait_until_idle(timeout=120)
+        ignition = self.http.get(f"{self.sandbox.ignition_url}/_emulator/state").json()
+        drafts = [
+            d
+            for d in ignition.get("invoice_drafts", [])
+            if marker_in(d.get("reference")) == marker_of(marked["InvoiceID"])
+        ]
+        story: dict[str, Any] = {
+            "xero_draft": marked.get("InvoiceNumber"),
+            "reference": DEMO_XERO_DRAFT["Reference"],
+            "xero_total": format_money(str(marked["Total"]), "AUD"),
+            "ignition_drafts": len(drafts),
+        }
+        if len(drafts) != 1:
+            return story
+        draft = drafts[0]
+        story.update(
+            draft=draft["id"], lines=len(draft["lines"]), draft_total=format_money(draft["total"], "AUD")
+        )
+        finished = self.http.post(
+            f"{self.sandbox.ignition_url}/_emulator/invoice-drafts/{draft['id']}/finalise"
+        )
+        finished.raise_for_status()
+        self.sandbox.wait_until_idle(timeout=120)
+        slug = finished.json()["draft"]["invoice_slug"]
+        # The work in Xero: the marked invoice, and any other that names the finished one.
+        work = [
+            i
+            for i in self.xero()["Invoices"]
+            if (i["InvoiceID"] == marked["InvoiceID"] or slug in str(i.get("Reference")))
+            and i.get("Status") not in ("VOIDED", "DELETED")
+        ]
+        back: dict[str, Any] = next((i for i in work if i["InvoiceID"] == marked["InvoiceID"]), {})
+        invoices = self.http.get(f"{self.sandbox.ignition_url}/_emulator/state").json()["invoices"]
+        story.update(
+            ignition_invoice=next((i["reference_number"] for i in invoices if i["slug"] == slug), slug),
+            xero_invoices_for_the_work=len(work),
+            xero_number=back.get("InvoiceNumber"),
+            xero_status=back.get("Status"),
+            xero_total_after=_xero_money(back or None, "Total", "AUD"),
+        )
+        return story
 
     def poll_phase(self) -> dict[str, Any]:
         """A client stored in Ignition with no webhook (the emulator's ``deliver=false``), then one
@@ -359,11 +465,31 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         f"{len(summary['aws_calls_refused'])} calls refused by IAM.\n"
         f"Flow time: {summary['seconds']} s.\n"
     )
+    print_xero_to_ignition(summary.get("xero_to_ignition") or {}, out)
+
+
+def print_xero_to_ignition(story: dict[str, Any], out: TextIO) -> None:
+    if not story:
+        return
+    out.write(
+        f"\nXero -> Ignition: Xero draft {story['xero_draft']} (Reference {story['reference']!r}, "
+        f"{story['xero_total']}) "
+    )
+    if story["ignition_drafts"] != 1:
+        out.write(f"gave {story['ignition_drafts']} Ignition drafts, not one.\n")
+        return
+    out.write(
+        f"became Ignition draft {story['draft']} ({story['lines']} lines, {story['draft_total']}).\n"
+        f"Finished in Ignition with one click as {story.get('ignition_invoice')}, it came back onto the "
+        f"same Xero invoice: {story.get('xero_number')} {story.get('xero_status')} "
+        f"{story.get('xero_total_after')}; {story.get('xero_invoices_for_the_work')} Xero invoice "
+        "for that work.\n"
+    )
 
 
 def demo(args: argparse.Namespace, out: TextIO) -> int:
     started = time.monotonic()
-    with Sandbox(SandboxOptions(log_level=args.log_level)) as sandbox:
+    with Sandbox(SandboxOptions(log_level=args.log_level, xero_to_ignition=True)) as sandbox:
         setup = time.monotonic() - started
         summary = Demo(sandbox).run()
         summary["setup_seconds"] = round(setup, 2)
@@ -374,7 +500,9 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"Sandbox start-up: {summary['setup_seconds']} s.\n")
     missing = [row["ignition"] for row in summary["clients"] if not row["xero_contact"]]
     missing += [row["ignition"] for row in summary["invoices"] if not row["xero_number"]]
-    return 1 if missing or summary["dead_letters"] else 0
+    drafted = summary.get("xero_to_ignition") or {}
+    round_trip = drafted.get("xero_invoices_for_the_work") == 1 and drafted.get("xero_status") == "AUTHORISED"
+    return 1 if missing or summary["dead_letters"] or not round_trip else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,6 +545,12 @@ def main(argv: list[str] | None = None) -> int:
         default="AU",
         choices=["AU", "NZ", "UK"],
         help="the emulated Xero organisation's country: its tax rates, accounts and base currency",
+    )
+    serve_parser.add_argument(
+        "--xero-to-ignition",
+        action="store_true",
+        help="turn on Xero -> Ignition drafts (runtime.xero_to_ignition, docs/xero-to-ignition.md): a Xero "
+        "DRAFT whose Reference starts with IGN: becomes an Ignition draft through the MCP emulator",
     )
     demo_parser = commands.add_parser("demo", help="run the whole flow once and print a summary")
     demo_parser.add_argument("--json", action="store_true", help="print the summary as JSON")

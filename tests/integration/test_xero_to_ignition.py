@@ -1,0 +1,245 @@
+"""Xero -> Ignition through the sandbox with the feature on: a marked Xero DRAFT (three lines, mixed
+GST) becomes exactly one Ignition draft through the MCP emulator, however often Xero's webhook comes;
+after the person's click (``_emulator/invoice-drafts/{id}/finalise``) Xero holds exactly one invoice
+for that work, AUTHORISED and cross-referenced both ways; a payment of it in Ignition is applied in
+Xero; and an invoice the product itself wrote is never sent back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.environment import Sandbox
+from shared.config import RecordType
+from shared.xero.webhooks import sign
+from shared.xero_to_ignition.trigger import marker_in, marker_of
+from tests.integration.conftest import World
+
+pytestmark = pytest.mark.integration
+
+THREE_LINES = [
+    {"Description": "Monthly bookkeeping", "Quantity": "3", "UnitAmount": "120.00", "TaxType": "OUTPUT"},
+    {
+        "Description": "Tax return (GST free)",
+        "Quantity": "1",
+        "UnitAmount": "250.00",
+        "TaxType": "EXEMPTOUTPUT",
+    },
+    {"Description": "Payroll setup", "Quantity": "2", "UnitAmount": "33.335", "TaxType": "OUTPUT"},
+]
+# 360.00 + 36.00 GST, 250.00 GST-free, 66.67 + 6.67 GST
+THREE_LINES_TOTAL = Decimal("719.34")
+
+
+@pytest.fixture(scope="module")
+def feature_on(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The session's sandbox with runtime.xero_to_ignition enabled, as a redeploy would; off after."""
+    sandbox.wait_until_idle(timeout=60)
+    sandbox.set_xero_to_ignition(enabled=True)
+    try:
+        yield sandbox
+    finally:
+        sandbox.wait_until_idle(timeout=60)
+        sandbox.set_xero_to_ignition(enabled=False)
+
+
+def post_xero_event(sandbox: Sandbox, invoice_id: str, at: str = "2026-11-20T09:00:00.000") -> httpx.Response:
+    """A signed Xero webhook delivery for one invoice change, as Xero sends it."""
+    info = sandbox.info()
+    body = json.dumps(
+        {
+            "events": [
+                {
+                    "resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice_id}",
+                    "resourceId": invoice_id,
+                    "eventDateUtc": at,
+                    "eventType": "UPDATE",
+                    "eventCategory": "INVOICE",
+                    "tenantId": sandbox.xero.tenant_id,
+                    "tenantType": "ORGANISATION",
+                }
+            ],
+            "firstEventSequence": 1,
+            "lastEventSequence": 1,
+            "entropy": uuid.uuid4().hex[:20].upper(),
+        }
+    ).encode()
+    headers = {"x-xero-signature": sign(body, info["xero_webhook_key"]), "Content-Type": "application/json"}
+    return httpx.post(info["xero_webhook_url"], content=body, headers=headers, timeout=10)
+
+
+def ignition_state(world: World) -> dict[str, Any]:
+    state: dict[str, Any] = world.http.get(f"{world.sandbox.ignition_url}/_emulator/state").json()
+    return state
+
+
+def drafts_for(world: World, xero_invoice_id: str) -> list[dict[str, Any]]:
+    marker = marker_of(xero_invoice_id)
+    return [d for d in ignition_state(world)["invoice_drafts"] if marker_in(d.get("reference")) == marker]
+
+
+def linked_client(world: World) -> tuple[str, str]:
+    """An Ignition client synced to Xero: (slug, Xero ContactID)."""
+    slug = world.slug("x2i")
+    world.put_client(world.client(slug))
+    world.settle()
+    contact_id = world.mapping_of(RecordType.CLIENT, slug)
+    assert contact_id is not None
+    return slug, contact_id
+
+
+def marked_draft(world: World, contact_id: str, reference: str = "IGN: November work") -> dict[str, Any]:
+    response = world.http.post(
+        f"{world.sandbox.xero_url}/_emulator/invoices",
+        json={
+            "Invoices": [
+                {
+                    "Type": "ACCREC",
+                    "Status": "DRAFT",
+                    "Reference": reference,
+                    "Contact": {"ContactID": contact_id},
+                    "Date": "2026-11-20",
+                    "DueDate": "2026-12-04",
+                    "LineAmountTypes": "Exclusive",
+                    "CurrencyCode": "AUD",
+                    "LineItems": [{**line, "AccountCode": "200"} for line in THREE_LINES],
+                }
+            ]
+        },
+    )
+    response.raise_for_status()
+    invoice: dict[str, Any] = response.json()["Invoices"][0]
+    return invoice
+
+
+def live_invoices_of(world: World, contact_id: str) -> list[dict[str, Any]]:
+    return [
+        i
+        for i in world.xero_state()["Invoices"]
+        if (i.get("Contact") or {}).get("ContactID") == contact_id
+        and i.get("Status") not in ("VOIDED", "DELETED")
+    ]
+
+
+def test_given_a_marked_xero_draft_when_its_webhook_comes_thrice_then_one_ignition_draft_same_lines(
+    feature_on: Sandbox, world: World
+) -> None:
+    slug, contact_id = linked_client(world)
+    invoice = marked_draft(world, contact_id)
+    assert Decimal(str(invoice["Total"])) == THREE_LINES_TOTAL
+
+    responses = [post_xero_event(feature_on, invoice["InvoiceID"]) for _ in range(2)]
+    responses.append(post_xero_event(feature_on, invoice["InvoiceID"], at="2026-11-20T09:05:00.000"))
+    world.settle()
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    (draft,) = drafts_for(world, invoice["InvoiceID"])
+    assert draft["client_id"] == slug and draft["state"] == "draft"
+    assert Decimal(draft["total"]) == THREE_LINES_TOTAL
+    assert [
+        (
+            line["description"],
+            Decimal(line["quantity"]),
+            Decimal(line["unit_price"]),
+            Decimal(line["tax_rate"]),
+        )
+        for line in draft["lines"]
+    ] == [
+        ("Monthly bookkeeping", Decimal(3), Decimal("120.00"), Decimal(10)),
+        ("Tax return (GST free)", Decimal(1), Decimal("250.00"), Decimal(0)),
+        ("Payroll setup", Decimal(2), Decimal("33.335"), Decimal(10)),
+    ]
+    assert draft["reference"].startswith(invoice["InvoiceNumber"])
+    notes = world.xero_state().get("History", {})
+    noted = [n["Details"] for key, entries in notes.items() if invoice["InvoiceID"] in key for n in entries]
+    assert any(draft["app_path"] in note for note in noted), noted
+    assert world.dead_letters_for(invoice["InvoiceID"]) == []
+
+
+def test_given_the_draft_finished_when_it_comes_back_then_one_authorised_xero_invoice_paid_from_ignition(
+    feature_on: Sandbox, world: World
+) -> None:
+    slug, contact_id = linked_client(world)
+    invoice = marked_draft(world, contact_id)
+    post_xero_event(feature_on, invoice["InvoiceID"])
+    world.settle()
+    (draft,) = drafts_for(world, invoice["InvoiceID"])
+
+    finished = world.http.post(f"{feature_on.ignition_url}/_emulator/invoice-drafts/{draft['id']}/finalise")
+    finished.raise_for_status()
+    ignition_invoice = finished.json()["draft"]["invoice_slug"]
+    world.settle()
+
+    (only,) = live_invoices_of(world, contact_id)
+    assert only["InvoiceID"] == invoice["InvoiceID"]  # updated in place, never a second invoice
+    assert only["Status"] == "AUTHORISED"
+    assert Decimal(str(only["Total"])) == THREE_LINES_TOTAL
+    assert world.mapping_of(RecordType.INVOICE, ignition_invoice) == invoice["InvoiceID"]
+    number = next(i for i in ignition_state(world)["invoices"] if i["slug"] == ignition_invoice)[
+        "reference_number"
+    ]
+    assert (only["InvoiceNumber"], only["Reference"]) == (number, ignition_invoice)  # Xero -> Ignition
+    assert marker_in(draft["reference"]) == marker_of(invoice["InvoiceID"])  # Ignition -> Xero
+
+    world.put_record(
+        "payments",
+        {
+            "slug": f"pay_{world.tag}",
+            "state": "succeeded",
+            "client": {"slug": slug},
+            "amount": {"amount": str(THREE_LINES_TOTAL), "currency": "AUD"},
+            "invoices": [{"slug": ignition_invoice}],
+            "paid_on": "2026-11-25",
+            "created_at": "2026-11-25T09:00:00Z",
+        },
+    )
+    world.settle()
+
+    payments = world.xero_payments_for(invoice["InvoiceID"])
+    assert [Decimal(str(p["Amount"])) for p in payments] == [THREE_LINES_TOTAL]
+    (paid,) = live_invoices_of(world, contact_id)
+    assert paid["Status"] == "PAID"
+
+
+def test_given_a_marked_looking_draft_the_product_wrote_when_xero_reports_it_then_never_sent_back(
+    feature_on: Sandbox, world: World
+) -> None:
+    # The firm writes Ignition's invoices to Xero as DRAFTs with Ignition's number in Reference, and
+    # that number happens to start with the mark: the sync's own invoice looks marked in every way.
+    slug, contact_id = linked_client(world)
+    written = f"inv_{world.tag}_own"
+    feature_on.reconfigure(invoices={"status": "DRAFT", "number_field": "Reference"})
+    try:
+        world.put_record(
+            "invoices",
+            world.invoice(
+                written,
+                slug,
+                [{"description": "Advisory", "quantity": "1",
+                  "unit_price": {"amount": "100.00", "currency": "AUD"}, "tax_rate": "10"}],
+                "110.00",
+                reference_number=f"IGN: {world.tag}",
+            ),
+        )  # fmt: skip
+        world.settle()
+    finally:
+        feature_on.reconfigure(invoices={"status": "AUTHORISED", "number_field": "InvoiceNumber"})
+    xero_id = world.mapping_of(RecordType.INVOICE, written)
+    assert xero_id is not None
+    (own,) = live_invoices_of(world, contact_id)
+    assert (own["Status"], own["Reference"]) == ("DRAFT", f"IGN: {world.tag} [{written}]")
+    drafts_before = len(ignition_state(world)["invoice_drafts"])
+
+    post_xero_event(feature_on, xero_id)
+    post_xero_event(feature_on, xero_id, at="2026-11-21T10:00:00.000")
+    world.settle()
+
+    assert drafts_for(world, xero_id) == []
+    assert len(ignition_state(world)["invoice_drafts"]) == drafts_before
+    assert world.dead_letters_for(xero_id) == []
