@@ -22,7 +22,11 @@ DEAD_LETTER_CATEGORIES = (
     "ambiguous_match",
     "archived_contact",
     "currency_not_enabled",
+    "draft_refused",
     "duplicate_number",
+    "ignition_mcp_not_configured",
+    "ignition_schema",
+    "ignition_tool_missing",
     "invalid_amount",
     "invoice_locked",
     "invoice_not_approved",
@@ -36,6 +40,7 @@ DEAD_LETTER_CATEGORIES = (
     "receives_exhausted",
     "total_mismatch",
     "unexpected_error",
+    "unmapped_contact",
     "xero_validation",
 )
 

@@ -49,6 +49,14 @@ FAILURES: dict[str, tuple[str, str]] = {
         "Nothing to fix in Xero: ask your IT contact to discard it; the next reconciliation finds the "
         "record again.",
     ),
+    "draft_refused": (
+        "This Xero invoice is marked for Ignition but cannot become an exact Ignition draft.",
+        "Correct the invoice in Xero as the detail says and save it: the change brings it back.",
+    ),
+    "unmapped_contact": (
+        "This Xero invoice is marked for Ignition, but its contact is not linked to an Ignition client.",
+        "Add the client in Ignition (it then syncs to this contact), then save the Xero invoice again.",
+    ),
     "mapping_rule": (
         "The firm's settings cannot turn this invoice into a Xero invoice (account, tax or tracking).",
         f"Ask your IT contact to correct runtime.invoices in clients/{{firm}}.json, {_REPLAY}.",

@@ -25,7 +25,8 @@ UNIT_4DP = Decimal("0.0001")
 
 class DraftRefused(PermanentSyncError):
     """The Xero invoice cannot become an exact Ignition draft; ``reason`` tells the bookkeeper what
-    to change in Xero (or in the configuration) before the next edit brings it back."""
+    to change in Xero (or in the configuration) before the next edit brings it back. One category,
+    ``draft_refused``, for the report's wording; the reason says which rule refused it."""
 
     def __init__(self, reason: str, *, category: str = "draft_refused") -> None:
         super().__init__(reason, category=category)
@@ -55,7 +56,6 @@ class TaxMatch:
         if percent is None:
             raise DraftRefused(
                 f"line {line}: Xero tax type {tax_type!r} is not among the organisation's tax rates",
-                category="mapping_rule",
             )
         return percent
 
@@ -68,7 +68,6 @@ class TaxMatch:
             raise DraftRefused(
                 f"line {line}: no Ignition tax rate of {percent}% for Xero's {tax_type} (Ignition has: "
                 f"{offered}); add it in Ignition, then edit the Xero invoice again",
-                category="mapping_rule",
             )
         xero_name = (self._xero[tax_type or ""].Name or "").casefold()
         named = [r for r in same if r.name.casefold() == xero_name]
@@ -86,7 +85,6 @@ def _service(
         raise DraftRefused(
             f"line {line}: services_by_account_code sends account {item.AccountCode} to Ignition service "
             f"{wanted!r}, which Ignition does not list: fix xero_to_ignition.services_by_account_code",
-            category="mapping_rule",
         )
     if rules.match_services_by_name and item.Description:
         text = item.Description.strip().casefold()
@@ -108,7 +106,7 @@ def build_draft(
     """The draft for ``invoice``, or ``DraftRefused`` saying why it would not be exact."""
     currency = (invoice.CurrencyCode or "").upper()
     if not currency or invoice.Date is None or invoice.Total is None:
-        raise DraftRefused("the Xero invoice has no currency, date or total", category="invalid_amount")
+        raise DraftRefused("the Xero invoice has no currency, date or total")
     amount_types = invoice.LineAmountTypes or "Exclusive"
     taxes = TaxMatch(xero_tax_rates, ignition_tax_rates)
     notes: list[str] = []
@@ -122,7 +120,6 @@ def build_draft(
             raise DraftRefused(
                 f"line {index} has a {item.DiscountRate}% discount, which an Ignition draft line cannot "
                 "carry: put the discounted price on the line in Xero",
-                category="mapping_rule",
             )
         quantity = Decimal(item.Quantity if item.Quantity is not None else 1)
         unit = Decimal(item.UnitAmount if item.UnitAmount is not None else 0)
@@ -150,7 +147,7 @@ def build_draft(
             )
         )
     if not lines:
-        raise DraftRefused("the Xero invoice has no lines with an amount", category="invalid_amount")
+        raise DraftRefused("the Xero invoice has no lines with an amount")
     total = subtotal + tax_total
     if total != invoice.Total:
         raise DraftRefused(
@@ -158,7 +155,6 @@ def build_draft(
             f"{format_money(invoice.Total, currency)} (a difference of "
             f"{format_money(invoice.Total - total, currency)}): no draft was made; make the lines add up "
             "in Xero (tax-exclusive prices avoid rounding differences), then edit it again",
-            category="total_mismatch",
         )
     request = InvoiceDraftRequest(
         client_slug=client_slug,

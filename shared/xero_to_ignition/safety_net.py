@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from shared.config import IntegrationConfig, RecordType
+from shared.config import IntegrationConfig, ReconcileCategory, RecordType
 from shared.models.xero import Invoice
 from shared.money import Money
 from shared.reconcile.compare import invoice_key
@@ -30,6 +30,8 @@ from shared.xero_to_ignition.service import ignition_link
 from shared.xero_to_ignition.trigger import is_marked, marker_of
 
 XERO_PAGE_SIZE = 100
+# A report category (shared/reconcile/model.py), never a dead letter's.
+IGNITION_DRAFT: ReconcileCategory = "ignition_draft"
 
 
 class DraftInvoicesReader(Protocol):
@@ -70,7 +72,7 @@ def findings(
             detail = f"marked for Ignition; the draft was asked for at {asked} and not recorded"
         found.append(
             Discrepancy(
-                category="ignition_draft",
+                category=IGNITION_DRAFT,
                 record_type=RecordType.INVOICE,
                 xero_id=invoice.InvoiceID,
                 detail=detail,
@@ -86,7 +88,7 @@ def findings(
         days = (now - record.drafted_at).days
         found.append(
             Discrepancy(
-                category="ignition_draft",
+                category=IGNITION_DRAFT,
                 record_type=RecordType.INVOICE,
                 xero_id=record.xero_invoice_id,
                 detail=f"{DRAFT_WAITING}{record.draft_id} for {record.client_slug} has waited {days} days "

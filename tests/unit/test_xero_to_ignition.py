@@ -314,7 +314,7 @@ def test_given_a_total_the_lines_do_not_make_when_drafted_then_refused_with_both
             rules=RULES,
         )
 
-    assert refused.value.category == "total_mismatch"
+    assert refused.value.category == "draft_refused"
     assert "719.34 AUD" in refused.value.reason and "719.35 AUD" in refused.value.reason
     assert "0.01 AUD" in refused.value.reason
 
@@ -431,7 +431,7 @@ def test_given_a_total_mismatch_when_handled_then_no_draft_and_the_reason_is_par
     with pytest.raises(PermanentSyncError) as refused:
         world.service.handle(event_for(invoice))
 
-    assert refused.value.category == "total_mismatch"
+    assert refused.value.category == "draft_refused"
     assert world.drafts.drafts == []
     record = world.records.get(marker_of(str(invoice.InvoiceID)))
     assert record is not None and record.state == "refused" and "700.00 AUD" in (record.reason or "")
