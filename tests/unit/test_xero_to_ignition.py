@@ -30,9 +30,9 @@ from shared.models.xero import ContactRef, Invoice, LineItem, LineItemTracking, 
 from shared.reconcile.model import DRAFT_WAITING
 from shared.reconcile.wording import plain
 from shared.xero.webhooks import XeroWebhookEvent
-from shared.xero_to_ignition.drafting import DraftRefused, build_draft
+from shared.xero_to_ignition.drafting import DraftPlan, DraftRefused, build_draft
 from shared.xero_to_ignition.events import XERO_INVOICE_EVENT, MarkedInvoiceRelay, invoice_event
-from shared.xero_to_ignition.records import DraftRecord, DraftState, RecordConflict
+from shared.xero_to_ignition.records import DraftRecord, DraftState, DynamoDraftRecordStore, RecordConflict
 from shared.xero_to_ignition.rules import XeroToIgnitionRules
 from shared.xero_to_ignition.safety_net import SafetyNet
 from shared.xero_to_ignition.service import RoundTrip, XeroToIgnition
@@ -192,6 +192,19 @@ def xero_invoice(
     return Invoice(**{**fields, **extra})
 
 
+def drafted(
+    invoice: Invoice, rules: XeroToIgnitionRules = RULES, services: Sequence[IgnitionService] = ()
+) -> DraftPlan:
+    return build_draft(
+        invoice,
+        client_slug="cli_acme",
+        xero_tax_rates=XERO_RATES,
+        ignition_tax_rates=IGNITION_RATES,
+        services=services,
+        rules=rules,
+    )
+
+
 def event_for(invoice: Invoice, at: str = "2026-11-20T09:00:00.000") -> SyncEvent:
     webhook = XeroWebhookEvent.model_validate(
         {
@@ -281,14 +294,7 @@ def test_given_three_lines_with_mixed_gst_when_drafted_then_lines_keep_figures_a
 ):
     invoice = xero_invoice()
 
-    plan = build_draft(
-        invoice,
-        client_slug="cli_acme",
-        xero_tax_rates=XERO_RATES,
-        ignition_tax_rates=IGNITION_RATES,
-        services=[],
-        rules=RULES,
-    )
+    plan = drafted(invoice)
 
     request = plan.request
     assert [(li.description, li.quantity, li.unit_price, li.tax_rate_id) for li in request.lines] == [
@@ -305,14 +311,7 @@ def test_given_a_total_the_lines_do_not_make_when_drafted_then_refused_with_both
     invoice = xero_invoice(total=Decimal("719.35"))
 
     with pytest.raises(DraftRefused) as refused:
-        build_draft(
-            invoice,
-            client_slug="cli_acme",
-            xero_tax_rates=XERO_RATES,
-            ignition_tax_rates=IGNITION_RATES,
-            services=[],
-            rules=RULES,
-        )
+        drafted(invoice)
 
     assert refused.value.category == "draft_refused"
     assert "719.34 AUD" in refused.value.reason and "719.35 AUD" in refused.value.reason
@@ -323,14 +322,7 @@ def test_given_a_rate_ignition_lacks_when_drafted_then_refused_naming_it_and_wha
     invoice = xero_invoice(lines=[line("Export", "1", "100.00", "OUTPUT2")], total=Decimal("115.00"))
 
     with pytest.raises(DraftRefused) as refused:
-        build_draft(
-            invoice,
-            client_slug="cli_acme",
-            xero_tax_rates=XERO_RATES,
-            ignition_tax_rates=IGNITION_RATES,
-            services=[],
-            rules=RULES,
-        )
+        drafted(invoice)
 
     assert "15%" in refused.value.reason and "GST 10%" in refused.value.reason
 
@@ -343,14 +335,7 @@ def test_given_inclusive_prices_and_a_mapped_account_when_drafted_then_prices_ex
     )
     rules = RULES.model_copy(update={"services_by_account_code": {"200": "BK"}})
 
-    plan = build_draft(
-        invoice,
-        client_slug="cli_acme",
-        xero_tax_rates=XERO_RATES,
-        ignition_tax_rates=IGNITION_RATES,
-        services=[IgnitionService(id="svc_bk", name="Bookkeeping", code="BK")],
-        rules=rules,
-    )
+    plan = drafted(invoice, rules, [IgnitionService(id="svc_bk", name="Bookkeeping", code="BK")])
 
     (only,) = plan.request.lines
     assert (only.unit_price, only.service_id, plan.request.expected_total) == (
@@ -625,3 +610,26 @@ def test_given_marked_drafts_and_records_when_reconciled_then_missing_refused_an
     assert waited.detail.startswith(DRAFT_WAITING) and "4 days" in waited.detail
     assert plain(waited, "firm")[0] != plain(found[("ignition_draft", unseen.InvoiceID)], "firm")[0]
     assert xero.pages == [1]
+
+
+# -- the record in DynamoDB (moto) ---------------------------------------------------------------------
+
+
+def test_given_two_workers_recording_one_intent_when_both_write_then_the_second_conflicts_and_one_is_listed(
+    state_table: str,
+) -> None:
+    store = DynamoDraftRecordStore(state_table)
+    invoice_id = str(uuid.uuid4())
+    intent = DraftRecord(marker="0123456789ab", xero_invoice_id=invoice_id, state="intent", intent_at=NOW)
+
+    first = store.put(intent, previous=None)
+    with pytest.raises(RecordConflict):
+        store.put(intent, previous=None)
+    drafted = store.put(first.model_copy(update={"state": "drafted", "draft_id": "dft_1"}), previous=first)
+    with pytest.raises(RecordConflict):
+        store.put(first.model_copy(update={"state": "refused"}), previous=first)
+
+    assert store.get("0123456789ab") == drafted
+    assert [(r.marker, r.state, r.draft_id, r.version) for r in store.all()] == [
+        ("0123456789ab", "drafted", "dft_1", 2)
+    ]
