@@ -22,6 +22,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from infra.backlog_widget import backlog_widget
 from infra.config import AlarmSettings, ClientConfig
 from infra.queues import SyncQueues
 from shared.config import ReconcileCategory
@@ -351,8 +352,10 @@ class Monitoring(Construct):
                 "XeroDailyBudgetLow",
                 description=(
                     f"Fewer than {config.xero_day_limit_remaining_below} Xero API calls are left today "
-                    "for this organisation (5,000/day). Sync pauses when they run out and resumes after "
-                    "Xero's daily reset; look for an unusual burst (bulk import, replay loop)."
+                    f"for this organisation ({self._config.runtime.xero.day_limit:,}/day). Sync pauses "
+                    "when they run out and resumes after Xero's daily reset; the dashboard's Backlog "
+                    "widget says when the queued changes land. Look for an unusual burst (bulk import, "
+                    "replay loop)."
                 ),
                 metric=self._sync(Metric.XERO_DAY_LIMIT_REMAINING, "Minimum"),
                 threshold=config.xero_day_limit_remaining_below,
@@ -490,6 +493,23 @@ class Monitoring(Construct):
             ),
         )
         self.dashboard.add_widgets(
+            backlog_widget(
+                self._config.runtime.xero,
+                {
+                    "visible": queues.queue.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, statistic="Maximum"
+                    ),
+                    "inflight": queues.queue.metric_approximate_number_of_messages_not_visible(
+                        period=PERIOD, statistic="Maximum"
+                    ),
+                    "xcalls": self._sync(Metric.XERO_CALLS),
+                    "synced": self._sync(Metric.EVENTS_SYNCED),
+                    "dayleft": self._sync(Metric.XERO_DAY_LIMIT_REMAINING, "Minimum"),
+                },
+                PERIOD,
+            )
+        )
+        self.dashboard.add_widgets(
             self._graph(
                 "Xero authorisation",
                 self._sums(
@@ -584,7 +604,12 @@ class Monitoring(Construct):
             cloudwatch.SingleValueWidget(
                 title="Reconciliation, last 24 hours",
                 metrics=[
-                    self._reconcile(Metric.RECONCILE_RUNS, period=day, label="runs"),
+                    # Every run (free); ReconcileRuns counts only runs that found or healed
+                    # something (functions/reconcile/handler.py: an idle run publishes nothing).
+                    self._watched.functions[Service.RECONCILE].metric_invocations(
+                        period=day, statistic="Sum", label="runs"
+                    ),
+                    self._reconcile(Metric.RECONCILE_RUNS, period=day, label="runs with findings"),
                     self._reconcile(Metric.RECONCILE_FAILURES, period=day, label="failed runs"),
                     self._discrepancies_total(day),
                     self._reconcile(Metric.RECONCILE_HEALED, period=day, label="re-queued (healed)"),
@@ -595,7 +620,7 @@ class Monitoring(Construct):
             self._graph(
                 "Reconciliation runs (hourly)",
                 [
-                    self._reconcile(Metric.RECONCILE_RUNS, label="runs"),
+                    self._reconcile(Metric.RECONCILE_RUNS, label="runs with findings"),
                     self._reconcile(Metric.RECONCILE_FAILURES, label="failed"),
                     self._reconcile(Metric.RECONCILE_HEALED, label="healed"),
                     self._reconcile(Metric.DEAD_LETTERS_REQUEUED, label="dead letters put back"),
