@@ -368,11 +368,15 @@ class Sandbox:
         self.poller.reset_workers()
 
     def set_xero_to_ignition(self, *, enabled: bool) -> None:
-        """Turn Xero -> Ignition drafts on or off and cold-start the two functions that read it (the
-        Xero webhook queues invoice events, the sync drafts marked invoices), as a redeploy does."""
+        """Turn Xero -> Ignition drafts on or off and cold-start the three functions that read it
+        (the Xero webhook queues invoice events, the sync drafts marked invoices, the reconciliation
+        reports those without a draft), as a redeploy does."""
         assert self.front is not None
         self.reconfigure(xero_to_ignition={"enabled": enabled})
+        from functions.reconcile.handler import ReconcileHandler
         from functions.xero_webhook.handler import XeroWebhookHandler
+
+        self.reconcile = ReconcileHandler(self.settings("reconcile", ReconcileSettings), self.config)
 
         self.xero_webhook = XeroWebhookHandler(
             self.settings("xero_webhook", XeroWebhookSettings), self.config

@@ -243,3 +243,20 @@ def test_given_a_marked_looking_draft_the_product_wrote_when_xero_reports_it_the
     assert drafts_for(world, xero_id) == []
     assert len(ignition_state(world)["invoice_drafts"]) == drafts_before
     assert world.dead_letters_for(xero_id) == []
+
+
+def test_given_a_marked_draft_no_webhook_brought_when_the_full_reconciliation_runs_then_it_is_reported(
+    feature_on: Sandbox, world: World
+) -> None:
+    _, contact_id = linked_client(world)
+    unseen = marked_draft(world, contact_id, reference="ign: missed by the webhook")
+
+    result = feature_on.run_reconcile({"mode": "full"})
+    world.settle()
+
+    assert result["status"] == "complete", result
+    assert result["summary"].get("ignition_draft", 0) >= 1
+    report, _ = world.s3_object(result["report"]["json"])
+    findings = [d for d in json.loads(report)["discrepancies"] if d.get("xero_id") == unseen["InvoiceID"]]
+    assert [(d["category"], d["action"]) for d in findings] == [("ignition_draft", "reported")]
+    assert drafts_for(world, unseen["InvoiceID"]) == []  # reported, never drafted behind the firm's back
