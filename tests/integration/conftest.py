@@ -9,34 +9,27 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from sandbox.environment import Sandbox, SandboxOptions
+from sandbox.environment import Sandbox
 from shared import aws
 from shared.config import RecordType
 from shared.store.dead_letter_queue import DeadLetter
 from shared.store.mappings import DynamoMappingStore, RecordMapping
+from tests import ignition_records
+from tests.sandbox_options import sandbox_options
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    options = SandboxOptions(
-        xero_calls_per_minute=100_000,
-        xero_calls_per_day=1_000_000,
-        xero_limits={"per_minute": 100_000, "per_day": 1_000_000},
-        max_inline_wait_seconds=5,
-        # Longer than a slow sync on a loaded machine: a shorter one lets a second worker take a
-        # message still being processed, which AWS prevents with 6x the function's timeout.
-        visibility_timeout=30,
-        log_level="WARNING",
-    )
-    with Sandbox(options) as running:
+    with Sandbox(sandbox_options(log_level="WARNING")) as running:
         yield running
 
 
@@ -66,42 +59,58 @@ class World:
     def put_client(
         self, record: dict[str, Any], *, payload: str | None = None, deliver: bool = True
     ) -> dict[str, Any]:
+        return self.put_record("clients", record, payload=payload, deliver=deliver)
+
+    def put_record(
+        self, resource: str, record: dict[str, Any], *, payload: str | None = None, deliver: bool = True
+    ) -> dict[str, Any]:
+        """Store an Ignition client, invoice or payment; unless ``deliver`` is false the emulator
+        delivers its signed webhook (``payload``: Ignition's payload style, e.g. ``"id"``)."""
         params = {"deliver": "false"} if not deliver else ({"payload": payload} if payload else {})
         response = self.http.put(
-            f"{self.sandbox.ignition_url}/_emulator/clients/{record['slug']}", json=record, params=params
+            f"{self.sandbox.ignition_url}/_emulator/{resource}/{record['slug']}", json=record, params=params
         )
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
 
-    def put_record(
-        self, resource: str, record: dict[str, Any], *, payload: str | None = None
-    ) -> dict[str, Any]:
-        """Store an Ignition invoice or payment; the emulator delivers its signed webhook."""
-        response = self.http.put(
-            f"{self.sandbox.ignition_url}/_emulator/{resource}/{record['slug']}",
-            json=record,
-            params={"payload": payload} if payload else {},
-        )
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
-        return body
+    def put_and_settle(self, resource: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Store an Ignition invoice or payment and wait until the sync has done with its webhook."""
+        stored = self.put_record(resource, record)
+        self.settle()
+        return stored
 
     def invoice(
         self, slug: str, client_slug: str, items: list[dict[str, Any]], total: str, **fields: Any
     ) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "slug": slug,
-            "reference_number": f"IGN-{slug}",
-            "state": "awaiting_payment",
-            "client": {"slug": client_slug},
-            "amount": {"total": total, "currency": fields.pop("currency", "AUD")},
-            "date": "2026-11-02",
-            "items": items,
-            "created_at": "2026-11-02T09:00:00Z",
-        }
-        record.update(fields)
-        return record
+        return ignition_records.invoice(slug, client_slug, items, total, **fields)
+
+    def synced_client(self, name: str = "client") -> str:
+        """A new client, synced to Xero before the test goes on."""
+        slug = self.slug(name)
+        self.put_client(self.client(slug))
+        self.settle()
+        return slug
+
+    def only_invoice(self, slug: str) -> dict[str, Any]:
+        """The one Xero invoice of the Ignition invoice ``slug``."""
+        (invoice,) = self.xero_invoices(Reference=slug)
+        return invoice
+
+    @contextmanager
+    def advertising_account(self, code: str) -> Iterator[None]:
+        """Invoice the advertising service (``svc_ads``) to the Xero account ``code`` while inside;
+        the default rules again after. 400 is an expense account Xero refuses GST on income on."""
+        self.sandbox.reconfigure(invoices={"account_codes_by_service": {"svc_ads": code}})
+        try:
+            yield
+        finally:
+            self.sandbox.reconfigure(invoices={"account_codes_by_service": {}})
+
+    def put_advertising_invoice(self, slug: str, client_slug: str) -> None:
+        """An invoice for the advertising service, synced (or refused) before the test goes on."""
+        items = [ignition_records.line("100.00", service={"slug": "svc_ads"})]
+        self.put_and_settle("invoices", self.invoice(slug, client_slug, items, "110.00"))
 
     def xero_invoices(self, **match: str) -> list[dict[str, Any]]:
         return [
@@ -214,6 +223,91 @@ class World:
 
     def settle(self) -> None:
         self.sandbox.wait_until_idle(timeout=60)
+
+
+AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
+STATE_PREFIXES = ("map#", "xref#", "reconcile#", "xero-event#", "audit#")
+
+
+class Books(World):
+    """A World that starts empty and can change Xero the way a person would (through the API)."""
+
+    def reset(self) -> None:
+        self.sandbox.wait_until_idle(timeout=60)
+        self.http.post(f"{self.sandbox.xero_url}/_emulator/reset").raise_for_status()
+        self.http.post(f"{self.sandbox.ignition_url}/_emulator/reset").raise_for_status()
+        assert self.sandbox.resources is not None
+        ddb, table = aws.client("dynamodb"), self.sandbox.resources.state_table
+        for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="pk, sk"):
+            for item in page["Items"]:
+                if item["pk"]["S"].startswith(STATE_PREFIXES):
+                    ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+        sqs = aws.client("sqs")  # drained, not purged: SQS allows one purge a minute
+        while batch := sqs.receive_message(
+            QueueUrl=self.sandbox.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30
+        ).get("Messages", []):
+            for message in batch:
+                sqs.delete_message(
+                    QueueUrl=self.sandbox.resources.dlq_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        self.token = self.sandbox.xero.issue_token_set()["access_token"]
+
+    def at(self, minutes: int = 0) -> str:
+        return iso(AN_HOUR_AGO + timedelta(minutes=minutes))
+
+    def new_client(self, label: str, *, deliver: bool = True, **fields: Any) -> str:
+        slug = self.slug(label)
+        self.put_record("clients", self.client(slug, updated_at=self.at(), **fields), deliver=deliver)
+        return slug
+
+    def new_invoice(self, client: str, price: str = "100.00", *, deliver: bool = True) -> str:
+        slug = f"inv_{uuid.uuid4().hex[:10]}"
+        item = ignition_records.line(price, tax_rate=None, description="Bookkeeping")
+        record = self.invoice(slug, client, [item], price, updated_at=self.at())
+        self.put_record("invoices", record, deliver=deliver)
+        return slug
+
+    def new_payment(self, client: str, invoice: str, amount: str, *, deliver: bool = True) -> str:
+        slug = f"pypay_{uuid.uuid4().hex[:10]}"
+        record = ignition_records.payment(slug, client, amount, invoice, created_at=self.at())
+        self.put_record("payments", record, deliver=deliver)
+        return slug
+
+    def xero_api(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.request(
+            method,
+            f"{self.sandbox.xero_url}/api.xro/2.0{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {self.token}", "xero-tenant-id": self.sandbox.xero.tenant_id},
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def contact_of(self, slug: str) -> dict[str, Any]:
+        (contact,) = [c for c in self.contacts(ContactNumber=slug) if c["ContactStatus"] == "ACTIVE"] or [
+            self.contacts(ContactNumber=slug)[0]
+        ]
+        return contact
+
+    def reconcile(self, **event: Any) -> dict[str, Any]:
+        return self.sandbox.run_reconcile(event or {"mode": "full"})
+
+    def report(self, result: dict[str, Any]) -> dict[str, Any]:
+        body, _ = self.s3_object(result["report"]["json"])
+        parsed: dict[str, Any] = json.loads(body)
+        return parsed
+
+    def found(self, result: dict[str, Any]) -> set[tuple[str, str | None, str | None]]:
+        return {(d["category"], d["ignition_id"], d["xero_id"]) for d in self.report(result)["discrepancies"]}
+
+
+@pytest.fixture
+def books(sandbox: Sandbox) -> Iterator[Books]:
+    current = Books(sandbox)
+    current.reset()
+    yield current
+    current.http.close()
 
 
 # The sandbox's Xero organisation as it starts: what a test that changes it restores.

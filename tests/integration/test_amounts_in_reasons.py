@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests import ignition_records
+from tests.ignition_records import line
 from tests.integration.conftest import World
-from tests.integration.test_billing_end_to_end import line, synced_client
 
 pytestmark = pytest.mark.integration
 
@@ -14,26 +15,16 @@ pytestmark = pytest.mark.integration
 def test_given_a_paid_xero_invoice_when_ignition_voids_it_then_the_dead_letter_quotes_the_amount_as_money(
     world: World,
 ) -> None:
-    client = synced_client(world)
+    client = world.synced_client()
     invoice = f"inv_{world.tag}"
     record = world.invoice(invoice, client, [line("100.00")], "110.00")
-    world.put_record("invoices", record)
-    world.settle()
-    world.put_record(
+    world.put_and_settle("invoices", record)
+    world.put_and_settle(
         "payments",
-        {
-            "slug": f"pypay_{world.tag}",
-            "state": "succeeded",
-            "client": {"slug": client},
-            "amount": {"amount": "10.00", "currency": "AUD"},
-            "invoices": [{"slug": invoice}],
-            "created_at": "2026-11-03T09:00:00Z",
-        },
+        ignition_records.payment(f"pypay_{world.tag}", client, "10.00", invoice),
     )
-    world.settle()
 
-    world.put_record("invoices", {**record, "state": "voided"})
-    world.settle()
+    world.put_and_settle("invoices", {**record, "state": "voided"})
 
     (dead,) = world.dead_letters_for(invoice)
     assert dead["category"] == "invoice_locked"

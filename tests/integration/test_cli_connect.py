@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
@@ -16,7 +16,14 @@ from cli.errors import Exit
 from sandbox.environment import Sandbox
 from shared.oauth import XERO_TOKEN_LOCK
 from shared.store.locks import DynamoLeaseLock
-from tests.integration.test_cli_support import browser, put_secret, run_cli, secret_value, write_sandbox_file
+from tests.integration.test_cli_support import (
+    CliRun,
+    browser,
+    put_secret,
+    run_cli,
+    secret_value,
+    write_sandbox_file,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -258,22 +265,37 @@ class _AdminElsewhere:
         return False
 
 
-def test_given_an_admin_on_another_computer_when_connect_xero_paste_then_the_pasted_redirect_connects(
-    sandbox: Sandbox, sandbox_file: Path, secrets_restored: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    redirect = "http://localhost:8765/callback"  # the registered URI; nothing listens on it here
-    admin = _AdminElsewhere(redirect)
-    monkeypatch.setattr("sys.stdin", admin)
+# The registered redirect URI of the paste tests; nothing listens on it here.
+PASTED_REDIRECT = "http://localhost:8765/callback"
 
-    run = run_cli(
+
+def _connect_xero_pasting(
+    admin: _AdminElsewhere,
+    sandbox_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    opener: Callable[[str], None] | None = None,
+) -> CliRun:
+    """``connect xero --paste``: the admin elsewhere consents (``opener``, by default as asked)
+    and the operator pastes the address the admin sent back."""
+    monkeypatch.setattr("sys.stdin", admin)
+    return run_cli(
         "connect",
         "xero",
         "--paste",
         "--redirect-uri",
-        redirect,
+        admin.redirect_prefix,
         sandbox_file=sandbox_file,
-        opener=admin.consent,
+        opener=opener or admin.consent,
     )
+
+
+def test_given_an_admin_on_another_computer_when_connect_xero_paste_then_the_pasted_redirect_connects(
+    sandbox: Sandbox, sandbox_file: Path, secrets_restored: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redirect = PASTED_REDIRECT
+    admin = _AdminElsewhere(redirect)
+
+    run = _connect_xero_pasting(admin, sandbox_file, monkeypatch)
 
     assert run.code == Exit.OK, run.stderr
     assert "Send this URL to the admin" in run.stderr and "whole address" in run.stderr
@@ -298,20 +320,10 @@ def test_given_a_pasted_redirect_with_a_wrong_state_or_no_code_when_connect_then
     secrets_restored: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    redirect = "http://localhost:8765/callback"
     before = secret_value(secrets_restored["xero_token"])
-    admin = _AdminElsewhere(redirect, tamper)
-    monkeypatch.setattr("sys.stdin", admin)
+    admin = _AdminElsewhere(PASTED_REDIRECT, tamper)
 
-    run = run_cli(
-        "connect",
-        "xero",
-        "--paste",
-        "--redirect-uri",
-        redirect,
-        sandbox_file=sandbox_file,
-        opener=admin.consent,
-    )
+    run = _connect_xero_pasting(admin, sandbox_file, monkeypatch)
 
     assert run.code == Exit.AUTH
     assert said in run.stderr
@@ -321,23 +333,13 @@ def test_given_a_pasted_redirect_with_a_wrong_state_or_no_code_when_connect_then
 def test_given_a_pasted_address_for_another_redirect_when_connect_xero_then_exit_auth_naming_both(
     sandbox_file: Path, secrets_restored: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    redirect = "http://localhost:8765/callback"
-    admin = _AdminElsewhere(redirect)
+    admin = _AdminElsewhere(PASTED_REDIRECT)
 
     def consent_elsewhere(url: str) -> None:
         admin.consent(url)
         admin.address = admin.address.replace("localhost:8765", "evil.test")
 
-    monkeypatch.setattr("sys.stdin", admin)
-    run = run_cli(
-        "connect",
-        "xero",
-        "--paste",
-        "--redirect-uri",
-        redirect,
-        sandbox_file=sandbox_file,
-        opener=consent_elsewhere,
-    )
+    run = _connect_xero_pasting(admin, sandbox_file, monkeypatch, opener=consent_elsewhere)
 
     assert run.code == Exit.AUTH
     assert "a redirect to http://evil.test/callback, not to http://localhost:8765/callback" in run.stderr

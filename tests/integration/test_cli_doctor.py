@@ -59,10 +59,7 @@ def ignition_invoice(world: World, slug: str, currency: str = "AUD", **fields: A
         }
     ]
     record = world.invoice(slug, world.slug(), items, "110.00", currency=currency, **fields)
-    response = world.http.put(
-        f"{world.sandbox.ignition_url}/_emulator/invoices/{slug}", json=record, params={"deliver": "false"}
-    )
-    response.raise_for_status()
+    world.put_record("invoices", record, deliver=False)
 
 
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

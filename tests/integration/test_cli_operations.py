@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 import time
@@ -107,27 +106,10 @@ def test_given_dead_letters_when_replay_dlq_filtered_then_only_matching_events_a
     dry = run_cli("replay", "dlq", "--dry-run", "--json", "--error", world.tag, sandbox_file=sandbox_file)
     world.settle()
     nothing_after_dry_run = not world.contacts(ContactNumber=fixed)
-    run = run_cli(
-        "replay",
-        "dlq",
-        "--category",
-        "xero_validation",
-        "--error",
-        world.tag,
-        "--json",
-        sandbox_file=sandbox_file,
-    )
+    replay_validation = ("replay", "dlq", "--category", "xero_validation", "--error", world.tag, "--json")
+    run = run_cli(*replay_validation, sandbox_file=sandbox_file)
     world.settle()
-    again = run_cli(
-        "replay",
-        "dlq",
-        "--category",
-        "xero_validation",
-        "--error",
-        world.tag,
-        "--json",
-        sandbox_file=sandbox_file,
-    )
+    again = run_cli(*replay_validation, sandbox_file=sandbox_file)
 
     assert dry.code == Exit.OK and dry.json()["replayed"] == 3 and nothing_after_dry_run
     assert run.code == Exit.OK, run.stderr
@@ -182,10 +164,6 @@ def test_given_replay_archive_with_to_before_from_then_usage_error(sandbox_file:
     assert run.code == Exit.USAGE
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("functions.reconcile") is None,
-    reason="functions/reconcile (issue 4) is not in this tree yet; the CLI is written to its contract",
-)
 def test_given_the_sandbox_when_reconcile_now_then_the_report_location_is_printed(
     world: World, sandbox_file: Path
 ) -> None:
@@ -228,13 +206,19 @@ def test_given_a_requested_run_when_it_finishes_then_its_outcome_is_written_befo
     assert running is None or running["ticket"] != ticket
 
 
-def test_given_a_run_in_progress_when_reconcile_now_then_no_second_run_starts_and_it_is_followed(
-    world: World, sandbox: Sandbox, sandbox_file: Path
-) -> None:
+def _run_in_progress(sandbox: Sandbox) -> tuple[str, str]:
+    """Another reconciliation run holding the lock: the state table and that run's ticket."""
     assert sandbox.resources is not None
     table = sandbox.resources.state_table
     other = runs.new_ticket()
-    assert runs.reserve(table, other) and runs.start(table, other)  # e.g. the schedule's run
+    assert runs.reserve(table, other) and runs.start(table, other)
+    return table, other
+
+
+def test_given_a_run_in_progress_when_reconcile_now_then_no_second_run_starts_and_it_is_followed(
+    world: World, sandbox: Sandbox, sandbox_file: Path
+) -> None:
+    table, other = _run_in_progress(sandbox)  # e.g. the schedule's run
     runs.note_phase(table, other, "xero_invoices")
 
     def finish_later() -> None:
@@ -257,10 +241,7 @@ def test_given_a_run_in_progress_when_reconcile_now_then_no_second_run_starts_an
 def test_given_a_run_that_outlasts_the_timeout_when_reconcile_now_then_exit_paused_and_the_lock_stays(
     world: World, sandbox: Sandbox, sandbox_file: Path
 ) -> None:
-    assert sandbox.resources is not None
-    table = sandbox.resources.state_table
-    other = runs.new_ticket()
-    assert runs.reserve(table, other) and runs.start(table, other)
+    table, other = _run_in_progress(sandbox)
     try:
         # The shortest timeout the CLI accepts (a whole second): the other run never ends here.
         run = run_cli("reconcile", "--now", "--timeout", "1", sandbox_file=sandbox_file)

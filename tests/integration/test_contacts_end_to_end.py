@@ -1,4 +1,4 @@
-"""Issue 1's scenarios, through the whole path: Ignition emulator -> signed webhook -> API front
+"""Contact sync scenarios, through the whole path: Ignition emulator -> signed webhook -> API front
 -> real ingest handler -> SQS (moto) -> real sync handler -> Xero emulator."""
 
 from __future__ import annotations

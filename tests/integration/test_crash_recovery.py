@@ -16,6 +16,8 @@ from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
 from shared.payments import PaymentSync
 from shared.store.mappings import MappingStore, RecordMapping
+from tests import ignition_records
+from tests.ignition_records import line
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
@@ -56,15 +58,6 @@ def event(record_type: RecordType, record: dict[str, Any], group: str) -> SyncEv
     )
 
 
-def line(price: str) -> dict[str, Any]:
-    return {
-        "description": "Advice",
-        "quantity": "1",
-        "unit_price": {"amount": price, "currency": "AUD"},
-        "tax_rate": "10",
-    }
-
-
 def test_given_invoice_written_then_worker_died_when_event_redelivered_then_one_invoice(world: World) -> None:
     client = world.slug()
     world.put_client(world.client(client))
@@ -99,16 +92,8 @@ def test_given_payment_written_then_worker_died_when_event_redelivered_then_appl
     client = world.slug()
     world.put_client(world.client(client))
     invoice = f"inv_{world.tag}"
-    world.put_record("invoices", world.invoice(invoice, client, [line("100.00")], "110.00"))
-    world.settle()
-    payment = {
-        "slug": f"pypay_{world.tag}",
-        "state": "succeeded",
-        "client": {"slug": client},
-        "amount": {"amount": "50.00", "currency": "AUD"},
-        "invoices": [{"slug": invoice}],
-        "created_at": "2026-11-03T09:00:00Z",
-    }
+    world.put_and_settle("invoices", world.invoice(invoice, client, [line("100.00")], "110.00"))
+    payment = ignition_records.payment(f"pypay_{world.tag}", client, "50.00", invoice)
     service = world.sandbox.sync.service()  # type: ignore[union-attr]
     crashing = PaymentSync(
         xero=service.payments._xero,
@@ -124,8 +109,7 @@ def test_given_payment_written_then_worker_died_when_event_redelivered_then_appl
     (xero_invoice,) = world.xero_invoices(Reference=invoice)
     assert len(world.xero_payments_for(xero_invoice["InvoiceID"])) == 1
 
-    world.put_record("payments", payment)
-    world.settle()
+    world.put_and_settle("payments", payment)
 
     payments = world.xero_payments_for(xero_invoice["InvoiceID"])
     assert [Decimal(str(p["Amount"])) for p in payments] == [Decimal("50.00")]

@@ -12,7 +12,6 @@ import pytest
 from shared import aws
 from shared.store.dead_letter_queue import MAX_EXHAUSTED_REQUEUES, REQUEUES_ATTRIBUTE, DeadLetter, requeue
 from tests.integration.conftest import World
-from tests.integration.test_billing_end_to_end import line, synced_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dead_letters")]
 
@@ -38,28 +37,23 @@ def _replay_all(world: World) -> int:
 def test_given_a_permanent_failure_replayed_unfixed_within_5_minutes_then_it_is_dead_lettered_again(
     world: World,
 ) -> None:
-    client = synced_client(world)
+    client = world.synced_client()
     invoice = f"inv_{world.tag}"
     # A wrong rule: GST on income mapped to an expense account Xero will not take it on.
-    world.sandbox.reconfigure(invoices={"account_codes_by_service": {"svc_ads": "400"}})
     try:
-        world.put_record(
-            "invoices",
-            world.invoice(invoice, client, [line("100.00", service={"slug": "svc_ads"})], "110.00"),
-        )
-        world.settle()
-        (first,) = world.dead_letters_for(invoice)
+        with world.advertising_account("400"):
+            world.put_advertising_invoice(invoice, client)
+            (first,) = world.dead_letters_for(invoice)
 
-        # When: an operator replays it before fixing the rule (well within FIFO's 5-minute window).
-        assert _replay_all(world) >= 1
-        world.settle()
+            # When: an operator replays it before fixing the rule (well within FIFO's 5-minute window).
+            assert _replay_all(world) >= 1
+            world.settle()
 
-        # Then: it is back in the DLQ, once, with the same category and reason, not silently dropped.
-        (again,) = world.dead_letters_for(invoice)
-        assert (again["category"], again["reason"]) == (first["category"], first["reason"])
-        assert again["category"] == "xero_validation"
+            # Then: it is back in the DLQ, once, with the same category and reason, not silently dropped.
+            (again,) = world.dead_letters_for(invoice)
+            assert (again["category"], again["reason"]) == (first["category"], first["reason"])
+            assert again["category"] == "xero_validation"
     finally:
-        world.sandbox.reconfigure(invoices={"account_codes_by_service": {}})
         _replay_all(world)
         world.settle()
 
@@ -87,34 +81,29 @@ def test_given_xero_refuses_an_invoice_when_dead_lettered_then_its_reason_is_onl
     world: World,
 ) -> None:
     # Given: a client in Xero and a wrong account rule that makes Xero refuse the client's invoice.
-    client = synced_client(world)
+    client = world.synced_client()
     record = world.client(client)
     invoice = f"inv_pii_{world.tag}"
-    world.sandbox.reconfigure(invoices={"account_codes_by_service": {"svc_ads": "400"}})
     try:
-        # When: the invoice is synced and parked.
-        world.put_record(
-            "invoices",
-            world.invoice(invoice, client, [line("100.00", service={"slug": "svc_ads"})], "110.00"),
-        )
-        world.settle()
+        with world.advertising_account("400"):
+            # When: the invoice is synced and parked.
+            world.put_advertising_invoice(invoice, client)
 
-        # Then: the operator's view still shows the category and Xero's reason...
-        (dead,) = world.dead_letters_for(invoice)
-        assert dead["category"] == "xero_validation"
-        assert dead["reason"]
-        # ...which SQS holds only in the body (SSE-SQS encrypts the body, not the attributes):
-        # the attributes carry the category alone, no reason, no name, no e-mail.
-        (message,) = _raw_messages_for(world, invoice)
-        attributes = message.get("MessageAttributes", {})
-        assert {name: a["StringValue"] for name, a in attributes.items()} == {
-            "failure_category": "xero_validation"
-        }
-        assert json.loads(message["Body"])["failure_reason"] == dead["reason"]
-        shown = json.dumps(attributes)
-        assert record["name"] not in shown and record["email"] not in shown
+            # Then: the operator's view still shows the category and Xero's reason...
+            (dead,) = world.dead_letters_for(invoice)
+            assert dead["category"] == "xero_validation"
+            assert dead["reason"]
+            # ...which SQS holds only in the body (SSE-SQS encrypts the body, not the attributes):
+            # the attributes carry the category alone, no reason, no name, no e-mail.
+            (message,) = _raw_messages_for(world, invoice)
+            attributes = message.get("MessageAttributes", {})
+            assert {name: a["StringValue"] for name, a in attributes.items()} == {
+                "failure_category": "xero_validation"
+            }
+            assert json.loads(message["Body"])["failure_reason"] == dead["reason"]
+            shown = json.dumps(attributes)
+            assert record["name"] not in shown and record["email"] not in shown
     finally:
-        world.sandbox.reconfigure(invoices={"account_codes_by_service": {}})
         _replay_all(world)
         world.settle()
 

@@ -10,7 +10,6 @@ emulators and state (as the reconciliation's end-to-end tests do); the tests sha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,13 +18,12 @@ from typing import Any
 import pytest
 
 from cli.errors import Exit
-from sandbox.environment import Sandbox
 from sandbox.xero_emulator.common import record_date
 from shared.config import RecordType
 from shared.store.checkpoints import CheckpointStore
-from tests.integration.conftest import iso
+from tests import ignition_records
+from tests.integration.conftest import Books, iso
 from tests.integration.test_cli_support import run_cli, write_sandbox_file
-from tests.integration.test_reconcile_end_to_end import Books
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reconcile")]
 
@@ -38,21 +36,16 @@ def months_ago(today: date, months: int) -> date:
 
 
 @pytest.fixture
-def books(sandbox: Sandbox) -> Iterator[Books]:
-    current = Books(sandbox)
-    current.reset()
-    assert sandbox.resources is not None
-    CheckpointStore(sandbox.resources.state_table).clear()
-    yield current
-    current.http.close()
+def books(books: Books) -> Books:
+    """The reconciliation tests' empty books, without a backfill checkpoint left by another test."""
+    assert books.sandbox.resources is not None
+    CheckpointStore(books.sandbox.resources.state_table).clear()
+    return books
 
 
 def line(price: str) -> dict[str, Any]:
-    return {
-        "description": "Annual accounts",
-        "quantity": "1",
-        "unit_price": {"amount": price, "currency": "AUD"},
-    }
+    """A line without a tax rate: Ignition's default, which the sync must fill in."""
+    return ignition_records.line(price, tax_rate=None, description="Annual accounts")
 
 
 def test_given_an_invoice_of_three_months_ago_when_backfilled_reconciled_and_paid_today_then_xero_has_it_paid(
@@ -61,7 +54,7 @@ def test_given_an_invoice_of_three_months_ago_when_backfilled_reconciled_and_pai
     dated = months_ago(NOW.date(), 3)
     written = iso(datetime.combine(dated, datetime.min.time(), UTC) + timedelta(hours=9))
     client = books.slug("old")
-    books.put("clients", books.client(client, created_at=written, updated_at=written), deliver=False)
+    books.put_record("clients", books.client(client, created_at=written, updated_at=written), deliver=False)
     slug = f"inv_old_{books.tag}"
     invoice = books.invoice(
         slug,
@@ -72,7 +65,7 @@ def test_given_an_invoice_of_three_months_ago_when_backfilled_reconciled_and_pai
         created_at=written,
         updated_at=written,
     )
-    books.put("invoices", invoice, deliver=False)
+    books.put_record("invoices", invoice, deliver=False)
 
     backfill = run_cli(
         "backfill", "--json", sandbox_file=write_sandbox_file(books.sandbox, tmp_path / "s.json")
@@ -88,17 +81,11 @@ def test_given_an_invoice_of_three_months_ago_when_backfilled_reconciled_and_pai
     # Paid today, both webhooks lost: the incremental catch-up must still read an invoice dated
     # three months ago (Ignition's own window would be this month only).
     paid_at = iso(NOW - timedelta(minutes=30))
-    books.put("invoices", {**invoice, "payment_state": "paid", "updated_at": paid_at}, deliver=False)
-    payment = {
-        "slug": f"pypay_old_{books.tag}",
-        "state": "succeeded",
-        "client": {"slug": client},
-        "amount": {"amount": "250.00", "currency": "AUD"},
-        "invoices": [{"slug": slug}],
-        "paid_on": NOW.date().isoformat(),
-        "created_at": paid_at,
-    }
-    books.put("payments", payment, deliver=False)
+    books.put_record("invoices", {**invoice, "payment_state": "paid", "updated_at": paid_at}, deliver=False)
+    payment = ignition_records.payment(
+        f"pypay_old_{books.tag}", client, "250.00", slug, paid_on=NOW.date().isoformat(), created_at=paid_at
+    )
+    books.put_record("payments", payment, deliver=False)
 
     caught_up = books.reconcile(mode="incremental")
     books.settle()
@@ -123,12 +110,12 @@ def test_given_a_client_archived_and_a_payment_cancelled_unannounced_when_fully_
     (xero_invoice,) = books.xero_invoices(Reference=invoice)
     assert xero_invoice["Status"] == "PAID"
     # Archived (with a new e-mail) and cancelled in Ignition; neither webhook arrives.
-    books.put(
+    books.put_record(
         "clients",
         books.client(client, state="archived", email=f"final.{client}@example.test", updated_at=books.at(10)),
         deliver=False,
     )
-    books.put(
+    books.put_record(
         "payments",
         {
             "slug": payment,
@@ -165,7 +152,7 @@ def test_given_a_slug_only_webhook_for_an_old_invoice_of_an_archived_client_then
     from the Reporting API, which would answer 404 for both without a window and state=."""
     dated = months_ago(NOW.date(), 3)
     client = books.slug("hinted")
-    books.put("clients", books.client(client, state="archived", updated_at=books.at()), deliver=False)
+    books.put_record("clients", books.client(client, state="archived", updated_at=books.at()), deliver=False)
     slug = f"inv_hint_{books.tag}"
     invoice = books.invoice(
         slug, client, [line("80.00")], "80.00", date=dated.isoformat(), updated_at=books.at()

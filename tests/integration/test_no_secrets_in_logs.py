@@ -1,4 +1,4 @@
-"""Issue 5, secrets and data: a real flow through the sandbox at DEBUG, with every log record and
+"""Secrets and data: a real flow through the sandbox at DEBUG, with every log record and
 everything written to stdout/stderr captured; then no token, secret, signature or Authorization
 value appears anywhere, and the client's name and e-mail do not either (logs carry ids only)."""
 
@@ -18,6 +18,7 @@ from sandbox.environment import WEBHOOK_SECRET, XERO_WEBHOOK_KEY
 from shared import aws
 from shared.ignition.webhook import sign_webhook
 from shared.store.dead_letter_queue import DeadLetter
+from tests import ignition_records
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
@@ -91,20 +92,11 @@ def test_given_a_full_flow_with_refresh_and_bad_webhooks_when_logs_are_read_then
             "tax_rate": "10",
         }
     ]
-    world.put_record("invoices", world.invoice(invoice, slug, items, "110.00"))
-    world.settle()
-    world.put_record(
+    world.put_and_settle("invoices", world.invoice(invoice, slug, items, "110.00"))
+    world.put_and_settle(
         "payments",
-        {
-            "slug": f"pypay_logs_{world.tag}",
-            "state": "succeeded",
-            "client": {"slug": slug},
-            "amount": {"amount": "110.00", "currency": "AUD"},
-            "invoices": [{"slug": invoice}],
-            "created_at": "2026-11-03T09:00:00Z",
-        },
+        ignition_records.payment(f"pypay_logs_{world.tag}", slug, "110.00", invoice),
     )
-    world.settle()
     # ... a forged webhook carrying the client's details, and an authentic malformed one.
     body = json.dumps(
         {

@@ -10,39 +10,25 @@ from typing import Any
 
 import pytest
 
+from tests import ignition_records
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
 
 
 def line(price: str, tax_rate: str | None, currency: str, quantity: str = "1") -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "description": "Monthly advisory",
-        "quantity": quantity,
-        "unit_price": {"amount": price, "currency": currency},
-    }
-    if tax_rate is not None:
-        item["tax_rate"] = tax_rate
-    return item
-
-
-def synced_client(world: World) -> str:
-    slug = world.slug()
-    world.put_client(world.client(slug))
-    world.settle()
-    return slug
+    return ignition_records.line(price, quantity, tax_rate, currency=currency, description="Monthly advisory")
 
 
 def test_given_an_nz_organisation_and_no_tax_configuration_when_gst_invoice_synced_then_it_lands_to_the_cent(
     world: World, organise: Any
 ) -> None:
     organise(country="NZ")
-    client = synced_client(world)
+    client = world.synced_client()
     invoice = f"inv_{world.tag}"
     items = [line("100.00", "15", "NZD"), line("33.33", "15", "NZD", quantity="3"), line("50.00", "0", "NZD")]
     # Xero: lines 100.00 + 99.99 + 50.00; GST per line 15.00 + 15.00 (14.9985) + 0 = 30.00.
-    world.put_record("invoices", world.invoice(invoice, client, items, "279.99", currency="NZD"))
-    world.settle()
+    world.put_and_settle("invoices", world.invoice(invoice, client, items, "279.99", currency="NZD"))
 
     assert world.dead_letters_for(invoice) == []
     (xero,) = world.xero_invoices(Reference=invoice)
@@ -56,16 +42,8 @@ def test_given_an_nz_organisation_and_no_tax_configuration_when_gst_invoice_sync
     codeless = next(a for a in accounts if a["Type"] == "BANK" and "Code" not in a)
     world.sandbox.reconfigure(payments={"account_id": codeless["AccountID"]})
     try:
-        payment = {
-            "slug": f"pypay_{world.tag}",
-            "state": "succeeded",
-            "client": {"slug": client},
-            "amount": {"amount": "279.99", "currency": "NZD"},
-            "invoices": [{"slug": invoice}],
-            "created_at": "2026-11-03T09:00:00Z",
-        }
-        world.put_record("payments", payment)
-        world.settle()
+        payment = ignition_records.payment(f"pypay_{world.tag}", client, "279.99", invoice, currency="NZD")
+        world.put_and_settle("payments", payment)
     finally:
         world.sandbox.reconfigure(payments={"account_id": None})
     (paid,) = world.xero_payments_for(xero["InvoiceID"])
@@ -78,11 +56,10 @@ def test_given_a_locked_period_when_an_invoice_dated_in_it_is_synced_then_period
     world: World, organise: Any
 ) -> None:
     organise(period_lock_date="2026-10-31")
-    client = synced_client(world)
+    client = world.synced_client()
     invoice = f"inv_{world.tag}"
     items = [line("100.00", "10", "AUD")]
-    world.put_record("invoices", world.invoice(invoice, client, items, "110.00", date="2026-10-15"))
-    world.settle()
+    world.put_and_settle("invoices", world.invoice(invoice, client, items, "110.00", date="2026-10-15"))
 
     assert world.xero_invoices(Reference=invoice) == []
     (dead,) = world.dead_letters_for(invoice)
@@ -107,12 +84,11 @@ def test_given_a_currency_the_organisation_has_not_enabled_when_synced_then_curr
     world: World, organise: Any
 ) -> None:
     organise(currencies=["AUD", "NZD"])
-    client = synced_client(world)
+    client = world.synced_client()
     invoice = f"inv_{world.tag}"
-    world.put_record(
+    world.put_and_settle(
         "invoices", world.invoice(invoice, client, [line("100.00", None, "EUR")], "100.00", currency="EUR")
     )
-    world.settle()
 
     assert world.xero_invoices(Reference=invoice) == []
     (dead,) = world.dead_letters_for(invoice)

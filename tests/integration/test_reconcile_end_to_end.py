@@ -1,4 +1,4 @@
-"""Issue 4 through the sandbox: known discrepancies of every category are seeded, the real
+"""Reconciliation through the sandbox: known discrepancies of every category are seeded, the real
 reconcile handler reports each exactly once (none on a clean data set) and heals what it owns.
 
 A full reconciliation compares everything, so each test starts from an empty organisation:
@@ -12,121 +12,17 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 
-from sandbox.environment import Sandbox
 from shared import aws
 from shared.config import IntegrationConfig, RecordType
 from shared.store.mappings import DynamoMappingStore, RecordMapping
-from tests.integration.conftest import World, iso
+from tests.integration.conftest import AN_HOUR_AGO, Books, iso
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reconcile")]
-
-AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
-STATE_PREFIXES = ("map#", "xref#", "reconcile#", "xero-event#", "audit#")
-
-
-class Books(World):
-    """A World that starts empty and can change Xero the way a person would (through the API)."""
-
-    def reset(self) -> None:
-        self.sandbox.wait_until_idle(timeout=60)
-        self.http.post(f"{self.sandbox.xero_url}/_emulator/reset").raise_for_status()
-        self.http.post(f"{self.sandbox.ignition_url}/_emulator/reset").raise_for_status()
-        assert self.sandbox.resources is not None
-        ddb, table = aws.client("dynamodb"), self.sandbox.resources.state_table
-        for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="pk, sk"):
-            for item in page["Items"]:
-                if item["pk"]["S"].startswith(STATE_PREFIXES):
-                    ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
-        sqs = aws.client("sqs")  # drained, not purged: SQS allows one purge a minute
-        while batch := sqs.receive_message(
-            QueueUrl=self.sandbox.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30
-        ).get("Messages", []):
-            for message in batch:
-                sqs.delete_message(
-                    QueueUrl=self.sandbox.resources.dlq_url, ReceiptHandle=message["ReceiptHandle"]
-                )
-        self.token = self.sandbox.xero.issue_token_set()["access_token"]
-
-    def at(self, minutes: int = 0) -> str:
-        return iso(AN_HOUR_AGO + timedelta(minutes=minutes))
-
-    def put(self, resource: str, record: dict[str, Any], *, deliver: bool = True) -> None:
-        params = {} if deliver else {"deliver": "false"}
-        response = self.http.put(
-            f"{self.sandbox.ignition_url}/_emulator/{resource}/{record['slug']}", json=record, params=params
-        )
-        response.raise_for_status()
-
-    def new_client(self, label: str, *, deliver: bool = True, **fields: Any) -> str:
-        slug = self.slug(label)
-        self.put("clients", self.client(slug, updated_at=self.at(), **fields), deliver=deliver)
-        return slug
-
-    def new_invoice(self, client: str, price: str = "100.00", *, deliver: bool = True) -> str:
-        slug = f"inv_{uuid.uuid4().hex[:10]}"
-        item = {
-            "description": "Bookkeeping",
-            "quantity": "1",
-            "unit_price": {"amount": price, "currency": "AUD"},
-        }
-        self.put("invoices", self.invoice(slug, client, [item], price, updated_at=self.at()), deliver=deliver)
-        return slug
-
-    def new_payment(self, client: str, invoice: str, amount: str, *, deliver: bool = True) -> str:
-        slug = f"pypay_{uuid.uuid4().hex[:10]}"
-        record = {
-            "slug": slug,
-            "state": "succeeded",
-            "client": {"slug": client},
-            "amount": {"amount": amount, "currency": "AUD"},
-            "invoices": [{"slug": invoice}],
-            "created_at": self.at(),
-        }
-        self.put("payments", record, deliver=deliver)
-        return slug
-
-    def xero_api(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.http.request(
-            method,
-            f"{self.sandbox.xero_url}/api.xro/2.0{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {self.token}", "xero-tenant-id": self.sandbox.xero.tenant_id},
-        )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
-
-    def contact_of(self, slug: str) -> dict[str, Any]:
-        (contact,) = [c for c in self.contacts(ContactNumber=slug) if c["ContactStatus"] == "ACTIVE"] or [
-            self.contacts(ContactNumber=slug)[0]
-        ]
-        return contact
-
-    def reconcile(self, **event: Any) -> dict[str, Any]:
-        return self.sandbox.run_reconcile(event or {"mode": "full"})
-
-    def report(self, result: dict[str, Any]) -> dict[str, Any]:
-        body, _ = self.s3_object(result["report"]["json"])
-        parsed: dict[str, Any] = json.loads(body)
-        return parsed
-
-    def found(self, result: dict[str, Any]) -> set[tuple[str, str | None, str | None]]:
-        return {(d["category"], d["ignition_id"], d["xero_id"]) for d in self.report(result)["discrepancies"]}
-
-
-@pytest.fixture
-def books(sandbox: Sandbox) -> Iterator[Books]:
-    current = Books(sandbox)
-    current.reset()
-    yield current
-    current.http.close()
 
 
 def test_given_a_clean_data_set_when_reconciled_then_nothing_is_reported_and_nothing_is_sent(
@@ -178,7 +74,7 @@ def test_given_every_category_seeded_when_reconciled_then_each_is_reported_once_
     )
     # Lost webhooks: a new client, a client's update, a payment; a contact made but never linked.
     lost = books.new_client("lost", deliver=False)
-    books.put("clients", books.client(updated, name="Renamed", updated_at=books.at(10)), deliver=False)
+    books.put_record("clients", books.client(updated, name="Renamed", updated_at=books.at(10)), deliver=False)
     lost_payment = books.new_payment(ok, ok_invoice, "40.00", deliver=False)
     unlinked = books.new_client("unlinked", deliver=False)
     (unlinked_contact,) = books.seed_contacts(
@@ -206,7 +102,7 @@ def test_given_every_category_seeded_when_reconciled_then_each_is_reported_once_
         "unit_price": {"amount": "10.00", "currency": "AUD"},
         "tax_rate": "15",
     }
-    books.put("invoices", books.invoice(failing, ok, [item], "11.50", updated_at=books.at()))
+    books.put_record("invoices", books.invoice(failing, ok, [item], "11.50", updated_at=books.at()))
     books.settle()
 
     first = books.reconcile()

@@ -6,16 +6,13 @@ reconciliation that must confirm 120 mapped ids completes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from sandbox.environment import Sandbox
 from shared.config import RecordType
 from shared.store.mappings import DynamoMappingStore, RecordMapping
-from tests.integration.conftest import World
-from tests.integration.test_reconcile_end_to_end import AN_HOUR_AGO, Books
+from tests.integration.conftest import AN_HOUR_AGO, Books, World
 
 pytestmark = pytest.mark.integration
 
@@ -72,14 +69,6 @@ def test_given_names_with_quotes_backslashes_and_emoji_when_synced_then_each_lan
     mapping = world.mapping(hand_slug)
     assert mapping is not None and mapping.match_method == "name"
     assert len([c for c in world.xero_state()["Contacts"] if tag in str(c.get("Name"))]) == 4
-
-
-@pytest.fixture
-def books(sandbox: Sandbox) -> Iterator[Books]:
-    current = Books(sandbox)
-    current.reset()
-    yield current
-    current.http.close()
 
 
 @pytest.mark.xdist_group("reconcile")

@@ -15,6 +15,7 @@ import pytest
 
 from sandbox.environment import Sandbox
 from shared.config import WebhookVerification
+from tests import ignition_records
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
@@ -63,13 +64,7 @@ def zapier_verification(sandbox: Sandbox) -> Iterator[WebhookVerification]:
 
 def put_silently(world: World, resource: str, record: dict[str, Any]) -> dict[str, Any]:
     """Stored in Ignition with no webhook of its own: only the Zap tells the product."""
-    response = world.http.put(
-        f"{world.sandbox.ignition_url}/_emulator/{resource}/{record['slug']}",
-        json=record,
-        params={"deliver": "false"},
-    )
-    response.raise_for_status()
-    stored: dict[str, Any] = next(iter(response.json().values()))
+    stored: dict[str, Any] = next(iter(world.put_record(resource, record, deliver=False).values()))
     return stored
 
 
@@ -118,14 +113,7 @@ def test_given_zaps_posting_the_recipes_bodies_twice_when_synced_then_each_recor
     payment = put_silently(
         world,
         "payments",
-        {
-            "slug": payment_id,
-            "state": "succeeded",
-            "client": {"slug": client_id},
-            "amount": {"amount": "110.00", "currency": "AUD"},
-            "invoices": [{"slug": invoice_id}],
-            "created_at": "2026-11-03T09:00:00Z",
-        },
+        ignition_records.payment(payment_id, client_id, "110.00", invoice_id),
     )
     # and each Zap's body filled with the trigger's fields (the emulator keeps no proposals: the
     # Proposal ID is only part of the event id),
