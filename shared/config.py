@@ -249,6 +249,9 @@ XERO_STARTER_DAY_LIMIT = 1_000
 DAY_BUDGET_SHARE = 0.96
 
 
+HistoryNotes = bool | Literal["decisions"]
+
+
 class XeroConfig(StrictModel):
     auth_mode: Literal["oauth", "client_credentials"] = "oauth"
     api_url: str = "https://api.xero.com"
@@ -265,8 +268,10 @@ class XeroConfig(StrictModel):
     # Longest wait the client will sit out in-process (Retry-After, budget); longer waits go back
     # to the queue so the Lambda is not billed for sleeping.
     max_inline_wait_seconds: float = Field(default=20.0, ge=0, le=300)
-    # A note in each written invoice's and payment's Xero history (one extra call per write).
-    history_notes: bool = True
+    # Notes in a written invoice's or payment's Xero history, one call each: "decisions" only
+    # where the sync decided something the record itself does not show (a rounding line, terms
+    # applied, a payment capped or adopted); true on every write; false never.
+    history_notes: HistoryNotes = "decisions"
 
     @model_validator(mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Literal
 
 from shared.audit import write_history
 from shared.billing import InvoicePlan, financial_signature, plan_invoice
-from shared.config import InvoiceRules, RecordType
+from shared.config import HistoryNotes, InvoiceRules, RecordType
 from shared.errors import PermanentSyncError
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
@@ -27,7 +27,7 @@ from shared.money import AmountUnit, format_money
 from shared.newest_state import DEFAULT_CLOCK_SKEW
 from shared.outcome import SyncOutcome
 from shared.ports import ContactEnsurer, IgnitionInvoicesPort, XeroInvoicesPort
-from shared.record_sync import RecordSync
+from shared.record_sync import RecordSync, XeroState
 from shared.refusals import currency_error, period_locked_error
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.errors import XeroValidationError
@@ -72,7 +72,7 @@ class InvoiceSync(RecordSync):
         contacts: ContactEnsurer,
         rules: InvoiceRules,
         unit: AmountUnit,
-        history_notes: bool = True,
+        history_notes: HistoryNotes = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         drafted_from: Callable[[IgnitionInvoice], str | None] | None = None,
@@ -207,9 +207,10 @@ class InvoiceSync(RecordSync):
             updated_at=invoice.updated_at,
             match_method="mapping" if mapping else ("invoice_number" if xero_id else "created"),
             previous=mapping,
+            xero_state=XeroState(saved.AmountDue, saved.Status, saved.CurrencyCode),
         )
         action: Literal["created", "updated"] = "updated" if xero_id else "created"
-        if self._history:
+        if self._history is True or (self._history == "decisions" and decisions):
             write_history(
                 self._xero,
                 "Invoices",
@@ -356,6 +357,8 @@ class InvoiceSync(RecordSync):
                     "synced_at": self._now(),
                     "last_event_id": event.event_id,
                     "version": mapping.version + 1,
+                    # Voided, or left as it was: a payment reads Xero either way.
+                    "xero_amount_due": None,
                 }
             ),
             previous=mapping,

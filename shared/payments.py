@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from shared.audit import write_history
-from shared.billing import allocate_payment, payment_reference, xero_payment
-from shared.config import PaymentRules, RecordType
+from shared.billing import Allocation, allocate_payment, payment_reference, xero_payment
+from shared.config import HistoryNotes, PaymentRules, RecordType
 from shared.errors import PermanentSyncError
 from shared.models.events import SyncEvent
-from shared.models.ignition import IgnitionPayment
+from shared.models.ignition import IgnitionPayment, IgnitionPaymentAllocation
 from shared.models.xero import Invoice, Payment
 from shared.money import AmountUnit, format_money
 from shared.newest_state import DEFAULT_CLOCK_SKEW
@@ -26,7 +26,7 @@ from shared.outcome import SyncOutcome
 from shared.ports import IgnitionPaymentsPort, InvoiceEnsurer, XeroPaymentsPort
 from shared.record_sync import RecordSync
 from shared.refusals import period_locked_error
-from shared.store.mappings import MappingStore
+from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.errors import XeroValidationError
 from shared.xero.idempotency import idempotency_key
 from shared.xero.rules import XeroPeriodLocked, raise_for_element
@@ -50,7 +50,7 @@ class PaymentSync(RecordSync):
         invoices: InvoiceEnsurer,
         rules: PaymentRules,
         unit: AmountUnit,
-        history_notes: bool = True,
+        history_notes: HistoryNotes = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
@@ -96,14 +96,19 @@ class PaymentSync(RecordSync):
 
         xero_ids = {target.slug: self._invoices.ensure(target.slug, event) for target in pending}
         decisions: list[str] = []
-        invoices = {
-            inv.InvoiceID: inv for inv in self._xero.find_invoices_by_id(sorted(set(xero_ids.values())))
-        }
-        # Only an invoice that already has payments can hold one we wrote before a crash.
-        if any(invoices[i].Payments for i in xero_ids.values() if i in invoices):
-            written_before = self._already_in_xero(payment, xero_ids, decisions)
+        known = self._known_invoices(payment, pending, xero_ids)
+        if known is not None:
+            # Our own last write says what is due: no read; marked unknown until the payment is
+            # written and mapped, so a crash in between makes the next try read Xero (and find it).
+            invoices, written_before = self._unknown_while_writing(known), {}
         else:
-            written_before = {}
+            found = self._xero.find_invoices_by_id(sorted(set(xero_ids.values())))
+            invoices = {inv.InvoiceID: inv for inv in found if inv.InvoiceID}
+            # Only an invoice that already has payments can hold one we wrote before a crash.
+            if any(invoices[i].Payments for i in xero_ids.values() if i in invoices):
+                written_before = self._already_in_xero(payment, xero_ids, decisions)
+            else:
+                written_before = {}
         due: dict[str, tuple[str, Decimal]] = {}
         for slug, xero_id in xero_ids.items():
             if slug in written_before:
@@ -118,12 +123,26 @@ class PaymentSync(RecordSync):
 
         to_apply = payment.model_copy(update={"invoices": [t for t in pending if t.slug in due]})
         plan = allocate_payment(to_apply, due_by_invoice=due, unit=self._unit) if due else None
+        if known is not None and (plan is None or plan.notes or plan.unapplied):
+            # Capped by what we believe is due: Xero may hold more (a payment removed there), so
+            # read it rather than under-apply.
+            return self.handle(event)
         created: dict[str, Payment] = dict(written_before)
         if plan and plan.allocations:
             decisions.extend(plan.notes)
             bodies = [xero_payment(a, payment, self._rules) for a in plan.allocations]
             key = idempotency_key(payment.slug, *(f"{a.invoice_slug}={a.amount}" for a in plan.allocations))
             results = self._xero.create_payments(bodies, idempotency_key=key)
+            if known is not None and any(r.ValidationErrors for r in results):
+                # Refused on what we believed was due: read Xero (the mappings say unknown now).
+                if any(not r.ValidationErrors for r in results):
+                    written_before = {
+                        a.invoice_slug: r
+                        for a, r in zip(plan.allocations, results, strict=True)
+                        if not r.ValidationErrors
+                    }
+                    self._map_allocations(event, payment, written_before, set())
+                return self.handle(event)
             for allocation, body, result in zip(plan.allocations, bodies, results, strict=True):
                 try:
                     raise_for_element(result.ValidationErrors, "/Payments")
@@ -144,24 +163,18 @@ class PaymentSync(RecordSync):
         elif plan:
             decisions.extend(plan.notes)
 
+        self._map_allocations(event, payment, created, set(written_before))
+        if known is not None and plan is not None:
+            self._remember_due(known, plan.allocations, invoices)
+        notes = self._history is True or (self._history == "decisions" and bool(decisions))
         for slug, result in created.items():
-            assert result.PaymentID is not None
-            self._map(
-                event,
-                ignition_id=allocation_id(payment.slug, slug),
-                xero_id=result.PaymentID,
-                created_at=payment.created_at,
-                updated_at=payment.version_at,
-                match_method="reference" if slug in written_before else "created",
-                previous=None,
-            )
-            if self._history and slug not in written_before:
+            if notes and slug not in written_before and result.PaymentID:
                 write_history(
                     self._xero,
                     "Payments",
                     result.PaymentID,
                     f"Applied from Ignition payment {payment.slug} (invoice {slug}) by the Ignition-Xero "
-                    "sync",
+                    "sync" + (f": {'; '.join(decisions)}" if self._history == "decisions" else ""),
                 )
         ids = ", ".join(p.PaymentID or "" for p in created.values())
         unapplied = plan.unapplied if plan else Decimal(0)
@@ -177,6 +190,70 @@ class PaymentSync(RecordSync):
             ),
             payment.version_at,
         )
+
+    def _map_allocations(
+        self, event: SyncEvent, payment: IgnitionPayment, created: dict[str, Payment], adopted: set[str]
+    ) -> None:
+        for slug, result in created.items():
+            assert result.PaymentID is not None
+            self._map(
+                event,
+                ignition_id=allocation_id(payment.slug, slug),
+                xero_id=result.PaymentID,
+                created_at=payment.created_at,
+                updated_at=payment.version_at,
+                match_method="reference" if slug in adopted else "created",
+                previous=None,
+            )
+
+    def _known_invoices(
+        self, payment: IgnitionPayment, pending: list[IgnitionPaymentAllocation], xero_ids: dict[str, str]
+    ) -> dict[str, RecordMapping] | None:
+        """The invoices' mappings when each holds what our own last write left in Xero (amount
+        due, status, currency); None when any is unknown (then Xero is read)."""
+        known: dict[str, RecordMapping] = {}
+        for target in pending:
+            mapping = self._store.get(RecordType.INVOICE, target.slug)
+            if (
+                mapping is None
+                or mapping.xero_id != xero_ids[target.slug]
+                or mapping.xero_amount_due is None
+                or mapping.xero_status is None
+            ):
+                return None
+            known[target.slug] = mapping
+        return known
+
+    def _unknown_while_writing(self, known: dict[str, RecordMapping]) -> dict[str, Invoice]:
+        """The invoices as their mappings know them; each mapping then says unknown until
+        :meth:`_remember_due` (a conditional write: a concurrent change makes this event retry)."""
+        invoices: dict[str, Invoice] = {}
+        for slug, mapping in known.items():
+            invoices[mapping.xero_id] = Invoice(
+                InvoiceID=mapping.xero_id,
+                Status=mapping.xero_status,
+                CurrencyCode=mapping.xero_currency,
+                AmountDue=mapping.xero_amount_due,
+            )
+            # The version counts Ignition's changes written; the amount due is only our cache of Xero.
+            unknown = mapping.model_copy(update={"xero_amount_due": None})
+            self._store.save(unknown, previous=mapping)
+            known[slug] = unknown
+        return invoices
+
+    def _remember_due(
+        self, known: dict[str, RecordMapping], allocations: list[Allocation], invoices: dict[str, Invoice]
+    ) -> None:
+        """What is due after our payment, for the next payment (the mappings marked unknown before)."""
+        applied = {a.invoice_slug: a.amount for a in allocations}
+        for slug, mapping in known.items():
+            before = invoices[mapping.xero_id].AmountDue
+            if before is None:
+                continue
+            due = before - applied.get(slug, Decimal(0))
+            status = "PAID" if due == 0 else mapping.xero_status
+            updated = mapping.model_copy(update={"xero_amount_due": due, "xero_status": status})
+            self._store.save(updated, previous=mapping)
 
     def _already_in_xero(
         self, payment: IgnitionPayment, xero_ids: dict[str, str], decisions: list[str]

@@ -5,7 +5,9 @@ every outcome (audit entry and log line) with the same clock."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel
@@ -18,6 +20,15 @@ from shared.outcome import SyncAction, SyncOutcome
 from shared.store.mappings import MappingStore, RecordMapping
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class XeroState:
+    """An invoice as our own write left it in Xero (kept with its mapping; see ``shared/payments.py``)."""
+
+    amount_due: Decimal | None = None
+    status: str | None = None
+    currency: str | None = None
 
 
 class RecordSync:
@@ -50,8 +61,11 @@ class RecordSync:
         updated_at: datetime,
         match_method: str,
         previous: RecordMapping | None,
+        xero_state: XeroState | None = None,
     ) -> None:
-        """Write the mapping conditionally on ``previous`` (a concurrent writer loses, not both)."""
+        """Write the mapping conditionally on ``previous`` (a concurrent writer loses, not both),
+        with the Xero state the write left (``xero_state``) when the caller knows it."""
+        state = xero_state or XeroState()
         self._store.save(
             RecordMapping(
                 record_type=self.record_type,
@@ -63,6 +77,9 @@ class RecordSync:
                 last_event_id=event.event_id,
                 match_method=match_method,
                 version=1 if previous is None else previous.version + 1,
+                xero_amount_due=state.amount_due,
+                xero_status=state.status,
+                xero_currency=state.currency,
             ),
             previous=previous,
         )

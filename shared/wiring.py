@@ -14,7 +14,14 @@ from typing import Any, TypedDict
 
 import httpx
 
-from shared.config import IgnitionAccess, IntegrationConfig, RecordType, SyncSettings, XeroAccess
+from shared.config import (
+    HistoryNotes,
+    IgnitionAccess,
+    IntegrationConfig,
+    RecordType,
+    SyncSettings,
+    XeroAccess,
+)
 from shared.contacts import ContactSync
 from shared.errors import PermanentSyncError
 from shared.ignition.budget import IgnitionRequestBudget
@@ -51,7 +58,7 @@ class LedgerParts(TypedDict):
     ignition: IgnitionReportingClient
     store: DynamoMappingStore
     unit: AmountUnit
-    history_notes: bool
+    history_notes: HistoryNotes
     max_clock_skew: timedelta
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -43,6 +44,11 @@ class RecordMapping(BaseModel):
     last_event_id: str
     match_method: str = Field(description="created, mapping, contact_number, xero_contact_id, email, name")
     version: int = Field(ge=1)
+    # An invoice's state in Xero as our own last write left it (amount due, status, currency), so
+    # a payment need not read the invoice back; None: unknown (a write in flight, or not ours).
+    xero_amount_due: Decimal | None = None
+    xero_status: str | None = None
+    xero_currency: str | None = None
 
 
 class AuditEntry(BaseModel):
@@ -108,6 +114,11 @@ def forward_item(mapping: RecordMapping) -> dict[str, Any]:
     }
     if mapping.ignition_created_at is not None:
         item["ignition_created_at"] = {"S": mapping.ignition_created_at.isoformat()}
+    if mapping.xero_amount_due is not None:
+        item["xero_amount_due"] = {"S": str(mapping.xero_amount_due)}
+    for name in ("xero_status", "xero_currency"):
+        if (value := getattr(mapping, name)) is not None:
+            item[name] = {"S": value}
     return item
 
 
@@ -138,6 +149,9 @@ def mapping_from_item(record_type: RecordType, ignition_id: str, item: dict[str,
         last_event_id=item["last_event_id"]["S"],
         match_method=item["match_method"]["S"],
         version=int(item["version"]["N"]),
+        xero_amount_due=Decimal(item["xero_amount_due"]["S"]) if "xero_amount_due" in item else None,
+        xero_status=item["xero_status"]["S"] if "xero_status" in item else None,
+        xero_currency=item["xero_currency"]["S"] if "xero_currency" in item else None,
     )
 
 

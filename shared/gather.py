@@ -1,0 +1,272 @@
+"""Xero calls of many records sent together: the sync handles each FIFO group of a batch in its own
+thread with the per-record use cases unchanged (``shared/contacts.py``, ``shared/invoices.py``,
+``shared/payments.py``), and :class:`GatheredXero` stands in for their Xero client. A lookup of new
+clients' contacts, a contact save, an invoice create or save and a payment create wait until every
+thread of the batch is either waiting for Xero too or done; then each kind goes to Xero as one call
+of up to 50 elements (``summarizeErrors=false``), and each thread gets back its own elements.
+
+Why this keeps every guarantee of the one-record sync: a group's events still run one after the
+other in queue order (a client's contact exists before its invoices, an invoice before its
+payments, the newest-state check and the conditional mapping writes unchanged); a refused element
+comes back to its own record only, with Xero's own message; a failed call (429, a 5xx that outlasted
+the client's retries, the call budget) fails exactly the records that were in it, which the
+delivery policy (``shared/delivery.py``) retries or parks as it would one record.
+
+A new contact whose name another new contact of the same call already carries waits for the next
+call: by then the first one is mapped, so the second is told apart by the matching rules instead of
+racing it for the name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from shared.models.xero import Contact, Currency, Invoice, Organisation, Payment, TaxRate
+from shared.xero.client import MAX_BATCH_SIZE, HistoryResource, ReferenceResource, XeroClient
+from shared.xero.finders import ContactQuery
+from shared.xero.idempotency import idempotency_key
+
+T = TypeVar("T")
+Send = Callable[["Kind", list[Any], "str | None", bool], list[Any]]
+Kind = Literal["lookup", "save_contacts", "create_invoices", "save_invoices", "create_payments"]
+# How long a thread waits for the others before its call goes anyway: the gathering must never
+# cost more than this in latency, whatever another thread is busy with.
+DEFAULT_MAX_WAIT_SECONDS = 1.0
+
+
+@dataclass(eq=False)
+class _Pending:
+    kind: Kind
+    items: list[Any]
+    key: str | None
+    send: Send
+    option: bool = False  # unitdp4 for invoices: sent only with others that agree
+    result: list[Any] | None = None
+    error: BaseException | None = None
+    done: bool = False
+    since: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class GatherStats:
+    """What the gathering saved: calls made for how many records' calls."""
+
+    calls: int = 0
+    elements: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class CallGather:
+    """Holds each thread's call until every member thread waits or is done, then sends the calls
+    of one kind together (see the module docstring). Each call names its ``send``: the real call of
+    its kind for the elements of several threads. Made by the sync function for its lifetime;
+    :meth:`enlist` counts the threads of one batch in, each leaves when its group is done."""
+
+    def __init__(
+        self, *, max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS, max_batch: int = MAX_BATCH_SIZE
+    ) -> None:
+        self._max_wait = max_wait_seconds
+        self._max_batch = max_batch
+        self._cond = threading.Condition()
+        self._members = 0
+        self._blocked = 0
+        self._pending: list[_Pending] = []
+        self._flushing = False
+        self.stats = GatherStats()
+
+    def enlist(self, count: int) -> None:
+        """``count`` threads take part (counted before any starts, so none sends alone)."""
+        with self._cond:
+            self._members += count
+
+    def leave(self) -> None:
+        with self._cond:
+            self._members -= 1
+            self._cond.notify_all()
+
+    @contextmanager
+    def member(self) -> Iterator[None]:
+        """A thread that takes part while inside (enlisted on entry)."""
+        self.enlist(1)
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def call(
+        self, kind: Kind, items: Sequence[Any], key: str | None, *, send: Send, option: bool = False
+    ) -> list[Any]:
+        pending = _Pending(kind, list(items), key, send, option)
+        with self._cond:
+            if self._members == 0:  # not in a gathered batch: straight through
+                pending.done = True
+            else:
+                self._pending.append(pending)
+                self._blocked += 1
+                self._cond.notify_all()
+        if pending.done:
+            return send(kind, pending.items, key, option)
+        while True:
+            with self._cond:
+                while not pending.done and not self._may_flush(pending):
+                    self._cond.wait(timeout=0.05)
+                if pending.done:
+                    break
+                taken = self._take()
+                self._flushing = True
+            try:
+                self._flush(taken)
+            finally:
+                with self._cond:
+                    self._flushing = False
+                    for p in taken:
+                        p.done = True
+                        self._blocked -= 1
+                    self._cond.notify_all()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _may_flush(self, pending: _Pending) -> bool:
+        if self._flushing or not self._pending:
+            return False
+        everyone_waits = self._blocked >= self._members
+        return everyone_waits or time.monotonic() - pending.since >= self._max_wait
+
+    def _take(self) -> list[_Pending]:
+        """The calls to send now: per kind (and option) up to ``max_batch`` elements, a new contact
+        whose name an earlier one of the same call carries held for the next call."""
+        taken: list[_Pending] = []
+        sizes: dict[tuple[Kind, bool], int] = {}
+        names: set[str] = set()
+        for p in self._pending:
+            size = sizes.get((p.kind, p.option), 0)
+            if size and size + len(p.items) > self._max_batch:
+                continue
+            if p.kind == "save_contacts":
+                new_names = {(c.Name or "").casefold() for c in p.items if c.ContactID is None}
+                if new_names & names:
+                    continue
+                names |= new_names
+            sizes[(p.kind, p.option)] = size + len(p.items)
+            taken.append(p)
+        self._pending = [p for p in self._pending if p not in taken]
+        return taken
+
+    def _flush(self, taken: list[_Pending]) -> None:
+        groups: dict[tuple[Kind, bool], list[_Pending]] = {}
+        for p in taken:
+            groups.setdefault((p.kind, p.option), []).append(p)
+        for (kind, option), members in groups.items():
+            items = [item for p in members for item in p.items]
+            keys = [p.key for p in members]
+            key = None if None in keys else idempotency_key("gathered", *(k or "" for k in keys))
+            try:
+                results = members[0].send(kind, items, key, option)
+            except Exception as exc:  # noqa: BLE001 - each record's own delivery policy decides
+                for p in members:
+                    p.error = exc
+                continue
+            self.stats.calls += 1
+            self.stats.elements += len(items)
+            self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+            if kind == "lookup":
+                for p in members:
+                    p.result = results  # a superset for everyone; each chooses exactly
+                continue
+            start = 0
+            for p in members:
+                p.result = results[start : start + len(p.items)]
+                start += len(p.items)
+
+
+class GatheredXero:
+    """The Xero client as the use cases see it during a gathered batch: the five gathered calls go
+    through :class:`CallGather`, everything else straight to the client. The organisation's
+    reference data (tax rates etc.) is read by one thread while the others wait for its cache."""
+
+    def __init__(self, client: XeroClient, gather: CallGather) -> None:
+        self._client = client
+        self.gather = gather
+        self._reference_lock = threading.Lock()
+
+    def _send(self, kind: Kind, items: list[Any], key: str | None, option: bool) -> list[Any]:
+        client = self._client
+        if kind == "lookup":
+            clauses = tuple(dict.fromkeys(c for q in items for c in q.any_of))
+            terms = tuple(dict.fromkeys(t for q in items for t in q.search_terms))
+            return client.find_contact_candidates(ContactQuery(clauses, terms))
+        if kind == "save_contacts":
+            return client.save_contacts(items, idempotency_key=key)
+        if kind == "create_invoices":
+            return client.create_invoices(items, idempotency_key=key, unitdp4=option)
+        if kind == "save_invoices":
+            return client.save_invoices(items, idempotency_key=key, unitdp4=option)
+        return client.create_payments(items, idempotency_key=key)
+
+    # -- gathered ---------------------------------------------------------------------------------
+
+    def find_contact_candidates(self, query: ContactQuery) -> list[Contact]:
+        return self.gather.call("lookup", [query], None, send=self._send)
+
+    def save_contacts(self, contacts: Sequence[Contact], idempotency_key: str | None = None) -> list[Contact]:
+        return self.gather.call("save_contacts", contacts, idempotency_key, send=self._send)
+
+    def create_invoices(
+        self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
+    ) -> list[Invoice]:
+        return self.gather.call("create_invoices", invoices, idempotency_key, send=self._send, option=unitdp4)
+
+    def save_invoices(
+        self, invoices: Sequence[Invoice], idempotency_key: str | None = None, *, unitdp4: bool = False
+    ) -> list[Invoice]:
+        return self.gather.call("save_invoices", invoices, idempotency_key, send=self._send, option=unitdp4)
+
+    def create_payments(
+        self, payments: Sequence[Payment], idempotency_key: str | None = None
+    ) -> list[Payment]:
+        return self.gather.call("create_payments", payments, idempotency_key, send=self._send)
+
+    # -- straight through --------------------------------------------------------------------------
+
+    def find_contacts_by_name_text(self, name: str) -> list[Contact]:
+        return self._client.find_contacts_by_name_text(name)
+
+    def find_invoices_by_id(self, invoice_ids: Sequence[str]) -> list[Invoice]:
+        return self._client.find_invoices_by_id(invoice_ids)
+
+    def find_invoices_by_number(self, number: str) -> list[Invoice]:
+        return self._client.find_invoices_by_number(number)
+
+    def find_invoices_by_reference(self, reference: str, *, ending: str) -> list[Invoice]:
+        return self._client.find_invoices_by_reference(reference, ending=ending)
+
+    def find_payments_by_reference(self, reference: str, *, ending: str) -> list[Payment]:
+        return self._client.find_payments_by_reference(reference, ending=ending)
+
+    def add_history(self, resource: HistoryResource, record_id: str, details: str) -> None:
+        self._client.add_history(resource, record_id, details)
+
+    def invalidate_reference_data(self, *resources: ReferenceResource) -> None:
+        self._client.invalidate_reference_data(*resources)
+
+    # -- reference data, read once ----------------------------------------------------------------
+
+    def _once(self, read: Callable[[], T]) -> T:
+        with self._reference_lock:
+            return read()
+
+    def tax_rates(self) -> list[TaxRate]:
+        return self._once(self._client.tax_rates)
+
+    def organisation(self) -> Organisation:
+        return self._once(self._client.organisation)
+
+    def currencies(self) -> list[Currency]:
+        return self._once(self._client.currencies)
