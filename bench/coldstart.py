@@ -4,8 +4,9 @@ Each run is a new ``python`` process with the function's environment (resource n
 INTEGRATION_CONFIG) and ``AWS_ENDPOINT_URL`` pointing at the sandbox's moto server, so module set-up
 runs exactly as in Lambda's init. The child times ``import functions.<name>.handler`` itself (the
 part Lambda bills as Init Duration beyond its runtime bootstrap), then the first invocation, which
-pays for what the handlers create lazily (boto3 clients, the secret fetch, the Xero/Ignition
-clients). The parent reports the median of several runs.
+builds the handler from the environment (``functions/entry.py``: settings, adapters, boto3
+clients) and pays for what it creates lazily (the secret fetch, the Xero/Ignition clients). The
+parent reports the median of several runs.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from shared import aws
 logger = logging.getLogger(__name__)
 
 EMPTY_POLL_PAUSE_SECONDS = 0.1
+FUNCTION_ARN_PREFIX = "arn:aws:lambda:ap-southeast-2:000000000000:function:"
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any] | None]
 # Cold-starts the handler for one concurrent execution environment (worker index -> handler).
@@ -45,21 +46,15 @@ class LambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.monotonic)
 
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:ap-southeast-2:000000000000:function:{self.function_name}"
+    function_version: str = "$LATEST"
+    log_stream_name: str = "sandbox"
+    # Named after the function, as Lambda names them.
+    invoked_function_arn: str = field(init=False)
+    log_group_name: str = field(init=False)
 
-    @property
-    def function_version(self) -> str:
-        return "$LATEST"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return "sandbox"
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"{FUNCTION_ARN_PREFIX}{self.function_name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))

@@ -8,9 +8,8 @@ their category and reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -24,6 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.entry import PowertoolsHandler, from_environment, powertools
+from shared.collector import GatheredBatch, SqsMessageSource
 from shared.config import IntegrationConfig, SyncSettings
 from shared.delivery import BatchAttempt, DeliveryPolicy, QueuedMessage, SyncDelivery
 from shared.models.events import SyncEvent
@@ -68,10 +68,11 @@ def on_ignition_mcp_refresh(outcome: RefreshOutcome) -> None:
     count(Metric.IGNITION_MCP_AUTHORISATION_LOST if lost else TOKEN_REFRESH_METRICS[outcome])
 
 
-def apply(*, event: SyncEvent, service: SyncService) -> dict[str, Any]:
-    """One event through the sync. Module-level and named ``apply``: Powertools keys each
-    idempotency record by the function's module and name, so records written before stay valid."""
-    return asdict(service.apply(event))
+def apply(*, event: SyncEvent, service: Callable[[], SyncService]) -> dict[str, Any]:
+    """One event through the sync (the service built only once an event is not a duplicate).
+    Module-level and named ``apply``: Powertools keys each idempotency record by the function's
+    module and name, so records written before stay valid."""
+    return asdict(service().apply(event))
 
 
 def queued(record: SQSRecord) -> QueuedMessage:
@@ -91,6 +92,7 @@ class SyncHandler(PowertoolsHandler):
     def __init__(self, settings: SyncSettings, config: IntegrationConfig) -> None:
         self.settings = settings
         self.config = config
+        self._service: SyncService | None = None
         self.processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         # A batch that only waits (every record behind a spent budget) is answered like any other:
         # the failures listed, each with its own delay, rather than an exception that retries all.
@@ -108,7 +110,7 @@ class SyncHandler(PowertoolsHandler):
         )(apply)
         self.delivery = SyncDelivery(
             policy=DeliveryPolicy(DynamoAttemptLedger(settings.state_table), config.retries),
-            apply=lambda event: idempotent_apply(event=event, service=self.service()),
+            apply=lambda event: idempotent_apply(event=event, service=self.service),
             dead_letters=DeadLetters(settings.dlq_url),
             queue=SqsEventQueue(settings.sync_queue_url),
             count=count,
@@ -116,20 +118,20 @@ class SyncHandler(PowertoolsHandler):
         )
         super().__init__(logger, metrics)
 
-    @cache  # noqa: B019 - one per execution environment, which lives as long as this handler
     def service(self) -> SyncService:
         """Built on the first event, not at the cold start: a function whose secrets are not
         filled in yet still starts, and fails each event with a clear reason."""
-        return build_sync_service(
-            self.settings,
-            self.config,
-            on_xero_call=on_xero_call,
-            on_token_refresh=on_token_refresh,
-            on_ignition_mcp_refresh=on_ignition_mcp_refresh,
-        )
+        if self._service is None:
+            self._service = build_sync_service(
+                self.settings, self.config, on_xero_call=on_xero_call, on_token_refresh=on_token_refresh
+            )
+        return self._service
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> Mapping[str, object]:
         self.idempotency.register_lambda_context(context)
+        gathered = self.gathered() if self.config.batching.enabled else None
+        if gathered is not None:
+            return gathered.handle(event)
         attempt = BatchAttempt(self.delivery)
         response = process_partial_response(
             event=event,
@@ -140,6 +142,24 @@ class SyncHandler(PowertoolsHandler):
         failed = {str(item["itemIdentifier"]) for item in response["batchItemFailures"]}
         attempt.hand_back_untried(event, failed)
         return response
+
+    def gathered(self) -> GatheredBatch | None:
+        """This invocation's gathered batch (``shared/collector.py``); None while the service
+        cannot be built (each event then fails with the reason, one at a time)."""
+        try:
+            gather = self.service().gather
+        except Exception:  # noqa: BLE001 - reported per event by the one-record path
+            return None
+        if gather is None:
+            return None
+        rules = self.config.batching
+        return GatheredBatch(
+            self.delivery,
+            gather,
+            SqsMessageSource(self.settings.sync_queue_url),
+            max_messages=rules.max_messages,
+            receive_wait_seconds=rules.receive_wait_seconds,
+        )
 
 
 handler = from_environment(SyncHandler, SyncSettings)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -109,19 +108,13 @@ class Recorder:
     def error(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
 
 
+AT = "2026-11-02T00:00:00Z"
+UPDATED = {"event_type": "client.updated", "record_type": "client", "occurred_at": AT, "received_at": AT}
+
+
 def event(slug: str, group: str = "cli_1") -> SyncEvent:
-    now = datetime(2026, 11, 2, tzinfo=UTC)
-    return SyncEvent(
-        event_id=f"evt-{slug}",
-        event_type="client.updated",
-        record_type="client",
-        record_id=slug,
-        group_id=group,
-        occurred_at=now,
-        received_at=now,
-        payload_sha256="0" * 64,
-        correlation_id=f"corr-{slug}",
-    )
+    ids = {"event_id": f"evt-{slug}", "record_id": slug, "group_id": group, "correlation_id": f"corr-{slug}"}
+    return SyncEvent.model_validate({**UPDATED, **ids, "payload_sha256": "0" * 64})
 
 
 def message(body: str, message_id: str, group: str = "cli_1", receives: int = 1) -> QueuedMessage:
