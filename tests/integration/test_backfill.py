@@ -25,6 +25,7 @@ from shared.config import RecordType
 from shared.store.budget_usage import minute_counts
 from shared.store.checkpoints import CheckpointStore
 from shared.store.mappings import BatchMappingReader
+from tests import ignition_records
 from tests.integration.test_cli_support import run_cli, write_sandbox_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("backfill")]
@@ -268,14 +269,13 @@ def test_given_invoices_and_payments_when_backfill_then_each_written_once_and_li
                 admin.put(f"/_emulator/invoices/{invoice['slug']}?deliver=false", json=invoice).status_code
                 < 300
             )
-        payment = {
-            "slug": f"pypay_bf{firm.tag}",
-            "state": "succeeded",
-            "client": {"slug": firm.slug(0)},
-            "amount": {"amount": "110.00", "currency": "AUD"},
-            "invoices": [{"slug": f"inv_bf{firm.tag}_0"}],
-            "created_at": "2026-01-06T00:00:00Z",
-        }
+        payment = ignition_records.payment(
+            f"pypay_bf{firm.tag}",
+            firm.slug(0),
+            "110.00",
+            f"inv_bf{firm.tag}_0",
+            created_at="2026-01-06T00:00:00Z",
+        )
         response = admin.put(f"/_emulator/payments/{payment['slug']}?deliver=false", json=payment)
         assert response.status_code < 300, response.get_data(as_text=True)
 
@@ -449,14 +449,9 @@ def test_given_new_clients_with_invoices_and_a_payment_when_dry_run_then_the_rea
         _put_invoice(firm, 2, 2)
         _put_invoice(firm, 3, 3, currency="EUR")  # not enabled: needs a person, in both runs
         with firm.sandbox.ignition.app.test_client() as admin:
-            payment = {
-                "slug": f"pypay_bf{firm.tag}",
-                "state": "succeeded",
-                "client": {"slug": firm.slug(1)},
-                "amount": {"amount": "110.00", "currency": "AUD"},
-                "invoices": [{"slug": paid}],
-                "created_at": "2026-02-06T00:00:00Z",
-            }
+            payment = ignition_records.payment(
+                f"pypay_bf{firm.tag}", firm.slug(1), "110.00", paid, created_at="2026-02-06T00:00:00Z"
+            )
             put = admin.put(f"/_emulator/payments/{payment['slug']}?deliver=false", json=payment)
             assert put.status_code < 300, put.get_data(as_text=True)
 
