@@ -567,7 +567,8 @@ class Monitoring(Construct):
             self.dashboard.add_widgets(*widgets[start : start + per_row])
 
     def _poll_widgets(self) -> None:
-        if Service.POLL not in self._watched.functions:
+        poll_fn = self._watched.functions.get(Service.POLL)
+        if poll_fn is None:
             return
         self.dashboard.add_widgets(
             self._graph(
@@ -577,8 +578,15 @@ class Monitoring(Construct):
                     self._metric(Metric.POLL_FAILURES, Service.POLL, label="failed runs"),
                 ],
                 [
-                    self._metric(Metric.POLL_IGNITION_REQUESTS, Service.POLL, label="Ignition requests"),
-                    self._metric(Metric.POLL_RUNS, Service.POLL, label="runs"),
+                    # Runs that saw changes publish their figures; an idle run only its free
+                    # invocation (functions/poll/handler.py worth_counting).
+                    self._metric(
+                        Metric.POLL_IGNITION_REQUESTS,
+                        Service.POLL,
+                        label="Ignition requests (runs with changes)",
+                    ),
+                    poll_fn.metric_invocations(period=PERIOD, statistic="Sum", label="runs"),
+                    self._metric(Metric.POLL_RUNS, Service.POLL, label="runs with changes"),
                     self._metric(
                         Metric.POLL_SKIPPED_FOR_BUDGET, Service.POLL, label="runs skipped (request budget)"
                     ),

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.entry import PowertoolsHandler, from_environment, powertools
 from shared.config import IntegrationConfig, PollSettings
 from shared.observability import Metric
-from shared.poll import Poller
+from shared.poll import Poller, PollResult
 from shared.store.poll_state import DynamoPollStateStore, DynamoRunLease
 from shared.store.queue import SqsEventQueue
 from shared.wiring import ignition_client
@@ -28,6 +28,15 @@ logger, metrics = powertools()
 # Longer than any run (the function's timeout, infra/functions.py): a crashed run's lease frees
 # itself before the run after next.
 LEASE_SECONDS = 120.0
+
+
+def worth_counting(result: PollResult) -> bool:
+    """A run that saw changes, or stopped early or gave way: only such a run publishes its runs,
+    requests and queued counts. CloudWatch bills a custom metric for every hour it is sent in,
+    and an idle firm's poller runs every 2 minutes finding nothing (a few requests to read the
+    cursor's page); every run is counted for free by the function's own Invocations metric
+    (infra/monitoring.py), failures by PollFailures and the function's Errors."""
+    return result.status != "complete" or result.queued > 0 or result.seen > 0
 
 
 class PollHandler(PowertoolsHandler):
@@ -50,14 +59,15 @@ class PollHandler(PowertoolsHandler):
                 result = self._poller(http).run()
         except Exception:  # counted for the alarm, then raised: Lambda records the failure
             metrics.add_metric(name=Metric.POLL_FAILURES, unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.POLL_IGNITION_REQUESTS, unit=MetricUnit.Count, value=requests)
             logger.exception("poll run failed", extra={"ignition_requests": requests})
             raise
-        finally:
+        if worth_counting(result):
+            metrics.add_metric(name=Metric.POLL_RUNS, unit=MetricUnit.Count, value=1)
             metrics.add_metric(name=Metric.POLL_IGNITION_REQUESTS, unit=MetricUnit.Count, value=requests)
-        metrics.add_metric(name=Metric.POLL_RUNS, unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.POLL_EVENTS_QUEUED, unit=MetricUnit.Count, value=result.queued)
         if result.status == "skipped" and result.reason == "budget":
             metrics.add_metric(name=Metric.POLL_SKIPPED_FOR_BUDGET, unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name=Metric.POLL_EVENTS_QUEUED, unit=MetricUnit.Count, value=result.queued)
         return {**result.response(), "ignition_requests": requests}
 
     def _poller(self, http: httpx.Client) -> Poller:
