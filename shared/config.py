@@ -538,6 +538,19 @@ class RetryRules(StrictModel):
     max_delay_seconds: int = Field(default=12 * 3600, ge=1, le=12 * 3600)
 
 
+class BatchingRules(StrictModel):
+    """The sync's gathered batches (``shared/collector.py``, ``shared/gather.py``): on an
+    invocation the function also receives more ready messages from its queue, up to
+    ``max_messages``, and sends their Xero calls together, 50 elements a call."""
+
+    enabled: bool = False
+    max_messages: int = Field(default=50, ge=1, le=100)
+    # ReceiveMessage's wait when collecting: 0 is a short poll (no latency added when idle).
+    receive_wait_seconds: int = Field(default=0, ge=0, le=20)
+    # The longest one record's Xero call waits for the other groups' before it goes anyway.
+    gather_wait_seconds: float = Field(default=1.0, gt=0, le=10)
+
+
 class IntegrationConfig(StrictModel):
     xero: XeroConfig = XeroConfig()
     ignition: IgnitionConfig = IgnitionConfig()
@@ -546,6 +559,7 @@ class IntegrationConfig(StrictModel):
     payments: PaymentRules = PaymentRules()
     reconcile: ReconcileRules = ReconcileRules()
     retries: RetryRules = RetryRules()
+    batching: BatchingRules = BatchingRules()
     xero_to_ignition: XeroToIgnitionRules = XeroToIgnitionRules()
 
     @classmethod

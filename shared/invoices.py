@@ -45,6 +45,11 @@ from shared.xero.rules import (
 logger = logging.getLogger(__name__)
 
 
+# Decisions the Xero record itself shows (the due date is on it): no history note of their own
+# when notes are written only for decisions (``xero.history_notes: decisions``).
+ROUTINE_DECISIONS = ("no due date in Ignition",)
+
+
 class DuplicateNumber(PermanentSyncError):
     """Xero already has an invoice with this number: ours from before a crash, or somebody else's."""
 
@@ -210,13 +215,15 @@ class InvoiceSync(RecordSync):
             xero_state=XeroState(saved.AmountDue, saved.Status, saved.CurrencyCode),
         )
         action: Literal["created", "updated"] = "updated" if xero_id else "created"
-        if self._history is True or (self._history == "decisions" and decisions):
+        noteworthy = [d for d in decisions if not d.startswith(ROUTINE_DECISIONS)]
+        if self._history is True or (self._history == "decisions" and noteworthy):
             write_history(
                 self._xero,
                 "Invoices",
                 saved.InvoiceID,
                 f"{action.capitalize()} from Ignition invoice {invoice.reference_number or ''} "
-                f"[{invoice.slug}] (Ignition updated {invoice.updated_at.isoformat()}) by the sync",
+                f"[{invoice.slug}] (Ignition updated {invoice.updated_at.isoformat()}) by the sync"
+                + (f": {'; '.join(noteworthy)}" if self._history == "decisions" else ""),
             )
         return self._record(
             event,

@@ -24,6 +24,7 @@ from shared.config import (
 )
 from shared.contacts import ContactSync
 from shared.errors import PermanentSyncError
+from shared.gather import CallGather, GatheredXero
 from shared.ignition.budget import IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.invoices import InvoiceSync
@@ -54,7 +55,7 @@ IGNITION_REAUTHORISE = "run `python -m cli connect ignition --client NAME` and t
 
 
 class LedgerParts(TypedDict):
-    xero: XeroClient
+    xero: XeroClient | GatheredXero
     ignition: IgnitionReportingClient
     store: DynamoMappingStore
     unit: AmountUnit
@@ -68,6 +69,9 @@ class SyncService:
     invoices: InvoiceSync
     payments: PaymentSync
     xero_to_ignition: XeroToIgnitionParts | None = None
+    # Set when the sync gathers its batches' Xero calls (``batching.enabled``): the threads of a
+    # batch enlist in it (``shared/collector.py``).
+    gather: CallGather | None = None
 
     def apply(self, event: SyncEvent) -> SyncOutcome:
         if self.xero_to_ignition is not None and is_xero_invoice_event(event):
@@ -167,14 +171,18 @@ def build_sync_service(
     on_token_refresh: Callable[[RefreshOutcome], None] | None = None,
     on_ignition_mcp_refresh: Callable[[RefreshOutcome], None] | None = None,
 ) -> SyncService:
-    xero = xero_client(settings, config, on_call=on_xero_call, on_token_refresh=on_token_refresh)
+    client = xero_client(settings, config, on_call=on_xero_call, on_token_refresh=on_token_refresh)
+    gather = (
+        CallGather(max_wait_seconds=config.batching.gather_wait_seconds) if config.batching.enabled else None
+    )
+    xero: XeroClient | GatheredXero = client if gather is None else GatheredXero(client, gather)
     ignition = ignition_client(settings, config)
     store = DynamoMappingStore(settings.state_table)
     contacts = ContactSync(
         xero=xero, ignition=ignition, store=store, rules=config.contacts, ignition_config=config.ignition
     )
     xero_to_ignition = build_xero_to_ignition(
-        settings, config, xero=xero, mappings=store, on_token_refresh=on_ignition_mcp_refresh
+        settings, config, xero=client, mappings=store, on_token_refresh=on_ignition_mcp_refresh
     )
     # What the invoice and payment use cases are both built with.
     unit, notes = config.ignition.amount_unit, config.xero.history_notes
@@ -187,5 +195,9 @@ def build_sync_service(
     )
     payments = PaymentSync(**parts, invoices=invoices, rules=config.payments)
     return SyncService(
-        contacts=contacts, invoices=invoices, payments=payments, xero_to_ignition=xero_to_ignition
+        contacts=contacts,
+        invoices=invoices,
+        payments=payments,
+        xero_to_ignition=xero_to_ignition,
+        gather=gather,
     )
