@@ -5,6 +5,7 @@
     .venv/bin/python -m bench --quick         # small sizes, to try the harness (~3 minutes)
     .venv/bin/python -m bench --skip reconcile,backfill
     .venv/bin/python -m bench --only poll      # one step, its figures merged into the results file
+    .venv/bin/python -m bench --only cost      # the cost figures again (the idle month's items)
     .venv/bin/python -m bench --drain-records 5000 --drain-k 40   # the full burst on a big machine
 """
 
@@ -20,15 +21,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import backfill_run, coldstart, cost, flow, inventory, payloads, poll, reconciliation, report
+from bench import backfill_run, coldstart, cost, flow, idle, inventory, payloads, poll, reconciliation, report
 from bench.core import REPO_ROOT, Figure, log, machine
 from bench.prices import AS_OF, ASSUMPTIONS, PRICES, REGION
+from shared.backlog import fresh_day_run
+from shared.config import XERO_STARTER_DAY_LIMIT, XeroConfig
 
 RESULTS = REPO_ROOT / "bench" / "results.json"
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 STEPS = ("coldstart", "warm", "steady", "reconcile_idle", "burst", "backfill", "reconcile", "cost", "poll")
 # Steps --only can run alone: their figures replace the same figures in the results file.
 ALONE = {"poll": ("poll.", poll.measure, poll.figures)}
+# --only cost: the stack's inventory and the scheduled reconciliation re-measured, the rest kept.
+COST_ALONE = "cost"
+# Invoices Ignition generates together at the start of a billing period, for a firm of the size
+# docs/benchmarks.md assumes.
+BILLING_RUN_INVOICES = 2_000
 
 
 @dataclass
@@ -80,7 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip", default="", help=f"comma-separated steps to skip: {', '.join(STEPS)}")
     parser.add_argument(
         "--only",
-        choices=sorted(ALONE),
+        choices=sorted([*ALONE, COST_ALONE]),
         help="measure only this step; its figures replace the same ones in the results file and the docs",
     )
     parser.add_argument(
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 def only(args: argparse.Namespace) -> int:
     """One step measured; the rest of the results file (its other figures, machine, run time) is
     kept as the last full run wrote it, so the step's machine load is recorded beside its figures."""
+    if args.only == COST_ALONE:
+        return only_cost(args)
     prefix, measure, figures_of = ALONE[args.only]
     document: dict[str, Any] = json.loads(args.results.read_text(encoding="utf-8"))
     started = time.monotonic()
@@ -190,6 +200,7 @@ def run(args: argparse.Namespace, sizes: Sizes, skip: set[str], started: float) 
     if "cost" not in skip:
         synth.join(timeout=600)
         figures += cost_figures(stack, raw)
+    figures += budget_figures(raw)
 
     raw["machine"] = info
     raw["machine"]["load_average_at_end"] = machine()["load_average_1_5_15"]
@@ -227,9 +238,9 @@ def run_all(
     figures: list[Figure],
 ) -> None:
     if "reconcile_idle" not in skip:
-        log("scheduled reconciliation modes on an empty sandbox (for the idle cost)")
+        log("scheduled reconciliation modes and the poller on an empty sandbox (for the idle cost)")
         try:
-            raw["reconcile_idle"] = flow.reconcile_idle(h)
+            raw["reconcile_idle"] = idle.measure(h)
         except Exception as exc:  # noqa: BLE001 - a figure not measured is reported, not fatal
             raw["reconcile_idle"] = {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -308,6 +319,54 @@ def cold_starts(h: flow.Harness, runs: int) -> dict[str, Any]:
     except RuntimeError as exc:
         out["reconcile"] = {"error": str(exc)[-500:]}
     return out
+
+
+def only_cost(args: argparse.Namespace) -> int:
+    """The cost figures again without the other steps: the stack's inventory and, on an empty
+    sandbox, the scheduled runs' calls and metrics and the reconciliation's cold start. The ingest and sync
+    profiles (warm and cold) and the steady state are the results file's, from the last full run:
+    the idle month does not depend on them."""
+    document: dict[str, Any] = json.loads(args.results.read_text(encoding="utf-8"))
+    raw: dict[str, Any] = dict(document["raw"])
+    started = time.monotonic()
+    out, sys.stdout = sys.stdout, sys.stderr
+    try:
+        stack: dict[str, Any] = {}
+        synth = threading.Thread(target=lambda: stack.update(inventory.read()), daemon=True)
+        synth.start()
+        log("starting the sandbox (cost only)")
+        h = flow.Harness().start()
+        try:
+            log("scheduled reconciliation modes and the poller on an empty sandbox")
+            raw["reconcile_idle"] = idle.measure(h)
+            raw.pop("reconcile_idle_metrics", None)
+            runs = Sizes().cold_runs
+            log(f"reconcile cold starts: {runs} fresh processes")
+            env = dict(h.sandbox.function_environment)
+            cold = coldstart.measure("reconcile", env, runs, [{"mode": "xero_events"}])
+            raw["cold"] = {**raw.get("cold", {}), "reconcile": cold.as_json()}
+        finally:
+            h.stop()
+        synth.join(timeout=600)
+        figures = cost_figures(stack, raw) + budget_figures(raw)
+    finally:
+        sys.stdout = out
+    raw["cost"] = {
+        **raw.get("cost", {}),
+        "measured_alone": {
+            **machine(),
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "duration_seconds": round(time.monotonic() - started, 1),
+            "kept_from_the_last_full_run": ["ingest_warm", "sync_warm", "cold.ingest", "cold.sync", "steady"],
+        },
+    }
+    new = {f.key: f.as_json() for f in figures}
+    document["figures"] = {**document["figures"], **new}
+    document["raw"] = raw
+    args.results.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    args.docs.write_text(report.render(document), encoding="utf-8")
+    out.write(report.console({**document, "figures": new}))
+    return 0
 
 
 # --- figures ------------------------------------------------------------------------------------------
@@ -763,13 +822,15 @@ def cost_figures(stack: dict[str, Any], raw: dict[str, Any]) -> list[Figure]:
     events_share = float(ASSUMPTIONS["cold_start_share_events"])  # type: ignore[arg-type]
     per_k = cost.per_thousand_events(ingest, sync, events_share)
 
-    reconcile: dict[str, cost.FunctionProfile] = {}
+    scheduled: dict[str, cost.FunctionProfile] = {}
     rc = cold.get("reconcile", {})
-    for mode, r in (raw.get("reconcile_idle") or {}).items():
+    idle_runs = raw.get("reconcile_idle") or {}
+    for mode, r in idle_runs.items():
         if not isinstance(r, dict) or "own_ms" not in r:
             continue
-        reconcile[mode] = cost.FunctionProfile(
-            memory_mb=mem("reconcile", 1024),
+        # The poller's init and log lines are not measured apart: the reconciliation's stand in.
+        scheduled[mode] = cost.FunctionProfile(
+            memory_mb=mem("poll", 256) if mode == idle.POLL else mem("reconcile", 1024),
             own_ms=float(r["own_cpu_ms"] if "own_cpu_ms" in r else r["own_ms"]),
             aws_calls=r["aws_calls"],
             init_ms=rc.get("init_cpu_ms_median") or rc.get("init_ms_median") or 0.0,
@@ -777,13 +838,19 @@ def cost_figures(stack: dict[str, Any], raw: dict[str, Any]) -> list[Figure]:
             xero_calls=r["xero_calls"],
             ignition_calls=r["ignition_calls"],
         )
-    idle_metrics = len(rc.get("emf_metrics_first_invoke") or []) or 2
-    idle = cost.idle_month(stack, reconcile, idle_metrics)
+    by_mode: dict[str, list[str]] | None = {
+        mode: r["metrics"] for mode, r in idle_runs.items() if isinstance(r, dict) and "metrics" in r
+    } or None
+    if by_mode is None and "emf_metrics_first_invoke" in rc:
+        by_mode = {"xero_events": rc["emf_metrics_first_invoke"]}  # a run from before the per-mode count
+    # Not measured at all: two metrics every hour, as before the reconciliation published only findings.
+    idle_metrics = cost.metric_months(by_mode, stack["schedules"]) if by_mode is not None else 2.0
+    idle_lines = cost.idle_month(stack, scheduled, idle_metrics)
     event_metrics = len(
         set(cold.get("ingest", {}).get("emf_metrics_first_invoke", []))
         | set(cold.get("sync", {}).get("emf_metrics_first_invoke", []))
     )
-    busy = cost.Lines(list(idle.items))
+    busy = cost.Lines(list(idle_lines.items))
     busy.add(
         "CloudWatch",
         "custom metrics the events publish (most hours at 10,000/month)",
@@ -794,8 +861,9 @@ def cost_figures(stack: dict[str, Any], raw: dict[str, Any]) -> list[Figure]:
     month_10k = busy.total + variable_10k
     raw["cost"] = {
         "per_1000_events": per_k.rounded(),
-        "idle_month": idle.rounded(),
-        "metrics_at_idle": idle_metrics,
+        "idle_month": idle_lines.rounded(),
+        "metrics_at_idle": round(idle_metrics, 4),
+        "metrics_at_idle_by_mode": by_mode,
         "metrics_with_events": event_metrics,
         "profiles": {
             "ingest": {
@@ -809,8 +877,11 @@ def cost_figures(stack: dict[str, Any], raw: dict[str, Any]) -> list[Figure]:
                 "billed_ms_mix": sync.billed_ms(events_share),
             },
             **{
-                f"reconcile_{m}": {**p.__dict__, "billed_ms_cold": p.billed_ms(1.0)}
-                for m, p in reconcile.items()
+                (m if m == idle.POLL else f"reconcile_{m}"): {
+                    **p.__dict__,
+                    "billed_ms_cold": p.billed_ms(1.0),
+                }
+                for m, p in scheduled.items()
             },
         },
     }
@@ -842,16 +913,19 @@ def cost_figures(stack: dict[str, Any], raw: dict[str, Any]) -> list[Figure]:
         Figure(
             "cost.idle_per_account_month_usd",
             "AWS cost per client account per month, idle",
-            round(idle.total, 2),
+            round(idle_lines.total, 2),
             "USD",
             f"fixed items of the synthesised stack ({stack.get('source')}: {stack['secrets']} secrets, "
             f"{stack['alarms']} alarms, "
-            f"{stack['dashboards']} dashboard, {stack['kms_keys']} KMS key) + scheduled reconciliations "
-            f"({', '.join(s['expression'] + ' ' + s['mode'] for s in stack['schedules'])}) + idle SQS "
+            f"{stack['dashboards']} dashboard, {stack['kms_keys']} KMS key) + the scheduled runs "
+            f"({', '.join(s['expression'] + ' ' + s['mode'] for s in stack['schedules'])}), each "
+            "measured by one run on an empty sandbox (bench/idle.py: its CPU time, AWS, Xero and Ignition "
+            "calls, and the custom metrics it prints with metrics on: "
+            f"{idle_metrics:.2f} metric-months, each metric's hours sent / 720) + idle SQS "
             f"polling; {price_note}",
             goal="< 5 USD",
-            met=idle.total < 5,
-            detail={"lines": idle.rounded()},
+            met=idle_lines.total < 5,
+            detail={"lines": idle_lines.rounded()},
         ),
         Figure(
             "cost.10k_events_per_account_month_usd",
@@ -860,6 +934,54 @@ def cost_figures(stack: dict[str, Any], raw: dict[str, Any]) -> list[Figure]:
             "USD",
             f"idle + 10 x the per-1,000 cost + {event_metrics} event metrics; {price_note}",
         ),
+    ]
+
+
+def budget_figures(raw: dict[str, Any]) -> list[Figure]:
+    """A firm's billing run on Xero's 2026 Starter tier (1,000 calls a day): how long until the
+    last invoice is in Xero, at the calls per invoice the steady state measured (shared/backlog.py,
+    the dashboard's arithmetic)."""
+    invoice = (raw.get("steady") or {}).get("by_kind", {}).get("invoice")
+    label = f"{BILLING_RUN_INVOICES:,}-invoice billing run on Xero's Starter tier (1,000 calls/day)"
+    if not invoice:
+        return [
+            Figure(
+                "budget.starter_billing_run_days",
+                label,
+                None,
+                "days",
+                "needs the steady step",
+                notes="not measured: steady step skipped",
+            )
+        ]
+    per_record = float(invoice["calls_per_record"])
+    starter = XeroConfig.model_validate({"day_limit": XERO_STARTER_DAY_LIMIT})
+    run = fresh_day_run(BILLING_RUN_INVOICES, per_record, starter)
+    default = fresh_day_run(BILLING_RUN_INVOICES, per_record, XeroConfig())
+    return [
+        Figure(
+            "budget.starter_billing_run_days",
+            label,
+            round(run.hours / 24, 2),
+            "days",
+            f"shared/backlog.py: {BILLING_RUN_INVOICES:,} invoices x {per_record:g} Xero calls each (the "
+            f"steady state's invoices, measured above) = {run.calls:,.0f} calls, arriving at the start of "
+            f"a UTC day, at our Starter budget of {starter.calls_per_day}/day and "
+            f"{starter.calls_per_minute}/min (runtime.xero.day_limit 1000): the last lands "
+            f"{run.hours:.1f} h later, on UTC day {run.utc_days_spanned}",
+            notes=(
+                f"on the 5,000-a-day tiers the same run lands in {default.hours:.1f} h; at Xero's floor of "
+                "one call per 50 invoices it would be 40 calls, minutes on any tier"
+            ),
+            detail={
+                "calls": run.calls,
+                "hours": round(run.hours, 2),
+                "utc_days_spanned": run.utc_days_spanned,
+                "calls_per_invoice": per_record,
+                "starter_calls_per_day": starter.calls_per_day,
+                "default_tier_hours": round(default.hours, 2),
+            },
+        )
     ]
 
 

@@ -173,9 +173,25 @@ def per_thousand_events(ingest: FunctionProfile, sync: FunctionProfile, cold_sha
     return lines
 
 
+HOURS_PER_MONTH = SECONDS_PER_MONTH / 3600
+
+
+def metric_months(metrics_by_mode: dict[str, list[str]], schedules: list[dict[str, str]]) -> float:
+    """Custom metrics billed a month by the scheduled runs that publish them: CloudWatch prorates a
+    metric by the hours it is sent in, so each distinct metric counts the hours some run publishing
+    it falls in (a run every hour or more often: every hour; once a day: 30 hours) over 720."""
+    hours: dict[str, float] = {}
+    for entry in schedules:
+        runs = min(runs_per_month(entry["expression"]), HOURS_PER_MONTH)
+        for metric in metrics_by_mode.get(entry["mode"], []):
+            hours[metric] = min(hours.get(metric, 0.0) + runs, HOURS_PER_MONTH)
+    return sum(hours.values()) / HOURS_PER_MONTH
+
+
 def idle_month(
-    inventory: dict[str, Any], reconcile: dict[str, FunctionProfile], metrics_at_idle: int
+    inventory: dict[str, Any], scheduled: dict[str, FunctionProfile], metrics_at_idle: float
 ) -> Lines:
+    """``scheduled``: a profile per schedule mode (the reconciliation's modes, ``poll``)."""
     lines = Lines()
     lines.add("Secrets Manager", "secrets", inventory["secrets"], "secret_month")
     lines.add("CloudWatch", "alarms", inventory["alarms"], "cw_alarm_month")
@@ -188,18 +204,28 @@ def idle_month(
     )
     lines.add("KMS", "customer managed keys", inventory["kms_keys"], "kms_key_month")
     lines.add(
-        "CloudWatch", "custom metrics published every hour at idle", metrics_at_idle, "cw_custom_metric_month"
+        "CloudWatch",
+        "custom metrics the idle schedules publish (metric-months: hours sent / 720)",
+        metrics_at_idle,
+        "cw_custom_metric_month",
     )
     # Lambda's SQS event source keeps ~5 long polls (20 s) open on an idle queue (AWS docs; 2nd-hand
     # figure), each a billed request.
     lines.add("SQS", "idle long polls of the event source mapping", 5 * 3 * 60 * 24 * 30, "sqs_fifo_request")
-    cold = float(ASSUMPTIONS["cold_start_share_scheduled"])  # type: ignore[arg-type]
     for entry in inventory["schedules"]:
         schedule, mode = entry["expression"], entry["mode"]
-        profile = reconcile.get(mode)
+        profile = scheduled.get(mode)
         if profile is None:
             continue
         runs = runs_per_month(schedule)
+        if mode == "poll":  # every 2 minutes: mostly a warm environment, its secret cached
+            cold = float(ASSUMPTIONS["cold_start_share_poll"])  # type: ignore[arg-type]
+            _function_lines(lines, f"poll ({schedule}, {runs:.0f} runs)", profile, runs, cold)
+            continue
+        cold = float(ASSUMPTIONS["cold_start_share_scheduled"])  # type: ignore[arg-type]
         _function_lines(lines, f"reconcile {mode} ({schedule}, {runs:.0f} runs)", profile, runs, cold)
-        lines.add("Secrets Manager", f"reconcile {mode} secret reads (cold)", runs * 3, "secrets_api_call")
+        if not any(call.startswith("secretsmanager.") for call in profile.aws_calls):
+            # Only where the measured run read none (a warm cache): else they are counted above.
+            reads = runs * 3
+            lines.add("Secrets Manager", f"reconcile {mode} secret reads (cold)", reads, "secrets_api_call")
     return lines

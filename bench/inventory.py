@@ -37,11 +37,12 @@ FALLBACK: dict[str, Any] = {
     "alarms": 10,
     "dashboards": 1,
     "kms_keys": 1,
-    "functions": {"Ingest": 256, "Sync": 512, "XeroWebhook": 256, "Reconcile": 1024},
+    "functions": {"Ingest": 256, "Sync": 512, "XeroWebhook": 256, "Reconcile": 1024, "Poll": 256},
     "schedules": [
-        {"expression": "rate(1 day)", "mode": "full"},
+        {"expression": "cron(0 16 * * ? *)", "mode": "full"},
         {"expression": "rate(1 hour)", "mode": "incremental"},
         {"expression": "rate(15 minutes)", "mode": "xero_events"},
+        {"expression": "rate(2 minutes)", "mode": "poll"},
     ],
     "log_retention_days": [90],
 }
@@ -59,10 +60,14 @@ def summarise(template: dict[str, Any]) -> dict[str, Any]:
     for r in resources.values():
         if r["Type"] != "AWS::Events::Rule" or "ScheduleExpression" not in r["Properties"]:
             continue
-        mode = "full"  # no input: the function's configured default mode
+        mode = "full"  # no input: the reconcile function's configured default mode
         for target in r["Properties"].get("Targets", []):
             if isinstance(target.get("Input"), str):
                 mode = json.loads(target["Input"]).get("mode", mode)
+            arn = target.get("Arn")
+            target_id = arn["Fn::GetAtt"][0] if isinstance(arn, dict) and "Fn::GetAtt" in arn else ""
+            if target_id in functions and "poll" in target_id.lower():
+                mode = "poll"  # the Ignition poller's schedule, not a reconciliation
         schedules.append({"expression": r["Properties"]["ScheduleExpression"], "mode": mode})
     retention = sorted(
         {

@@ -69,6 +69,8 @@ ASSUMPTIONS = {
     # events at 10,000/month arrive ~4 minutes apart, near Lambda's idle reuse window.
     "cold_start_share_events": 0.5,
     "cold_start_share_scheduled": 1.0,
+    # The poller runs every 2 minutes, well inside the minutes Lambda keeps an idle environment.
+    "cold_start_share_poll": 0.1,
     "dashboards_free_left": True,
     # Lambda's SQS event source long-polls: a new message is usually picked up within tens of ms
     # (not measured here: the sandbox's poller is not Lambda's).

@@ -34,11 +34,11 @@ HOLDS_BACK: dict[str, str] = {
     "reconcile.peak_memory_mib": "The figure includes the in-process emulators: an upper bound.",
     "cost.idle_per_account_month_usd": (
         "Fixed monthly items dominate (see the idle lines below): five secrets at $0.40, the alarm topic's "
-        "KMS key ($1; CloudWatch alarms cannot publish to a topic under the AWS-managed key), the alarms "
-        "and the custom metrics the scheduled reconciliation publishes every hour. Levers: keep the Xero "
-        "client and token in one secret and Ignition's webhook and API secrets in another (5 -> 2 saves "
-        "$1.20); in an account with no other alarms or metrics, CloudWatch's free tier (10 alarms, 10 "
-        "metrics) removes those lines; give the 15-minute xero_events run less than 1 GB."
+        "KMS key ($1; CloudWatch alarms cannot publish to a topic under the AWS-managed key) and the "
+        "alarms; the scheduled reconciliation and the poller publish metrics only for runs that find "
+        "something. Levers left: keep the Xero client and token in one secret (same readers; saves $0.40); "
+        "in an account with no other alarms or metrics, CloudWatch's free tier (10 alarms, 10 metrics) "
+        "removes those lines; give the 15-minute xero_events run less than 1 GB."
     ),
     "xero.calls_per_record.backfill": (
         "Reads are a fixed cost per run (one page of 1,000 per Xero resource, plus the invoice numbers "
@@ -144,6 +144,17 @@ METHOD_NOTES = [
     "  with Ignition change times 120 s apart on a simulated clock. Latency is measured with a run every",
     "  10 s (k=12): each change's wait for the next run is scaled to the 2-minute schedule, the rest (run,",
     "  queue, sync, Xero write) is as measured. Its machine load is in `raw.poll.machine` of the results.",
+    "- **Idle month** (`python -m bench --only cost` re-measures it alone, keeping the other figures):",
+    "  the synthesised stack's fixed items (secrets, alarms, dashboards, KMS keys) plus one run of each",
+    "  scheduled function on an empty sandbox (`bench/idle.py`: the reconciliation's three modes and the",
+    "  Ignition poller), its calls priced as above, and the custom metrics it publishes, switched on and",
+    "  read from the EMF lines it prints, billed as CloudWatch prorates them (each metric's hours sent /",
+    "  720: published by a run every hour or more often, a whole metric a month). The reconciliation and",
+    "  the poller publish metrics only for runs that find something; every run stays counted by Lambda's",
+    "  free Invocations metric, and the alarms treat missing data as not breaching.",
+    "- **Starter tier.** `shared/backlog.py` (the dashboard's Backlog widget does the same in metric math):",
+    "  a burst's calls = records x calls per record; what fits in today's budget lands at the minute rate,",
+    "  the rest waits for each UTC midnight, a day's budget (960 of Xero's 1,000 on Starter) at a time.",
     "- **Reconciliation at scale** is `bench/reconcile_scale.py`, owned by the reconciliation engine; this",
     "  bench runs it as is and reports its figures.",
 ]
