@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.config import IntegrationConfig
+from shared.config import XERO_STARTER_DAY_LIMIT, IntegrationConfig
 
 CLIENTS_DIR = Path(__file__).resolve().parent.parent / "clients"
 
@@ -242,6 +242,20 @@ class ClientConfig(_Section):
             raise ValueError(
                 f"sync.max_concurrency ({self.sync.max_concurrency}) exceeds "
                 f"runtime.xero.max_concurrent ({self.runtime.xero.max_concurrent})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _budget_alarm_within_the_day_limit(self) -> ClientConfig:
+        # Xero's X-DayLimit-Remaining counts down from the tier's limit: a threshold at or above it
+        # would keep XeroDailyBudgetLow in alarm all day (1,000 a day on the 2026 Starter tier).
+        limit = self.runtime.xero.day_limit
+        if self.alarms.xero_day_limit_remaining_below >= limit:
+            raise ValueError(
+                f"alarms.xero_day_limit_remaining_below ({self.alarms.xero_day_limit_remaining_below}) "
+                f"must be below runtime.xero.day_limit ({limit}"
+                + (", Xero's Starter tier" if limit == XERO_STARTER_DAY_LIMIT else "")
+                + "): e.g. a tenth of it"
             )
         return self
 
