@@ -22,8 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.environment import Sandbox, SandboxOptions
+from sandbox.environment import Sandbox
+from tests import ignition_records
 from tests.chaos.report import FIGURES_KEY
+from tests.sandbox_options import sandbox_options
 
 CLIENT_TIMEOUT_SECONDS = 0.5
 INJECTED_TIMEOUT_MS = 1_200  # past the client's timeout
@@ -31,10 +33,7 @@ INJECTED_TIMEOUT_MS = 1_200  # past the client's timeout
 
 @pytest.fixture(scope="session")
 def chaos_sandbox() -> Iterator[Sandbox]:
-    options = SandboxOptions(
-        xero_calls_per_minute=100_000,
-        xero_calls_per_day=1_000_000,
-        xero_limits={"per_minute": 100_000, "per_day": 1_000_000},
+    options = sandbox_options(
         max_inline_wait_seconds=3,
         sync_timeout_seconds=10,
         visibility_timeout=12,
@@ -102,38 +101,24 @@ class Workload:
                 Decimal(0),
             )
             invoice = f"inv_{tag}_{n}"
-            work.invoices[invoice] = {
-                "slug": invoice,
-                "reference_number": f"IGN-{tag}-{n}",
-                "state": "awaiting_payment",
-                "client": {"slug": slug},
-                "amount": {"total": str(money(total)), "currency": "AUD"},
-                "date": "2026-11-02",
-                "items": lines,
-                "created_at": "2026-11-02T09:00:00Z",
-                "updated_at": "2026-11-02T09:00:00Z",
-            }
+            work.invoices[invoice] = ignition_records.invoice(
+                invoice,
+                slug,
+                lines,
+                str(money(total)),
+                reference_number=f"IGN-{tag}-{n}",
+                updated_at=ignition_records.INVOICED_AT,
+            )
             if n % 2 == 0:
                 payment = f"pypay_{tag}_{n}"
-                work.payments[payment] = {
-                    "slug": payment,
-                    "state": "succeeded",
-                    "client": {"slug": slug},
-                    "amount": {"amount": str(money(total / 2)), "currency": "AUD"},
-                    "invoices": [{"slug": invoice}],
-                    "created_at": "2026-11-03T09:00:00Z",
-                }
+                half = str(money(total / 2))
+                work.payments[payment] = ignition_records.payment(payment, slug, half, invoice)
             elif n % 17 == 1:
                 # Paid in another currency than the invoice's: the sync must refuse it (permanent).
                 payment = f"pypay_{tag}_{n}_usd"
-                work.poison[payment] = {
-                    "slug": payment,
-                    "state": "succeeded",
-                    "client": {"slug": slug},
-                    "amount": {"amount": str(money(total)), "currency": "USD"},
-                    "invoices": [{"slug": invoice}],
-                    "created_at": "2026-11-03T09:00:00Z",
-                }
+                work.poison[payment] = ignition_records.payment(
+                    payment, slug, str(money(total)), invoice, currency="USD"
+                )
         return work
 
     @property
@@ -273,20 +258,27 @@ class Chaos:
     def check(self, work: Workload, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         problems: list[str] = []
         duplicates = lost = 0
+
+        def exactly_one(slug: str, found: list[dict[str, Any]], noun: str) -> dict[str, Any] | None:
+            """The one Xero record of ``slug``: none is lost, more are duplicates."""
+            nonlocal duplicates, lost
+            if not found:
+                lost += 1
+                problems.append(f"{slug}: no Xero {noun}")
+                return None
+            if len(found) > 1:
+                duplicates += len(found) - 1
+                problems.append(f"{slug}: {len(found)} Xero {noun}s")
+            return found[0]
+
         contacts: dict[str, list[dict[str, Any]]] = {}
         for contact in after["Contacts"]:
             contacts.setdefault(str(contact.get("ContactNumber")), []).append(contact)
         contact_ids: dict[str, str] = {}
         for slug in work.clients:
-            found = contacts.get(slug, [])
-            if not found:
-                lost += 1
-                problems.append(f"{slug}: no Xero contact")
+            if (got := exactly_one(slug, contacts.get(slug, []), "contact")) is None:
                 continue
-            if len(found) > 1:
-                duplicates += len(found) - 1
-                problems.append(f"{slug}: {len(found)} Xero contacts")
-            want, got = work.latest_client(slug), found[0]
+            want = work.latest_client(slug)
             contact_ids[slug] = got["ContactID"]
             if got.get("Name") != want["name"] or str(got.get("EmailAddress", "")).lower() != want["email"]:
                 problems.append(f"{slug}: Xero has {got.get('Name')!r} {got.get('EmailAddress')!r}")
@@ -301,15 +293,8 @@ class Chaos:
                 payments.setdefault(str((payment.get("Invoice") or {}).get("InvoiceID")), []).append(payment)
         paid = {p["invoices"][0]["slug"]: p for p in work.payments.values()}
         for slug, record in work.invoices.items():
-            found = invoices.get(slug, [])
-            if not found:
-                lost += 1
-                problems.append(f"{slug}: no Xero invoice")
+            if (got := exactly_one(slug, invoices.get(slug, []), "invoice")) is None:
                 continue
-            if len(found) > 1:
-                duplicates += len(found) - 1
-                problems.append(f"{slug}: {len(found)} Xero invoices")
-            got = found[0]
             client = record["client"]["slug"]
             if (got.get("Contact") or {}).get("ContactID") != contact_ids.get(client):
                 problems.append(f"{slug}: on contact {got.get('Contact')}, not {contact_ids.get(client)}")

@@ -12,22 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.environment import PeriodicRunner, Sandbox, SandboxOptions
+from sandbox.environment import PeriodicRunner, Sandbox
+from tests import ignition_records
+from tests.sandbox_options import sandbox_options
 
 pytestmark = pytest.mark.integration
 
 POLL_EVERY = 10.0
-
-
-def _options(sources: tuple[str, ...]) -> SandboxOptions:
-    return SandboxOptions(
-        xero_calls_per_minute=100_000,
-        xero_calls_per_day=1_000_000,
-        xero_limits={"per_minute": 100_000, "per_day": 1_000_000},
-        max_inline_wait_seconds=5,
-        visibility_timeout=30,
-        ignition_sources=sources,
-    )
 
 
 class Ignition:
@@ -90,14 +81,13 @@ class Ignition:
             deliveries.append(
                 self.put(
                     "payments",
-                    {
-                        "slug": f"pypay_p{n}_{self.tag}",
-                        "state": "succeeded",
-                        "client": {"slug": f"cli_p{n}_{self.tag}"},
-                        "amount": {"amount": "110.00", "currency": "AUD"},
-                        "invoices": [{"slug": f"inv_p{n}_{self.tag}"}],
-                        "created_at": datetime.now(UTC).isoformat(),
-                    },
+                    ignition_records.payment(
+                        f"pypay_p{n}_{self.tag}",
+                        f"cli_p{n}_{self.tag}",
+                        "110.00",
+                        f"inv_p{n}_{self.tag}",
+                        created_at=datetime.now(UTC).isoformat(),
+                    ),
                     deliver=deliver,
                 )
             )
@@ -125,13 +115,13 @@ class Ignition:
 
 @pytest.fixture
 def poll_only() -> Iterator[Sandbox]:
-    with Sandbox(_options(("poll",))) as running:
+    with Sandbox(sandbox_options(ignition_sources=("poll",))) as running:
         yield running
 
 
 @pytest.fixture
 def both_sources() -> Iterator[Sandbox]:
-    with Sandbox(_options(("webhook", "poll"))) as running:
+    with Sandbox(sandbox_options(ignition_sources=("webhook", "poll"))) as running:
         yield running
 
 
