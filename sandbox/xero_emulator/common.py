@@ -285,9 +285,11 @@ def answer_writes(
     flag_field: str,
     id_field: str,
     now: datetime,
+    echo_id: bool = True,
 ) -> Response:
     """Xero's answer to a PUT/POST of ``elements``: each saved one as ``write`` rendered it, each
-    refused one echoed with its ValidationErrors (its id, or the empty GUID). With
+    refused one echoed with its ValidationErrors and its id (the empty GUID if it has none or
+    ``echo_id`` is false: a record that can only be created never has one). With
     summarizeErrors=false every element also says OK or ERROR and the answer is 200; otherwise
     one refusal makes it a ValidationException, though the good elements stay saved
     (integration-facts.md)."""
@@ -298,7 +300,7 @@ def answer_writes(
         rendered, errors = write(element)
         if errors:
             rendered = error_element(element, errors, flag_field)
-            rendered[id_field] = str(element.get(id_field) or ZERO_UUID)
+            rendered[id_field] = str((echo_id and element.get(id_field)) or ZERO_UUID)
             failed.append(rendered)
         if not summarize:
             rendered["StatusAttributeString"] = "ERROR" if errors else "OK"

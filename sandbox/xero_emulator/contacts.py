@@ -19,16 +19,13 @@ from flask import Request, Response
 from shared.models.xero import format_xero_datetime, parse_xero_datetime
 
 from . import responses
+from .collection import Collection
 from .common import (
     UUID_RE,
-    BodyError,
     Stamper,
-    answer_writes,
     flag,
     query,
-    read_elements,
 )
-from .routing import Route, route
 from .store import ResourceStore
 from .where import WhereParseError
 
@@ -156,7 +153,15 @@ def _merge_typed(
     return list(merged.values())
 
 
-class ContactsResource:
+class ContactsResource(Collection):
+    resource = "Contacts"
+    id_field = "ContactID"
+    error_flag = "HasValidationErrors"
+    read_scopes = READ_SCOPES
+    write_scopes = WRITE_SCOPES
+    # Contacts carry no money: plain floats, as Xero answers them.
+    parse_float = float
+
     def __init__(
         self,
         store: ResourceStore,
@@ -169,17 +174,8 @@ class ContactsResource:
         self._customer_ids = customer_ids
         self._stamp = Stamper(now)
 
-    def routes(self) -> list[Route]:
-        return [
-            route("GET", "Contacts", self.list_contacts, READ_SCOPES),
-            route("PUT", "Contacts", self.put_contacts, WRITE_SCOPES),
-            route("POST", "Contacts", self.post_contacts, WRITE_SCOPES),
-            route("GET", "Contacts/{id}", self.get_contact, READ_SCOPES),
-            route("POST", "Contacts/{id}", self.post_contact, WRITE_SCOPES),
-        ]
-
     # -- reads ---------------------------------------------------------------------------
-    def list_contacts(self, request: Request, _params: dict[str, str]) -> Response:
+    def list_records(self, request: Request, _params: dict[str, str]) -> Response:
         args = request.args
         customers = self._customer_ids()
         records = [_with_flags(r, customers) for r in self.store]
@@ -205,49 +201,15 @@ class ContactsResource:
         items = [self._render(r, summary=summary) for r in records]
         return responses.json_response(responses.envelope("Contacts", items, self._now(), **extra))
 
-    def get_contact(self, _request: Request, params: dict[str, str]) -> Response:
-        record = self._lookup(params["key"])
-        if record is None:
-            return responses.not_found()
-        rendered = self._render(_with_flags(record, self._customer_ids()))
-        return responses.json_response(responses.envelope("Contacts", [rendered], self._now()))
+    def show(self, record: dict[str, Any], request: Request) -> dict[str, Any]:
+        return self._render(_with_flags(record, self._customer_ids()))
 
     # -- writes --------------------------------------------------------------------------
-    def put_contacts(self, request: Request, _params: dict[str, str]) -> Response:
-        return self._write(request, create_only=True, path_id=None)
-
-    def post_contacts(self, request: Request, _params: dict[str, str]) -> Response:
-        return self._write(request, create_only=False, path_id=None)
-
-    def post_contact(self, request: Request, params: dict[str, str]) -> Response:
-        record = self._lookup(params["key"])
-        if record is None:
-            return responses.not_found()
-        return self._write(request, create_only=False, path_id=str(record["ContactID"]))
-
-    def _write(self, request: Request, *, create_only: bool, path_id: str | None) -> Response:
-        try:
-            # Contacts carry no money: plain floats, as Xero answers them.
-            elements = read_elements(request, "Contacts", parse_float=float)
-        except BodyError as error:
-            return responses.post_data_invalid(str(error))
-        if path_id is not None:
-            elements = [{**element, "ContactID": path_id} for element in elements[:1]]
-
-        def write(element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-            result, errors = self._apply(element, create_only=create_only)
-            return ({} if errors else self._render(_with_flags(result, self._customer_ids()))), errors
-
-        # Xero still saves the good elements of the batch (integration-facts.md).
-        return answer_writes(
-            "Contacts",
-            elements,
-            write,
-            request=request,
-            flag_field="HasValidationErrors",
-            id_field="ContactID",
-            now=self._now(),
-        )
+    def save(
+        self, element: dict[str, Any], *, create_only: bool, request: Request
+    ) -> tuple[dict[str, Any], list[str]]:
+        result, errors = self._apply(element, create_only=create_only)
+        return ({} if errors else self.show(result, request)), errors
 
     def _apply(self, element: dict[str, Any], *, create_only: bool) -> tuple[dict[str, Any], list[str]]:
         errors = self._field_errors(element)
@@ -364,7 +326,7 @@ class ContactsResource:
             "HasAttachments": False,
         }
 
-    def _lookup(self, key: str) -> dict[str, Any] | None:
+    def lookup(self, key: str) -> dict[str, Any] | None:
         if UUID_RE.match(key):
             return self.store.get(key)
         return self._by_number(key)

@@ -25,23 +25,21 @@ from shared.models.xero import format_xero_datetime, parse_xero_datetime
 from shared.money import CENT, UNIT_4DP, XERO_ROUNDING, line_amount, line_tax
 
 from . import responses
+from .collection import Collection
 from .common import (
     UUID_RE,
-    BodyError,
     Stamper,
-    answer_writes,
     decimal_of,
     flag,
     id_list,
     money,
     parse_date,
     query,
-    read_elements,
     record_date,
     render_date,
 )
 from .history import HistoryLog
-from .routing import Route, route
+from .routing import Route
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
@@ -100,7 +98,13 @@ def _round_unit(value: Decimal, four_dp: bool) -> Decimal:
     return value.quantize(UNIT_4DP if four_dp else CENT, rounding=XERO_ROUNDING)
 
 
-class InvoicesResource:
+class InvoicesResource(Collection):
+    resource = "Invoices"
+    id_field = "InvoiceID"
+    error_flag = "HasErrors"
+    read_scopes = READ_SCOPES
+    write_scopes = WRITE_SCOPES
+
     def __init__(
         self,
         store: ResourceStore,
@@ -120,14 +124,8 @@ class InvoicesResource:
         self._seed_contact = seed_contact
 
     def routes(self) -> list[Route]:
-        return [
-            route("GET", "Invoices", self.list_invoices, READ_SCOPES),
-            route("PUT", "Invoices", self.put_invoices, WRITE_SCOPES),
-            route("POST", "Invoices", self.post_invoices, WRITE_SCOPES),
-            route("GET", "Invoices/{id}", self.get_invoice, READ_SCOPES),
-            route("POST", "Invoices/{id}", self.post_invoice, WRITE_SCOPES),
-            *self._history.routes("Invoices", "InvoiceID", self.lookup, (READ_SCOPES, WRITE_SCOPES)),
-        ]
+        history = self._history.routes("Invoices", "InvoiceID", self.lookup, (READ_SCOPES, WRITE_SCOPES))
+        return [*super().routes(), *history]
 
     # -- reads ---------------------------------------------------------------------------
     def lookup(self, key: str) -> dict[str, Any] | None:
@@ -136,7 +134,7 @@ class InvoicesResource:
         wanted = key.strip().casefold()
         return next((r for r in self.store if str(r.get("InvoiceNumber") or "").casefold() == wanted), None)
 
-    def list_invoices(self, request: Request, _params: dict[str, str]) -> Response:
+    def list_records(self, request: Request, _params: dict[str, str]) -> Response:
         args = request.args
         records = list(self.store)
         for param, field in (("InvoiceNumbers", "InvoiceNumber"), ("Statuses", "Status")):
@@ -171,12 +169,8 @@ class InvoicesResource:
         items = [self.render(r, four_dp=four_dp, summary=summary, lines=bool(extra)) for r in records]
         return responses.json_response(responses.envelope("Invoices", items, self._now(), **extra))
 
-    def get_invoice(self, request: Request, params: dict[str, str]) -> Response:
-        record = self.lookup(params["key"])
-        if record is None:
-            return responses.not_found()
-        rendered = self.render(record, four_dp=request.args.get("unitdp") == "4")
-        return responses.json_response(responses.envelope("Invoices", [rendered], self._now()))
+    def show(self, record: dict[str, Any], request: Request) -> dict[str, Any]:
+        return self.render(record, four_dp=request.args.get("unitdp") == "4")
 
     def _where_view(self, record: dict[str, Any]) -> dict[str, Any]:
         ref = record.get("Contact") or {}
@@ -184,40 +178,12 @@ class InvoicesResource:
         return {**record, **{f"Contact_{k}": contact.get(k) for k in NESTED_WHERE["Contact"]}}
 
     # -- writes --------------------------------------------------------------------------
-    def put_invoices(self, request: Request, _params: dict[str, str]) -> Response:
-        return self._write(request, create_only=True, path_id=None)
-
-    def post_invoices(self, request: Request, _params: dict[str, str]) -> Response:
-        return self._write(request, create_only=False, path_id=None)
-
-    def post_invoice(self, request: Request, params: dict[str, str]) -> Response:
-        record = self.lookup(params["key"])
-        if record is None:
-            return responses.not_found()
-        return self._write(request, create_only=False, path_id=str(record["InvoiceID"]))
-
-    def _write(self, request: Request, *, create_only: bool, path_id: str | None) -> Response:
-        try:
-            elements = read_elements(request, "Invoices")
-        except BodyError as error:
-            return responses.post_data_invalid(str(error))
-        if path_id is not None:
-            elements = [{**elements[0], "InvoiceID": path_id}] if elements else []
+    def save(
+        self, element: dict[str, Any], *, create_only: bool, request: Request
+    ) -> tuple[dict[str, Any], list[str]]:
         four_dp = request.args.get("unitdp") == "4"
-
-        def write(element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-            record, errors = self._apply(element, create_only=create_only, four_dp=four_dp)
-            return ({} if errors else self.render(record, four_dp=four_dp)), errors
-
-        return answer_writes(
-            "Invoices",
-            elements,
-            write,
-            request=request,
-            flag_field="HasErrors",
-            id_field="InvoiceID",
-            now=self._now(),
-        )
+        record, errors = self._apply(element, create_only=create_only, four_dp=four_dp)
+        return ({} if errors else self.render(record, four_dp=four_dp)), errors
 
     def _apply(
         self, element: dict[str, Any], *, create_only: bool, four_dp: bool

@@ -23,11 +23,11 @@ from shared.models.xero import format_xero_datetime
 from shared.money import round_money
 
 from . import responses
+from .collection import Collection
 from .common import (
     UUID_RE,
     BodyError,
     Stamper,
-    answer_writes,
     decimal_of,
     error_element,
     money,
@@ -38,7 +38,7 @@ from .common import (
 )
 from .history import HistoryLog
 from .invoices import InvoicesResource
-from .routing import Route, route
+from .routing import Route
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
@@ -63,7 +63,16 @@ MSG_OVER_DUE = "Payment amount exceeds the amount outstanding on this document."
 MSG_NO_ACCOUNT = "Account could not be found."
 
 
-class PaymentsResource:
+class PaymentsResource(Collection):
+    """Payments are only created (PUT and POST alike) and deleted (POST of Status DELETED to one)."""
+
+    resource = "Payments"
+    id_field = "PaymentID"
+    error_flag = "HasValidationErrors"
+    read_scopes = READ_SCOPES
+    write_scopes = WRITE_SCOPES
+    echo_id = False
+
     def __init__(
         self,
         store: ResourceStore,
@@ -81,20 +90,14 @@ class PaymentsResource:
         self._now = now
 
     def routes(self) -> list[Route]:
-        return [
-            route("GET", "Payments", self.list_payments, READ_SCOPES),
-            route("PUT", "Payments", self.put_payments, WRITE_SCOPES),
-            route("POST", "Payments", self.put_payments, WRITE_SCOPES),
-            route("GET", "Payments/{id}", self.get_payment, READ_SCOPES),
-            route("POST", "Payments/{id}", self.post_payment, WRITE_SCOPES),
-            *self._history.routes("Payments", "PaymentID", self.lookup, (READ_SCOPES, WRITE_SCOPES)),
-        ]
+        history = self._history.routes("Payments", "PaymentID", self.lookup, (READ_SCOPES, WRITE_SCOPES))
+        return [*super().routes(), *history]
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         return self.store.get(key) if UUID_RE.match(key) else None
 
     # -- reads ---------------------------------------------------------------------------
-    def list_payments(self, request: Request, _params: dict[str, str]) -> Response:
+    def list_records(self, request: Request, _params: dict[str, str]) -> Response:
         try:
             records, extra = query(
                 list(self.store),
@@ -109,33 +112,15 @@ class PaymentsResource:
         items = [self.render(r) for r in records]
         return responses.json_response(responses.envelope("Payments", items, self._now(), **extra))
 
-    def get_payment(self, _request: Request, params: dict[str, str]) -> Response:
-        record = self.lookup(params["key"])
-        if record is None:
-            return responses.not_found()
-        return responses.json_response(responses.envelope("Payments", [self.render(record)], self._now()))
+    def show(self, record: dict[str, Any], request: Request) -> dict[str, Any]:
+        return self.render(record)
 
     # -- writes --------------------------------------------------------------------------
-    def put_payments(self, request: Request, _params: dict[str, str]) -> Response:
-        try:
-            elements = read_elements(request, "Payments")
-        except BodyError as error:
-            return responses.post_data_invalid(str(error))
-
-        def write(element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-            record, errors = self._create(element)
-            return ({} if errors else self.render(record)), errors
-
-        # A new payment has no id yet: a refused one shows the empty GUID whatever it carried.
-        return answer_writes(
-            "Payments",
-            [{**element, "PaymentID": None} for element in elements],
-            write,
-            request=request,
-            flag_field="HasValidationErrors",
-            id_field="PaymentID",
-            now=self._now(),
-        )
+    def save(
+        self, element: dict[str, Any], *, create_only: bool, request: Request
+    ) -> tuple[dict[str, Any], list[str]]:
+        record, errors = self._create(element)
+        return ({} if errors else self.render(record)), errors
 
     def _create(self, element: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         errors: list[str] = []
@@ -235,7 +220,8 @@ class PaymentsResource:
             return None
         return account
 
-    def post_payment(self, request: Request, params: dict[str, str]) -> Response:
+    def post_record(self, request: Request, params: dict[str, str]) -> Response:
+        """Only the Status of a payment can change, to DELETED."""
         record = self.lookup(params["key"])
         if record is None:
             return responses.not_found()
