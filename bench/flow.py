@@ -528,10 +528,11 @@ class BurstResult:
         }
 
 
-def burst(h: Harness, plan: BurstPlan, first_index: int) -> BurstResult:
-    """Queue ``plan.records`` new-client webhooks through the ingest handler with the sync paused
-    (they have all arrived), then start the sync at the start of a minute window and time until
-    the last contact is written to Xero."""
+def burst(h: Harness, plan: BurstPlan, first_index: int, *, invoices: bool = False) -> BurstResult:
+    """Queue ``plan.records`` new-client webhooks (``invoices``: one new invoice each for clients
+    already in Xero, those of an earlier client burst from ``first_index``) through the ingest
+    handler with the sync paused (they have all arrived), then start the sync at the start of a
+    minute window and time until the last record is written to Xero."""
     h.set_limits(
         per_minute=plan.per_minute,
         per_day=UNLIMITED_PER_DAY,
@@ -544,8 +545,10 @@ def burst(h: Harness, plan: BurstPlan, first_index: int) -> BurstResult:
     lock = threading.Lock()
 
     def one(index: int) -> None:
-        record = payloads.client_record(index)
-        result = h.call_ingest(h.ingest_event(payloads.envelope("client.created", record)))
+        client = payloads.client_record(index)
+        record = _invoice(index, client["slug"]) if invoices else client
+        event_type = "invoice.created" if invoices else "client.created"
+        result = h.call_ingest(h.ingest_event(payloads.envelope(event_type, record)))
         if result["statusCode"] != 202:
             raise RuntimeError(f"burst ingest answered {result['statusCode']}")
         with lock:
@@ -564,9 +567,8 @@ def burst(h: Harness, plan: BurstPlan, first_index: int) -> BurstResult:
     expected_floor = plan.records * plan.calls_per_record_estimate / plan.per_minute * 60
     h.sandbox.wait_until_idle(timeout=max(300.0, expected_floor * 6), settle=1.0)
     after = h.xero_state()
-    times = [
-        t for c in after["Contacts"] if c.get("ContactNumber") in slugs and (t := xero_time(c)) is not None
-    ]
+    resource, key = ("Invoices", "Reference") if invoices else ("Contacts", "ContactNumber")
+    times = [t for c in after[resource] if c.get(key) in slugs and (t := xero_time(c)) is not None]
     by_endpoint = {
         label: n - before["requests"]["by_endpoint"].get(label, 0)
         for label, n in after["requests"]["by_endpoint"].items()

@@ -543,7 +543,7 @@ class BatchingRules(StrictModel):
     invocation the function also receives more ready messages from its queue, up to
     ``max_messages``, and sends their Xero calls together, 50 elements a call."""
 
-    enabled: bool = False
+    enabled: bool = True
     max_messages: int = Field(default=50, ge=1, le=100)
     # ReceiveMessage's wait when collecting: 0 is a short poll (no latency added when idle).
     receive_wait_seconds: int = Field(default=0, ge=0, le=20)
