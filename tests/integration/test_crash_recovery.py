@@ -4,23 +4,26 @@ what was written."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from shared.config import RecordType
-from shared.invoices import InvoiceSync
 from shared.models.events import SyncEvent
-from shared.payments import PaymentSync
+from shared.record_sync import RecordSync
 from shared.store.mappings import MappingStore, RecordMapping
 from tests import ignition_records
 from tests.ignition_records import line
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
+
+
+RecordSyncT = TypeVar("RecordSyncT", bound=RecordSync)
 
 
 class CrashBeforeMapping(Exception):
@@ -41,6 +44,13 @@ class DiesOnSave:
         if mapping.record_type is self._record_type:
             raise CrashBeforeMapping(mapping.ignition_id)
         self._store.save(mapping, previous=previous)
+
+
+def dies_before_mapping(sync: RecordSyncT) -> RecordSyncT:
+    """The sandbox's own use case, whose worker dies right before it saves its record's mapping."""
+    crashing = copy.copy(sync)
+    crashing._store = DiesOnSave(sync._store, sync.record_type)
+    return crashing
 
 
 def event(record_type: RecordType, record: dict[str, Any], group: str) -> SyncEvent:
@@ -65,14 +75,7 @@ def test_given_invoice_written_then_worker_died_when_event_redelivered_then_one_
     slug = f"inv_{world.tag}"
     record = world.invoice(slug, client, [line("100.00")], "110.00", updated_at="2026-11-02T09:00:00Z")
     service = world.sandbox.sync.service()  # type: ignore[union-attr]
-    crashing = InvoiceSync(
-        xero=service.invoices._xero,
-        ignition=service.invoices._ignition,
-        store=DiesOnSave(service.invoices._store, RecordType.INVOICE),
-        contacts=service.contacts,
-        rules=service.invoices._rules,
-        unit="major",
-    )
+    crashing = dies_before_mapping(service.invoices)
 
     with pytest.raises(CrashBeforeMapping):
         crashing.handle(event(RecordType.INVOICE, record, client))
@@ -95,14 +98,7 @@ def test_given_payment_written_then_worker_died_when_event_redelivered_then_appl
     world.put_and_settle("invoices", world.invoice(invoice, client, [line("100.00")], "110.00"))
     payment = ignition_records.payment(f"pypay_{world.tag}", client, "50.00", invoice)
     service = world.sandbox.sync.service()  # type: ignore[union-attr]
-    crashing = PaymentSync(
-        xero=service.payments._xero,
-        ignition=service.payments._ignition,
-        store=DiesOnSave(service.payments._store, RecordType.PAYMENT),
-        invoices=service.invoices,
-        rules=service.payments._rules,
-        unit="major",
-    )
+    crashing = dies_before_mapping(service.payments)
 
     with pytest.raises(CrashBeforeMapping):
         crashing.handle(event(RecordType.PAYMENT, payment, client))
