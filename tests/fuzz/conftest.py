@@ -120,11 +120,11 @@ class IngestHarness:
         enforcer = Enforcer.for_stack(self.resources.stack, self.resources.functions)
         register(enforcer)
         self.role = enforcer.roles["ingest"]
-        self.function = self._cold_start()
-        self.archive = RecordingArchive(self.function.intake._archive)
-        self.queue = RecordingQueue(self.function.intake._queue)
-        self.function.intake._archive = self.archive
-        self.function.intake._queue = self.queue
+        self.ingest = self._cold_start()
+        self.archive = RecordingArchive(self.ingest.intake._archive)
+        self.queue = RecordingQueue(self.ingest.intake._queue)
+        self.ingest.intake._archive = self.archive
+        self.ingest.intake._queue = self.queue
 
     def _cold_start(self) -> IngestHandler:
         """The handler built from this configuration's environment, as a cold start builds it."""
@@ -164,7 +164,7 @@ class IngestHarness:
 
     def invoke(self, event: dict[str, Any]) -> Response:
         with acting_as(self.role):
-            response = self.function(event, LambdaContext("ingest", 10))
+            response = self.ingest(event, LambdaContext("ingest", 10))
         return Response(int(response["statusCode"]), json.loads(response["body"]))
 
     def post(self, body: bytes, headers: Mapping[str, str], *, as_base64: bool = False) -> Response:

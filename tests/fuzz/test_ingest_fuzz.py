@@ -289,11 +289,11 @@ def test_given_the_timestamp_scheme_when_a_captured_request_is_replayed_after_th
     harness.drain_queue()
     before = harness.mark()
     # The same bytes and headers, replayed once the window has passed (the clock moved on).
-    harness.module.intake._now = lambda: signed_at + timedelta(seconds=harness.webhook.max_age_seconds + late)
+    harness.ingest.intake._now = lambda: signed_at + timedelta(seconds=harness.webhook.max_age_seconds + late)
     try:
         replay = harness.post(raw, headers)
     finally:
-        harness.module.intake._now = lambda: datetime.now(UTC)
+        harness.ingest.intake._now = lambda: datetime.now(UTC)
     assert replay.status == 401
     assert harness.mark() == before
 
@@ -316,7 +316,7 @@ def test_given_the_fuzz_runs_when_the_bucket_is_read_then_it_holds_only_what_aut
 @pytest.fixture(scope="module")
 def http_front(plain_ingest: IngestHarness) -> Any:
     server = serve_in_thread(
-        "fuzz-api", ApiGatewayFront({("POST", "/webhooks/ignition"): ("ingest", plain_ingest.module.handler)})
+        "fuzz-api", ApiGatewayFront({("POST", "/webhooks/ignition"): ("ingest", plain_ingest.ingest)})
     )
     yield f"{server.url}/webhooks/ignition"
     server.stop()
