@@ -99,6 +99,11 @@ class IgnitionMcpTools(StrictModel):
     list_services: str = "list_services"
 
 
+def _same_names(*names: str) -> dict[str, str]:
+    """Fields that keep their name on the other side (the default until a client's differs)."""
+    return {name: name for name in names}
+
+
 class IgnitionMcpConfig(StrictModel):
     """Ignition's MCP server, its only write path (shared/ignition/mcp.py). The tools' input
     schemas are not public: they are read from tools/list at run time, and every field name our
@@ -114,36 +119,22 @@ class IgnitionMcpConfig(StrictModel):
     draft_fields: dict[str, str] = Field(
         default_factory=lambda: {
             "client_slug": "client_id",
-            "currency": "currency",
-            "reference": "reference",
-            "issue_date": "issue_date",
-            "due_date": "due_date",
             "lines": "line_items",
+            **_same_names("currency", "reference", "issue_date", "due_date"),
         }
     )
     # DraftLine field -> the line item's property.
     line_fields: dict[str, str] = Field(
-        default_factory=lambda: {
-            "description": "description",
-            "quantity": "quantity",
-            "unit_price": "unit_price",
-            "tax_rate_id": "tax_rate_id",
-            "service_id": "service_id",
-        }
+        default_factory=lambda: _same_names(
+            "description", "quantity", "unit_price", "tax_rate_id", "service_id"
+        )
     )
     # Our name -> the property in a tool's result (a created draft, an invoice, a rate, a service).
     result_fields: dict[str, str] = Field(
         default_factory=lambda: {
-            "id": "id",
             "draft_id": "id",
-            "app_path": "app_path",
-            "total": "total",
-            "reference": "reference",
             "client_slug": "client_id",
-            "state": "state",
-            "name": "name",
-            "rate": "rate",
-            "code": "code",
+            **_same_names("id", "app_path", "total", "reference", "state", "name", "rate", "code"),
         }
     )
     # Where a listing's records and its next page are in a tool's result.
