@@ -620,21 +620,26 @@ def reconcile_idle(
         return {"error": "the sandbox has no reconcile function yet"}
     out: dict[str, Any] = {}
     for mode in modes:
-        xero_before = api_calls(h.xero_state())
-        ignition_before = int(
-            h.http.get(f"{h.sandbox.ignition_url}/_emulator/state").json()["requests"]["total"]
-        )
-        result, sample = timed(lambda mode=mode: run({"mode": mode}))  # type: ignore[misc]
-        ignition_after = int(
-            h.http.get(f"{h.sandbox.ignition_url}/_emulator/state").json()["requests"]["total"]
-        )
-        out[mode] = {
-            "status": result.get("status") if isinstance(result, dict) else None,
-            "total_ms": round(sample.total * 1000, 1),
-            "own_ms": round(sample.own * 1000, 1),
-            "own_cpu_ms": round(sample.own_cpu * 1000, 1),
-            "aws_calls": sample.aws_calls,
-            "xero_calls": api_calls(h.xero_state()) - xero_before,
-            "ignition_calls": ignition_after - ignition_before,
-        }
+        result, row = scheduled_run(h, lambda mode=mode: run({"mode": mode}))  # type: ignore[misc]
+        out[mode] = {"status": result.get("status") if isinstance(result, dict) else None, **row}
     return out
+
+
+def ignition_requests(h: Harness) -> int:
+    """Requests the Ignition emulator has answered so far."""
+    return int(h.http.get(f"{h.sandbox.ignition_url}/_emulator/state").json()["requests"]["total"])
+
+
+def scheduled_run(h: Harness, call: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
+    """``call()``, a scheduled function's run, timed: what it returned, and its own time, AWS calls,
+    and the Xero and Ignition calls it made."""
+    xero_before, ignition_before = api_calls(h.xero_state()), ignition_requests(h)
+    result, sample = timed(call)
+    return result, {
+        "total_ms": round(sample.total * 1000, 1),
+        "own_ms": round(sample.own * 1000, 1),
+        "own_cpu_ms": round(sample.own_cpu * 1000, 1),
+        "aws_calls": sample.aws_calls,
+        "xero_calls": api_calls(h.xero_state()) - xero_before,
+        "ignition_calls": ignition_requests(h) - ignition_before,
+    }

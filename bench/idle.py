@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.coldstart import _emf_metrics
-from bench.core import timed
-from bench.flow import Harness, api_calls
+from bench.flow import Harness, scheduled_run
 
 RECONCILE_MODES = ("xero_events", "incremental", "full")
 # The poller's runs after its first: the first of a cursor reads more (bench/poll.py).
@@ -55,18 +54,7 @@ def measure(h: Harness) -> dict[str, Any]:
         runs[POLL] = h.sandbox.run_poll
     out: dict[str, Any] = {}
     for mode, run in runs.items():
-        ignition = f"{h.sandbox.ignition_url}/_emulator/state"
-        xero_before = api_calls(h.xero_state())
-        ignition_before = int(h.http.get(ignition).json()["requests"]["total"])
-        (result, metrics), sample = timed(lambda run=run: published(run))  # type: ignore[misc]
-        out[mode] = {
-            "status": result.get("status") if isinstance(result, dict) else None,
-            "total_ms": round(sample.total * 1000, 1),
-            "own_ms": round(sample.own * 1000, 1),
-            "own_cpu_ms": round(sample.own_cpu * 1000, 1),
-            "aws_calls": sample.aws_calls,
-            "xero_calls": api_calls(h.xero_state()) - xero_before,
-            "ignition_calls": int(h.http.get(ignition).json()["requests"]["total"]) - ignition_before,
-            "metrics": metrics,
-        }
+        (result, metrics), row = scheduled_run(h, lambda run=run: published(run))  # type: ignore[misc]
+        status = result.get("status") if isinstance(result, dict) else None
+        out[mode] = {"status": status, **row, "metrics": metrics}
     return out
