@@ -210,20 +210,23 @@ def run(args: argparse.Namespace, sizes: Sizes, skip: set[str], started: float) 
         "quick": args.quick,
         "machine": raw["machine"],
         "figures": {f.key: f.as_json() for f in figures},
-        "prices": {
-            "region": REGION,
-            "as_of": AS_OF,
-            "table": {
-                k: {"usd": p.usd, "per": p.per, "sure": p.sure, "note": p.note} for k, p in PRICES.items()
-            },
-            "assumptions": ASSUMPTIONS,
-        },
+        "prices": prices_document(),
         "raw": raw,
     }
     args.results.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     args.docs.write_text(report.render(document), encoding="utf-8")
     log(f"wrote {args.results} and {args.docs} in {document['duration_seconds']} s")
     return document
+
+
+def prices_document() -> dict[str, Any]:
+    """The price table and assumptions the cost figures used, as the results file records them."""
+    return {
+        "region": REGION,
+        "as_of": AS_OF,
+        "table": {k: {"usd": p.usd, "per": p.per, "sure": p.sure, "note": p.note} for k, p in PRICES.items()},
+        "assumptions": ASSUMPTIONS,
+    }
 
 
 # --- the sandbox steps ------------------------------------------------------------------------------
@@ -362,6 +365,7 @@ def only_cost(args: argparse.Namespace) -> int:
     }
     new = {f.key: f.as_json() for f in figures}
     document["figures"] = {**document["figures"], **new}
+    document["prices"] = prices_document()
     document["raw"] = raw
     args.results.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     args.docs.write_text(report.render(document), encoding="utf-8")
