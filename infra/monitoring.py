@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
@@ -25,7 +26,7 @@ from constructs import Construct
 from infra.backlog_widget import backlog_widget
 from infra.config import AlarmSettings, ClientConfig
 from infra.queues import SyncQueues
-from shared.config import ReconcileCategory
+from shared.config import DiscrepancyCategory
 from shared.observability import Metric, Service, metrics_namespace
 
 PERIOD = Duration.minutes(5)
@@ -35,20 +36,9 @@ AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
 # ReconcileDiscrepancies carries a second dimension, ``category``: the dashboard finds every
 # category with SEARCH, while an alarm can only sum explicit metrics, at most 10 of them
-# (CloudWatch), so these: shared/config.py ReconcileCategory's Ignition -> Xero categories (dead
-# letters have their own alarm). tests/infra/test_reconcile_stack.py compares the two lists.
-DISCREPANCY_CATEGORIES: tuple[ReconcileCategory, ...] = (
-    "missing_in_xero",
-    "not_mapped",
-    "not_applied",
-    "mapped_missing_in_xero",
-    "archived_in_xero",
-    "field_drift",
-    "duplicate_in_xero",
-    "orphan_in_xero",
-    "written_by_ignition",
-    "ignition_draft",
-)
+# (CloudWatch), so these: shared/config.py DiscrepancyCategory (dead letters have their own
+# alarm). tests/infra/test_reconcile_stack.py compares the two lists.
+DISCREPANCY_CATEGORIES: tuple[DiscrepancyCategory, ...] = get_args(DiscrepancyCategory)
 
 
 # What to do for each alarm: its section in the runbook, headed by the alarm's id. A path and an

@@ -402,7 +402,9 @@ class PaymentRules(StrictModel):
     reference_prefix: str = "Ignition "
 
 
-ReconcileCategory = Literal[
+# What the reconciliation finds comparing Ignition and Xero record by record: each is a metric the
+# discrepancy alarm sums (infra/monitoring.py), at most 10 (CloudWatch's limit for one alarm).
+DiscrepancyCategory = Literal[
     "missing_in_xero",
     "not_mapped",
     "not_applied",
@@ -413,8 +415,9 @@ ReconcileCategory = Literal[
     "orphan_in_xero",
     "written_by_ignition",
     "ignition_draft",
-    "dead_letter",
 ]
+# Dead letters have their own alarm.
+ReconcileCategory = Literal[DiscrepancyCategory, "dead_letter"]
 # Categories the reconciliation may re-queue; the rest only ever go in the report (merging
 # duplicates, deleting orphans and replaying the DLQ are a person's decisions).
 HEALABLE_CATEGORIES = frozenset(
