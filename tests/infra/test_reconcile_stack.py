@@ -198,7 +198,7 @@ def test_given_the_xero_webhook_route_when_synthesised_then_post_proxies_to_its_
     )
 
 
-def test_given_the_xero_webhook_role_when_synthesised_then_it_may_only_upsert_xero_events_and_quarantine(
+def test_given_the_xero_webhook_role_when_synthesised_then_it_only_upserts_xero_events_quarantines_and_queues(
     synth: Synthesised,
 ) -> None:
     statements = _statements(synth, XERO_WEBHOOK)
@@ -207,7 +207,12 @@ def test_given_the_xero_webhook_role_when_synthesised_then_it_may_only_upsert_xe
     assert update["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["xero-event#*"]}}
     assert _actions(statements, "s3:") == {"s3:PutObject"}
     assert "/quarantine/xero/*" in json.dumps(_with(statements, "s3:PutObject"))
-    assert _actions(statements, "sqs:") == set() and _actions(statements, "sns:") == set()
+    # Xero -> Ignition's invoice events go on to the sync worker: send only, to the sync queue only
+    # (docs/security.md's role table).
+    assert _actions(statements, "sqs:") == {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+    (send,) = _with(statements, "sqs:SendMessage")
+    assert "QueuesSyncQueue" in json.dumps(send["Resource"]) and "DeadLetter" not in json.dumps(send)
+    assert _actions(statements, "sns:") == set()
     read = json.dumps([s["Resource"] for s in _with(statements, "secretsmanager:GetSecretValue")])
     assert "SecretsXeroWebhook" in read and "SecretsXeroToken" not in read
     assert "secretsmanager:PutSecretValue" not in _actions(statements)
@@ -293,7 +298,9 @@ def test_given_reconcile_alarms_when_synthesised_then_they_fire_on_errors_failur
     assert high["Threshold"] == synth.config.alarms.reconcile_discrepancies_above
     assert high["ComparisonOperator"] == "GreaterThanThreshold"
     queries = high["Metrics"]
-    assert len(queries) <= 10  # CloudWatch's limit for one alarm
+    # CloudWatch's limits for one alarm: at most 10 metrics and 10 expressions (PutMetricAlarm).
+    assert len([q for q in queries if "MetricStat" in q]) <= 10
+    assert len([q for q in queries if "Expression" in q]) <= 10
     (expression,) = [q for q in queries if "Expression" in q]
     assert expression["Expression"] == "SUM(METRICS())" and expression["ReturnData"] is True
     categories = {
