@@ -433,7 +433,7 @@ HEALABLE_CATEGORIES = frozenset(
 
 
 class ReconcileRules(StrictModel):
-    """The scheduled reconciliation (issue 4): what it reads, what it may repair, whom it tells."""
+    """The scheduled reconciliation: what it reads, what it may repair, whom it tells."""
 
     # What the EventBridge schedule runs: "full" compares everything, "incremental" only re-queues
     # Ignition records changed since the last run that the sync has not applied.
