@@ -135,6 +135,10 @@ class Delivery:
     error: str | None = None
     sent_at: str | None = None
 
+    def again(self, headers: dict[str, str], kind: Literal["redelivery", "replay"]) -> Delivery:
+        """The same event sent once more, signed anew (``headers``), with no answer yet."""
+        return Delivery(self.event_id, self.type, self.slug, self.body, headers, kind)
+
     def summary(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id,
@@ -697,14 +701,7 @@ class IgnitionEmulator:
         # Same bytes. A retry is signed afresh (as senders do); replay=true resends the original
         # headers too, i.e. what an attacker who captured the request could send.
         headers = dict(original.headers) if replay else self._signed_headers(original.body)
-        delivery = Delivery(
-            event_id=original.event_id,
-            type=original.type,
-            slug=original.slug,
-            body=original.body,
-            headers=headers,
-            kind="replay" if replay else "redelivery",
-        )
+        delivery = original.again(headers, "replay" if replay else "redelivery")
         self._transmit(delivery)
         return _json({"delivery": delivery.summary()})
 
@@ -759,16 +756,7 @@ class IgnitionEmulator:
             return
         self._post(delivery)
         if plan is not None and plan.duplicate:
-            self._post(
-                Delivery(
-                    event_id=delivery.event_id,
-                    type=delivery.type,
-                    slug=delivery.slug,
-                    body=delivery.body,
-                    headers=self._signed_headers(delivery.body),
-                    kind="redelivery",
-                )
-            )
+            self._post(delivery.again(self._signed_headers(delivery.body), "redelivery"))
         for held in self.faults.release():
             self._post(held)
 
