@@ -24,7 +24,7 @@ from flask import Flask, Request, Response, request
 from sandbox.clock import Clock
 
 from . import responses
-from .common import UUID_RE, Stamper
+from .common import UUID_RE, BodyError, Stamper
 from .contacts import ContactsResource
 from .faults import FaultPlan, XeroFaultProfile, XeroFaults, lost_response
 from .history import HistoryLog
@@ -464,7 +464,11 @@ class XeroEmulator:
         if request.content_length and request.content_length > 3_500_000:
             return responses.text_response("Request Entity Too Large", 413)
         route, params = found
-        return route.handler(request, params)
+        try:
+            return route.handler(request, params)
+        except BodyError as error:
+            # Raised by read_elements before a handler writes anything: one answer for every endpoint.
+            return responses.post_data_invalid(str(error))
 
     def _expire_tokens_early(self, req: Request) -> None:
         """Invalidate every valid access token, when the presented one is valid and old enough (a

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from flask import Request, Response
 
 from . import responses
-from .common import BodyError, answer_writes, read_elements
+from .common import answer_writes, read_elements
 from .routing import Route, route
 
 
@@ -80,10 +80,7 @@ class Collection(ABC):
         return self._write(request, create_only=False, path_id=str(record[self.id_field]))
 
     def _write(self, request: Request, *, create_only: bool, path_id: str | None) -> Response:
-        try:
-            elements = read_elements(request, self.resource, parse_float=self.parse_float)
-        except BodyError as error:
-            return responses.post_data_invalid(str(error))
+        elements = read_elements(request, self.resource, parse_float=self.parse_float)
         if path_id is not None:
             # POST to a record's id updates that record: the first element, whatever id it names.
             elements = [{**element, self.id_field: path_id} for element in elements[:1]]

@@ -37,7 +37,8 @@ _STRING_LITERAL = re.compile(r'("(?:[^"]|"")*")')
 
 
 class BodyError(ValueError):
-    """The request body is not the JSON shape the endpoint takes (Xero: PostDataInvalidException)."""
+    """The request body is not the JSON shape the endpoint takes: the pipeline (app.py) answers
+    400 PostDataInvalidException, as Xero does."""
 
 
 class Stamper:

@@ -17,7 +17,7 @@ from flask import Request, Response
 from shared.models.xero import format_xero_datetime
 
 from . import responses
-from .common import BodyError, error_element, read_elements
+from .common import error_element, read_elements
 from .routing import Route, route
 
 MAX_DETAILS = 250
@@ -67,10 +67,7 @@ class HistoryLog:
             record = lookup(params["key"])
             if record is None:
                 return responses.not_found()
-            try:
-                elements = read_elements(request, "HistoryRecords")
-            except BodyError as error:
-                return responses.post_data_invalid(str(error))
+            elements = read_elements(request, "HistoryRecords")
             failed = []
             for element in elements:
                 details = element.get("Details")

@@ -26,7 +26,6 @@ from . import responses
 from .collection import Collection
 from .common import (
     UUID_RE,
-    BodyError,
     Stamper,
     decimal_of,
     error_element,
@@ -225,10 +224,7 @@ class PaymentsResource(Collection):
         record = self.lookup(params["key"])
         if record is None:
             return responses.not_found()
-        try:
-            elements = read_elements(request, "Payments")
-        except BodyError as error:
-            return responses.post_data_invalid(str(error))
+        elements = read_elements(request, "Payments")
         element = elements[0] if elements else {}
         errors = []
         if element.get("Status") != "DELETED":

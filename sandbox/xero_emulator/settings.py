@@ -24,7 +24,6 @@ from shared.models.xero import format_xero_datetime
 from . import responses
 from .common import (
     UUID_RE,
-    BodyError,
     Stamper,
     decimal_of,
     error_element,
@@ -386,10 +385,7 @@ class SettingsResource:
         return self._write_groups(request, group)
 
     def _write_groups(self, request: Request, target: dict[str, Any] | None) -> Response:
-        try:
-            elements = read_elements(request, "ContactGroups")
-        except BodyError as error:
-            return responses.post_data_invalid(str(error))
+        elements = read_elements(request, "ContactGroups")
         if target is not None:
             elements = elements[:1]
         saved, failed = [], []
@@ -427,10 +423,7 @@ class SettingsResource:
         group = self.groups.get(params["key"]) if UUID_RE.match(params["key"]) else None
         if group is None:
             return responses.not_found()
-        try:
-            elements = read_elements(request, "Contacts")
-        except BodyError as error:
-            return responses.post_data_invalid(str(error))
+        elements = read_elements(request, "Contacts")
         failed, added = [], []
         for element in elements:
             contact_id = str(element.get("ContactID") or "")
