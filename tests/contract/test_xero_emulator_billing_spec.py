@@ -182,6 +182,19 @@ def test_given_payment_over_amount_due_when_put_then_400_matches_error_schema(
     assert spec.errors(error["Elements"][0], "#/components/schemas/Payment", strict=True) == []
 
 
+@pytest.mark.parametrize("path", ["/Invoices", "/Payments", "/ContactGroups"])
+def test_given_a_body_that_is_not_json_when_put_then_400_post_data_invalid_matches_error_schema(
+    spec: Spec, client: FlaskClient, headers: dict[str, str], path: str
+) -> None:
+    response = client.put(
+        f"{API}{path}", data="{not json", headers={**headers, "Content-Type": "application/json"}
+    )
+
+    error = response.get_json()
+    assert response.status_code == 400 and error["Type"] == "PostDataInvalidException"
+    assert spec.errors(error, spec.schema_ref(path, "put", "400"), strict=False) == []
+
+
 @pytest.mark.parametrize("resource", ["Invoices", "Payments", "Contacts"])
 def test_given_note_when_put_and_read_then_history_matches_spec(
     spec: Spec, client: FlaskClient, headers: dict[str, str], contact_id: str, resource: str
