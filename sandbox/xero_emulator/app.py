@@ -575,19 +575,17 @@ class XeroEmulator:
         return responses.json_response(self.faults.snapshot())
 
     def _admin_contacts(self) -> Response:
-        body = _json_object(request)
-        items = body.get("Contacts")
-        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            return responses.json_response({"error": 'expected {"Contacts": [ {...}, ... ]}'}, 400)
+        items = _seed_items(request, "Contacts")
+        if isinstance(items, Response):
+            return items
         with self._lock:
             seeded = self.contacts.seed(items)
         return responses.json_response({"Contacts": seeded})
 
     def _admin_invoices(self) -> Response:
-        body = _json_object(request)
-        items = body.get("Invoices")
-        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            return responses.json_response({"error": 'expected {"Invoices": [ {...}, ... ]}'}, 400)
+        items = _seed_items(request, "Invoices")
+        if isinstance(items, Response):
+            return items
         with self._lock:
             try:
                 seeded = self.invoices.seed(items)
@@ -655,6 +653,14 @@ def _case_insensitive_paths(wsgi_app: Any) -> Any:
         return wsgi_app(environ, start_response)
 
     return app
+
+
+def _seed_items(req: Request, key: str) -> list[dict[str, Any]] | Response:
+    """The records of a seeding body ``{"<key>": [{...}, ...]}``, or the 400 that says so."""
+    items = _json_object(req).get(key)
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        return responses.json_response({"error": f'expected {{"{key}": [ {{...}}, ... ]}}'}, 400)
+    return items
 
 
 def _json_object(req: Request) -> dict[str, Any]:
