@@ -25,6 +25,7 @@ import logging
 import random
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -454,15 +455,22 @@ class _TokenEndpoint:
         )
 
 
-class _CachingProvider:
-    """Shared pieces: in-process cache (warm Lambdas skip Secrets Manager), expiry margin."""
+class _CachingProvider(ABC):
+    """Shared pieces: in-process cache (warm Lambdas skip Secrets Manager), expiry margin, the
+    token endpoint; a subclass says how a token is renewed once the cache is stale."""
 
     def __init__(
         self,
         store: TokenStore,
+        token_url: str,
+        credentials: ClientCredentials,
         *,
         clock: Callable[[], float],
+        http: httpx.Client | None,
         refresh_margin_seconds: float,
+        timeout_seconds: float,
+        max_attempts: int,
+        sleep: Callable[[float], None],
         provider: str,
         hint: str,
         on_refresh: Callable[[RefreshOutcome], None] | None,
@@ -475,6 +483,36 @@ class _CachingProvider:
         self._on_refresh = on_refresh
         self._cached: TokenSet | None = None
         self._mutex = threading.Lock()
+        self._endpoint = _TokenEndpoint(
+            token_url,
+            credentials,
+            http=http,
+            timeout_seconds=timeout_seconds,
+            max_attempts=max_attempts,
+            sleep=sleep,
+            provider=provider,
+            hint=hint,
+        )
+
+    def access_token(self) -> str:
+        cached = self._cached
+        if cached is not None and self._fresh(cached):
+            return cached.access_token
+        with self._mutex:
+            if self._cached is not None and self._fresh(self._cached):
+                return self._cached.access_token
+            return self._renew(stale_token=None)
+
+    def force_refresh(self, stale_token: str) -> str:
+        """The API refused ``stale_token`` (401): get a different, valid one."""
+        with self._mutex:
+            if self._cached is not None and self._fresh(self._cached, stale_token):
+                return self._cached.access_token
+            return self._renew(stale_token)
+
+    @abstractmethod
+    def _renew(self, stale_token: str | None) -> str:
+        """Under the mutex, the in-process cache being stale: a token from the store or the grant."""
 
     @property
     def token_set(self) -> TokenSet | None:
@@ -545,8 +583,14 @@ class RefreshingTokenProvider(_CachingProvider):
     ) -> None:
         super().__init__(
             store,
+            token_url,
+            credentials,
             clock=clock,
+            http=http,
             refresh_margin_seconds=refresh_margin_seconds,
+            timeout_seconds=timeout_seconds,
+            max_attempts=max_attempts,
+            sleep=sleep,
             provider=provider,
             hint=reauthorise_hint,
             on_refresh=on_refresh,
@@ -566,36 +610,16 @@ class RefreshingTokenProvider(_CachingProvider):
             raise ValueError(
                 f"lock lease {lease}s is shorter than the worst-case token call ({self._grant_lease:.1f}s)"
             )
-        self._endpoint = _TokenEndpoint(
-            token_url,
-            credentials,
-            http=http,
-            timeout_seconds=timeout_seconds,
-            max_attempts=max_attempts,
-            sleep=sleep,
-            provider=provider,
-            hint=reauthorise_hint,
-        )
 
-    def access_token(self) -> str:
-        cached = self._cached
-        if cached is not None and self._fresh(cached):
-            return cached.access_token
-        with self._mutex:
-            if self._cached is not None and self._fresh(self._cached):
-                return self._cached.access_token
+    def _renew(self, stale_token: str | None) -> str:
+        if stale_token is None:
+            # Another worker may have refreshed: its stored set serves, unless a refresh of it
+            # went unsaved. A refused token goes straight to the lock, which reads the store anew.
             stored = self._load()
             if self._fresh(stored) and not self._unsaved_refresh(stored):
                 self._cached = stored
                 return stored.access_token
-            return self._refresh_locked(stale_token=None)
-
-    def force_refresh(self, stale_token: str) -> str:
-        """The API refused ``stale_token`` (401): get a different, valid one."""
-        with self._mutex:
-            if self._cached is not None and self._fresh(self._cached, stale_token):
-                return self._cached.access_token
-            return self._refresh_locked(stale_token=stale_token)
+        return self._refresh_locked(stale_token=stale_token)
 
     def _load(self) -> TokenSet:
         stored = self._store.load()
@@ -734,47 +758,27 @@ class ClientCredentialsTokenProvider(_CachingProvider):
     ) -> None:
         super().__init__(
             store_or_cache or InMemoryTokenStore(),
+            token_url,
+            credentials,
             clock=clock,
+            http=http,
             refresh_margin_seconds=refresh_margin_seconds,
+            timeout_seconds=timeout_seconds,
+            max_attempts=max_attempts,
+            sleep=sleep,
             provider=provider,
             hint=reauthorise_hint,
             on_refresh=on_refresh,
         )
         self._scopes = " ".join(scopes)
         self._tenant_id = tenant_id
-        self._endpoint = _TokenEndpoint(
-            token_url,
-            credentials,
-            http=http,
-            timeout_seconds=timeout_seconds,
-            max_attempts=max_attempts,
-            sleep=sleep,
-            provider=provider,
-            hint=reauthorise_hint,
-        )
 
-    def access_token(self) -> str:
-        cached = self._cached
-        if cached is not None and self._fresh(cached):
-            return cached.access_token
-        with self._mutex:
-            if self._cached is not None and self._fresh(self._cached):
-                return self._cached.access_token
-            stored = self._store.load()
-            if stored is not None and self._fresh(stored):
-                self._cached = stored
-                return stored.access_token
-            return self._fetch(stored)
-
-    def force_refresh(self, stale_token: str) -> str:
-        with self._mutex:
-            if self._cached is not None and self._fresh(self._cached, stale_token):
-                return self._cached.access_token
-            stored = self._store.load()
-            if stored is not None and self._fresh(stored, stale_token):
-                self._cached = stored
-                return stored.access_token
-            return self._fetch(stored)
+    def _renew(self, stale_token: str | None) -> str:
+        stored = self._store.load()
+        if stored is not None and self._fresh(stored, stale_token):
+            self._cached = stored
+            return stored.access_token
+        return self._fetch(stored)
 
     def _fetch(self, previous: TokenSet | None) -> str:
         form = {"grant_type": "client_credentials"}
