@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -149,22 +149,22 @@ class _Parser:
             raise WhereParseError(f"Expected '{text}' but found '{token.text or 'end of expression'}'")
 
     def _or(self) -> Predicate:
-        parts = [self._and()]
-        while self._peek().text == "||":
-            self._take()
-            parts.append(self._and())
-        if len(parts) == 1:
-            return parts[0]
-        return lambda record: any(part(record) for part in parts)
+        return self._joined("||", self._and, any)
 
     def _and(self) -> Predicate:
-        parts = [self._not()]
-        while self._peek().text == "&&":
+        return self._joined("&&", self._not, all)
+
+    def _joined(
+        self, operator: str, operand: Callable[[], Predicate], combine: Callable[[Iterable[bool]], bool]
+    ) -> Predicate:
+        """``operand (operator operand)*``, true as ``combine`` (any, all) of the operands says."""
+        parts = [operand()]
+        while self._peek().text == operator:
             self._take()
-            parts.append(self._not())
+            parts.append(operand())
         if len(parts) == 1:
             return parts[0]
-        return lambda record: all(part(record) for part in parts)
+        return lambda record: combine(part(record) for part in parts)
 
     def _not(self) -> Predicate:
         if self._peek().text == "!":
