@@ -16,7 +16,6 @@ DynamoDB item layout (state table, ``pk`` S + ``sk`` S, TTL attribute ``expires_
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
@@ -142,53 +141,56 @@ class DynamoWindowCounts(WindowCounts):
     def _ttl(window: Window) -> dict[str, str]:
         return {"N": str(int(window.ends_at) + _TTL_GRACE_SECONDS)}
 
-    def take(self, window: Window, limit: int) -> bool:
+    def _update_if(
+        self, window: Window, update: str, condition: str, values: dict[str, dict[str, str]]
+    ) -> dict[str, Any] | None:
+        """One conditional update of the window's item: its new attributes, or None when the
+        condition failed (the count already says otherwise)."""
         ddb = self._ddb()
         try:
             result = ddb.update_item(
                 TableName=self.table_name,
                 Key=self._key(window),
-                UpdateExpression="SET expires_at = if_not_exists(expires_at, :ttl) ADD calls :one",
-                ConditionExpression="attribute_not_exists(calls) OR calls < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
-                    ":ttl": self._ttl(window),
-                },
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 # ALL_NEW, not UPDATED_NEW: the sandbox's moto server once answered a burst of
                 # concurrent updates without ``calls`` (a KeyError parked an event); the item is tiny.
                 ReturnValues="ALL_NEW",
             )
         except ddb.exceptions.ConditionalCheckFailedException:
+            return None
+        attributes: dict[str, Any] = result["Attributes"]
+        return attributes
+
+    def take(self, window: Window, limit: int) -> bool:
+        taken = self._update_if(
+            window,
+            "SET expires_at = if_not_exists(expires_at, :ttl) ADD calls :one",
+            "attribute_not_exists(calls) OR calls < :limit",
+            {":one": {"N": "1"}, ":limit": {"N": str(limit)}, ":ttl": self._ttl(window)},
+        )
+        if taken is None:
             self._remember(window, limit)
             return False
-        self._remember(window, int(result["Attributes"]["calls"]["N"]))
+        self._remember(window, int(taken["calls"]["N"]))
         return True
 
     def give_back(self, window: Window) -> None:
-        ddb = self._ddb()
-        with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
-            ddb.update_item(
-                TableName=self.table_name,
-                Key=self._key(window),
-                UpdateExpression="ADD calls :minus",
-                ConditionExpression="calls > :zero",
-                ExpressionAttributeValues={":minus": {"N": "-1"}, ":zero": {"N": "0"}},
-            )
+        self._update_if(
+            window, "ADD calls :minus", "calls > :zero", {":minus": {"N": "-1"}, ":zero": {"N": "0"}}
+        )
 
     def raise_to(self, window: Window, used: int) -> None:
         if used <= self._seen.get(window.key, 0):
             return
-        ddb = self._ddb()
         # A failed condition means the count is already at least that high.
-        with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
-            ddb.update_item(
-                TableName=self.table_name,
-                Key=self._key(window),
-                UpdateExpression="SET calls = :used, expires_at = if_not_exists(expires_at, :ttl)",
-                ConditionExpression="attribute_not_exists(calls) OR calls < :used",
-                ExpressionAttributeValues={":used": {"N": str(used)}, ":ttl": self._ttl(window)},
-            )
+        self._update_if(
+            window,
+            "SET calls = :used, expires_at = if_not_exists(expires_at, :ttl)",
+            "attribute_not_exists(calls) OR calls < :used",
+            {":used": {"N": str(used)}, ":ttl": self._ttl(window)},
+        )
         self._remember(window, used)
 
     def used(self, window: Window) -> int:
