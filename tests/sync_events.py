@@ -20,14 +20,16 @@ def sync_event(
     record_type: RecordType = RecordType.CLIENT,
     event_id: str = "evt_1",
     at: datetime = AT,
+    group_id: str | None = None,
 ) -> SyncEvent:
-    """Occurred and received at ``at``; grouped by the record, as the queue orders them."""
+    """Occurred and received at ``at``; grouped by the record, as the queue orders them, unless
+    ``group_id`` says otherwise (the client a batch orders its invoices and payments under)."""
     return SyncEvent(
         event_id=event_id,
         event_type=f"{record_type}.updated",
         record_type=record_type,
         record_id=record_id,
-        group_id=record_id,
+        group_id=group_id or record_id,
         occurred_at=at,
         received_at=at,
         record=record,

@@ -5,7 +5,6 @@ to its own event, each group in order, and nothing written twice."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -32,6 +31,7 @@ from shared.payments import PaymentSync
 from shared.wiring import SyncService
 from tests import ignition_records
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, ManualClock
+from tests.sync_events import sync_event
 from tests.unit.test_delivery_policy import InMemoryLedger
 from tests.xero_double import XeroDouble
 
@@ -126,18 +126,9 @@ class World:
         self, record_type: RecordType, record: dict[str, Any], group: str, receives: int = 1
     ) -> QueuedMessage:
         self._sent += 1
-        event_id = f"evt_{record['slug']}"
-        event = SyncEvent(
-            event_id=event_id,
-            event_type=f"{record_type}.created",
-            record_type=record_type,
-            record_id=record["slug"],
-            group_id=group,
-            occurred_at=T0,
-            received_at=T0,
-            record=record,
-            payload_sha256=hashlib.sha256(event_id.encode()).hexdigest(),
-            correlation_id="corr",
+        slug = record["slug"]
+        event = sync_event(
+            slug, record, record_type=record_type, event_id=f"evt_{slug}", at=T0, group_id=group
         )
         return QueuedMessage(f"m{self._sent}", event.model_dump_json(), f"r{self._sent}", receives, group)
 
