@@ -263,25 +263,13 @@ class XeroClient(XeroFinders):
         )
 
     def iter_contacts(
-        self,
-        where: str | None = None,
-        *,
-        ids: Sequence[str] = (),
-        page_size: int = 100,
-        include_archived: bool = False,
-        summary_only: bool = False,
-        modified_since: datetime | None = None,
+        self, where: str | None = None, *, page_size: int = 100, include_archived: bool = False
     ) -> Iterator[Contact]:
-        """Every page of ``GET /Contacts``, lazily (each page is one budgeted call)."""
+        """Every page of ``GET /Contacts``, lazily (each page is one budgeted call). A read of
+        everything (the backfill's): the finer filters are ``find_contacts``'s, one page at a time."""
         return _every_page(
             lambda page: self.find_contacts(
-                where,
-                ids=ids,
-                page=page,
-                page_size=page_size,
-                include_archived=include_archived,
-                summary_only=summary_only,
-                modified_since=modified_since,
+                where, page=page, page_size=page_size, include_archived=include_archived
             ),
             page_size,
         )
@@ -345,35 +333,9 @@ class XeroClient(XeroFinders):
             "/Invoices", "Invoices", Invoice, params, where, ids=ids, modified_since=modified_since
         )
 
-    def iter_invoices(
-        self,
-        where: str | None = None,
-        *,
-        ids: Sequence[str] = (),
-        invoice_numbers: Sequence[str] = (),
-        contact_ids: Sequence[str] = (),
-        statuses: Sequence[str] = (),
-        page_size: int = 100,
-        modified_since: datetime | None = None,
-        summary_only: bool = False,
-        unitdp4: bool = False,
-    ) -> Iterator[Invoice]:
+    def iter_invoices(self, where: str | None = None, *, page_size: int = 100) -> Iterator[Invoice]:
         """Every page of ``GET /Invoices``, lazily (each page is one budgeted call)."""
-        return _every_page(
-            lambda page: self.find_invoices(
-                where,
-                ids=ids,
-                invoice_numbers=invoice_numbers,
-                contact_ids=contact_ids,
-                statuses=statuses,
-                page=page,
-                page_size=page_size,
-                modified_since=modified_since,
-                summary_only=summary_only,
-                unitdp4=unitdp4,
-            ),
-            page_size,
-        )
+        return _every_page(lambda page: self.find_invoices(where, page=page, page_size=page_size), page_size)
 
     def get_invoice(self, invoice_id_or_number: str, *, unitdp4: bool = False) -> Invoice | None:
         """One invoice with its line items, by InvoiceID or InvoiceNumber; None when Xero has none.
@@ -446,21 +408,9 @@ class XeroClient(XeroFinders):
             "/Payments", "Payments", Payment, params, where, any_of=any_of, modified_since=modified_since
         )
 
-    def iter_payments(
-        self,
-        where: str | None = None,
-        *,
-        ids: Sequence[str] = (),
-        page_size: int = 100,
-        modified_since: datetime | None = None,
-    ) -> Iterator[Payment]:
+    def iter_payments(self, where: str | None = None, *, page_size: int = 100) -> Iterator[Payment]:
         """Every page of ``GET /Payments``, lazily."""
-        return _every_page(
-            lambda page: self.find_payments(
-                where, ids=ids, page=page, page_size=page_size, modified_since=modified_since
-            ),
-            page_size,
-        )
+        return _every_page(lambda page: self.find_payments(where, page=page, page_size=page_size), page_size)
 
     def get_payment(self, payment_id: str) -> Payment | None:
         """``GET /Payments/{PaymentID}``; None when Xero has none."""
