@@ -27,7 +27,6 @@ from shared.config import IgnitionConfig
 from shared.ignition.reporting import IgnitionRateLimited
 from shared.windowed_budget import (
     DynamoWindowCounts,
-    InMemoryWindowCounts,
     WindowCounts,
     WindowedBudget,
     WindowSpec,
@@ -80,28 +79,10 @@ class IgnitionRequestBudget:
 
     @classmethod
     def in_table(
-        cls,
-        table_name: str,
-        config: IgnitionConfig,
-        *,
-        background: bool = False,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        cls, table_name: str, config: IgnitionConfig, *, background: bool = False
     ) -> IgnitionRequestBudget:
         """The practice's budget in the state table (every function and the CLI share it)."""
-        counts = DynamoWindowCounts(table_name, IGNITION_BUDGET_PK)
-        return cls(counts, config, background=background, clock=clock, sleep=sleep)
-
-    @classmethod
-    def in_memory(
-        cls,
-        config: IgnitionConfig,
-        *,
-        background: bool = False,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> IgnitionRequestBudget:
-        return cls(InMemoryWindowCounts(), config, background=background, clock=clock, sleep=sleep)
+        return cls(DynamoWindowCounts(table_name, IGNITION_BUDGET_PK), config, background=background)
 
     def acquire(self) -> None:
         """Take one request from this hour, or raise :class:`IgnitionBudgetExhausted`."""
