@@ -23,6 +23,7 @@ from shared.ignition import exact_json
 from shared.ignition.webhook import WebhookAuthError, parse_webhook, to_sync_event, verify_webhook
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionInvoice, IgnitionPayment
+from tests.ignition_records import line
 
 SECRET = "emulator-test-secret"
 API = "/external/api/v1/reporting"
@@ -452,13 +453,7 @@ def invoice_body(slug: str, client: str = "cli_1", **fields: Any) -> dict[str, A
         "due_date": "2025-03-15",
         "payment_state": "unpaid",
         "items": [
-            {
-                "description": "Annual accounts",
-                "quantity": "1",
-                "unit_price": {"amount": "1122.27", "currency": "AUD"},
-                "tax_rate": "10",
-                "service": {"slug": "svc_1", "name": "Compliance"},
-            }
+            line("1122.27", description="Annual accounts", service={"slug": "svc_1", "name": "Compliance"})
         ],
         **fields,
     }

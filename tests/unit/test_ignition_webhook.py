@@ -27,6 +27,7 @@ from shared.ignition.webhook import (
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionInvoice, IgnitionPayment
 from shared.money import parse_amount
+from tests.ignition_records import line
 
 SECRET = "whsec-test-0123456789"
 NOW = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -395,15 +396,7 @@ def invoice_record(**overrides: Any) -> dict[str, Any]:
         "due_date": "2025-03-15",
         "reference": "Proposal PR-12",
         "payment_state": "unpaid",
-        "items": [
-            {
-                "description": "Monthly bookkeeping",
-                "quantity": "1",
-                "unit_price": {"amount": "1122.27", "currency": "AUD"},
-                "tax_rate": "10",
-                "service": {"slug": "svc_1", "name": "Bookkeeping"},
-            }
-        ],
+        "items": [line("1122.27", service={"slug": "svc_1", "name": "Bookkeeping"})],
         "created_at": "2025-03-01T08:00:00Z",
         "updated_at": "2025-03-01T09:00:00Z",
     }
