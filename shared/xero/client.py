@@ -282,14 +282,7 @@ class XeroClient(XeroFinders):
             "/Contacts/{ContactID}" if _UUID.match(contact_id_or_number) else "/Contacts/{ContactNumber}"
         )
         field = "ContactID" if template.endswith("{ContactID}") else "ContactNumber"
-        try:
-            response = self._request("GET", template, path={field: contact_id_or_number})
-        except XeroNotFound:
-            return None
-        if response.status_code == 304:
-            return None
-        contacts = _parse_items(_json(response, template), "Contacts", Contact, template)
-        return contacts[0] if contacts else None
+        return self._get_one(template, "Contacts", Contact, {field: contact_id_or_number})
 
     def save_contacts(self, contacts: Sequence[Contact], idempotency_key: str | None = None) -> list[Contact]:
         """``POST /Contacts?summarizeErrors=false``: create, or update by ContactID. One Contact
@@ -347,14 +340,9 @@ class XeroClient(XeroFinders):
             raise ValueError("invoice id or number is required")
         params = {"unitdp": "4"} if unitdp4 else {}
         if _UUID.match(invoice_id_or_number):
-            template = "/Invoices/{InvoiceID}"
-            try:
-                found = self._get_collection(
-                    template, "Invoices", Invoice, params, path={"InvoiceID": invoice_id_or_number}
-                )
-            except XeroNotFound:
-                return None
-            return found[0] if found else None
+            return self._get_one(
+                "/Invoices/{InvoiceID}", "Invoices", Invoice, {"InvoiceID": invoice_id_or_number}, params
+            )
         candidates = [
             invoice
             for invoice in self.find_invoices(invoice_numbers=[invoice_id_or_number], page=1, unitdp4=unitdp4)
@@ -415,13 +403,7 @@ class XeroClient(XeroFinders):
     def get_payment(self, payment_id: str) -> Payment | None:
         """``GET /Payments/{PaymentID}``; None when Xero has none."""
         _require_uuid(payment_id, "payment id")
-        try:
-            found = self._get_collection(
-                "/Payments/{PaymentID}", "Payments", Payment, {}, path={"PaymentID": payment_id}
-            )
-        except XeroNotFound:
-            return None
-        return found[0] if found else None
+        return self._get_one("/Payments/{PaymentID}", "Payments", Payment, {"PaymentID": payment_id})
 
     def delete_payment(self, payment_id: str, *, idempotency_key: str | None = None) -> Payment:
         """``POST /Payments/{PaymentID}`` ``{"Status":"DELETED"}``: the invoice is due again.
@@ -579,6 +561,21 @@ class XeroClient(XeroFinders):
         if response.status_code == 304:
             return []
         return _parse_items(_json(response, endpoint), key, model, endpoint)
+
+    def _get_one(
+        self,
+        template: str,
+        key: str,
+        model: type[M],
+        path: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+    ) -> M | None:
+        """One record by its own path; None when Xero has none (404, or an empty list)."""
+        try:
+            found = self._get_collection(template, key, model, params or {}, path=path)
+        except XeroNotFound:
+            return None
+        return found[0] if found else None
 
     def _get_fitted(
         self,
