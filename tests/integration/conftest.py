@@ -284,6 +284,12 @@ class Books(World):
         result: dict[str, Any] = response.json()
         return result
 
+    def edit_in_xero(self, slug: str, **fields: Any) -> str:
+        """Change the Xero contact of client ``slug`` as a person would; returns its ContactID."""
+        contact_id = str(self.contact_of(slug)["ContactID"])
+        self.xero_api("POST", "/Contacts", {"Contacts": [{"ContactID": contact_id, **fields}]})
+        return contact_id
+
     def contact_of(self, slug: str) -> dict[str, Any]:
         (contact,) = [c for c in self.contacts(ContactNumber=slug) if c["ContactStatus"] == "ACTIVE"] or [
             self.contacts(ContactNumber=slug)[0]

@@ -56,10 +56,8 @@ def test_given_every_category_seeded_when_reconciled_then_each_is_reported_once_
     duplicated = books.new_client("dup")
     updated = books.new_client("updated")
     books.settle()
-    edit = {"ContactID": books.contact_of(edited)["ContactID"], "EmailAddress": "typed.by.hand@example.test"}
-    books.xero_api("POST", "/Contacts", {"Contacts": [edit]})
-    archive = {"ContactID": books.contact_of(archived)["ContactID"], "ContactStatus": "ARCHIVED"}
-    books.xero_api("POST", "/Contacts", {"Contacts": [archive]})
+    books.edit_in_xero(edited, EmailAddress="typed.by.hand@example.test")
+    books.edit_in_xero(archived, ContactStatus="ARCHIVED")
     (cent_invoice,) = books.xero_invoices(Reference=cent)
     books.xero_api("POST", "/Invoices", {"Invoices": [{"InvoiceID": cent_invoice["InvoiceID"], "LineItems": [
         {"Description": "Bookkeeping", "Quantity": 1, "UnitAmount": 100.01, "AccountCode": "200",
@@ -195,8 +193,7 @@ def test_given_a_xero_webhook_event_for_an_edited_contact_then_drift_is_reported
 ) -> None:
     edited = books.new_client("edited")
     books.settle()
-    contact_id = books.contact_of(edited)["ContactID"]
-    books.xero_api("POST", "/Contacts", {"Contacts": [{"ContactID": contact_id, "Name": "Edited in Xero"}]})
+    contact_id = books.edit_in_xero(edited, Name="Edited in Xero")
     assert books.sandbox.resources is not None
     table = books.sandbox.resources.state_table
     aws.client("dynamodb").put_item(
@@ -221,10 +218,7 @@ def test_given_drift_healing_is_configured_then_an_edit_in_xero_is_overwritten_f
 ) -> None:
     edited = books.new_client("edited")
     books.settle()
-    contact_id = books.contact_of(edited)["ContactID"]
-    books.xero_api(
-        "POST", "/Contacts", {"Contacts": [{"ContactID": contact_id, "EmailAddress": "x@hand.test"}]}
-    )
+    books.edit_in_xero(edited, EmailAddress="x@hand.test")
     handler = books.sandbox.reconcile
     assert handler is not None
     original: IntegrationConfig = handler.config
