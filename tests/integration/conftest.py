@@ -92,6 +92,14 @@ class World:
         self.settle()
         return slug
 
+    def synced_invoice(self, client_slug: str) -> tuple[str, dict[str, Any]]:
+        """The test's invoice (``inv_<tag>``): 100.00 plus 10% GST for ``client_slug``, synced to
+        Xero before the test goes on. Its slug and the Ignition record."""
+        slug = f"inv_{self.tag}"
+        record = self.invoice(slug, client_slug, [ignition_records.line("100.00")], "110.00")
+        self.put_and_settle("invoices", record)
+        return slug, record
+
     def only_invoice(self, slug: str) -> dict[str, Any]:
         """The one Xero invoice of the Ignition invoice ``slug``."""
         (invoice,) = self.xero_invoices(Reference=slug)

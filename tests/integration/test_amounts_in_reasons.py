@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests import ignition_records
-from tests.ignition_records import line
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
@@ -16,9 +15,7 @@ def test_given_a_paid_xero_invoice_when_ignition_voids_it_then_the_dead_letter_q
     world: World,
 ) -> None:
     client = world.synced_client()
-    invoice = f"inv_{world.tag}"
-    record = world.invoice(invoice, client, [line("100.00")], "110.00")
-    world.put_and_settle("invoices", record)
+    invoice, record = world.synced_invoice(client)
     world.put_and_settle(
         "payments",
         ignition_records.payment(f"pypay_{world.tag}", client, "10.00", invoice),

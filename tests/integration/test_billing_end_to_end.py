@@ -1,4 +1,4 @@
-"""Invoice and payment sync scenarios through the whole path: Ignition invoices and payments -> Xero, to the cent."""
+"""Invoice and payment sync scenarios through the whole path: Ignition -> Xero, to the cent."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ def test_given_invoice_for_a_client_not_yet_in_xero_then_contact_and_invoice_are
 ) -> None:
     client = world.slug()
     world.put_client(world.client(client), deliver=False)  # the client's own webhook was lost
-    invoice = f"inv_{world.tag}"
 
-    world.put_and_settle("invoices", world.invoice(invoice, client, [line("100.00")], "110.00"))
+    invoice, _ = world.synced_invoice(client)
 
     (contact,) = world.contacts(ContactNumber=client)
     xero = world.only_invoice(invoice)
@@ -86,8 +85,7 @@ def test_given_three_times_33_335_then_xero_rounds_per_line_and_the_total_still_
 
 def test_given_partial_then_full_payment_then_invoice_is_paid_exactly_once_each(world: World) -> None:
     client = world.synced_client()
-    invoice = f"inv_{world.tag}"
-    world.put_and_settle("invoices", world.invoice(invoice, client, [line("100.00")], "110.00"))
+    invoice, _ = world.synced_invoice(client)
     xero_id = world.only_invoice(invoice)["InvoiceID"]
 
     for n, amount in enumerate(["40.00", "70.00"], start=1):
@@ -150,9 +148,7 @@ def test_given_authorised_invoice_when_changed_in_ignition_then_updated_unless_a
     world: World,
 ) -> None:
     client = world.synced_client()
-    invoice = f"inv_{world.tag}"
-    record = world.invoice(invoice, client, [line("100.00")], "110.00")
-    world.put_and_settle("invoices", record)
+    invoice, record = world.synced_invoice(client)
 
     world.put_and_settle(
         "invoices", {**record, "items": [line("120.00")], "amount": {"total": "132.00", "currency": "AUD"}}

@@ -94,8 +94,7 @@ def test_given_payment_written_then_worker_died_when_event_redelivered_then_appl
 ) -> None:
     client = world.slug()
     world.put_client(world.client(client))
-    invoice = f"inv_{world.tag}"
-    world.put_and_settle("invoices", world.invoice(invoice, client, [line("100.00")], "110.00"))
+    invoice, _ = world.synced_invoice(client)
     payment = ignition_records.payment(f"pypay_{world.tag}", client, "50.00", invoice)
     service = world.sandbox.sync.service()  # type: ignore[union-attr]
     crashing = dies_before_mapping(service.payments)
