@@ -218,9 +218,11 @@ def idle_month(
         if profile is None:
             continue
         runs = runs_per_month(schedule)
-        if mode == "poll":  # every 2 minutes: mostly a warm environment, its secret cached
+        if mode == "poll":  # every 2 minutes: mostly a warm environment, its token cached
             cold = float(ASSUMPTIONS["cold_start_share_poll"])  # type: ignore[arg-type]
             _function_lines(lines, f"poll ({schedule}, {runs:.0f} runs)", profile, runs, cold)
+            # A new environment reads the Ignition secret twice (credentials, token set).
+            lines.add("Secrets Manager", "poll secret reads (cold)", runs * cold * 2, "secrets_api_call")
             continue
         cold = float(ASSUMPTIONS["cold_start_share_scheduled"])  # type: ignore[arg-type]
         _function_lines(lines, f"reconcile {mode} ({schedule}, {runs:.0f} runs)", profile, runs, cold)

@@ -148,11 +148,13 @@ def ignition_client(
     *,
     http: httpx.Client | None = None,
     background: bool = False,
+    tokens: TokenProvider | None = None,
     **options: Any,
 ) -> IgnitionReportingClient:
     """The Reporting API client, spending from the practice's one request budget (``background``:
-    only above the reserve left to the sync and the reconciliation)."""
-    tokens = ignition_token_provider(settings, config)
+    only above the reserve left to the sync and the reconciliation). ``tokens``: a provider kept
+    across runs (its cached access token saves the secret reads of a new one)."""
+    tokens = tokens or ignition_token_provider(settings, config)
     return IgnitionReportingClient.from_config(
         config.ignition,
         tokens.access_token,

@@ -17,11 +17,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.entry import PowertoolsHandler, from_environment, powertools
 from shared.config import IntegrationConfig, PollSettings
+from shared.oauth import TokenProvider
 from shared.observability import Metric
 from shared.poll import Poller, PollResult
 from shared.store.poll_state import DynamoPollStateStore, DynamoRunLease
 from shared.store.queue import SqsEventQueue
-from shared.wiring import ignition_client
+from shared.wiring import ignition_client, ignition_token_provider
 
 logger, metrics = powertools()
 
@@ -45,6 +46,9 @@ class PollHandler(PowertoolsHandler):
     def __init__(self, settings: PollSettings, config: IntegrationConfig) -> None:
         self.settings = settings
         self.config = config
+        # One per execution environment, as shared/oauth.py asks: its cached access token spares
+        # the every-2-minutes runs two secret reads each (bench/cost.py, the idle month).
+        self._tokens: TokenProvider | None = None
         super().__init__(logger, metrics)
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -72,9 +76,13 @@ class PollHandler(PowertoolsHandler):
 
     def _poller(self, http: httpx.Client) -> Poller:
         table = self.settings.state_table
+        if self._tokens is None:  # at the first run: a cold start without a secret is not a crash
+            self._tokens = ignition_token_provider(self.settings, self.config)
         return Poller(
             # The poller spends only above the reserve it leaves to the sync and reconciliation.
-            ignition=ignition_client(self.settings, self.config, http=http, background=True),
+            ignition=ignition_client(
+                self.settings, self.config, http=http, background=True, tokens=self._tokens
+            ),
             queue=SqsEventQueue(self.settings.sync_queue_url),
             state=DynamoPollStateStore(table),
             lease=DynamoRunLease(table, LEASE_SECONDS),
