@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
 
-import app as cdk_app
-from infra.config import CLIENTS_DIR
-from tests.infra.conftest import Synthesised
+from tests.infra.conftest import Synthesised, synthesise_variant
 from tests.markdown_links import REPO, github_anchors
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
@@ -23,22 +19,9 @@ pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 @pytest.fixture(scope="module")
 def enabled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """clients/example.json with Xero -> Ignition drafts turned on."""
-    tmp_path = tmp_path_factory.mktemp("mcp-variant")
-    data = json.loads((CLIENTS_DIR / "example.json").read_text())
-    data["runtime"]["xero_to_ignition"] = {"enabled": True}
-    (tmp_path / "variant.json").write_text(json.dumps(data))
-    app = App(
-        context=cdk_app._context(
-            ["-c", "client=variant", "-c", "bundle=false", "-c", f"clients_dir={tmp_path}"]
-        ),
-        outdir=str(tmp_path / "out"),
-    )
-    stack = cdk_app.build(app)  # cdk-nag runs at synth: a finding raises
-    assembly = app.synth()
-    raw: dict[str, Any] = json.loads(
-        Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path).read_text()
-    )
-    return raw
+    return synthesise_variant(
+        tmp_path_factory.mktemp("mcp-variant"), {"xero_to_ignition": {"enabled": True}}
+    ).raw
 
 
 def _of_type(raw: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
