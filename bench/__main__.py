@@ -363,6 +363,14 @@ def only_cost(args: argparse.Namespace) -> int:
             "kept_from_the_last_full_run": ["ingest_warm", "sync_warm", "cold.ingest", "cold.sync", "steady"],
         },
     }
+    alone = raw["cost"]["measured_alone"]
+    where = (
+        f"from a cost-only run at {alone['measured_at']} (`python -m bench --only cost`, load "
+        f"{alone['load_average_1_5_15']}); the ingest and sync profiles and the steady state are the "
+        "full run's"
+    )
+    for figure in figures:
+        figure.notes = f"{figure.notes}; {where}" if figure.notes else where
     new = {f.key: f.as_json() for f in figures}
     document["figures"] = {**document["figures"], **new}
     document["prices"] = prices_document()
