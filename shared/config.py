@@ -541,8 +541,9 @@ class BatchingRules(StrictModel):
     max_messages: int = Field(default=50, ge=1, le=100)
     # ReceiveMessage's wait when collecting: 0 is a short poll (no latency added when idle).
     receive_wait_seconds: int = Field(default=0, ge=0, le=20)
-    # The longest one record's Xero call waits for the other groups' before it goes anyway.
-    gather_wait_seconds: float = Field(default=1.0, gt=0, le=10)
+    # The longest one record's Xero call waits for the other groups' before it goes anyway: a
+    # safety net only (a call goes as soon as every thread waits), so it costs no latency alone.
+    gather_wait_seconds: float = Field(default=5.0, gt=0, le=30)
 
 
 class IntegrationConfig(StrictModel):

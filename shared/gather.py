@@ -36,7 +36,7 @@ Send = Callable[["Kind", list[Any], "str | None", bool], list[Any]]
 Kind = Literal["lookup", "save_contacts", "create_invoices", "save_invoices", "create_payments"]
 # How long a thread waits for the others before its call goes anyway: the gathering must never
 # cost more than this in latency, whatever another thread is busy with.
-DEFAULT_MAX_WAIT_SECONDS = 1.0
+DEFAULT_MAX_WAIT_SECONDS = 5.0
 
 
 @dataclass(eq=False)
