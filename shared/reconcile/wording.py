@@ -57,6 +57,21 @@ FAILURES: dict[str, tuple[str, str]] = {
         "This Xero invoice is marked for Ignition, but its contact is not linked to an Ignition client.",
         "Add the client in Ignition (it then syncs to this contact), then save the Xero invoice again.",
     ),
+    "ignition_schema": (
+        "Ignition's draft tool cannot take this invoice as it is (its published fields refuse a value).",
+        "Ask your IT contact to compare runtime.ignition.mcp in clients/{firm}.json with the detail; "
+        "then save the Xero invoice again.",
+    ),
+    "ignition_tool_missing": (
+        "The Ignition user connected for drafts is not allowed to create invoice drafts.",
+        "Ask your IT contact to reconnect with a user whose Ignition role can create invoices "
+        "(python -m cli connect ignition-mcp), then save the Xero invoice again.",
+    ),
+    "ignition_mcp_not_configured": (
+        "Xero to Ignition drafts are not set up in this deployment.",
+        "Ask your IT contact to turn on runtime.xero_to_ignition in clients/{firm}.json, deploy and run "
+        "python -m cli connect ignition-mcp; then save the Xero invoice again.",
+    ),
     "mapping_rule": (
         "The firm's settings cannot turn this invoice into a Xero invoice (account, tax or tracking).",
         f"Ask your IT contact to correct runtime.invoices in clients/{{firm}}.json, {_REPLAY}.",
