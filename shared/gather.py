@@ -15,15 +15,22 @@ delivery policy (``shared/delivery.py``) retries or parks as it would one record
 A new contact whose name another new contact of the same call already carries waits for the next
 call: by then the first one is mapped, so the second is told apart by the matching rules instead of
 racing it for the name.
+
+The case-safe lookup of new clients is the one kind whose size grows with its clients: three
+clauses each, about 8 clients per 2,000-character URL. A lookup of :data:`INDEX_FROM_QUERIES`
+clients or more is answered from :class:`ContactIndex` instead, the organisation's contacts read in
+full once per execution environment and then only what changed (one call for the whole lookup).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from shared.models.xero import Contact, Currency, Invoice, Organisation, Payment, TaxRate
@@ -34,6 +41,21 @@ from shared.xero.idempotency import idempotency_key
 T = TypeVar("T")
 Send = Callable[["Kind", list[Any], "str | None", bool], list[Any]]
 Kind = Literal["lookup", "save_contacts", "create_invoices", "save_invoices", "create_payments"]
+# A lookup of this many new clients or more reads the contact index (the where lookup would take
+# two calls or more); an organisation with more than INDEX_MAX_PAGES pages of contacts keeps the
+# where lookups (its first full read would cost more than it saves).
+INDEX_FROM_QUERIES = 9
+INDEX_PAGE_SIZE = 1_000
+INDEX_MAX_PAGES = 5
+# Changes are read from this long before the newest change already read: Xero's own clock, and a
+# superset (each contact is kept by its ContactID).
+INDEX_OVERLAP = timedelta(seconds=5)
+# The clauses shared/xero/finders.py contact_query writes: Field=="v", Field.ToLower()=="v",
+# ContactID==Guid("v") (a literal never holds a quote: shared/xero/where.py where_safe).
+_CLAUSE = re.compile(
+    r'\b(ContactNumber|Name|EmailAddress|ContactID)(\.ToLower\(\))?==(?:"([^"]*)"|Guid\("([^"]*)"\))'
+)
+
 # How long a thread waits for the others before its call goes anyway: the gathering must never
 # cost more than this in latency, whatever another thread is busy with.
 DEFAULT_MAX_WAIT_SECONDS = 5.0
@@ -186,6 +208,89 @@ class CallGather:
                 start += len(p.items)
 
 
+@dataclass(frozen=True)
+class _Condition:
+    field: str
+    value: str
+    folded: bool  # compared ignoring case
+
+    def matches(self, contact: Contact) -> bool:
+        actual = str(getattr(contact, self.field) or "")
+        if self.folded or self.field == "ContactID":
+            return actual.casefold() == self.value.casefold()
+        return actual == self.value
+
+
+def _conditions(queries: Sequence[ContactQuery]) -> list[list[_Condition]] | None:
+    """Each clause of ``queries`` as the conditions it holds; None when one is not understood (the
+    where lookup is then sent as it is)."""
+    out: list[list[_Condition]] = []
+    for query in queries:
+        for clause in query.any_of:
+            found = [
+                _Condition(m[1], m[3] if m[3] is not None else m[4], bool(m[2]))
+                for m in _CLAUSE.finditer(clause)
+            ]
+            if not found:
+                return None
+            out.append(found)
+    return out
+
+
+class ContactIndex:
+    """The organisation's contacts (archived ones too), read in full once and then by
+    If-Modified-Since from the newest change read, plus the contacts our own writes return. Matched
+    like the where lookup: ContactNumber and ContactID exactly, Name and EmailAddress ignoring
+    case, a search term as Xero's searchTerm (contained in the name, names, number or e-mail,
+    ignoring case); a superset, the caller chooses exactly (``shared/matching.py``)."""
+
+    def __init__(self) -> None:
+        self._contacts: dict[str, Contact] = {}
+        self._newest: datetime | None = None
+        self._loaded = False
+        self.too_big = False
+
+    def refresh(self, client: XeroClient) -> bool:
+        """Read what changed since the last read (everything the first time); False when the
+        organisation has too many contacts for an index."""
+        since = None if not self._loaded or self._newest is None else self._newest - INDEX_OVERLAP
+        page = 1
+        while True:
+            got = client.find_contacts(
+                page=page, page_size=INDEX_PAGE_SIZE, include_archived=True, modified_since=since
+            )
+            self.add(got)
+            if len(got) < INDEX_PAGE_SIZE:
+                self._loaded = True
+                return True
+            if since is None and page >= INDEX_MAX_PAGES:
+                self.too_big = True
+                self._contacts.clear()
+                return False
+            page += 1
+
+    def add(self, contacts: Sequence[Contact]) -> None:
+        for contact in contacts:
+            if contact.ContactID is None or contact.ValidationErrors:
+                continue
+            self._contacts[str(contact.ContactID).lower()] = contact
+            stamp = contact.UpdatedDateUTC
+            if stamp is not None and (self._newest is None or stamp > self._newest):
+                self._newest = stamp
+
+    def candidates(self, clauses: list[list[_Condition]], terms: Sequence[str]) -> list[Contact]:
+        folded = [t.casefold() for t in terms]
+        found: list[Contact] = []
+        for contact in self._contacts.values():
+            if any(all(c.matches(contact) for c in clause) for clause in clauses) or any(
+                t in str(getattr(contact, f) or "").casefold()
+                for t in folded
+                for f in ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
+            ):
+                found.append(contact)
+        return found
+
+
 class GatheredXero:
     """The Xero client as the use cases see it during a gathered batch: the five gathered calls go
     through :class:`CallGather`, everything else straight to the client. The organisation's
@@ -195,15 +300,21 @@ class GatheredXero:
         self._client = client
         self.gather = gather
         self._reference_lock = threading.Lock()
+        self.contacts = ContactIndex()
 
     def _send(self, kind: Kind, items: list[Any], key: str | None, option: bool) -> list[Any]:
         client = self._client
         if kind == "lookup":
             clauses = tuple(dict.fromkeys(c for q in items for c in q.any_of))
             terms = tuple(dict.fromkeys(t for q in items for t in q.search_terms))
+            conditions = _conditions(items) if len(items) >= INDEX_FROM_QUERIES else None
+            if conditions is not None and not self.contacts.too_big and self.contacts.refresh(client):
+                return self.contacts.candidates(conditions, terms)
             return client.find_contact_candidates(ContactQuery(clauses, terms))
         if kind == "save_contacts":
-            return client.save_contacts(items, idempotency_key=key)
+            saved = client.save_contacts(items, idempotency_key=key)
+            self.contacts.add(saved)
+            return saved
         if kind == "create_invoices":
             return client.create_invoices(items, idempotency_key=key, unitdp4=option)
         if kind == "save_invoices":

@@ -237,3 +237,24 @@ def test_given_a_synced_batch_when_its_messages_come_again_in_a_later_batch_then
     assert answer == {"batchItemFailures": []} and world.dead.parked == []
     state = world.xero.state()
     assert len(state["Contacts"]) == 2 and len(state["Invoices"]) == 2 and len(state["Payments"]) == 2
+
+
+def test_given_many_new_clients_one_typed_into_xero_when_batched_then_one_read_links_it_one_post() -> None:
+    world = World()
+    (typed,) = world.xero.seed("Contacts", {"Name": "Typed By Hand", "EmailAddress": "CLI_3@FIRM.TEST"})
+    first = [world.message(RecordType.CLIENT, client(f"cli_{n}"), f"cli_{n}") for n in range(12)]
+
+    world.run(first[:10], first[10:])
+
+    assert world.calls() == ["GET /api.xro/2.0/Contacts", "POST /api.xro/2.0/Contacts"]
+    linked = world.store.get(RecordType.CLIENT, "cli_3")
+    assert linked is not None and linked.xero_id == typed["ContactID"] and linked.match_method == "email"
+    assert len(world.xero.state()["Contacts"]) == 12  # 11 created, the typed one linked
+
+    # The next batch reads only what changed since: one call again, the index kept.
+    later = [world.message(RecordType.CLIENT, client(f"cli_{n}"), f"cli_{n}") for n in range(12, 22)]
+    world.run(later)
+
+    reads = [r for r in world.xero.api_requests() if r.method == "GET"]
+    assert len(reads) == 2 and "If-Modified-Since" in reads[1].headers
+    assert len(world.xero.state()["Contacts"]) == 22
