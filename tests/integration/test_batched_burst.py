@@ -14,9 +14,8 @@ import pytest
 
 from sandbox.environment import Sandbox
 from tests.chaos.conftest import Chaos, Workload, new_tag
-from tests.sandbox_options import sandbox_options
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("batched_burst")]
+pytestmark = [pytest.mark.integration]
 
 FAULTS: dict[str, Any] = {
     "xero": {
@@ -52,26 +51,11 @@ class Burst(Workload):
         return puts
 
 
-@pytest.fixture(scope="module")
-def batched() -> Iterator[Sandbox]:
-    options = sandbox_options(
-        max_inline_wait_seconds=3,
-        sync_timeout_seconds=60,
-        visibility_timeout=90,
-        sync_concurrency=2,
-        isolated_sync_workers=True,
-        prefix="batched",
-        log_level="CRITICAL",
-        extra_config={"batching": {"enabled": True}, "xero": {"timeout_seconds": 5}},
-    )
-    with Sandbox(options) as running:
-        yield running
-
-
 @pytest.fixture
-def chaos(batched: Sandbox, request: pytest.FixtureRequest) -> Iterator[Chaos]:
-    batched.wait_until_idle(timeout=120)
-    driver = Chaos(batched, request)
+def chaos(sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[Chaos]:
+    """The suite's own sandbox (gathered batches are the default configuration)."""
+    sandbox.wait_until_idle(timeout=120)
+    driver = Chaos(sandbox, request)
     yield driver
     driver.clear_faults()
     driver.http.close()
@@ -92,7 +76,6 @@ def burst(chaos: Chaos, clients: int, invoices: int, seed: int) -> tuple[dict[st
         for label, n in after.items()
         if " /connect" not in label and "/connections" not in label
     )
-    print({label: n - before.get(label, 0) for label, n in after.items() if n - before.get(label, 0)})
     return figures, calls
 
 
