@@ -55,9 +55,13 @@ test: setup browser lint typecheck audit
 	$(PYTEST) -m "not slow" tests/fuzz
 	$(PYTEST) -m "not slow" tests/chaos
 
+## Style and McCabe complexity (ruff), and the import contracts of pyproject.toml (import-linter:
+## production never imports test or operator code, adapters never import use cases, the layers of
+## shared/). Run from the repository root, which lint-imports puts on the import path.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: setup
 	$(BIN)/mypy shared functions sandbox infra cli bench tools app.py
