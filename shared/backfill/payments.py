@@ -38,10 +38,6 @@ class _Known:
 class PaymentsPhase(batch.BackfillPhase[IgnitionPayment]):
     name = "payments"
 
-    def __init__(self, run: batch.BackfillRun) -> None:
-        super().__init__(run)
-        self._rules = run.config.payments
-
     def _pending(self, counts: PhaseCounts) -> list[IgnitionPayment]:
         """The payments with allocations still to map, each narrowed to those allocations."""
         payments = list(self._run.ignition.iter_payments())
@@ -52,7 +48,7 @@ class PaymentsPhase(batch.BackfillPhase[IgnitionPayment]):
             targets = [t for t in payment.invoices if allocation_id(payment.slug, t.slug) not in mapped]
             if not targets:
                 continue
-            if payment.state.lower() not in self._rules.applied_states:
+            if payment.state.lower() not in self._run.config.payments.applied_states:
                 counts.skipped += len(targets)
                 continue
             pending.append(payment.model_copy(update={"invoices": targets}))
@@ -118,7 +114,7 @@ class PaymentsPhase(batch.BackfillPhase[IgnitionPayment]):
             writes.append(
                 batch.Write(
                     allocation_id(payment.slug, allocation.invoice_slug),
-                    xero_payment(allocation, payment, self._rules),
+                    xero_payment(allocation, payment, self._run.config.payments),
                     "created",
                     extra={"payment": payment, "invoice_slug": allocation.invoice_slug},
                 )
@@ -130,7 +126,7 @@ class PaymentsPhase(batch.BackfillPhase[IgnitionPayment]):
     ) -> dict[str, tuple[str, Decimal]]:
         """Invoice slug -> (InvoiceID, amount due) for the allocations to write; an allocation Xero
         already holds (same Reference on the same invoice) is linked instead."""
-        reference = payment_reference(payment, self._rules)
+        reference = payment_reference(payment, self._run.config.payments)
         applicable: dict[str, tuple[str, Decimal]] = {}
         for target in payment.invoices:
             xero_id = known.invoice_ids.get(target.slug)
