@@ -565,7 +565,7 @@ def burst(h: Harness, plan: BurstPlan, first_index: int, *, invoices: bool = Fal
     h.resume_sync()
     assert h.sandbox.poller is not None
     expected_floor = plan.records * plan.calls_per_record_estimate / plan.per_minute * 60
-    h.sandbox.wait_until_idle(timeout=max(300.0, expected_floor * 6), settle=1.0)
+    h.sandbox.wait_until_idle(timeout=max(600.0, expected_floor * 6), settle=1.0)
     after = h.xero_state()
     resource, key = ("Invoices", "Reference") if invoices else ("Contacts", "ContactNumber")
     times = [t for c in after[resource] if c.get(key) in slugs and (t := xero_time(c)) is not None]

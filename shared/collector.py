@@ -35,8 +35,6 @@ class MessageSource(Protocol):
 
     def delete(self, messages: Sequence[QueuedMessage]) -> None: ...
 
-    def delay(self, receipt_handle: str, seconds: int) -> bool: ...
-
 
 class SqsMessageSource:
     def __init__(self, queue_url: str) -> None:
@@ -72,13 +70,6 @@ class SqsMessageSource:
                 # A receipt gone stale (the message came back to another consumer): that consumer
                 # finds the event done by the mapping and idempotency record, and writes nothing.
                 logger.warning("collected messages not deleted", extra={"failed": len(answer["Failed"])})
-
-    def delay(self, receipt_handle: str, seconds: int) -> bool:
-        sqs = aws.client("sqs")
-        sqs.change_message_visibility(
-            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-        )
-        return True
 
 
 class ThreadKeysLog:
@@ -194,4 +185,4 @@ class GatheredBatch:
         for message in untried:
             delay = attempt.group_delays.get(message.group_id or "")
             if delay is not None:
-                self.source.delay(message.receipt_handle, delay)
+                self.delivery.queue.delay(message.receipt_handle, delay)  # a stale receipt is logged

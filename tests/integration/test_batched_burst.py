@@ -90,6 +90,7 @@ def test_given_a_small_burst_with_xero_faults_and_reordered_duplicates_when_batc
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_given_300_clients_200_invoices_100_payments_at_once_when_batched_then_each_record_once(
     chaos: Chaos,
 ) -> None:
