@@ -26,6 +26,7 @@ from shared.ignition.webhook import (
 )
 from shared.models.events import SyncEvent
 from shared.observability import Metric
+from shared.store.archive import raw_key
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +44,6 @@ class IngestResult:
     status: int
     body: dict[str, Any]
     metrics: list[Metric] = field(default_factory=list)
-
-
-def raw_key(prefix: str, at: datetime, name: str, body_sha256: str | None = None) -> str:
-    """``<prefix>/YYYY/MM/DD/<name>[-<body sha256>].json``. The name is made key-safe, which can
-    map different names to one (``evt/1``, ``evt:1``, ``evt_1``); the body's hash keeps their
-    bodies apart, while a redelivery of the same bytes still lands on the same key."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:200]
-    suffix = f"-{body_sha256}" if body_sha256 else ""
-    return f"{prefix}/{at:%Y/%m/%d}/{safe}{suffix}.json"
 
 
 class WebhookIntake:

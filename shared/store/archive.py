@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from shared import aws
 
@@ -11,6 +12,15 @@ def header_safe(value: str) -> str:
     """S3 metadata travels as HTTP headers: printable ASCII only. An authentic webhook's event type
     with a CR, LF or other control character would otherwise fail the put (a 5xx)."""
     return "".join(ch if " " <= ch <= "~" else "?" for ch in value)
+
+
+def raw_key(prefix: str, at: datetime, name: str, body_sha256: str | None = None) -> str:
+    """``<prefix>/YYYY/MM/DD/<name>[-<body sha256>].json``. The name is made key-safe, which can
+    map different names to one (``evt/1``, ``evt:1``, ``evt_1``); the body's hash keeps their
+    bodies apart, while a redelivery of the same bytes still lands on the same key."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:200]
+    suffix = f"-{body_sha256}" if body_sha256 else ""
+    return f"{prefix}/{at:%Y/%m/%d}/{safe}{suffix}.json"
 
 
 class S3RawArchive:

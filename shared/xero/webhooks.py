@@ -43,8 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared import aws
 from shared.headers import header
-from shared.ingest import raw_key
 from shared.observability import Metric
+from shared.store.archive import raw_key
 
 logger = logging.getLogger(__name__)
 
