@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from shared.config import PollRules, RecordType
 from shared.errors import LimitWait
@@ -49,6 +49,7 @@ from shared.ignition.reporting import Passes
 from shared.ignition.webhook import group_id_for
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
+from shared.models.poll import Cursor, PollState
 
 logger = logging.getLogger(__name__)
 
@@ -80,27 +81,6 @@ class IgnitionListings(Protocol):
 
 class EventQueue(Protocol):
     def send(self, event: SyncEvent) -> None: ...
-
-
-class Cursor(BaseModel):
-    """Where one listing (resource + pass) stands."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    # The newest change time Ignition reported in this listing; None before the first run.
-    since: datetime | None = None
-    # slug -> version already queued, for versions at or after since - overlap (bounded by the
-    # changes within one overlap).
-    queued: dict[str, datetime] = Field(default_factory=dict)
-
-
-class PollState(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    runs: int = 0
-    cursors: dict[str, Cursor] = Field(default_factory=dict)
-    last_run_at: datetime | None = None
-    last_queued: int = 0
 
 
 class PollStateStore(Protocol):

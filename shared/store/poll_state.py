@@ -2,7 +2,7 @@
 
 Item layout (state table)::
 
-    pk="poll#state"  sk="cursor"  body=<JSON of shared.poll.PollState>  updated_at=<ISO>
+    pk="poll#state"  sk="cursor"  body=<JSON of shared.models.poll.PollState>  updated_at=<ISO>
     pk="lock#poll-run"  sk="lock"  ...                  # DynamoLeaseLock: one run at a time
 
 Every key the poller writes starts with ``poll#`` or is its lock, which is what its IAM role is
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.poll import PollState
+from shared.models.poll import PollState
 from shared.store.documents import StoredDocument
 from shared.store.locks import DynamoLeaseLock, LockTimeout
 

@@ -16,7 +16,7 @@ from cli.app import main
 from cli.errors import Exit
 from sandbox.environment import Sandbox
 from shared import aws
-from shared.poll import PollState
+from shared.models.poll import PollState
 from shared.store.dead_letter_queue import DeadLetters
 from shared.store.poll_state import DynamoPollStateStore
 from shared.version import VERSION

@@ -22,7 +22,8 @@ from shared.ignition.reporting import IgnitionReportingClient, Passes
 from shared.ignition.webhook import parse_webhook, to_sync_event
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPayment
-from shared.poll import Poller, PollState, poll_event, poll_event_id
+from shared.models.poll import PollState
+from shared.poll import Poller, poll_event, poll_event_id
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, InMemoryXeroContacts
 
 BASE = "http://ignition.test/external/api/v1"

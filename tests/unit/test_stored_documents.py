@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import aws
-from shared.poll import PollState
+from shared.models.poll import PollState
 from shared.reconcile import runs
 from shared.reconcile.adapters import DynamoRunStore
 from shared.store.checkpoints import Checkpoint, CheckpointStore
