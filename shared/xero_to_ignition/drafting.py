@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from shared.config import XeroToIgnitionRules
 from shared.errors import PermanentSyncError
 from shared.ignition.drafts import DraftLine, IgnitionService, IgnitionTaxRate, InvoiceDraftRequest
 from shared.models.xero import Invoice, LineItem, TaxRate
 from shared.money import format_money, line_amount, line_tax
-from shared.xero_to_ignition.rules import XeroToIgnitionRules
 from shared.xero_to_ignition.trigger import draft_reference
 
 UNIT_4DP = Decimal("0.0001")

@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from shared.config import IntegrationConfig, ReconcileCategory, RecordType
+from shared.config import IntegrationConfig, ReconcileCategory, RecordType, XeroToIgnitionRules
 from shared.models.xero import Invoice
 from shared.money import Money
 from shared.reconcile.compare import invoice_key
 from shared.reconcile.model import DRAFT_WAITING, Discrepancy
 from shared.reconcile.ports import MappingLookup
 from shared.xero_to_ignition.records import DraftRecord, DynamoDraftRecordStore
-from shared.xero_to_ignition.rules import XeroToIgnitionRules
 from shared.xero_to_ignition.service import ignition_link
 from shared.xero_to_ignition.trigger import is_marked, marker_of
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from shared.audit import record_outcome
-from shared.config import RecordType
+from shared.config import RecordType, XeroToIgnitionRules
 from shared.errors import PermanentSyncError
 from shared.ignition.drafts import CreatedDraft, IgnitionDraftsPort, IgnitionService
 from shared.models.events import SyncEvent
@@ -37,7 +37,6 @@ from shared.reconcile.compare import invoice_key
 from shared.store.mappings import MappingStore
 from shared.xero_to_ignition.drafting import DraftPlan, DraftRefused, build_draft
 from shared.xero_to_ignition.records import DraftRecord, DraftRecordStore
-from shared.xero_to_ignition.rules import XeroToIgnitionRules
 from shared.xero_to_ignition.trigger import is_marked, marker_in, marker_of
 
 logger = logging.getLogger(__name__)

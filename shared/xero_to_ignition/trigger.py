@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from shared.config import XeroToIgnitionRules
 from shared.models.xero import Invoice
-from shared.xero_to_ignition.rules import XeroToIgnitionRules
 
 # The marker our drafts' references carry: "<Xero number> [xero <12 hex of the InvoiceID>]". It is
 # how the finished Ignition invoice finds the Xero invoice it came from.

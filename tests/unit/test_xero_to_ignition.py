@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.config import RecordType
+from shared.config import RecordType, XeroToIgnitionRules
 from shared.errors import PermanentSyncError
 from shared.ignition.drafts import (
     CreatedDraft,
@@ -33,7 +33,6 @@ from shared.xero.webhooks import XeroWebhookEvent
 from shared.xero_to_ignition.drafting import DraftPlan, DraftRefused, build_draft
 from shared.xero_to_ignition.events import XERO_INVOICE_EVENT, MarkedInvoiceRelay, invoice_event
 from shared.xero_to_ignition.records import DraftRecord, DraftState, DynamoDraftRecordStore, RecordConflict
-from shared.xero_to_ignition.rules import XeroToIgnitionRules
 from shared.xero_to_ignition.safety_net import SafetyNet
 from shared.xero_to_ignition.service import RoundTrip, XeroToIgnition
 from shared.xero_to_ignition.trigger import draft_reference, is_marked, marker_in, marker_of
