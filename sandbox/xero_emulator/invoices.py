@@ -201,62 +201,24 @@ class InvoicesResource(Collection):
             # integration-facts.md "Editing a PAID invoice"; the stricter reading).
             return record, [MSG_NOT_MODIFIABLE]
         if has_payments:
-            if any(field in element for field in LOCKED_BY_PAYMENTS) or self._contact_changes(
-                element, record
-            ):
-                errors.append(MSG_PAYMENT_LOCK)
-            if "Date" in element and _same_date(element["Date"], record.get("Date")) is False:
-                errors.append(MSG_DATE_LOCK)
-
-        kind = element.get("Type", record.get("Type"))
-        if kind not in INVOICE_TYPES:
-            errors.append("Invoice Type must be ACCREC or ACCPAY.")  # guessed wording
-        elif target is not None and kind != target["Type"]:
-            errors.append("The invoice Type cannot be changed.")  # guessed wording
-        else:
-            record["Type"] = kind
-
+            self._payment_lock_errors(element, record, errors)
+        self._apply_type(element, record, target, errors)
         if "Contact" in element or target is None:
             self._apply_contact(element.get("Contact"), record, errors)
-        for field in ("Date", "DueDate"):
-            if field in element:
-                try:
-                    record[field] = render_date(parse_date(element[field]))
-                except ValueError:
-                    errors.append(f"{field} '{element[field]}' is not a valid date.")  # guessed wording
-        if not record.get("Date"):
-            record["Date"] = render_date(self._now().date())  # Xero defaults Date to today
+        self._apply_dates(element, record, errors)
         self._lock_errors(target, record, errors)
         for field in PASSTHROUGH:
             if field in element:
                 record[field] = element[field]
         self._apply_currency(element, record, errors)
-        amount_types = element.get("LineAmountTypes", record.get("LineAmountTypes"))
-        if amount_types not in AMOUNT_TYPES:
-            errors.append(f"LineAmountTypes '{amount_types}' is not valid.")  # guessed wording
-        else:
-            record["LineAmountTypes"] = amount_types
-        if "BrandingThemeID" in element:
-            theme_id = str(element["BrandingThemeID"] or "")
-            if not UUID_RE.match(theme_id) or self._settings.themes.get(theme_id) is None:
-                errors.append(f"The BrandingThemeID '{theme_id}' is not valid.")  # guessed wording
-            else:
-                record["BrandingThemeID"] = theme_id
+        self._apply_amount_types(element, record, errors)
+        self._apply_theme(element, record, errors)
         self._apply_number(element, record, target, errors)
 
         status = element.get("Status", old_status or "DRAFT")
         errors += self._status_errors(old_status, status, has_payments)
-        if MSG_PAYMENT_LOCK in errors:
-            pass
-        elif "LineItems" in element or target is None:
-            lines = element.get("LineItems") or []
-            if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
-                errors.append("LineItems must be a list of line items.")  # guessed wording
-            else:
-                record["LineItems"] = self._compute_lines(lines, record, target, four_dp, errors)
-        elif record.get("LineAmountTypes") != target.get("LineAmountTypes"):
-            # Same lines, new tax treatment: recompute from the stored (up to 4 dp) unit amounts.
-            record["LineItems"] = self._compute_lines(target["LineItems"], record, target, True, errors)
+        if MSG_PAYMENT_LOCK not in errors:
+            self._apply_lines(element, record, target, four_dp, errors)
         if status in ("SUBMITTED", "AUTHORISED") and status != old_status:
             errors += self._approval_errors(record, status)
         if errors:
@@ -269,6 +231,74 @@ class InvoicesResource(Collection):
         self.store.put(record)
         self._log_history(record, old_status)
         return record, []
+
+    def _payment_lock_errors(
+        self, element: dict[str, Any], record: dict[str, Any], errors: list[str]
+    ) -> None:
+        """An invoice with payments keeps its amounts, contact and date."""
+        if any(field in element for field in LOCKED_BY_PAYMENTS) or self._contact_changes(element, record):
+            errors.append(MSG_PAYMENT_LOCK)
+        if "Date" in element and _same_date(element["Date"], record.get("Date")) is False:
+            errors.append(MSG_DATE_LOCK)
+
+    def _apply_type(
+        self,
+        element: dict[str, Any],
+        record: dict[str, Any],
+        target: dict[str, Any] | None,
+        errors: list[str],
+    ) -> None:
+        kind = element.get("Type", record.get("Type"))
+        if kind not in INVOICE_TYPES:
+            errors.append("Invoice Type must be ACCREC or ACCPAY.")  # guessed wording
+        elif target is not None and kind != target["Type"]:
+            errors.append("The invoice Type cannot be changed.")  # guessed wording
+        else:
+            record["Type"] = kind
+
+    def _apply_dates(self, element: dict[str, Any], record: dict[str, Any], errors: list[str]) -> None:
+        for field in ("Date", "DueDate"):
+            if field in element:
+                try:
+                    record[field] = render_date(parse_date(element[field]))
+                except ValueError:
+                    errors.append(f"{field} '{element[field]}' is not a valid date.")  # guessed wording
+        if not record.get("Date"):
+            record["Date"] = render_date(self._now().date())  # Xero defaults Date to today
+
+    def _apply_amount_types(self, element: dict[str, Any], record: dict[str, Any], errors: list[str]) -> None:
+        amount_types = element.get("LineAmountTypes", record.get("LineAmountTypes"))
+        if amount_types not in AMOUNT_TYPES:
+            errors.append(f"LineAmountTypes '{amount_types}' is not valid.")  # guessed wording
+        else:
+            record["LineAmountTypes"] = amount_types
+
+    def _apply_theme(self, element: dict[str, Any], record: dict[str, Any], errors: list[str]) -> None:
+        if "BrandingThemeID" not in element:
+            return
+        theme_id = str(element["BrandingThemeID"] or "")
+        if not UUID_RE.match(theme_id) or self._settings.themes.get(theme_id) is None:
+            errors.append(f"The BrandingThemeID '{theme_id}' is not valid.")  # guessed wording
+        else:
+            record["BrandingThemeID"] = theme_id
+
+    def _apply_lines(
+        self,
+        element: dict[str, Any],
+        record: dict[str, Any],
+        target: dict[str, Any] | None,
+        four_dp: bool,
+        errors: list[str],
+    ) -> None:
+        if "LineItems" in element or target is None:
+            lines = element.get("LineItems") or []
+            if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+                errors.append("LineItems must be a list of line items.")  # guessed wording
+            else:
+                record["LineItems"] = self._compute_lines(lines, record, target, four_dp, errors)
+        elif record.get("LineAmountTypes") != target.get("LineAmountTypes"):
+            # Same lines, new tax treatment: recompute from the stored (up to 4 dp) unit amounts.
+            record["LineItems"] = self._compute_lines(target["LineItems"], record, target, True, errors)
 
     def _target(self, element: dict[str, Any], create_only: bool, errors: list[str]) -> dict[str, Any] | None:
         invoice_id = element.get("InvoiceID")
@@ -494,29 +524,7 @@ class InvoicesResource(Collection):
         tax_type = line.get("TaxType") or (account or {}).get("TaxType")
         if amount_types == "NoTax" and not line.get("TaxType"):
             tax_type = self._settings.organisation.no_tax_type  # the country's no-tax rate; guessed default
-        rate_percent = Decimal(0)
-        if tax_type:
-            rate = self._settings.tax_rate(str(tax_type))
-            if rate is None:
-                if strict:  # confirmed wording (XeroAPI/Xero-Java#336)
-                    errors.append(
-                        f"The TaxType code {tax_type} does not exist or cannot be used "
-                        "for this type of transaction."
-                    )
-            else:
-                rate_percent = decimal_of(rate["EffectiveRate"])
-                if strict and account is not None and not self._settings.tax_applies(rate, account):
-                    # Confirmed wording (XeroAPI/Xero-Java#336).
-                    errors.append(
-                        f"The TaxType code '{tax_type}' cannot be used with account code '{account['Code']}'."
-                    )
-                elif strict and revenue and not rate.get("CanApplyToRevenue"):
-                    # A sales document takes only rates valid for revenue (spec TaxRate.
-                    # CanApplyToRevenue; confirmed wording, XeroAPI/Xero-Java#336).
-                    errors.append(
-                        f"The TaxType code {tax_type} does not exist or cannot be used "
-                        "for this type of transaction."
-                    )
+        rate_percent = self._line_tax_rate(tax_type, account, errors, strict=strict, revenue=revenue)
         tax = (
             Decimal(0)
             if amount_types == "NoTax"
@@ -534,6 +542,40 @@ class InvoicesResource(Collection):
             out["DiscountRate"] = float(discount)
         out["Tracking"] = self._line_tracking(line.get("Tracking"), errors, strict)
         return out
+
+    def _line_tax_rate(
+        self,
+        tax_type: Any,
+        account: dict[str, Any] | None,
+        errors: list[str],
+        *,
+        strict: bool,
+        revenue: bool,
+    ) -> Decimal:
+        """The line's tax rate in percent (0 without a TaxType); an unknown rate, or one the
+        line's account or a sales document cannot take, is an error when ``strict``."""
+        if not tax_type:
+            return Decimal(0)
+        rate = self._settings.tax_rate(str(tax_type))
+        if rate is None:
+            if strict:  # confirmed wording (XeroAPI/Xero-Java#336)
+                errors.append(
+                    f"The TaxType code {tax_type} does not exist or cannot be used "
+                    "for this type of transaction."
+                )
+            return Decimal(0)
+        if strict and account is not None and not self._settings.tax_applies(rate, account):
+            # Confirmed wording (XeroAPI/Xero-Java#336).
+            errors.append(
+                f"The TaxType code '{tax_type}' cannot be used with account code '{account['Code']}'."
+            )
+        elif strict and revenue and not rate.get("CanApplyToRevenue"):
+            # A sales document takes only rates valid for revenue (spec TaxRate.
+            # CanApplyToRevenue; confirmed wording, XeroAPI/Xero-Java#336).
+            errors.append(
+                f"The TaxType code {tax_type} does not exist or cannot be used for this type of transaction."
+            )
+        return decimal_of(rate["EffectiveRate"])
 
     def _line_account(self, line: dict[str, Any], errors: list[str], strict: bool) -> dict[str, Any] | None:
         code = line.get("AccountCode")
