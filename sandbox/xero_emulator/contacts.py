@@ -142,6 +142,22 @@ def _blank_phones() -> list[dict[str, Any]]:
     ]
 
 
+def _merged(base: dict[str, Any], element: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the stored contact (or a new one) with the request's writable fields; addresses
+    and phones merge by their type."""
+    merged = copy.deepcopy(base)
+    for key, value in element.items():
+        if key in READ_ONLY:
+            continue
+        if key == "Addresses" and isinstance(value, list):
+            merged[key] = _merge_typed(merged.get(key, []), value, "AddressType")
+        elif key == "Phones" and isinstance(value, list):
+            merged[key] = _merge_typed(merged.get(key, []), value, "PhoneType")
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
 def _merge_typed(
     existing: list[dict[str, Any]], incoming: list[Any], type_field: str
 ) -> list[dict[str, Any]]:
@@ -213,7 +229,18 @@ class ContactsResource(Collection):
 
     def _apply(self, element: dict[str, Any], *, create_only: bool) -> tuple[dict[str, Any], list[str]]:
         errors = self._field_errors(element)
-        target: dict[str, Any] | None = None
+        target = self._target(element, create_only, errors)
+        merged = _merged(target if target is not None else self._new_record(), element)
+        if not str(merged.get("Name") or "").strip():
+            errors.append("The contact name must be specified.")  # wording not published by Xero
+        errors += self._uniqueness_errors(merged)
+        if errors:
+            return merged, list(dict.fromkeys(errors))
+        merged["UpdatedDateUTC"] = format_xero_datetime(self._stamp())
+        self.store.put(merged)
+        return merged, []
+
+    def _target(self, element: dict[str, Any], create_only: bool, errors: list[str]) -> dict[str, Any] | None:
         contact_id = element.get("ContactID")
         number = element.get("ContactNumber")
         if contact_id:
@@ -223,21 +250,15 @@ class ContactsResource(Collection):
                 errors.append(f"The contact with ContactID {contact_id} could not be found.")
             elif create_only:
                 errors.append(f"The contact with ContactID {contact_id} already exists.")
-        elif number and not create_only:
+            return target
+        if number and not create_only:
             # Like Xero, a POST carrying an existing ContactNumber updates that contact.
-            target = self._by_number(str(number))
-        merged = copy.deepcopy(target) if target is not None else self._new_record()
-        for key, value in element.items():
-            if key in READ_ONLY:
-                continue
-            if key == "Addresses" and isinstance(value, list):
-                merged[key] = _merge_typed(merged.get(key, []), value, "AddressType")
-            elif key == "Phones" and isinstance(value, list):
-                merged[key] = _merge_typed(merged.get(key, []), value, "PhoneType")
-            else:
-                merged[key] = copy.deepcopy(value)
-        if not str(merged.get("Name") or "").strip():
-            errors.append("The contact name must be specified.")  # wording not published by Xero
+            return self._by_number(str(number))
+        return None
+
+    def _uniqueness_errors(self, merged: dict[str, Any]) -> list[str]:
+        """An active contact's name, and any contact's number, belong to no other contact."""
+        errors: list[str] = []
         own_id = str(merged["ContactID"]).lower()
         if merged.get("ContactStatus") == "ACTIVE" and merged.get("Name"):
             name = _name_key(merged["Name"])
@@ -259,11 +280,7 @@ class ContactsResource(Collection):
                 errors.append(
                     f"The contact number {merged['ContactNumber']} is already assigned to another contact."
                 )
-        if errors:
-            return merged, list(dict.fromkeys(errors))
-        merged["UpdatedDateUTC"] = format_xero_datetime(self._stamp())
-        self.store.put(merged)
-        return merged, []
+        return errors
 
     @staticmethod
     def _field_errors(element: dict[str, Any]) -> list[str]:
