@@ -47,7 +47,8 @@ logger = logging.getLogger(__name__)
 
 # Decisions the Xero record itself shows (the due date is on it): no history note of their own
 # when notes are written only for decisions (``xero.history_notes: decisions``).
-ROUTINE_DECISIONS = ("no due date in Ignition",)
+# Nor does finding an invoice a failed call had written (found by its number and updated in place).
+ROUTINE_DECISIONS = ("no due date in Ignition", "found Xero invoice")
 
 
 class DuplicateNumber(PermanentSyncError):
