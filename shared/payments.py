@@ -72,19 +72,7 @@ class PaymentSync(RecordSync):
             if (mapping := self._store.get(RecordType.PAYMENT, allocation_id(payment.slug, target.slug)))
         }
         if payment.state.lower() not in self._rules.applied_states:
-            if done:
-                raise PermanentSyncError(
-                    f"payment {payment.slug} is now {payment.state!r} in Ignition but was applied in Xero "
-                    f"({', '.join(m.xero_id for m in done.values())}): reverse it in Xero by hand if it was "
-                    "refunded",
-                    category="payment_reversed",
-                )
-            return self._skip(
-                event,
-                "skipped_state",
-                f"payment state {payment.state!r} is not applied",
-                ignition_id=payment.slug,
-            )
+            return self._not_applied(event, payment, done)
         pending = [target for target in payment.invoices if target.slug not in done]
         if not pending:
             return self._skip(
@@ -97,29 +85,8 @@ class PaymentSync(RecordSync):
         xero_ids = {target.slug: self._invoices.ensure(target.slug, event) for target in pending}
         decisions: list[str] = []
         known = self._known_invoices(payment, pending, xero_ids)
-        if known is not None:
-            # Our own last write says what is due: no read; marked unknown until the payment is
-            # written and mapped, so a crash in between makes the next try read Xero (and find it).
-            invoices, written_before = self._unknown_while_writing(known), {}
-        else:
-            found = self._xero.find_invoices_by_id(sorted(set(xero_ids.values())))
-            invoices = {inv.InvoiceID: inv for inv in found if inv.InvoiceID}
-            # Only an invoice that already has payments can hold one we wrote before a crash.
-            if any(invoices[i].Payments for i in xero_ids.values() if i in invoices):
-                written_before = self._already_in_xero(payment, xero_ids, decisions)
-            else:
-                written_before = {}
-        due: dict[str, tuple[str, Decimal]] = {}
-        for slug, xero_id in xero_ids.items():
-            if slug in written_before:
-                continue
-            current = invoices.get(xero_id)
-            if current is None:
-                raise PermanentSyncError(
-                    f"Xero invoice {xero_id} (for {slug}) is gone", category="missing_invoice"
-                )
-            self._check_payable(payment, slug, current)
-            due[slug] = (xero_id, current.AmountDue or Decimal(0))
+        invoices, written_before = self._invoices_now(payment, xero_ids, known, decisions)
+        due = self._due(payment, xero_ids, invoices, written_before)
 
         to_apply = payment.model_copy(update={"invoices": [t for t in pending if t.slug in due]})
         plan = allocate_payment(to_apply, due_by_invoice=due, unit=self._unit) if due else None
@@ -128,54 +95,20 @@ class PaymentSync(RecordSync):
             # read it rather than under-apply.
             return self.handle(event)
         created: dict[str, Payment] = dict(written_before)
+        if plan:
+            decisions.extend(plan.notes)
         if plan and plan.allocations:
-            decisions.extend(plan.notes)
-            bodies = [xero_payment(a, payment, self._rules) for a in plan.allocations]
-            key = idempotency_key(payment.slug, *(f"{a.invoice_slug}={a.amount}" for a in plan.allocations))
-            results = self._xero.create_payments(bodies, idempotency_key=key)
-            if known is not None and any(r.ValidationErrors for r in results):
-                # Refused on what we believed was due: read Xero (the mappings say unknown now).
-                if any(not r.ValidationErrors for r in results):
-                    written_before = {
-                        a.invoice_slug: r
-                        for a, r in zip(plan.allocations, results, strict=True)
-                        if not r.ValidationErrors
-                    }
-                    self._map_allocations(event, payment, written_before, set())
+            written = self._write_allocations(
+                event, payment, plan.allocations, believed_due=known is not None
+            )
+            if written is None:
                 return self.handle(event)
-            for allocation, body, result in zip(plan.allocations, bodies, results, strict=True):
-                try:
-                    raise_for_element(result.ValidationErrors, "/Payments")
-                except XeroPeriodLocked as refused:
-                    raise period_locked_error(
-                        f"payment {payment.slug} (on invoice {allocation.invoice_slug})",
-                        body.Date,
-                        refused,
-                        self._xero,
-                    ) from None
-                except XeroValidationError as refused:
-                    raise PermanentSyncError(
-                        f"Xero refused payment {payment.slug} on {allocation.invoice_slug}: "
-                        f"{'; '.join(refused.messages)}",
-                        category="xero_validation",
-                    ) from None
-                created[allocation.invoice_slug] = result
-        elif plan:
-            decisions.extend(plan.notes)
+            created.update(written)
 
         self._map_allocations(event, payment, created, set(written_before))
         if known is not None and plan is not None:
             self._remember_due(known, plan.allocations, invoices)
-        notes = self._history is True or (self._history == "decisions" and bool(decisions))
-        for slug, result in created.items():
-            if notes and slug not in written_before and result.PaymentID:
-                write_history(
-                    self._xero,
-                    "Payments",
-                    result.PaymentID,
-                    f"Applied from Ignition payment {payment.slug} (invoice {slug}) by the Ignition-Xero "
-                    "sync" + (f": {'; '.join(decisions)}" if self._history == "decisions" else ""),
-                )
+        self._note_history(payment, created, set(written_before), decisions)
         ids = ", ".join(p.PaymentID or "" for p in created.values())
         unapplied = plan.unapplied if plan else Decimal(0)
         mismatch = (
@@ -190,6 +123,123 @@ class PaymentSync(RecordSync):
             ),
             payment.version_at,
         )
+
+    def _not_applied(
+        self, event: SyncEvent, payment: IgnitionPayment, done: dict[str, RecordMapping]
+    ) -> SyncOutcome:
+        """A payment in a state that is not applied: skipped, unless it already was applied in
+        Xero (then a person reverses it there)."""
+        if done:
+            raise PermanentSyncError(
+                f"payment {payment.slug} is now {payment.state!r} in Ignition but was applied in Xero "
+                f"({', '.join(m.xero_id for m in done.values())}): reverse it in Xero by hand if it was "
+                "refunded",
+                category="payment_reversed",
+            )
+        return self._skip(
+            event,
+            "skipped_state",
+            f"payment state {payment.state!r} is not applied",
+            ignition_id=payment.slug,
+        )
+
+    def _invoices_now(
+        self,
+        payment: IgnitionPayment,
+        xero_ids: dict[str, str],
+        known: dict[str, RecordMapping] | None,
+        decisions: list[str],
+    ) -> tuple[dict[str, Invoice], dict[str, Payment]]:
+        """The invoices by Xero id, and the allocations (by invoice slug) already in Xero."""
+        if known is not None:
+            # Our own last write says what is due: no read; marked unknown until the payment is
+            # written and mapped, so a crash in between makes the next try read Xero (and find it).
+            return self._unknown_while_writing(known), {}
+        found = self._xero.find_invoices_by_id(sorted(set(xero_ids.values())))
+        invoices = {inv.InvoiceID: inv for inv in found if inv.InvoiceID}
+        # Only an invoice that already has payments can hold one we wrote before a crash.
+        if any(invoices[i].Payments for i in xero_ids.values() if i in invoices):
+            return invoices, self._already_in_xero(payment, xero_ids, decisions)
+        return invoices, {}
+
+    def _due(
+        self,
+        payment: IgnitionPayment,
+        xero_ids: dict[str, str],
+        invoices: dict[str, Invoice],
+        written_before: dict[str, Payment],
+    ) -> dict[str, tuple[str, Decimal]]:
+        """Ignition invoice slug -> (Xero InvoiceID, AmountDue) for each allocation still to write."""
+        due: dict[str, tuple[str, Decimal]] = {}
+        for slug, xero_id in xero_ids.items():
+            if slug in written_before:
+                continue
+            current = invoices.get(xero_id)
+            if current is None:
+                raise PermanentSyncError(
+                    f"Xero invoice {xero_id} (for {slug}) is gone", category="missing_invoice"
+                )
+            self._check_payable(payment, slug, current)
+            due[slug] = (xero_id, current.AmountDue or Decimal(0))
+        return due
+
+    def _write_allocations(
+        self,
+        event: SyncEvent,
+        payment: IgnitionPayment,
+        allocations: list[Allocation],
+        *,
+        believed_due: bool,
+    ) -> dict[str, Payment] | None:
+        """One Xero payment per allocation, by invoice slug; None when Xero refused one written on
+        what we believed was due (the ones it took are mapped; the caller reads Xero again)."""
+        bodies = [xero_payment(a, payment, self._rules) for a in allocations]
+        key = idempotency_key(payment.slug, *(f"{a.invoice_slug}={a.amount}" for a in allocations))
+        results = self._xero.create_payments(bodies, idempotency_key=key)
+        if believed_due and any(r.ValidationErrors for r in results):
+            # Refused on what we believed was due: read Xero (the mappings say unknown now).
+            if any(not r.ValidationErrors for r in results):
+                taken = {
+                    a.invoice_slug: r
+                    for a, r in zip(allocations, results, strict=True)
+                    if not r.ValidationErrors
+                }
+                self._map_allocations(event, payment, taken, set())
+            return None
+        created: dict[str, Payment] = {}
+        for allocation, body, result in zip(allocations, bodies, results, strict=True):
+            try:
+                raise_for_element(result.ValidationErrors, "/Payments")
+            except XeroPeriodLocked as refused:
+                raise period_locked_error(
+                    f"payment {payment.slug} (on invoice {allocation.invoice_slug})",
+                    body.Date,
+                    refused,
+                    self._xero,
+                ) from None
+            except XeroValidationError as refused:
+                raise PermanentSyncError(
+                    f"Xero refused payment {payment.slug} on {allocation.invoice_slug}: "
+                    f"{'; '.join(refused.messages)}",
+                    category="xero_validation",
+                ) from None
+            created[allocation.invoice_slug] = result
+        return created
+
+    def _note_history(
+        self, payment: IgnitionPayment, created: dict[str, Payment], adopted: set[str], decisions: list[str]
+    ) -> None:
+        """A history note on each Xero payment this run wrote (not on one found already there)."""
+        notes = self._history is True or (self._history == "decisions" and bool(decisions))
+        for slug, result in created.items():
+            if notes and slug not in adopted and result.PaymentID:
+                write_history(
+                    self._xero,
+                    "Payments",
+                    result.PaymentID,
+                    f"Applied from Ignition payment {payment.slug} (invoice {slug}) by the Ignition-Xero "
+                    "sync" + (f": {'; '.join(decisions)}" if self._history == "decisions" else ""),
+                )
 
     def _map_allocations(
         self, event: SyncEvent, payment: IgnitionPayment, created: dict[str, Payment], adopted: set[str]
