@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -136,70 +137,103 @@ def malformed_bodies(draw: st.DrawFn, max_body_bytes: int) -> tuple[str, bytes]:
     if kind == "empty":
         return kind, b""
     document = draw(envelopes())
-    if kind == "invalid-utf8":
-        good = dumps(document)
-        at = draw(st.integers(0, len(good)))
-        bad = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf0\x28\x8c\x28", b"\x80"]))
-        return kind, good[:at] + bad + good[at:]
-    if kind == "oversized":
-        return kind, padded_to(document, max_body_bytes + draw(st.integers(1, 64)))
-    if kind == "json-not-object":
-        value = draw(json_values.filter(lambda v: not isinstance(v, dict)))
-        return kind, dumps(value)
-    if kind == "missing-fields":
-        drop = draw(st.sets(st.sampled_from(["id", "type", "occurred_at", "data"]), min_size=1))
-        return kind, dumps({k: v for k, v in document.items() if k not in drop})
-    if kind == "wrong-types":
-        field = draw(st.sampled_from(["id", "type", "occurred_at", "data", "source"]))
-        wrong = draw(
-            st.one_of(st.integers(), st.lists(json_scalars, max_size=2), st.booleans(), st.none(), st.text())
-        )
-        return kind, dumps({**document, field: wrong})
-    if kind == "unknown-event-type":
-        event_type = draw(
-            any_text.filter(lambda t: t.split(".", 1)[0] not in {"client", "invoice", "payment"})
-        )
-        return kind, dumps({**document, "type": event_type})
-    if kind == "deep-nesting":
-        depth = draw(st.integers(500, min(100_000, max_body_bytes // 2 - 200)))
-        opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
-        nested = opener * depth + "1" + closer * depth
-        where = draw(st.sampled_from(["top", "data"]))
-        if where == "top":
-            return kind, nested.encode()
-        head = dumps({**document, "data": {**document["data"], "deep": 0}})
-        return kind, head.replace(b'"deep":0', b'"deep":' + nested.encode())
-    if kind == "duplicate-keys":
-        text = dumps(document).decode()
-        key = draw(st.sampled_from(["id", "type", "occurred_at", "data"]))
-        other = json.dumps(draw(json_values))
-        # A second (last-wins) or first copy of the key with another value.
-        if draw(st.booleans()):
-            return kind, (text[:-1] + f',"{key}":{other}}}').encode()
-        return kind, ("{" + f'"{key}":{other},' + text[1:]).encode()
-    if kind == "nan-infinity":
-        constant = draw(st.sampled_from(["NaN", "Infinity", "-Infinity"]))
-        head = dumps({**document, "data": {**document["data"], "amount": 0}})
-        return kind, head.replace(b'"amount":0', b'"amount":' + constant.encode())
-    if kind == "surrogate-escapes":
-        field = draw(st.sampled_from(["id", "type", "slug", "name", "extra"]))
-        lone = draw(st.sampled_from(["\\ud800", "\\udfff", "\\ud83d", "x\\udc00y"]))
-        marker = "@@LONE@@"
-        if field == "slug":
-            document = {**document, "data": {**document["data"], "slug": marker}}
-        elif field in {"name", "extra"}:
-            document = {**document, "data": {**document["data"], field: marker}}
-        elif field == "type":
-            document = {**document, "type": f"client.{marker}"}
-        else:
-            document = {**document, field: marker}
-        return kind, dumps(document, "ascii").replace(marker.encode(), lone.encode())
-    if kind == "bad-slug":
-        slug = draw(
-            st.one_of(st.just(""), st.just("   "), st.text(min_size=101, max_size=120), st.integers())
-        )
-        return kind, dumps({**document, "data": {**document["data"], "slug": slug}})
-    return kind, b""
+    return kind, _MALFORMED[kind](draw, document, max_body_bytes)
+
+
+def _invalid_utf8(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    good = dumps(document)
+    at = draw(st.integers(0, len(good)))
+    bad = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf0\x28\x8c\x28", b"\x80"]))
+    return good[:at] + bad + good[at:]
+
+
+def _oversized(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    return padded_to(document, max_body_bytes + draw(st.integers(1, 64)))
+
+
+def _json_not_object(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    return dumps(draw(json_values.filter(lambda v: not isinstance(v, dict))))
+
+
+def _missing_fields(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    drop = draw(st.sets(st.sampled_from(["id", "type", "occurred_at", "data"]), min_size=1))
+    return dumps({k: v for k, v in document.items() if k not in drop})
+
+
+def _wrong_types(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    field = draw(st.sampled_from(["id", "type", "occurred_at", "data", "source"]))
+    wrong = draw(
+        st.one_of(st.integers(), st.lists(json_scalars, max_size=2), st.booleans(), st.none(), st.text())
+    )
+    return dumps({**document, field: wrong})
+
+
+def _unknown_event_type(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    event_type = draw(any_text.filter(lambda t: t.split(".", 1)[0] not in {"client", "invoice", "payment"}))
+    return dumps({**document, "type": event_type})
+
+
+def _deep_nesting(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    depth = draw(st.integers(500, min(100_000, max_body_bytes // 2 - 200)))
+    opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+    nested = opener * depth + "1" + closer * depth
+    where = draw(st.sampled_from(["top", "data"]))
+    if where == "top":
+        return nested.encode()
+    head = dumps({**document, "data": {**document["data"], "deep": 0}})
+    return head.replace(b'"deep":0', b'"deep":' + nested.encode())
+
+
+def _duplicate_keys(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    text = dumps(document).decode()
+    key = draw(st.sampled_from(["id", "type", "occurred_at", "data"]))
+    other = json.dumps(draw(json_values))
+    # A second (last-wins) or first copy of the key with another value.
+    if draw(st.booleans()):
+        return (text[:-1] + f',"{key}":{other}}}').encode()
+    return ("{" + f'"{key}":{other},' + text[1:]).encode()
+
+
+def _nan_infinity(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    constant = draw(st.sampled_from(["NaN", "Infinity", "-Infinity"]))
+    head = dumps({**document, "data": {**document["data"], "amount": 0}})
+    return head.replace(b'"amount":0', b'"amount":' + constant.encode())
+
+
+def _surrogate_escapes(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    field = draw(st.sampled_from(["id", "type", "slug", "name", "extra"]))
+    lone = draw(st.sampled_from(["\\ud800", "\\udfff", "\\ud83d", "x\\udc00y"]))
+    marker = "@@LONE@@"
+    if field == "slug":
+        document = {**document, "data": {**document["data"], "slug": marker}}
+    elif field in {"name", "extra"}:
+        document = {**document, "data": {**document["data"], field: marker}}
+    elif field == "type":
+        document = {**document, "type": f"client.{marker}"}
+    else:
+        document = {**document, field: marker}
+    return dumps(document, "ascii").replace(marker.encode(), lone.encode())
+
+
+def _bad_slug(draw: st.DrawFn, document: dict[str, Any], max_body_bytes: int) -> bytes:
+    slug = draw(st.one_of(st.just(""), st.just("   "), st.text(min_size=101, max_size=120), st.integers()))
+    return dumps({**document, "data": {**document["data"], "slug": slug}})
+
+
+# One builder per class of body that needs a well-formed webhook to start from.
+_MALFORMED: dict[str, Callable[[st.DrawFn, dict[str, Any], int], bytes]] = {
+    "invalid-utf8": _invalid_utf8,
+    "oversized": _oversized,
+    "json-not-object": _json_not_object,
+    "missing-fields": _missing_fields,
+    "wrong-types": _wrong_types,
+    "unknown-event-type": _unknown_event_type,
+    "deep-nesting": _deep_nesting,
+    "duplicate-keys": _duplicate_keys,
+    "nan-infinity": _nan_infinity,
+    "surrogate-escapes": _surrogate_escapes,
+    "bad-slug": _bad_slug,
+}
 
 
 # -- headers -----------------------------------------------------------------------------------

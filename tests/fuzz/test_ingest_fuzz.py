@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from hypothesis import strategies as st
 
 from sandbox.runtime import ApiGatewayFront
 from sandbox.server import serve_in_thread
+from shared.config import WebhookVerification
 from tests.fuzz import strategies as fz
 from tests.fuzz.conftest import SENT, IngestHarness, Response
 
@@ -98,6 +100,44 @@ TIMESTAMP_FORGERIES = [
 ]
 
 
+@dataclass(frozen=True)
+class _Forging:
+    """What every forgery of one drawn request starts from."""
+
+    draw: st.DrawFn
+    harness: IngestHarness
+    body: bytes
+    now: datetime
+    header: str
+    ts_header: str | None
+    stamp: str
+    real: bytes
+    other_body: bytes
+
+    @property
+    def config(self) -> WebhookVerification:
+        return self.harness.webhook
+
+    @property
+    def encoded(self) -> str:
+        return fz.encode(self.real, self.config.encoding)
+
+    def signed(self, value: str, *, stamped: bool = True) -> dict[str, str]:
+        headers = {self.header: value, "Content-Type": "application/json"}
+        if self.ts_header and stamped:
+            headers[self.ts_header] = self.stamp
+        return headers
+
+    def unsigned(self, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` with the (fresh) timestamp when the scheme has one, and no signature header."""
+        if self.ts_header:
+            headers[self.ts_header] = self.stamp
+        return headers
+
+    def digest_by(self, body: bytes, secret: str) -> bytes:
+        return fz.digest(body, secret, self.stamp if self.ts_header else None)
+
+
 @st.composite
 def forged_requests(draw: st.DrawFn, harness: IngestHarness) -> tuple[str, bytes, dict[str, str]]:
     """(class, body, headers) that must not pass: no, wrong or stale proof of the secret."""
@@ -108,61 +148,75 @@ def forged_requests(draw: st.DrawFn, harness: IngestHarness) -> tuple[str, bytes
     header = draw(fz.cased(config.header))
     ts_header = draw(fz.cased(config.timestamp_header)) if config.timestamp_header else None
     stamp = str(int(now.timestamp()))
-
-    def signed(value: str, with_stamp: str | None = stamp) -> dict[str, str]:
-        headers = {header: value, "Content-Type": "application/json"}
-        if ts_header and with_stamp is not None:
-            headers[ts_header] = with_stamp
-        return headers
-
     real = fz.digest(body, harness.secret, stamp if ts_header else None)
     other_body = draw(st.binary(max_size=64).filter(lambda b: b != body))
-    encoded = fz.encode(real, config.encoding)
+    forging = _Forging(draw, harness, body, now, header, ts_header, stamp, real, other_body)
+    if kind in TIMESTAMP_FORGERIES:
+        return kind, body, _timestamp_forgery(kind, forging)
+    if kind in _MADE_UP:
+        return kind, body, _made_up_signature(kind, forging)
+    return kind, body, _near_miss_signature(kind, forging)
+
+
+# Signatures that owe nothing to the secret.
+_MADE_UP = {"no-signature", "empty-signature", "random-hex", "random-base64", "random-text"}
+
+
+def _made_up_signature(kind: str, forging: _Forging) -> dict[str, str]:
+    draw, prefix = forging.draw, forging.config.prefix
     if kind == "no-signature":
-        headers = {"Content-Type": "application/json"}
-        if ts_header:
-            headers[ts_header] = stamp
-    elif kind == "empty-signature":
-        headers = signed(draw(st.sampled_from(["", " ", config.prefix, "\t"])))
-    elif kind == "random-hex":
-        headers = signed(config.prefix + draw(st.binary(min_size=32, max_size=32)).hex())
-    elif kind == "random-base64":
-        headers = signed(config.prefix + fz.encode(draw(st.binary(min_size=32, max_size=32)), "base64"))
-    elif kind == "random-text":
-        headers = signed(
-            config.prefix + draw(st.text(st.characters(exclude_categories=("Cs",)), max_size=90))
+        return forging.unsigned({"Content-Type": "application/json"})
+    if kind == "empty-signature":
+        return forging.signed(draw(st.sampled_from(["", " ", prefix, "\t"])))
+    if kind == "random-hex":
+        return forging.signed(prefix + draw(st.binary(min_size=32, max_size=32)).hex())
+    if kind == "random-base64":
+        return forging.signed(prefix + fz.encode(draw(st.binary(min_size=32, max_size=32)), "base64"))
+    # random-text
+    return forging.signed(prefix + draw(st.text(st.characters(exclude_categories=("Cs",)), max_size=90)))
+
+
+def _near_miss_signature(kind: str, forging: _Forging) -> dict[str, str]:
+    """A signature close to the real one: another secret or body, the wrong encoding or prefix,
+    cut short, one bit flipped, or sent under another header."""
+    draw, config, real, encoded = forging.draw, forging.config, forging.real, forging.encoded
+    if kind == "wrong-secret":
+        wrong = draw(st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != forging.harness.secret))
+        return forging.signed(
+            config.prefix + fz.encode(forging.digest_by(forging.body, wrong), config.encoding)
         )
-    elif kind == "wrong-secret":
-        wrong = draw(st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != harness.secret))
-        headers = signed(
-            config.prefix + fz.encode(fz.digest(body, wrong, stamp if ts_header else None), config.encoding)
+    if kind == "signature-of-other-body":
+        forged = forging.digest_by(forging.other_body, forging.harness.secret)
+        return forging.signed(config.prefix + fz.encode(forged, config.encoding))
+    if kind == "wrong-encoding":
+        return forging.signed(
+            config.prefix + fz.encode(real, "base64" if config.encoding == "hex" else "hex")
         )
-    elif kind == "signature-of-other-body":
-        forged = fz.digest(other_body, harness.secret, stamp if ts_header else None)
-        headers = signed(config.prefix + fz.encode(forged, config.encoding))
-    elif kind == "wrong-encoding":
-        headers = signed(config.prefix + fz.encode(real, "base64" if config.encoding == "hex" else "hex"))
-    elif kind == "prefix-mismatch":
+    if kind == "prefix-mismatch":
         # The expected prefix missing, or one that is not configured added.
-        headers = signed(encoded if config.prefix else "sha256=" + encoded)
-    elif kind == "truncated-signature":
-        headers = signed(config.prefix + encoded[: draw(st.integers(0, len(encoded) - 1))])
-    elif kind == "flipped-bit":
+        return forging.signed(encoded if config.prefix else "sha256=" + encoded)
+    if kind == "truncated-signature":
+        return forging.signed(config.prefix + encoded[: draw(st.integers(0, len(encoded) - 1))])
+    if kind == "flipped-bit":
         index = draw(st.integers(0, len(real) - 1))
         flipped = real[:index] + bytes([real[index] ^ (1 << draw(st.integers(0, 7)))]) + real[index + 1 :]
-        headers = signed(config.prefix + fz.encode(flipped, config.encoding))
-    elif kind == "signature-in-other-header":
-        headers = {"X-Signature": config.prefix + encoded, "X-Hub-Signature-256": config.prefix + encoded}
-        if ts_header:
-            headers[ts_header] = stamp
-    elif kind == "missing-timestamp":
-        headers = signed(config.prefix + encoded, with_stamp=None)
-    elif kind == "timestamp-not-signed":
+        return forging.signed(config.prefix + fz.encode(flipped, config.encoding))
+    # signature-in-other-header
+    return forging.unsigned(
+        {"X-Signature": config.prefix + encoded, "X-Hub-Signature-256": config.prefix + encoded}
+    )
+
+
+def _timestamp_forgery(kind: str, forging: _Forging) -> dict[str, str]:
+    draw, config, body, now = forging.draw, forging.config, forging.body, forging.now
+    if kind == "missing-timestamp":
+        return forging.signed(config.prefix + forging.encoded, stamped=False)
+    if kind == "timestamp-not-signed":
         # A fresh timestamp on a signature that covers the body alone (or another timestamp).
         old = str(int(now.timestamp()) - draw(st.integers(1, 10_000)))
-        mac = fz.digest(body, harness.secret, draw(st.sampled_from([None, old])))
-        headers = signed(config.prefix + fz.encode(mac, config.encoding))
-    elif kind in {"stale-timestamp", "future-timestamp"}:
+        mac = fz.digest(body, forging.harness.secret, draw(st.sampled_from([None, old])))
+        return forging.signed(config.prefix + fz.encode(mac, config.encoding))
+    if kind in {"stale-timestamp", "future-timestamp"}:
         # An authentic, correctly signed request outside the window: a replay or a skewed clock.
         seconds = draw(st.integers(config.max_age_seconds + 2, 10 * 365 * 86_400))
         at = (
@@ -170,14 +224,14 @@ def forged_requests(draw: st.DrawFn, harness: IngestHarness) -> tuple[str, bytes
             if kind == "stale-timestamp"
             else now + timedelta(seconds=seconds)
         )
-        headers = dict(harness.sign(body, at=at))
-        headers = {draw(fz.cased(k)): v for k, v in headers.items()}
-    else:  # malformed-timestamp
-        headers = signed(
-            config.prefix + draw(st.sampled_from([encoded, fz.encode(b"x" * 32, config.encoding)]))
-        )
-        headers[ts_header or ""] = draw(fz.malformed_timestamps)
-    return kind, body, headers
+        headers = dict(forging.harness.sign(body, at=at))
+        return {draw(fz.cased(k)): v for k, v in headers.items()}
+    # malformed-timestamp
+    headers = forging.signed(
+        config.prefix + draw(st.sampled_from([forging.encoded, fz.encode(b"x" * 32, config.encoding)]))
+    )
+    headers[forging.ts_header or ""] = draw(fz.malformed_timestamps)
+    return headers
 
 
 @st.composite
