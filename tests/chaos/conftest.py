@@ -256,80 +256,107 @@ class Chaos:
 
     # -- the promise ----------------------------------------------------------------------------
     def check(self, work: Workload, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-        problems: list[str] = []
-        duplicates = lost = 0
+        tally = _Tally()
+        contact_ids = _check_contacts(work, after, tally)
+        _check_invoices(work, after, contact_ids, tally)
+        dead = self._check_dead_letters(work, tally)
+        visible, in_flight = self.sandbox.queue_depth()
+        if visible or in_flight:
+            tally.problems.append(f"sync queue not empty: {visible} visible, {in_flight} in flight")
+        assert not tally.problems, "\n".join(tally.problems[:40])
+        return {"dlq": dead, "dup": tally.duplicates, "lost": tally.lost}
 
-        def exactly_one(slug: str, found: list[dict[str, Any]], noun: str) -> dict[str, Any] | None:
-            """The one Xero record of ``slug``: none is lost, more are duplicates."""
-            nonlocal duplicates, lost
-            if not found:
-                lost += 1
-                problems.append(f"{slug}: no Xero {noun}")
-                return None
-            if len(found) > 1:
-                duplicates += len(found) - 1
-                problems.append(f"{slug}: {len(found)} Xero {noun}s")
-            return found[0]
-
-        contacts: dict[str, list[dict[str, Any]]] = {}
-        for contact in after["Contacts"]:
-            contacts.setdefault(str(contact.get("ContactNumber")), []).append(contact)
-        contact_ids: dict[str, str] = {}
-        for slug in work.clients:
-            if (got := exactly_one(slug, contacts.get(slug, []), "contact")) is None:
-                continue
-            want = work.latest_client(slug)
-            contact_ids[slug] = got["ContactID"]
-            if got.get("Name") != want["name"] or str(got.get("EmailAddress", "")).lower() != want["email"]:
-                problems.append(f"{slug}: Xero has {got.get('Name')!r} {got.get('EmailAddress')!r}")
-
-        invoices: dict[str, list[dict[str, Any]]] = {}
-        for invoice in after["Invoices"]:
-            if invoice.get("Status") not in ("DELETED", "VOIDED"):
-                invoices.setdefault(str(invoice.get("Reference")), []).append(invoice)
-        payments: dict[str, list[dict[str, Any]]] = {}
-        for payment in after["Payments"]:
-            if payment.get("Status") != "DELETED":
-                payments.setdefault(str((payment.get("Invoice") or {}).get("InvoiceID")), []).append(payment)
-        paid = {p["invoices"][0]["slug"]: p for p in work.payments.values()}
-        for slug, record in work.invoices.items():
-            if (got := exactly_one(slug, invoices.get(slug, []), "invoice")) is None:
-                continue
-            client = record["client"]["slug"]
-            if (got.get("Contact") or {}).get("ContactID") != contact_ids.get(client):
-                problems.append(f"{slug}: on contact {got.get('Contact')}, not {contact_ids.get(client)}")
-            if money(got["Total"]) != money(record["amount"]["total"]) or got.get("CurrencyCode") != "AUD":
-                problems.append(f"{slug}: Xero total {got['Total']} {got.get('CurrencyCode')}")
-            if got.get("Status") != "AUTHORISED":
-                problems.append(f"{slug}: Xero status {got.get('Status')}")
-            applied = payments.get(got["InvoiceID"], [])
-            expected = [paid[slug]] if slug in paid else []
-            if len(applied) > len(expected):
-                duplicates += len(applied) - len(expected)
-                problems.append(f"{slug}: {len(applied)} Xero payments, expected {len(expected)}")
-            elif len(applied) < len(expected):
-                lost += len(expected) - len(applied)
-                problems.append(f"{slug}: payment {expected[0]['slug']} missing in Xero")
-            elif expected and money(applied[0]["Amount"]) != money(expected[0]["amount"]["amount"]):
-                problems.append(f"{slug}: payment of {applied[0]['Amount']}")
-
+    def _check_dead_letters(self, work: Workload, tally: _Tally) -> int:
+        """Only the poison records reach the DLQ, each with a reason; the number there."""
         dead = [m for m in self.sandbox.dead_letters() if work.tag in str(m["body"].get("record_id"))]
         dead_ids = Counter(str(m["body"].get("record_id")) for m in dead)
         for message in dead:
             if not message["category"] or not message["reason"]:
-                problems.append(f"DLQ message without a reason: {message['body'].get('record_id')}")
+                tally.problems.append(f"DLQ message without a reason: {message['body'].get('record_id')}")
         if set(dead_ids) != set(work.poison):
-            problems.append(f"DLQ holds {sorted(dead_ids)}, expected the poison {sorted(work.poison)}")
-            problems += [
+            tally.problems.append(f"DLQ holds {sorted(dead_ids)}, expected the poison {sorted(work.poison)}")
+            tally.problems += [
                 f"  {m['body'].get('record_id')}: {m['category']}: {(m['reason'] or '')[:300]}"
                 for m in dead
                 if m["body"].get("record_id") not in work.poison
             ]
-        visible, in_flight = self.sandbox.queue_depth()
-        if visible or in_flight:
-            problems.append(f"sync queue not empty: {visible} visible, {in_flight} in flight")
-        assert not problems, "\n".join(problems[:40])
-        return {"dlq": len(dead), "dup": duplicates, "lost": lost}
+        return len(dead)
+
+
+@dataclass
+class _Tally:
+    """What :meth:`Chaos.check` found wrong: every problem, and the duplicates and losses among them."""
+
+    problems: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    lost: int = 0
+
+    def exactly_one(self, slug: str, found: list[dict[str, Any]], noun: str) -> dict[str, Any] | None:
+        """The one Xero record of ``slug``: none is lost, more are duplicates."""
+        if not found:
+            self.lost += 1
+            self.problems.append(f"{slug}: no Xero {noun}")
+            return None
+        if len(found) > 1:
+            self.duplicates += len(found) - 1
+            self.problems.append(f"{slug}: {len(found)} Xero {noun}s")
+        return found[0]
+
+
+def _check_contacts(work: Workload, after: dict[str, Any], tally: _Tally) -> dict[str, str]:
+    """Each client is one Xero contact with its latest name and email; client slug -> ContactID."""
+    contacts: dict[str, list[dict[str, Any]]] = {}
+    for contact in after["Contacts"]:
+        contacts.setdefault(str(contact.get("ContactNumber")), []).append(contact)
+    contact_ids: dict[str, str] = {}
+    for slug in work.clients:
+        if (got := tally.exactly_one(slug, contacts.get(slug, []), "contact")) is None:
+            continue
+        want = work.latest_client(slug)
+        contact_ids[slug] = got["ContactID"]
+        if got.get("Name") != want["name"] or str(got.get("EmailAddress", "")).lower() != want["email"]:
+            tally.problems.append(f"{slug}: Xero has {got.get('Name')!r} {got.get('EmailAddress')!r}")
+    return contact_ids
+
+
+def _check_invoices(
+    work: Workload, after: dict[str, Any], contact_ids: dict[str, str], tally: _Tally
+) -> None:
+    """Each invoice is one authorised Xero invoice on its client's contact, with its total and
+    exactly its payment."""
+    invoices: dict[str, list[dict[str, Any]]] = {}
+    for invoice in after["Invoices"]:
+        if invoice.get("Status") not in ("DELETED", "VOIDED"):
+            invoices.setdefault(str(invoice.get("Reference")), []).append(invoice)
+    payments: dict[str, list[dict[str, Any]]] = {}
+    for payment in after["Payments"]:
+        if payment.get("Status") != "DELETED":
+            payments.setdefault(str((payment.get("Invoice") or {}).get("InvoiceID")), []).append(payment)
+    paid = {p["invoices"][0]["slug"]: p for p in work.payments.values()}
+    for slug, record in work.invoices.items():
+        if (got := tally.exactly_one(slug, invoices.get(slug, []), "invoice")) is None:
+            continue
+        client = record["client"]["slug"]
+        if (got.get("Contact") or {}).get("ContactID") != contact_ids.get(client):
+            tally.problems.append(f"{slug}: on contact {got.get('Contact')}, not {contact_ids.get(client)}")
+        if money(got["Total"]) != money(record["amount"]["total"]) or got.get("CurrencyCode") != "AUD":
+            tally.problems.append(f"{slug}: Xero total {got['Total']} {got.get('CurrencyCode')}")
+        if got.get("Status") != "AUTHORISED":
+            tally.problems.append(f"{slug}: Xero status {got.get('Status')}")
+        _check_payment(slug, payments.get(got["InvoiceID"], []), [paid[slug]] if slug in paid else [], tally)
+
+
+def _check_payment(
+    slug: str, applied: list[dict[str, Any]], expected: list[dict[str, Any]], tally: _Tally
+) -> None:
+    if len(applied) > len(expected):
+        tally.duplicates += len(applied) - len(expected)
+        tally.problems.append(f"{slug}: {len(applied)} Xero payments, expected {len(expected)}")
+    elif len(applied) < len(expected):
+        tally.lost += len(expected) - len(applied)
+        tally.problems.append(f"{slug}: payment {expected[0]['slug']} missing in Xero")
+    elif expected and money(applied[0]["Amount"]) != money(expected[0]["amount"]["amount"]):
+        tally.problems.append(f"{slug}: payment of {applied[0]['Amount']}")
 
 
 @pytest.fixture
