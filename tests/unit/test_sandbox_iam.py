@@ -20,6 +20,11 @@ def _role(*statements: dict[str, Any]) -> RolePolicy:
     return RolePolicy(spec, "arn:aws:iam::123456789012:role/sandbox-SyncRole")
 
 
+def _allow_when(action: str, resource: str, condition: dict[str, Any]) -> RolePolicy:
+    """A role whose one Allow holds only under ``condition``."""
+    return _role({"Effect": "Allow", "Action": action, "Resource": resource, "Condition": condition})
+
+
 def _enforcer(role: RolePolicy) -> Enforcer:
     return Enforcer({role.function: role}, Translator({"state": "pk"}, {}))
 
@@ -43,13 +48,8 @@ def test_given_an_allow_and_a_deny_when_both_match_then_the_deny_wins() -> None:
 
 
 def test_given_a_leading_keys_condition_when_an_item_of_another_partition_is_updated_then_denied() -> None:
-    role = _role(
-        {
-            "Effect": "Allow",
-            "Action": "dynamodb:UpdateItem",
-            "Resource": TABLE,
-            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["xero-event#*"]}},
-        }
+    role = _allow_when(
+        "dynamodb:UpdateItem", TABLE, {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["xero-event#*"]}}
     )
     enforcer = _enforcer(role)
 
@@ -76,14 +76,7 @@ def test_given_a_transaction_when_checked_then_each_part_needs_its_own_action() 
 
 
 def test_given_list_bucket_only_under_a_prefix_when_listing_elsewhere_or_without_prefix_then_denied() -> None:
-    role = _role(
-        {
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": BUCKET,
-            "Condition": {"StringLike": {"s3:prefix": ["reconcile/work/*"]}},
-        }
-    )
+    role = _allow_when("s3:ListBucket", BUCKET, {"StringLike": {"s3:prefix": ["reconcile/work/*"]}})
     enforcer = _enforcer(role)
 
     enforcer.check(role, "s3", "ListObjectsV2", {"Bucket": "archive", "Prefix": "reconcile/work/r1.sqlite3"})
