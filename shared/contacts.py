@@ -95,24 +95,10 @@ class ContactSync(RecordSync):
                 event, "skipped_missing", "client not found in Ignition's Reporting API; nothing to write"
             )
         mapping = self._store.get(RecordType.CLIENT, client.slug)
-        if mapping is not None and self._already_written(mapping, event, client.updated_at):
-            return self._skip(
-                event,
-                "skipped_stale",
-                f"Ignition updated_at {client.updated_at.isoformat()} is not newer than the "
-                f"{mapping.ignition_updated_at.isoformat()} already written",
-                ignition_id=client.slug,
-                mapping=mapping,
-                updated_at=client.updated_at,
-            )
+        if (stale := self._skip_written(event, client, mapping)) is not None:
+            return stale
         if client.state in self._rules.skip_client_states:
-            return self._skip(
-                event,
-                "skipped_state",
-                f"client state {client.state!r} is not synced",
-                ignition_id=client.slug,
-                updated_at=client.updated_at,
-            )
+            return self._skip_state(event, client, f"client state {client.state!r} is not synced")
         return self._apply(client, mapping, event)
 
     def _apply(self, client: IgnitionClient, mapping: RecordMapping | None, event: SyncEvent) -> SyncOutcome:

@@ -98,26 +98,13 @@ class InvoiceSync(RecordSync):
         if invoice is None:
             return self._skip(event, "skipped_missing", "invoice not found in Ignition's Reporting API")
         mapping = self._store.get(RecordType.INVOICE, invoice.slug)
-        if mapping is not None and self._already_written(mapping, event, invoice.updated_at):
-            return self._skip(
-                event,
-                "skipped_stale",
-                f"updated_at {invoice.updated_at.isoformat()} already written",
-                ignition_id=invoice.slug,
-                mapping=mapping,
-                updated_at=invoice.updated_at,
-            )
+        if (stale := self._skip_written(event, invoice, mapping)) is not None:
+            return stale
         state = invoice.state.lower()
         if state in self._rules.void_states:
             return self._void(invoice, mapping, event)
         if state in self._rules.skip_states and mapping is None:
-            return self._skip(
-                event,
-                "skipped_state",
-                f"invoice state {invoice.state!r} is not synced",
-                ignition_id=invoice.slug,
-                updated_at=invoice.updated_at,
-            )
+            return self._skip_state(event, invoice, f"invoice state {invoice.state!r} is not synced")
         return self._apply(invoice, mapping, event)
 
     def ensure(self, invoice_slug: str, event: SyncEvent) -> str:

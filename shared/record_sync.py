@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -20,6 +20,16 @@ from shared.outcome import SyncAction, SyncOutcome
 from shared.store.mappings import MappingStore, RecordMapping
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+class _Versioned(Protocol):
+    """An Ignition record with its own version stamp (a client, an invoice)."""
+
+    @property
+    def slug(self) -> str: ...
+
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,28 @@ class RecordSync:
     ) -> RecordT | None:
         return newest_state(event, model, fetch, now=self._now(), max_skew=self._max_skew)
 
-    @staticmethod
-    def _already_written(mapping: RecordMapping, event: SyncEvent, updated_at: datetime) -> bool:
-        """The mapping holds this version or a newer one (out of order or repeated), unless forced."""
-        return not event.force and updated_at <= mapping.ignition_updated_at
+    def _skip_written(
+        self, event: SyncEvent, record: _Versioned, mapping: RecordMapping | None
+    ) -> SyncOutcome | None:
+        """A skip when the mapping holds this version or a newer one (out of order or repeated),
+        unless forced; None: go on."""
+        if mapping is None or event.force or record.updated_at > mapping.ignition_updated_at:
+            return None
+        return self._skip(
+            event,
+            "skipped_stale",
+            f"Ignition updated_at {record.updated_at.isoformat()} is not newer than the "
+            f"{mapping.ignition_updated_at.isoformat()} already written",
+            ignition_id=record.slug,
+            mapping=mapping,
+            updated_at=record.updated_at,
+        )
+
+    def _skip_state(self, event: SyncEvent, record: _Versioned, decision: str) -> SyncOutcome:
+        """A skip for a state the rules do not sync (nothing mapped to report)."""
+        return self._skip(
+            event, "skipped_state", decision, ignition_id=record.slug, updated_at=record.updated_at
+        )
 
     def _map(
         self,
