@@ -75,18 +75,11 @@ class ContactSync(RecordSync):
     def ensure(self, client_slug: str, event: SyncEvent) -> str:
         """The Xero ContactID for a client, syncing the client first when it has none yet (an
         invoice or payment can arrive before, or without, its client's own webhook)."""
-        mapping = self._store.get(RecordType.CLIENT, client_slug)
-        if mapping is not None:
-            return mapping.xero_id
-        client = self._ignition.get_client(client_slug)
-        if client is None:
-            raise PermanentSyncError(
-                f"client {client_slug} is not in Ignition's Reporting API, so its contact cannot be made",
-                category="missing_client",
-            )
-        outcome = self._apply(client, None, event)
-        assert outcome.xero_id is not None
-        return outcome.xero_id
+        missing = PermanentSyncError(
+            f"client {client_slug} is not in Ignition's Reporting API, so its contact cannot be made",
+            category="missing_client",
+        )
+        return self._ensure(client_slug, event, self._ignition.get_client, self._apply, missing)
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
         client = self._newest(event, IgnitionClient, self._ignition.get_client)

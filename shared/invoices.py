@@ -110,17 +110,10 @@ class InvoiceSync(RecordSync):
     def ensure(self, invoice_slug: str, event: SyncEvent) -> str:
         """The Xero InvoiceID for an Ignition invoice, syncing it first when needed (a payment can
         arrive before its invoice's webhook)."""
-        mapping = self._store.get(RecordType.INVOICE, invoice_slug)
-        if mapping is not None:
-            return mapping.xero_id
-        invoice = self._ignition.get_invoice(invoice_slug)
-        if invoice is None:
-            raise PermanentSyncError(
-                f"invoice {invoice_slug} is not in Ignition's Reporting API", category="missing_invoice"
-            )
-        outcome = self._apply(invoice, None, event)
-        assert outcome.xero_id is not None
-        return outcome.xero_id
+        missing = PermanentSyncError(
+            f"invoice {invoice_slug} is not in Ignition's Reporting API", category="missing_invoice"
+        )
+        return self._ensure(invoice_slug, event, self._ignition.get_invoice, self._apply, missing)
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -56,6 +56,27 @@ class RecordSync:
     ) -> RecordT | None:
         return newest_state(event, model, fetch, now=self._now(), max_skew=self._max_skew)
 
+    def _ensure(
+        self,
+        slug: str,
+        event: SyncEvent,
+        fetch: Callable[[str], RecordT | None],
+        apply: Callable[[RecordT, RecordMapping | None, SyncEvent], SyncOutcome],
+        missing: Exception,
+    ) -> str:
+        """The Xero id mapped to ``slug``, syncing the record first when it has none yet (a record
+        can be needed before, or without, its own webhook); ``missing`` is raised when Ignition
+        does not have it."""
+        mapping = self._store.get(self.record_type, slug)
+        if mapping is not None:
+            return mapping.xero_id
+        record = fetch(slug)
+        if record is None:
+            raise missing
+        outcome = apply(record, None, event)
+        assert outcome.xero_id is not None
+        return outcome.xero_id
+
     def _skip_written(
         self, event: SyncEvent, record: _Versioned, mapping: RecordMapping | None
     ) -> SyncOutcome | None:
