@@ -123,7 +123,11 @@ class SyncHandler(PowertoolsHandler):
         filled in yet still starts, and fails each event with a clear reason."""
         if self._service is None:
             self._service = build_sync_service(
-                self.settings, self.config, on_xero_call=on_xero_call, on_token_refresh=on_token_refresh
+                self.settings,
+                self.config,
+                on_xero_call=on_xero_call,
+                on_token_refresh=on_token_refresh,
+                on_ignition_mcp_refresh=on_ignition_mcp_refresh,
             )
         return self._service
 
