@@ -22,23 +22,16 @@ from shared.store.poll_state import DynamoPollStateStore
 from shared.version import VERSION
 from tests.integration.conftest import World
 from tests.integration.test_cli_support import CliRun
+from tests.unit.moto_env import fresh_state_table
 
 pytestmark = pytest.mark.integration
 
 
 def _own_resources(tag: str) -> dict[str, str]:
     """A firm's own state table, DLQ and archive bucket, so its readings are its own."""
-    ddb, sqs, s3 = aws.client("dynamodb"), aws.client("sqs"), aws.client("s3")
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
     table = f"fleet-state-{tag}"
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    fresh_state_table(table)
     dlq = sqs.create_queue(QueueName=f"fleet-dlq-{tag}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     bucket = f"fleet-archive-{tag}"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})

@@ -53,13 +53,14 @@ def moto_aws() -> Iterator[None]:
                 aws.reset_clients()
 
 
-def fresh_state_table() -> None:
-    """The state table as the stack defines it (pk S + sk S, TTL on expires_at), emptied."""
+def fresh_state_table(name: str = STATE_TABLE) -> None:
+    """The state table as the stack defines it (pk S + sk S, TTL on expires_at), emptied; ``name``
+    lets a test give each firm a table of its own."""
     ddb = aws.client("dynamodb")
-    if STATE_TABLE in ddb.list_tables()["TableNames"]:
-        ddb.delete_table(TableName=STATE_TABLE)
+    if name in ddb.list_tables()["TableNames"]:
+        ddb.delete_table(TableName=name)
     ddb.create_table(
-        TableName=STATE_TABLE,
+        TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[
             {"AttributeName": "pk", "AttributeType": "S"},
@@ -68,7 +69,7 @@ def fresh_state_table() -> None:
         BillingMode="PAY_PER_REQUEST",
     )
     ddb.update_time_to_live(
-        TableName=STATE_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
     )
 
 
