@@ -133,15 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def command(
+        group: argparse._SubParsersAction[_Parser], name: str, *, help: str, description: str
+    ) -> _Parser:
+        """A subcommand with the common target options and the shared epilog."""
+        return group.add_parser(name, parents=[common], help=help, description=description, epilog=EPILOG)
+
     connect_parser = commands.add_parser("connect", help="authorise Xero or Ignition and store the tokens")
     providers = connect_parser.add_subparsers(dest="provider", required=True, metavar="PROVIDER")
-    xero = providers.add_parser(
+    xero = command(
+        providers,
         "xero",
-        parents=[common],
         help="OAuth with a local redirect listener (PKCE), or a Custom Connection",
         description="Authorise the Xero organisation and store the token set (with its tenant id) in the "
         "stack's xero-token secret. Prints the URL a Xero admin opens.",
-        epilog=EPILOG,
     )
     _oauth_options(xero)
     xero.add_argument("--tenant", help="organisation id or name when the consent covers several")
@@ -150,23 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a Xero Custom Connection: client credentials, no browser (auth_mode client_credentials)",
     )
-    ignition = providers.add_parser(
+    ignition = command(
+        providers,
         "ignition",
-        parents=[common],
         help="OAuth for Ignition's Reporting API",
         description="Authorise Ignition's Reporting API (a practice admin) and store the token set in the "
         "stack's ignition-api secret, next to the app's client credentials.",
-        epilog=EPILOG,
     )
     _oauth_options(ignition)
-    ignition_mcp = providers.add_parser(
+    ignition_mcp = command(
+        providers,
         "ignition-mcp",
-        parents=[common],
         help="OAuth for Ignition's MCP server (Xero -> Ignition invoice drafts)",
         description="Authorise the Ignition user whose MCP access creates invoice drafts (only where "
         "runtime.xero_to_ignition is enabled) and store the token set in the stack's ignition-mcp "
         "secret, next to the app's client credentials.",
-        epilog=EPILOG,
     )
     _oauth_options(ignition_mcp)
 
@@ -174,24 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
         ("pause", "stop the sync and the schedules; webhooks are still accepted and queued"),
         ("resume", "start the sync and the schedules again; the queued events are applied once each"),
     ):
-        commands.add_parser(
+        command(
+            commands,
             verb,
-            parents=[common],
             help=what,
             description=f"{what[0].upper()}{what[1:]}. Switches the sync function's SQS event source "
             "mapping and the stack's EventBridge rules (reconciliation, poller) with your own AWS "
             "credentials. See docs/operator.md.",
-            epilog=EPILOG,
         )
 
-    status_parser = commands.add_parser(
+    status_parser = command(
+        commands,
         "status",
-        parents=[common],
         help="one screen: is the integration healthy?",
         description="Tokens, last webhook and poll, queue, DLQ and its top reasons, Xero calls left today, "
         "last reconciliation, the version deployed. With --all: one line per firm in clients/. Exit 0 when "
         "healthy, 3 when something (any firm) needs a person.",
-        epilog=EPILOG,
     )
     status_parser.add_argument(
         "--all",
@@ -205,13 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where --all finds the firms (default: clients/ in this checkout)",
     )
 
-    backfill = commands.add_parser(
+    backfill = command(
+        commands,
         "backfill",
-        parents=[common],
         help="first-time sync of every Ignition client, invoice and payment",
         description="Match every Ignition record against what Xero already holds, create what is missing in "
         "batches of 50, link the rest, within Xero's limits. Resumable: run it again after an interruption.",
-        epilog=EPILOG,
     )
     backfill.add_argument(
         "--phases",
@@ -235,21 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay_parser = commands.add_parser("replay", help="replay DLQ messages or archived raw events")
     sources = replay_parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
-    dlq = sources.add_parser(
+    dlq = command(
+        sources,
         "dlq",
-        parents=[common],
         help="dead-lettered events back to the sync queue",
         description="Move matching DLQ messages back to the sync queue (fresh deduplication id); the sync "
         "applies each once. Without filters: all.",
-        epilog=EPILOG,
     )
-    archive = sources.add_parser(
+    archive = command(
+        sources,
         "archive",
-        parents=[common],
         help="archived raw webhooks of a time range through the sync again",
         description="Re-read raw webhook bodies archived under raw/ and received in [--from, --to], parse "
         "them as ingest did and queue them; already-applied events are skipped by the sync.",
-        epilog=EPILOG,
     )
     for sub in (dlq, archive):
         sub.add_argument("--type", choices=options.RECORD_TYPES, help="only this record type")
@@ -271,14 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     archive.add_argument("--to", dest="end", type=_when, help="ISO time (default now)")
 
-    reconcile = commands.add_parser(
+    reconcile = command(
+        commands,
         "reconcile",
-        parents=[common],
         help="run the reconciliation now, or show the last run",
         description="With --now: start a run (an asynchronous Lambda invocation for --client, a thread "
         "running the function for --sandbox) unless one is in progress, show its phases, and print where "
         "the report is. Without: the last run's result.",
-        epilog=EPILOG,
     )
     reconcile.add_argument("--now", action="store_true", help="run a full reconciliation now")
     reconcile.add_argument(
@@ -291,16 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(commands, common, EPILOG)
 
-    doctor = commands.add_parser(
+    doctor = command(
+        commands,
         "doctor",
-        parents=[common],
         help="preflight: check the Xero organisation and Ignition against the configuration",
         description="Before the first sync: the Xero connection and scopes, the configured account codes "
         "(sales, rounding, payment), tax types for the configured rates and those in Ignition's invoices, "
         "currencies, lock dates, and Ignition's Reporting API access. Read-only (about 5 Xero calls). "
         "Without --client or --sandbox: the local sandbox. Exit 0 when nothing fails (warnings "
         "included), 3 when something would fail the sync.",
-        epilog=EPILOG,
     )
     doctor.add_argument(
         "--invoices",
@@ -311,14 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         "one page; 0: all of them)",
     )
 
-    rotate = commands.add_parser(
+    rotate = command(
+        commands,
         "rotate-webhook-secret",
-        parents=[common],
         help="store a new Ignition webhook secret; the previous one stays accepted for an overlap",
         description="Store the new secret next to the current one: the ingest function accepts both for "
         "ignition.webhook.previous_secret_overlap_seconds (default a day). Set the new secret in Ignition "
         "after the printed time (cached copies expire) and before the overlap ends. See docs/runbook.md.",
-        epilog=EPILOG,
     )
     rotate.add_argument(
         "--secret-file",
