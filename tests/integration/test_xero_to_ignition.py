@@ -24,14 +24,12 @@ from tests.integration.conftest import World
 pytestmark = pytest.mark.integration
 
 THREE_LINES = [
-    {"Description": "Monthly bookkeeping", "Quantity": "3", "UnitAmount": "120.00", "TaxType": "OUTPUT"},
-    {
-        "Description": "Tax return (GST free)",
-        "Quantity": "1",
-        "UnitAmount": "250.00",
-        "TaxType": "EXEMPTOUTPUT",
-    },
-    {"Description": "Payroll setup", "Quantity": "2", "UnitAmount": "33.335", "TaxType": "OUTPUT"},
+    {"Description": description, "Quantity": quantity, "UnitAmount": unit, "TaxType": tax}
+    for description, quantity, unit, tax in (
+        ("Monthly bookkeeping", "3", "120.00", "OUTPUT"),
+        ("Tax return (GST free)", "1", "250.00", "EXEMPTOUTPUT"),
+        ("Payroll setup", "2", "33.335", "OUTPUT"),
+    )
 ]
 # 360.00 + 36.00 GST, 250.00 GST-free, 66.67 + 6.67 GST
 THREE_LINES_TOTAL = Decimal("719.34")
