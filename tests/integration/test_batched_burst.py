@@ -7,13 +7,13 @@ record at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sandbox.environment import Sandbox
 from tests.chaos.conftest import Chaos, Workload, new_tag
+from tests.chaos.conftest import chaos as chaos  # the fixture, driving chaos_sandbox below
 
 pytestmark = [pytest.mark.integration]
 
@@ -52,13 +52,10 @@ class Burst(Workload):
 
 
 @pytest.fixture
-def chaos(sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[Chaos]:
-    """The suite's own sandbox (gathered batches are the default configuration)."""
-    sandbox.wait_until_idle(timeout=120)
-    driver = Chaos(sandbox, request)
-    yield driver
-    driver.clear_faults()
-    driver.http.close()
+def chaos_sandbox(sandbox: Sandbox) -> Sandbox:
+    """The chaos driver (``tests/chaos/conftest.py``'s ``chaos``) on the suite's own sandbox:
+    gathered batches are the default configuration."""
+    return sandbox
 
 
 def burst(chaos: Chaos, clients: int, invoices: int, seed: int) -> tuple[dict[str, Any], int]:
