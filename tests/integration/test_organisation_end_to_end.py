@@ -20,15 +20,21 @@ def line(price: str, tax_rate: str | None, currency: str, quantity: str = "1") -
     return ignition_records.line(price, quantity, tax_rate, currency=currency, description="Monthly advisory")
 
 
+def settled_invoice(world: World, items: list[dict[str, Any]], total: str, **fields: Any) -> tuple[str, str]:
+    """A new client synced to Xero, then one invoice of it put and settled: (client, invoice)."""
+    client = world.synced_client()
+    invoice = f"inv_{world.tag}"
+    world.put_and_settle("invoices", world.invoice(invoice, client, items, total, **fields))
+    return client, invoice
+
+
 def test_given_an_nz_organisation_and_no_tax_configuration_when_gst_invoice_synced_then_it_lands_to_the_cent(
     world: World, organise: Any
 ) -> None:
     organise(country="NZ")
-    client = world.synced_client()
-    invoice = f"inv_{world.tag}"
     items = [line("100.00", "15", "NZD"), line("33.33", "15", "NZD", quantity="3"), line("50.00", "0", "NZD")]
     # Xero: lines 100.00 + 99.99 + 50.00; GST per line 15.00 + 15.00 (14.9985) + 0 = 30.00.
-    world.put_and_settle("invoices", world.invoice(invoice, client, items, "279.99", currency="NZD"))
+    client, invoice = settled_invoice(world, items, "279.99", currency="NZD")
 
     assert world.dead_letters_for(invoice) == []
     (xero,) = world.xero_invoices(Reference=invoice)
@@ -56,10 +62,7 @@ def test_given_a_locked_period_when_an_invoice_dated_in_it_is_synced_then_period
     world: World, organise: Any
 ) -> None:
     organise(period_lock_date="2026-10-31")
-    client = world.synced_client()
-    invoice = f"inv_{world.tag}"
-    items = [line("100.00", "10", "AUD")]
-    world.put_and_settle("invoices", world.invoice(invoice, client, items, "110.00", date="2026-10-15"))
+    _, invoice = settled_invoice(world, [line("100.00", "10", "AUD")], "110.00", date="2026-10-15")
 
     assert world.xero_invoices(Reference=invoice) == []
     (dead,) = world.dead_letters_for(invoice)
@@ -84,11 +87,7 @@ def test_given_a_currency_the_organisation_has_not_enabled_when_synced_then_curr
     world: World, organise: Any
 ) -> None:
     organise(currencies=["AUD", "NZD"])
-    client = world.synced_client()
-    invoice = f"inv_{world.tag}"
-    world.put_and_settle(
-        "invoices", world.invoice(invoice, client, [line("100.00", None, "EUR")], "100.00", currency="EUR")
-    )
+    _, invoice = settled_invoice(world, [line("100.00", None, "EUR")], "100.00", currency="EUR")
 
     assert world.xero_invoices(Reference=invoice) == []
     (dead,) = world.dead_letters_for(invoice)
