@@ -84,20 +84,12 @@ def test_given_120_mapped_clients_and_invoices_xero_does_not_list_when_reconcile
         slug = books.new_client(f"gone{index}", deliver=False)
         xero_id = str(uuid.uuid4())
         missing.add(xero_id)
-        store.save(
-            RecordMapping(
-                record_type=RecordType.CLIENT,
-                ignition_id=slug,
-                xero_id=xero_id,
-                ignition_created_at=AN_HOUR_AGO,
-                ignition_updated_at=written,
-                synced_at=written,
-                last_event_id=f"evt_{slug}",
-                match_method="created",
-                version=1,
-            ),
-            previous=None,
+        mapping = RecordMapping.model_validate(
+            {"record_type": RecordType.CLIENT, "ignition_id": slug, "xero_id": xero_id, "version": 1}
+            | {"ignition_created_at": AN_HOUR_AGO, "ignition_updated_at": written, "synced_at": written}
+            | {"last_event_id": f"evt_{slug}", "match_method": "created"}
         )
+        store.save(mapping, previous=None)
     calls_before = books.xero_calls()
 
     result = books.reconcile()
