@@ -2,7 +2,10 @@
 
 boto3 honours ``AWS_ENDPOINT_URL`` itself, which is how the sandbox and the tests point every
 client at moto's server; nothing else in the code knows whether it talks to AWS or to moto.
-Clients are cached per thread because boto3 clients are thread-safe but session creation is not.
+One client per service per process, made under a lock: boto3 clients are thread-safe but
+session creation is not, and a client made per thread cost the sync's gathered batch (a thread per
+message group, new threads every invocation) a session and a client per group, each reading
+botocore's data files: under a burst that, not Xero, set the pace.
 """
 
 from __future__ import annotations
@@ -13,22 +16,31 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=20)
-_local = threading.local()
+# Enough pooled connections for a gathered batch's threads (up to 50 message groups at once).
+_BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=20,
+    max_pool_connections=64,
+)
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+_made_in_generation = 0
 _generation = 0
 
 
 def client(service: str) -> Any:
-    if getattr(_local, "generation", None) != _generation:
-        _local.clients = {}
-        _local.generation = _generation
-    cache: dict[str, Any] = _local.clients
-    if service not in cache:
-        cache[service] = boto3.session.Session().client(service, config=_BOTO_CONFIG)
-    return cache[service]
+    global _made_in_generation
+    with _lock:
+        if _made_in_generation != _generation:
+            _clients.clear()
+            _made_in_generation = _generation
+        if service not in _clients:
+            _clients[service] = boto3.session.Session().client(service, config=_BOTO_CONFIG)
+        return _clients[service]
 
 
 def reset_clients() -> None:
-    """Forget cached clients in every thread (tests change AWS_ENDPOINT_URL between sandboxes)."""
+    """Forget the cached clients (tests change AWS_ENDPOINT_URL between sandboxes)."""
     global _generation
     _generation += 1
