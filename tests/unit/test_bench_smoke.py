@@ -146,6 +146,6 @@ def test_given_results_when_rendered_then_the_table_shows_goals_and_misses() -> 
     text = report.render(doc)
 
     assert "| A met figure | 1 ms | < 10 ms | met |" in text
-    assert "**missed**" in text and "A new client costs a search" in text
+    assert "**missed**" in text and "a new client costs its case-safe lookup" in text
     assert "not built yet" in text
     assert "A missed figure" in report.console(doc)
