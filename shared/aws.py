@@ -2,14 +2,17 @@
 
 boto3 honours ``AWS_ENDPOINT_URL`` itself, which is how the sandbox and the tests point every
 client at moto's server; nothing else in the code knows whether it talks to AWS or to moto.
-One client per service per process, made under a lock: boto3 clients are thread-safe but
-session creation is not, and a client made per thread cost the sync's gathered batch (a thread per
-message group, new threads every invocation) a session and a client per group, each reading
-botocore's data files: under a burst that, not Xero, set the pace.
+Each thread keeps the clients it first used, so a long-lived thread stays with the endpoint it
+started with (the sandbox and the tests may point a second sandbox elsewhere meanwhile). A new
+thread takes the process's client for the current endpoint instead of making its own: boto3
+clients are thread-safe but session creation is not, and the sync's gathered batch starts a
+thread per message group every invocation; a session and client made per group (each reading
+botocore's data files) set the pace of a burst, not Xero.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -24,20 +27,32 @@ _BOTO_CONFIG = Config(
     max_pool_connections=64,
 )
 _lock = threading.Lock()
-_clients: dict[str, Any] = {}
-_made_in_generation = 0
+_local = threading.local()
+_shared: dict[tuple[str, str | None], Any] = {}
+_shared_generation = 0
 _generation = 0
 
 
 def client(service: str) -> Any:
-    global _made_in_generation
+    if getattr(_local, "generation", None) != _generation:
+        _local.clients = {}
+        _local.generation = _generation
+    cache: dict[str, Any] = _local.clients
+    if service not in cache:
+        cache[service] = _shared_client(service)
+    return cache[service]
+
+
+def _shared_client(service: str) -> Any:
+    global _shared_generation
     with _lock:
-        if _made_in_generation != _generation:
-            _clients.clear()
-            _made_in_generation = _generation
-        if service not in _clients:
-            _clients[service] = boto3.session.Session().client(service, config=_BOTO_CONFIG)
-        return _clients[service]
+        if _shared_generation != _generation:
+            _shared.clear()
+            _shared_generation = _generation
+        key = (service, os.environ.get("AWS_ENDPOINT_URL"))
+        if key not in _shared:
+            _shared[key] = boto3.session.Session().client(service, config=_BOTO_CONFIG)
+        return _shared[key]
 
 
 def reset_clients() -> None:
