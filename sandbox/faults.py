@@ -180,9 +180,7 @@ class AwsFaults(SeededFaults[AwsFaultProfile]):
     def _before_transaction(
         self, params: dict[str, Any], **_: Any
     ) -> tuple[_FakeHttp, dict[str, Any]] | None:
-        # The hook stays on a client after uninstall, and clients are shared between threads and
-        # tests (shared/aws.py): an uninstalled injector injects nothing.
-        if self._original is None or not threading.current_thread().name.startswith(self._prefix):
+        if not threading.current_thread().name.startswith(self._prefix):
             return None
         body = params.get("body") or b"{}"
         try:
