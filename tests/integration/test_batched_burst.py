@@ -7,6 +7,7 @@ record at a time."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,10 +53,14 @@ class Burst(Workload):
 
 
 @pytest.fixture
-def chaos_sandbox(sandbox: Sandbox) -> Sandbox:
-    """The chaos driver (``tests/chaos/conftest.py``'s ``chaos``) on the suite's own sandbox:
-    gathered batches are the default configuration."""
-    return sandbox
+def chaos_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The chaos driver (``tests/chaos/conftest.py``'s ``chaos``) on the suite's own sandbox, with
+    gathered batches turned on (they are opt-in) for the test and off again after it."""
+    sandbox.reconfigure(batching={"enabled": True})
+    try:
+        yield sandbox
+    finally:
+        sandbox.reconfigure(batching={"enabled": False})
 
 
 def burst(chaos: Chaos, clients: int, invoices: int, seed: int) -> tuple[dict[str, Any], int]:
