@@ -134,6 +134,8 @@ def run_reconciliation(
         runs.release(table, ticket)
         raise
     _start_in_process(handler, event)
+    # Said before following, as for Lambda: a quick run may pass its "queued" phase between polls.
+    progress("Run queued (in this process); waiting for it to start...")
     return _follow(table, ticket, timeout, poll_seconds, progress, sleep)
 
 
