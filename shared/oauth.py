@@ -27,6 +27,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -369,6 +370,29 @@ def save_under_lease(store: TokenStore, tokens: TokenSet, lock: Lock, *, timeout
         lock.release()
 
 
+@dataclass(frozen=True)
+class TokenProviderOptions:
+    """How a provider of either grant calls the token endpoint, keeps time and reports.
+
+    One object so both providers (and their callers) name these once; the defaults serve in
+    production, tests swap the clock, sleep and HTTP client for an emulator's.
+    """
+
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    http: httpx.Client | None = None
+    refresh_margin_seconds: float = 120.0
+    timeout_seconds: float = 5.0
+    max_attempts: int = 3
+    provider: str = "xero"
+    # None: the grant's own advice (connect again, or check the Custom Connection).
+    reauthorise_hint: str | None = None
+    on_refresh: Callable[[RefreshOutcome], None] | None = None
+
+
+DEFAULT_OPTIONS = TokenProviderOptions()
+
+
 class _TokenEndpoint:
     """POSTs a grant to the token URL with HTTP Basic client authentication, with retries."""
 
@@ -376,21 +400,16 @@ class _TokenEndpoint:
         self,
         token_url: str,
         credentials: ClientCredentials,
-        *,
-        http: httpx.Client | None,
-        timeout_seconds: float,
-        max_attempts: int,
-        sleep: Callable[[float], None],
-        provider: str,
+        options: TokenProviderOptions,
         hint: str,
     ) -> None:
         self.token_url = token_url
         self._credentials = credentials
-        self._http = http or httpx.Client()
-        self._timeout = timeout_seconds
-        self._max_attempts = max_attempts
-        self._sleep = sleep
-        self._provider = provider
+        self._http = options.http or httpx.Client()
+        self._timeout = options.timeout_seconds
+        self._max_attempts = options.max_attempts
+        self._sleep = options.sleep
+        self._provider = options.provider
         self._hint = hint
 
     def grant(self, form: dict[str, str]) -> _TokenResponse:
@@ -464,35 +483,18 @@ class _CachingProvider(ABC):
         store: TokenStore,
         token_url: str,
         credentials: ClientCredentials,
-        *,
-        clock: Callable[[], float],
-        http: httpx.Client | None,
-        refresh_margin_seconds: float,
-        timeout_seconds: float,
-        max_attempts: int,
-        sleep: Callable[[float], None],
-        provider: str,
-        hint: str,
-        on_refresh: Callable[[RefreshOutcome], None] | None,
+        options: TokenProviderOptions,
+        default_hint: str,
     ) -> None:
         self._store = store
-        self._clock = clock
-        self._margin = refresh_margin_seconds
-        self._provider = provider
-        self._hint = hint
-        self._on_refresh = on_refresh
+        self._clock = options.clock
+        self._margin = options.refresh_margin_seconds
+        self._provider = options.provider
+        self._hint = options.reauthorise_hint or default_hint
+        self._on_refresh = options.on_refresh
         self._cached: TokenSet | None = None
         self._mutex = threading.Lock()
-        self._endpoint = _TokenEndpoint(
-            token_url,
-            credentials,
-            http=http,
-            timeout_seconds=timeout_seconds,
-            max_attempts=max_attempts,
-            sleep=sleep,
-            provider=provider,
-            hint=hint,
-        )
+        self._endpoint = _TokenEndpoint(token_url, credentials, options, self._hint)
 
     def access_token(self) -> str:
         cached = self._cached
@@ -568,41 +570,20 @@ class RefreshingTokenProvider(_CachingProvider):
         credentials: ClientCredentials,
         store: TokenStore,
         lock: Lock,
-        clock: Callable[[], float] = time.time,
+        options: TokenProviderOptions = DEFAULT_OPTIONS,
         *,
         journal: RefreshJournal | None = None,
-        http: httpx.Client | None = None,
-        refresh_margin_seconds: float = 120.0,
-        timeout_seconds: float = 5.0,
-        max_attempts: int = 3,
         lock_timeout_seconds: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        provider: str = "xero",
-        reauthorise_hint: str = "run the CLI's `connect xero`",
-        on_refresh: Callable[[RefreshOutcome], None] | None = None,
     ) -> None:
-        super().__init__(
-            store,
-            token_url,
-            credentials,
-            clock=clock,
-            http=http,
-            refresh_margin_seconds=refresh_margin_seconds,
-            timeout_seconds=timeout_seconds,
-            max_attempts=max_attempts,
-            sleep=sleep,
-            provider=provider,
-            hint=reauthorise_hint,
-            on_refresh=on_refresh,
-        )
+        super().__init__(store, token_url, credentials, options, "run the CLI's `connect xero`")
         self._lock = lock
         self._lock_timeout = lock_timeout_seconds
         self._journal = journal or InMemoryRefreshJournal()
         # Every attempt's timeout, the backoff between attempts, and a few seconds for the store
         # read and the lease renewal themselves.
         self._grant_lease = (
-            timeout_seconds * max_attempts
-            + sum(min(4.0, 0.5 * 2.0 ** (n - 1)) for n in range(1, max_attempts))
+            options.timeout_seconds * options.max_attempts
+            + sum(min(4.0, 0.5 * 2.0 ** (n - 1)) for n in range(1, options.max_attempts))
             + 5.0
         )
         lease = getattr(lock, "lease_seconds", None)
@@ -743,32 +724,17 @@ class ClientCredentialsTokenProvider(_CachingProvider):
         token_url: str,
         credentials: ClientCredentials,
         store_or_cache: TokenStore | None = None,
-        clock: Callable[[], float] = time.time,
+        options: TokenProviderOptions = DEFAULT_OPTIONS,
         *,
         scopes: Sequence[str] = (),
         tenant_id: str | None = None,
-        http: httpx.Client | None = None,
-        refresh_margin_seconds: float = 120.0,
-        timeout_seconds: float = 5.0,
-        max_attempts: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
-        provider: str = "xero",
-        reauthorise_hint: str = "check the Custom Connection and the client credentials secret",
-        on_refresh: Callable[[RefreshOutcome], None] | None = None,
     ) -> None:
         super().__init__(
             store_or_cache or InMemoryTokenStore(),
             token_url,
             credentials,
-            clock=clock,
-            http=http,
-            refresh_margin_seconds=refresh_margin_seconds,
-            timeout_seconds=timeout_seconds,
-            max_attempts=max_attempts,
-            sleep=sleep,
-            provider=provider,
-            hint=reauthorise_hint,
-            on_refresh=on_refresh,
+            options,
+            "check the Custom Connection and the client credentials secret",
         )
         self._scopes = " ".join(scopes)
         self._tenant_id = tenant_id

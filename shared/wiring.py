@@ -39,6 +39,7 @@ from shared.oauth import (
     RefreshOutcome,
     SecretTokenStore,
     TokenProvider,
+    TokenProviderOptions,
     read_client_credentials,
 )
 from shared.outcome import SyncOutcome
@@ -91,20 +92,18 @@ def xero_token_provider(
     credentials = read_client_credentials(settings.xero_client_secret_id, provider="xero")
     store = SecretTokenStore(settings.xero_token_secret_id, provider="xero")
     token_url = f"{config.xero.identity_url}/connect/token"
+    options = TokenProviderOptions(on_refresh=on_refresh, reauthorise_hint=XERO_REAUTHORISE)
     provider: TokenProvider
     if config.xero.auth_mode == "client_credentials":
-        provider = ClientCredentialsTokenProvider(
-            token_url, credentials, store, on_refresh=on_refresh, reauthorise_hint=XERO_REAUTHORISE
-        )
+        provider = ClientCredentialsTokenProvider(token_url, credentials, store, options)
     else:
         provider = RefreshingTokenProvider(
             token_url,
             credentials,
             store,
             DynamoLeaseLock(settings.state_table, XERO_TOKEN_LOCK),
+            options,
             journal=DynamoRefreshJournal(settings.state_table, XERO_TOKEN_LOCK),
-            on_refresh=on_refresh,
-            reauthorise_hint=XERO_REAUTHORISE,
         )
     stored = store.load()
     return provider, stored.tenant_id if stored else None
@@ -117,9 +116,8 @@ def ignition_token_provider(settings: IgnitionAccess, config: IntegrationConfig)
         read_client_credentials(settings.ignition_api_secret_id, provider="ignition"),
         SecretTokenStore(settings.ignition_api_secret_id, provider="ignition"),
         DynamoLeaseLock(settings.state_table, IGNITION_TOKEN_LOCK),
+        TokenProviderOptions(provider="ignition", reauthorise_hint=IGNITION_REAUTHORISE),
         journal=DynamoRefreshJournal(settings.state_table, IGNITION_TOKEN_LOCK),
-        provider="ignition",
-        reauthorise_hint=IGNITION_REAUTHORISE,
     )
 
 

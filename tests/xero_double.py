@@ -23,7 +23,15 @@ import httpx
 
 from sandbox.xero_emulator import DEFAULT_TENANT_ID, XeroEmulator
 from shared.config import XeroConfig
-from shared.oauth import ClientCredentials, Lock, RefreshingTokenProvider, TokenSet, TokenStore
+from shared.oauth import (
+    ClientCredentials,
+    Lock,
+    RefreshingTokenProvider,
+    RefreshOutcome,
+    TokenProviderOptions,
+    TokenSet,
+    TokenStore,
+)
 from shared.xero.budget import InMemoryCallBudget
 from shared.xero.client import XeroCall, XeroClient
 from shared.xero.reference_cache import ReferenceDataCache
@@ -105,9 +113,15 @@ class XeroDouble:
             CREDENTIALS,
             store,
             lock or ThreadLock(),
-            clock=self.clock.time,
-            http=self.http(),
-            sleep=self.clock.sleep,
+            self.token_options(),
+        )
+
+    def token_options(
+        self, on_refresh: Callable[[RefreshOutcome], None] | None = None
+    ) -> TokenProviderOptions:
+        """A provider's options that keep the double's time and call its token endpoint."""
+        return TokenProviderOptions(
+            clock=self.clock.time, sleep=self.clock.sleep, http=self.http(), on_refresh=on_refresh
         )
 
     def client(

@@ -72,6 +72,7 @@ from shared.oauth import (
     RefreshOutcome,
     SecretTokenStore,
     TokenProvider,
+    TokenProviderOptions,
     TokenStoreError,
     read_client_credentials,
 )
@@ -537,10 +538,12 @@ class IgnitionMcpClient:
             credentials,
             SecretTokenStore(secret_id, provider=IGNITION_MCP_PROVIDER),
             DynamoLeaseLock(settings.state_table, IGNITION_MCP_TOKEN_LOCK),
+            TokenProviderOptions(
+                provider=IGNITION_MCP_PROVIDER,
+                reauthorise_hint=IGNITION_MCP_REAUTHORISE,
+                on_refresh=on_refresh,
+            ),
             journal=DynamoRefreshJournal(settings.state_table, IGNITION_MCP_TOKEN_LOCK),
-            provider=IGNITION_MCP_PROVIDER,
-            reauthorise_hint=IGNITION_MCP_REAUTHORISE,
-            on_refresh=on_refresh,
         )
         return cls(mcp, tokens, IgnitionMcpBudget.in_table(settings.state_table, mcp))
 

@@ -34,6 +34,7 @@ from shared.oauth import (
     InMemoryTokenStore,
     RefreshingTokenProvider,
     RefreshOutcome,
+    TokenProviderOptions,
     TokenSet,
 )
 from tests.xero_double import ThreadLock
@@ -78,10 +79,12 @@ class World:
             ClientCredentials(client_id=MCP_CLIENT_ID, client_secret=MCP_CLIENT_SECRET),
             store,
             ThreadLock(),
-            clock=self.ignition.clock.time,
-            http=httpx.Client(trust_env=False),
-            provider="ignition-mcp",
-            on_refresh=outcomes.append if outcomes is not None else None,
+            TokenProviderOptions(
+                clock=self.ignition.clock.time,
+                http=httpx.Client(trust_env=False),
+                provider="ignition-mcp",
+                on_refresh=outcomes.append if outcomes is not None else None,
+            ),
         )
         budget = IgnitionMcpBudget.in_memory(config, clock=self.ignition.clock.time)
         return IgnitionMcpClient(config, tokens, budget), store

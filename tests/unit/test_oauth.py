@@ -25,6 +25,7 @@ from shared.oauth import (
     RefreshingTokenProvider,
     RefreshOutcome,
     SecretTokenStore,
+    TokenProviderOptions,
     TokenSet,
     TokenStoreError,
     read_client_credentials,
@@ -81,10 +82,7 @@ def _provider(
         DynamoLeaseLock(
             STATE_TABLE, "xero-token", lease_seconds=30, poll_seconds=0.01, max_poll_seconds=0.05, client=ddb
         ),
-        clock=xero.clock.time,
-        http=xero.http(),
-        sleep=xero.clock.sleep,
-        on_refresh=outcomes.append if outcomes is not None else None,
+        xero.token_options(on_refresh=outcomes.append if outcomes is not None else None),
     )
 
 
@@ -309,11 +307,9 @@ def test_given_custom_connection_when_tokens_needed_then_grant_is_cached_until_e
         TOKEN_URL,
         CREDENTIALS,
         cache,
-        clock=clock.time,
+        xero.token_options(),
         scopes=["accounting.contacts"],
         tenant_id="tenant-cc",
-        http=xero.http(),
-        sleep=clock.sleep,
     )
 
     first = provider.access_token()
@@ -335,8 +331,7 @@ def test_given_wrong_client_secret_when_client_credentials_grant_then_authorisat
     provider = ClientCredentialsTokenProvider(
         TOKEN_URL,
         ClientCredentials(client_id=CLIENT_ID, client_secret="wrong"),
-        clock=xero.clock.time,
-        http=xero.http(),
+        options=TokenProviderOptions(clock=xero.clock.time, http=xero.http()),
     )
 
     with pytest.raises(AuthorisationLost) as caught:
@@ -375,10 +370,8 @@ def _fenced(
         CREDENTIALS,
         store,
         lease_lock(XERO_TOKEN_LOCK, clock, lease_seconds=lease_seconds),
-        clock=clock.time,
+        xero.token_options(),
         journal=DynamoRefreshJournal(STATE_TABLE, XERO_TOKEN_LOCK),
-        http=xero.http(),
-        sleep=clock.sleep,
     )
 
 
