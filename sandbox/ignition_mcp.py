@@ -13,6 +13,8 @@ URL layout (on the Ignition emulator's base URL):
   rotating single-use refresh tokens, or none with ``issue_refresh_tokens=False``).
 * ``POST /_emulator/mcp/tokens``: a token set as if a user had just connected.
 * ``POST /_emulator/mcp/limits``: change the limits or how RATE_LIMITED is answered.
+* ``POST /_emulator/mcp/readings``: switch a rule Ignition is silent on to its other reading
+  (``{"list_invoices_drafts": true}``: ``list_invoices`` lists drafts too).
 * ``POST /_emulator/invoice-drafts/<id>/finalise``: a person's one click in Ignition.
 * ``GET /_emulator/state`` gains ``invoice_drafts`` and ``mcp``.
 
@@ -114,7 +116,7 @@ TOOLS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "list_invoices": (
-        "List invoices, drafts included, newest first; search matches the reference.",
+        "List invoices, newest first; search matches the reference.",
         {
             "type": "object",
             "properties": {
@@ -202,10 +204,14 @@ class IgnitionMcpEmulator:
         *,
         limits: McpLimits | None = None,
         issue_refresh_tokens: bool = True,
+        list_invoices_drafts: bool = False,
     ) -> None:
         self.ignition = ignition
         self.limits = limits or McpLimits()
         self.issue_refresh_tokens = issue_refresh_tokens
+        # Whether list_invoices lists unfinished drafts (see _tool_list_invoices): off is the
+        # stricter reading, on the lenient one; like the limits, it survives reset().
+        self.list_invoices_drafts = list_invoices_drafts
         self._lock = threading.RLock()
         # OAuth state survives reset(), as the Reporting API's does: a running sandbox keeps its
         # connection.
@@ -257,6 +263,7 @@ class IgnitionMcpEmulator:
                     },
                     "tax_rates": [dict(r) for r in self.tax_rates],
                     "services": [dict(s) for s in self.services],
+                    "readings": self._readings(),
                 },
             }
 
@@ -359,6 +366,7 @@ class IgnitionMcpEmulator:
             ("/mcp/oauth/token", "POST", self._token),
             ("/_emulator/mcp/tokens", "POST", lambda: _json(self.issue_token_set(), 201)),
             ("/_emulator/mcp/limits", "POST", self._admin_limits),
+            ("/_emulator/mcp/readings", "POST", self._admin_readings),
             ("/_emulator/mcp/revoke", "POST", self._admin_revoke),
             ("/_emulator/invoice-drafts/<draft_id>/finalise", "POST", self._admin_finalise),
         ):
@@ -538,13 +546,16 @@ class IgnitionMcpEmulator:
         }
 
     def _tool_list_invoices(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        # integration-facts lists the tool; stricter readings: drafts are included (state "draft"),
-        # search is a loose case-insensitive substring match, and pages are small.
+        # integration-facts lists the tool and says nothing of drafts; no public source says
+        # whether list_invoices shows an unfinished draft (a person's one click makes it an
+        # invoice). Stricter reading by default: it does not, so a draft is found by its reference
+        # only once finished, and a lookup before create_invoice_draft cannot prove none was made.
+        # ``list_invoices_drafts`` is the lenient reading: drafts listed too (state "draft").
+        # Also stricter: search is a loose case-insensitive substring match, and pages are small.
         rows: list[dict[str, Any]] = []
         with self._lock:
-            for draft in self.drafts.values():
-                if draft["state"] == "draft":
-                    rows.append(_draft_row(draft))
+            if self.list_invoices_drafts:
+                rows.extend(_draft_row(d) for d in self.drafts.values() if d["state"] == "draft")
         for invoice in self.ignition.state_snapshot()["invoices"]:
             client = invoice.get("client")
             rows.append(
@@ -589,6 +600,18 @@ class IgnitionMcpEmulator:
             if "issue_refresh_tokens" in body:
                 self.issue_refresh_tokens = bool(body["issue_refresh_tokens"])
         return _json(self.snapshot()["mcp"]["limits"])
+
+    def _readings(self) -> dict[str, bool]:
+        return {"list_invoices_drafts": self.list_invoices_drafts}
+
+    def _admin_readings(self) -> Response:
+        body = exact_json.loads(request.get_data() or b"{}")
+        if not isinstance(body, dict) or set(body) - set(self._readings()):
+            return _error("invalid_request", f"body must be a JSON object of {sorted(self._readings())}", 400)
+        with self._lock:
+            if "list_invoices_drafts" in body:
+                self.list_invoices_drafts = bool(body["list_invoices_drafts"])
+            return _json(self._readings())
 
     def _admin_revoke(self) -> Response:
         self.revoke_user()

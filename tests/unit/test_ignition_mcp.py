@@ -105,6 +105,7 @@ def world(world_module: World) -> World:
     world_module.ignition.reset()
     world_module.mcp.limits = McpLimits()
     world_module.mcp.issue_refresh_tokens = True
+    world_module.mcp.list_invoices_drafts = False
     forget_cached_schemas()
     answer = world_module.ignition.app.test_client().put(
         f"/_emulator/clients/{CLIENT}?deliver=false",
@@ -349,6 +350,7 @@ def test_given_a_server_that_gives_no_refresh_token_when_the_access_token_expire
 def test_given_drafts_with_similar_references_when_found_by_reference_then_only_the_exact_one(
     world: World,
 ) -> None:
+    world.mcp.list_invoices_drafts = True  # the lenient reading: list_invoices shows drafts
     client, _ = world.connected()
     wanted = client.create_invoice_draft(_request())
     client.create_invoice_draft(_request(f"{REFERENCE} (copy)"))
@@ -359,6 +361,27 @@ def test_given_drafts_with_similar_references_when_found_by_reference_then_only_
         (wanted.draft_id, "draft", CLIENT, wanted.app_path)
     ]
     assert client.find_drafts("INV-9999") == []
+
+
+def test_given_the_stricter_reading_when_a_draft_is_looked_up_then_only_once_finished_is_it_found(
+    world: World,
+) -> None:
+    client, _ = world.connected()
+    created = client.create_invoice_draft(_request())
+
+    unfinished = client.find_drafts(REFERENCE)
+    listed = httpx.post(
+        f"{world.url}/_emulator/mcp/readings", json={"list_invoices_drafts": True}, trust_env=False
+    ).json()
+    lenient = client.find_drafts(REFERENCE)
+    world.mcp.list_invoices_drafts = False
+    httpx.post(f"{world.url}/_emulator/invoice-drafts/{created.draft_id}/finalise", trust_env=False)
+    finished = client.find_drafts(REFERENCE)
+
+    assert unfinished == []
+    assert listed == {"list_invoices_drafts": True}
+    assert [f.draft_id for f in lenient] == [created.draft_id]
+    assert [f.state for f in finished] == ["awaiting_payment"]
 
 
 def test_given_a_draft_when_a_person_finishes_it_then_a_new_slug_invoice_is_in_the_reporting_api(
