@@ -1,6 +1,8 @@
-"""What the Contacts and Invoices resources share: Xero's five calls on a collection (list, create
+"""What the Contacts, Invoices and Payments resources share: Xero's five calls on a collection (list, create
 with PUT, create or update with POST, read one, update one with POST to its id) and the write path
-behind the three writes. A resource says how it finds, shows and saves one record.
+behind the three writes. A resource says how it finds, shows and saves one record. Invoices and
+payments, Xero's accounting documents, also share a history and the organisation's settings
+(:class:`DocumentCollection`).
 
 The caller (the emulator) holds its lock around every method here.
 """
@@ -16,8 +18,11 @@ from typing import Any, ClassVar
 from flask import Request, Response
 
 from . import responses
-from .common import answer_writes, read_elements
+from .common import Stamper, answer_writes, read_elements
+from .history import HistoryLog
 from .routing import Route, route
+from .settings import SettingsResource
+from .store import ResourceStore
 
 
 class Collection(ABC):
@@ -98,3 +103,26 @@ class Collection(ABC):
             now=self._now(),
             echo_id=self.echo_id,
         )
+
+
+class DocumentCollection(Collection):
+    """An accounting document (invoices, payments): checked against the organisation's settings,
+    stamped by the emulator's one clock, with a history and notes behind ``{id}/History``."""
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        settings: SettingsResource,
+        history: HistoryLog,
+        stamp: Stamper,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self._settings = settings
+        self._history = history
+        self._stamp = stamp
+        self._now = now
+
+    def routes(self) -> list[Route]:
+        scopes = (self.read_scopes, self.write_scopes)
+        return [*super().routes(), *self._history.routes(self.resource, self.id_field, self.lookup, scopes)]

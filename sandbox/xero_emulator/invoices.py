@@ -25,7 +25,7 @@ from shared.models.xero import format_xero_datetime, parse_xero_datetime
 from shared.money import CENT, UNIT_4DP, XERO_ROUNDING, line_amount, line_tax
 
 from . import responses
-from .collection import Collection
+from .collection import DocumentCollection
 from .common import (
     UUID_RE,
     Stamper,
@@ -39,7 +39,6 @@ from .common import (
     render_date,
 )
 from .history import HistoryLog
-from .routing import Route
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
@@ -98,7 +97,7 @@ def _round_unit(value: Decimal, four_dp: bool) -> Decimal:
     return value.quantize(UNIT_4DP if four_dp else CENT, rounding=XERO_ROUNDING)
 
 
-class InvoicesResource(Collection):
+class InvoicesResource(DocumentCollection):
     resource = "Invoices"
     id_field = "InvoiceID"
     error_flag = "HasErrors"
@@ -115,17 +114,9 @@ class InvoicesResource(Collection):
         now: Callable[[], datetime],
         seed_contact: Callable[[dict[str, Any]], dict[str, Any]],
     ) -> None:
-        self.store = store
+        super().__init__(store, settings, history, stamp, now)
         self._contacts = contacts
-        self._settings = settings
-        self._history = history
-        self._stamp = stamp
-        self._now = now
         self._seed_contact = seed_contact
-
-    def routes(self) -> list[Route]:
-        history = self._history.routes("Invoices", "InvoiceID", self.lookup, (READ_SCOPES, WRITE_SCOPES))
-        return [*super().routes(), *history]
 
     # -- reads ---------------------------------------------------------------------------
     def lookup(self, key: str) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from shared.models.xero import format_xero_datetime
 from shared.money import round_money
 
 from . import responses
-from .collection import Collection
+from .collection import DocumentCollection
 from .common import (
     UUID_RE,
     Stamper,
@@ -37,7 +37,6 @@ from .common import (
 )
 from .history import HistoryLog
 from .invoices import InvoicesResource
-from .routing import Route
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
@@ -62,7 +61,7 @@ MSG_OVER_DUE = "Payment amount exceeds the amount outstanding on this document."
 MSG_NO_ACCOUNT = "Account could not be found."
 
 
-class PaymentsResource(Collection):
+class PaymentsResource(DocumentCollection):
     """Payments are only created (PUT and POST alike) and deleted (POST of Status DELETED to one)."""
 
     resource = "Payments"
@@ -81,16 +80,8 @@ class PaymentsResource(Collection):
         stamp: Stamper,
         now: Callable[[], datetime],
     ) -> None:
-        self.store = store
+        super().__init__(store, settings, history, stamp, now)
         self._invoices = invoices
-        self._settings = settings
-        self._history = history
-        self._stamp = stamp
-        self._now = now
-
-    def routes(self) -> list[Route]:
-        history = self._history.routes("Payments", "PaymentID", self.lookup, (READ_SCOPES, WRITE_SCOPES))
-        return [*super().routes(), *history]
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         return self.store.get(key) if UUID_RE.match(key) else None
