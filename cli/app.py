@@ -357,24 +357,18 @@ class App:
         )
 
     def run(self) -> int:
-        command = self.args.command
-        if command == "connect":
-            return self.connect()
-        if command == "status":
-            return self.status()
-        if command == "backfill":
-            return self.backfill()
-        if command == "replay":
-            return self.replay()
-        if command == "rotate-webhook-secret":
-            return self.rotate_webhook_secret()
-        if command == "doctor":
-            return self.doctor()
-        if command in ("pause", "resume"):
-            return self.pause(command == "pause")
-        if command == "report":
-            return run_report(self.args, self.target(), self.out, self._opener())
-        return self.reconcile()
+        commands: dict[str, Callable[[], int]] = {
+            "connect": self.connect,
+            "status": self.status,
+            "backfill": self.backfill,
+            "replay": self.replay,
+            "rotate-webhook-secret": self.rotate_webhook_secret,
+            "doctor": self.doctor,
+            "pause": lambda: self.pause(True),
+            "resume": lambda: self.pause(False),
+            "report": lambda: run_report(self.args, self.target(), self.out, self._opener()),
+        }
+        return commands.get(self.args.command, self.reconcile)()
 
     # -- connect ---------------------------------------------------------------------------------
 
