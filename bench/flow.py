@@ -313,6 +313,35 @@ def _payment(index: int, client_slug: str, invoice_slug: str) -> dict[str, Any]:
     return payloads.payment_record(f"pypay_bench_{index:06d}", client_slug, invoice_slug, "1100.00")
 
 
+@dataclass(frozen=True)
+class SteadyStep:
+    """One webhook of the steady-state mix: what it is and the record it carries."""
+
+    kind: str  # new_client | client_update | invoice | payment
+    event_type: str
+    record: dict[str, Any]
+
+
+def steady_mix(clients: int, first_index: int) -> list[SteadyStep]:
+    """``clients`` new clients, then one update of each (a new e-mail: a field Xero holds), then an
+    invoice and its payment for half of them, in the order they are sent. The bench sends them
+    through the sandbox; tests/unit/test_steady_state_calls.py replays the same mix in-process to
+    pin the calls each kind costs."""
+    base = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    indices = [first_index + i for i in range(clients)]
+    steps = [SteadyStep("new_client", "client.created", payloads.client_record(index)) for index in indices]
+    for n, index in enumerate(indices):
+        updated = (base + timedelta(hours=1, minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        record = payloads.client_record(index, updated_at=updated, email=f"changed{index}@bench-client.test")
+        steps.append(SteadyStep("client_update", "client.updated", record))
+    for index in indices[: max(1, clients // 2)]:
+        slug = payloads.client_record(index)["slug"]
+        inv = _invoice(index, slug)
+        steps.append(SteadyStep("invoice", "invoice.created", inv))
+        steps.append(SteadyStep("payment", "payment.created", _payment(index, slug, inv["slug"])))
+    return steps
+
+
 @dataclass
 class SteadyEvent:
     kind: str  # new_client | client_update | invoice | payment
@@ -354,10 +383,9 @@ class SteadyResult:
 
 
 def steady_state(h: Harness, clients: int, first_index: int) -> SteadyResult:
-    """``clients`` new clients, then one update of each, then an invoice and a payment for half of
-    them: every webhook through the API front, the next sent once the sandbox is idle again."""
+    """The steady mix (``steady_mix``): every webhook through the API front, the next sent once the
+    sandbox is idle again."""
     result = SteadyResult()
-    base = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
     def deliver(
         kind: str, event_type: str, data: dict[str, Any], find: Callable[[dict[str, Any]], Any]
@@ -401,19 +429,15 @@ def steady_state(h: Harness, clients: int, first_index: int) -> SteadyResult:
 
         return find
 
-    indices = [first_index + i for i in range(clients)]
-    for index in indices:
-        record = payloads.client_record(index)
-        deliver("new_client", "client.created", record, contact(record["slug"]))
-    for n, index in enumerate(indices):
-        updated = (base + timedelta(hours=1, minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record = payloads.client_record(index, updated_at=updated, email=f"changed{index}@bench-client.test")
-        deliver("client_update", "client.updated", record, contact(record["slug"]))
-    for index in indices[: max(1, clients // 2)]:
-        slug = payloads.client_record(index)["slug"]
-        inv = _invoice(index, slug)
-        deliver("invoice", "invoice.created", inv, invoice(inv["slug"]))
-        deliver("payment", "payment.created", _payment(index, slug, inv["slug"]), payment(inv["slug"]))
+    def landed(step: SteadyStep) -> Callable[[dict[str, Any]], Any]:
+        if step.kind in ("new_client", "client_update"):
+            return contact(step.record["slug"])
+        if step.kind == "invoice":
+            return invoice(step.record["slug"])
+        return payment(step.record["invoices"][0]["slug"])
+
+    for step in steady_mix(clients, first_index):
+        deliver(step.kind, step.event_type, step.record, landed(step))
     return result
 
 

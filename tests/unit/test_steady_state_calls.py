@@ -1,0 +1,186 @@
+"""The Xero calls each kind of record costs in steady state, pinned: the bench's own steady mix
+(bench/flow.py ``steady_mix``: new clients, their updates, invoices, payments, one at a time)
+replayed in-process through the contact, invoice and payment syncs on the Xero double
+(tests/xero_double.py), with the product's default rules. A call added to any kind fails here
+before it shows in ``make bench``; docs/batching.md ("Fewer calls in steady state") says what
+each remaining call is for."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from bench.flow import SteadyStep, steady_mix
+from shared.config import (
+    ContactRules,
+    IgnitionConfig,
+    InvoiceRules,
+    PaymentRules,
+    RecordType,
+    XeroConfig,
+)
+from shared.contacts import ContactSync
+from shared.invoices import InvoiceSync
+from shared.models.ignition import IgnitionClient
+from shared.oauth import InMemoryTokenStore
+from shared.outcome import SyncOutcome
+from shared.payments import PaymentSync
+from shared.xero.client import XeroClient
+from tests.fakes import InMemoryIgnition, InMemoryMappingStore, ManualClock
+from tests.sync_events import sync_event
+from tests.xero_double import XeroDouble
+
+# After every record of the mix was last changed in Ignition.
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+RECORD_TYPES = {
+    "new_client": RecordType.CLIENT,
+    "client_update": RecordType.CLIENT,
+    "invoice": RecordType.INVOICE,
+    "payment": RecordType.PAYMENT,
+}
+# The floor per kind with the product's defaults: a new client's case-safe lookup (by number,
+# e-mail and name in one GET) and its write; one write for the rest.
+NEW_CLIENT = {"GET /Contacts": 1, "POST /Contacts": 1}
+CLIENT_UPDATE = {"POST /Contacts": 1}
+INVOICE = {"PUT /Invoices": 1}
+PAYMENT = {"PUT /Payments": 1}
+# The organisation's tax rates, read once per execution environment (cached an hour).
+TAX_RATES = {"GET /TaxRates": 1}
+
+
+class Environment:
+    """One sync execution environment as shared/wiring.py builds it: its own Xero client (and
+    reference-data cache), the syncs over one mapping table."""
+
+    def __init__(self, xero: XeroDouble, store: InMemoryMappingStore) -> None:
+        self.xero = xero
+        client: XeroClient = xero.client(xero.refreshing_tokens(InMemoryTokenStore(xero.token_set())))
+        # Every webhook of the mix carries its whole record: Ignition is read only for what it lacks.
+        self.ignition = ignition = InMemoryIgnition()
+        self.contacts = ContactSync(
+            xero=client,
+            ignition=ignition,
+            store=store,
+            rules=ContactRules(),
+            ignition_config=IgnitionConfig(),
+        )
+        common: dict[str, Any] = {
+            "xero": client,
+            "ignition": ignition,
+            "store": store,
+            "unit": IgnitionConfig().amount_unit,
+            "history_notes": XeroConfig().history_notes,
+            "now": lambda: NOW,
+        }
+        self.invoices = InvoiceSync(contacts=self.contacts, rules=InvoiceRules(), **common)
+        self.payments = PaymentSync(invoices=self.invoices, rules=PaymentRules(), **common)
+
+    def send(self, step: SteadyStep, n: int) -> tuple[SyncOutcome, dict[str, int]]:
+        """The step's outcome and the Xero calls it made, by ``METHOD /Resource``."""
+        before = len(self.xero.api_requests())
+        record_type = RECORD_TYPES[step.kind]
+        event = sync_event(
+            step.record["slug"], step.record, record_type=record_type, event_id=f"evt_{n}", at=NOW
+        )
+        outcome = self._sync(record_type).handle(event)
+        made = self.xero.api_requests()[before:]
+        return outcome, dict(Counter(f"{r.method} /{r.url.path.rsplit('/', 1)[-1]}" for r in made))
+
+    def _sync(self, record_type: RecordType) -> ContactSync | InvoiceSync | PaymentSync:
+        if record_type == RecordType.CLIENT:
+            return self.contacts
+        return self.invoices if record_type == RecordType.INVOICE else self.payments
+
+
+class Mix:
+    def __init__(self) -> None:
+        self.xero = XeroDouble(ManualClock(NOW.timestamp()))
+        self.store = InMemoryMappingStore()
+
+    def environment(self) -> Environment:
+        return Environment(self.xero, self.store)
+
+    def calls(self, step: SteadyStep, n: int, environment: Environment) -> dict[str, int]:
+        outcome, calls = environment.send(step, n)
+        assert outcome.action in ("created", "updated", "applied"), outcome
+        return calls
+
+
+@pytest.fixture
+def mix() -> Mix:
+    return Mix()
+
+
+def _steps(kind: str, clients: int = 6) -> list[SteadyStep]:
+    return [s for s in steady_mix(clients, first_index=20_000) if s.kind == kind]
+
+
+def test_given_the_bench_steady_mix_in_one_environment_when_synced_then_each_kind_costs_its_floor(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    by_kind: dict[str, list[dict[str, int]]] = {}
+
+    for n, step in enumerate(steady_mix(6, first_index=20_000)):
+        by_kind.setdefault(step.kind, []).append(mix.calls(step, n, environment))
+
+    assert by_kind["new_client"] == [NEW_CLIENT] * 6
+    assert by_kind["client_update"] == [CLIENT_UPDATE] * 6
+    assert by_kind["invoice"] == [{**TAX_RATES, **INVOICE}, INVOICE, INVOICE]
+    assert by_kind["payment"] == [PAYMENT] * 3
+    # 18 records: 6 lookups + 18 writes + 1 tax-rate read in this one environment.
+    assert len(mix.xero.api_requests()) == 25
+
+
+def test_given_a_second_cold_environment_when_it_syncs_an_invoice_then_it_reads_tax_rates_once_more(
+    mix: Mix,
+) -> None:
+    first, second = mix.environment(), mix.environment()
+    for n, step in enumerate(_steps("new_client")[:2]):
+        mix.calls(step, n, first)
+    one, two = _steps("invoice")[:2]
+
+    assert mix.calls(one, 10, first) == {**TAX_RATES, **INVOICE}
+    # Cached per execution environment: the bench's two sync workers each read once.
+    assert mix.calls(two, 11, second) == {**TAX_RATES, **INVOICE}
+
+
+def test_given_a_payment_on_an_invoice_our_own_write_left_when_synced_then_xero_is_not_read_back(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    client = _steps("new_client")[0]
+    invoice, payment = _steps("invoice")[0], _steps("payment")[0]
+    mix.calls(client, 0, environment)
+    mix.calls(invoice, 1, environment)
+
+    assert mix.calls(payment, 2, environment) == PAYMENT
+    (paid,) = mix.xero.records("Invoices")
+    assert paid["Status"] == "PAID" and Decimal(str(paid["AmountDue"])) == 0
+
+
+def test_given_an_invoice_for_a_client_never_synced_when_synced_then_the_client_costs_its_own_floor_first(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    invoice = _steps("invoice")[0]
+    client = next(s for s in _steps("new_client") if s.record["slug"] == invoice.record["client"]["slug"])
+    environment.ignition.clients[client.record["slug"]] = IgnitionClient.model_validate(client.record)
+
+    calls = mix.calls(invoice, 0, environment)
+
+    assert calls == {**NEW_CLIENT, **TAX_RATES, **INVOICE}
+
+
+def test_given_the_default_history_notes_when_the_mix_is_synced_then_no_history_call_is_made(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    for n, step in enumerate(steady_mix(2, first_index=30_000)):
+        mix.calls(step, n, environment)
+
+    assert not [r for r in mix.xero.api_requests() if r.url.path.endswith("/History")]
