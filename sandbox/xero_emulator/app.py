@@ -33,7 +33,7 @@ from .limits import RateLimiter, request_too_large
 from .oauth import ACCESS_TOKEN_SECONDS, DEFAULT_SCOPE, OAuthError, TokenService
 from .organisation import DEFAULT_COUNTRY, Organisation, OrganisationError
 from .payments import PaymentsResource
-from .routing import Route, find_route
+from .routing import CONTACTS_READ, CONTACTS_WRITE, Route, find_route
 from .settings import SettingsResource
 from .store import IDEMPOTENCY_KEY_MAX, FailNext, Fault, IdempotencyCache, ResourceStore
 
@@ -113,10 +113,7 @@ class XeroEmulator:
         self.payments = PaymentsResource(
             self._stores["Payments"], self.invoices, self.settings, self.history, stamp, self.clock.now
         )
-        contact_scopes = (
-            frozenset({"accounting.contacts", "accounting.contacts.read"}),
-            frozenset({"accounting.contacts"}),
-        )
+        contact_scopes = (CONTACTS_READ, CONTACTS_WRITE)
         self._routes: list[Route] = [
             *self.history.routes("Contacts", "ContactID", self._contact_by_key, contact_scopes),
             *self.contacts.routes(),

@@ -26,6 +26,7 @@ from .common import (
     flag,
     query,
 )
+from .routing import CONTACTS_READ, CONTACTS_WRITE
 from .store import ResourceStore
 from .where import WhereParseError
 
@@ -119,9 +120,6 @@ SUMMARY_EXCLUDED = frozenset(
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-WRITE_SCOPES = frozenset({"accounting.contacts"})
-READ_SCOPES = frozenset({"accounting.contacts", "accounting.contacts.read"})
-
 
 def _name_key(name: Any) -> str:
     return str(name or "").strip().casefold()
@@ -173,8 +171,8 @@ class ContactsResource(Collection):
     resource = "Contacts"
     id_field = "ContactID"
     error_flag = "HasValidationErrors"
-    read_scopes = READ_SCOPES
-    write_scopes = WRITE_SCOPES
+    read_scopes = CONTACTS_READ
+    write_scopes = CONTACTS_WRITE
     # Contacts carry no money: plain floats, as Xero answers them.
     parse_float = float
 

@@ -39,6 +39,7 @@ from .common import (
     render_date,
 )
 from .history import HistoryLog
+from .routing import INVOICES_READ, INVOICES_WRITE
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
@@ -46,8 +47,6 @@ from .where import WhereParseError
 MAX_TRACKING = 2
 AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
-WRITE_SCOPES = frozenset({"accounting.transactions", "accounting.invoices"})
-READ_SCOPES = WRITE_SCOPES | {"accounting.transactions.read", "accounting.invoices.read"}
 INVOICE_FIELDS = (
     "InvoiceID",
     "InvoiceNumber",
@@ -101,8 +100,8 @@ class InvoicesResource(DocumentCollection):
     resource = "Invoices"
     id_field = "InvoiceID"
     error_flag = "HasErrors"
-    read_scopes = READ_SCOPES
-    write_scopes = WRITE_SCOPES
+    read_scopes = INVOICES_READ
+    write_scopes = INVOICES_WRITE
 
     def __init__(
         self,

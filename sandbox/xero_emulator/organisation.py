@@ -22,9 +22,7 @@ from flask import Request, Response
 from shared.models.xero import format_xero_datetime
 
 from . import responses
-from .routing import Route, route
-
-SETTINGS_READ = frozenset({"accounting.settings", "accounting.settings.read"})
+from .routing import SETTINGS_READ, Route, route
 
 # (TaxType, Name, rate %, report type, account classes it applies to)
 TaxRow = tuple[str, str, str, str, tuple[str, ...]]

@@ -37,12 +37,11 @@ from .common import (
 )
 from .history import HistoryLog
 from .invoices import InvoicesResource
+from .routing import PAYMENTS_READ, PAYMENTS_WRITE
 from .settings import SettingsResource
 from .store import ResourceStore
 from .where import WhereParseError
 
-WRITE_SCOPES = frozenset({"accounting.transactions", "accounting.payments"})
-READ_SCOPES = WRITE_SCOPES | {"accounting.transactions.read", "accounting.payments.read"}
 PAYMENT_FIELDS = (
     "PaymentID",
     "Date",
@@ -67,8 +66,8 @@ class PaymentsResource(DocumentCollection):
     resource = "Payments"
     id_field = "PaymentID"
     error_flag = "HasValidationErrors"
-    read_scopes = READ_SCOPES
-    write_scopes = WRITE_SCOPES
+    read_scopes = PAYMENTS_READ
+    write_scopes = PAYMENTS_WRITE
     echo_id = False
 
     def __init__(

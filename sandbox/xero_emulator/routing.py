@@ -32,6 +32,20 @@ class Route:
         return None if found is None else found.groupdict()
 
 
+def scopes(*areas: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The scopes that open a resource, as (read, write): a write takes ``accounting.<area>`` for
+    any of ``areas`` (a broad one such as transactions, or the granular one such as invoices); a
+    read takes any of those or its ``.read`` form."""
+    write = frozenset(f"accounting.{area}" for area in areas)
+    return write | {f"{scope}.read" for scope in write}, write
+
+
+# Each resource's scopes, once: several resources' routes share them (contact groups are contacts).
+CONTACTS_READ, CONTACTS_WRITE = scopes("contacts")
+SETTINGS_READ, _ = scopes("settings")
+INVOICES_READ, INVOICES_WRITE = scopes("transactions", "invoices")
+PAYMENTS_READ, PAYMENTS_WRITE = scopes("transactions", "payments")
+
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 

@@ -34,13 +34,10 @@ from .common import (
     read_elements,
 )
 from .organisation import Organisation
-from .routing import Route, route
+from .routing import CONTACTS_READ, CONTACTS_WRITE, SETTINGS_READ, Route, route
 from .store import ResourceStore
 from .where import WhereParseError
 
-SETTINGS_READ = frozenset({"accounting.settings", "accounting.settings.read"})
-CONTACTS_WRITE = frozenset({"accounting.contacts"})
-CONTACTS_READ = frozenset({"accounting.contacts", "accounting.contacts.read"})
 _NS = uuid.UUID("0b3c6d4e-0000-4000-8000-58e40e1a7e00")
 
 ACCOUNT_CLASSES = {
