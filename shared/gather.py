@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
+from shared.burst_order import UNRANKED, Rank, current_rank
 from shared.models.xero import Contact, Currency, Invoice, Organisation, Payment, TaxRate
 from shared.xero.client import MAX_BATCH_SIZE, HistoryResource, ReferenceResource, XeroClient
 from shared.xero.finders import ContactQuery
@@ -72,6 +73,8 @@ class _Pending:
     error: BaseException | None = None
     done: bool = False
     since: float = field(default_factory=time.monotonic)
+    # The rank of the record whose call this is (shared/burst_order.py); None outside a sync.
+    rank: Rank | None = field(default_factory=current_rank)
 
 
 @dataclass
@@ -185,7 +188,10 @@ class CallGather:
         groups: dict[tuple[Kind, bool], list[_Pending]] = {}
         for p in taken:
             groups.setdefault((p.kind, p.option), []).append(p)
-        for (kind, option), members in groups.items():
+        # Payments and the oldest changes first: when the day's budget runs out part-way through,
+        # the calls that went are theirs (shared/burst_order.py).
+        ordered = sorted(groups.items(), key=lambda group: min(p.rank or UNRANKED for p in group[1]))
+        for (kind, option), members in ordered:
             items = [item for p in members for item in p.items]
             keys = [p.key for p in members]
             key = None if None in keys else idempotency_key("gathered", *(k or "" for k in keys))

@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.entry import PowertoolsHandler, from_environment, powertools
+from shared.burst_order import records_in_rank_order
 from shared.collector import GatheredBatch, SqsMessageSource
 from shared.config import IntegrationConfig, SyncSettings
 from shared.delivery import BatchAttempt, DeliveryPolicy, QueuedMessage, SyncDelivery
@@ -137,6 +138,9 @@ class SyncHandler(PowertoolsHandler):
         if gathered is not None:
             return gathered.handle(event)
         attempt = BatchAttempt(self.delivery)
+        # Payments and the oldest changes first across clients, each client's in queue order: when
+        # the day's budget runs out part-way, they are the ones that landed (shared/burst_order.py).
+        event = {**event, "Records": records_in_rank_order(event.get("Records", []))}
         response = process_partial_response(
             event=event,
             record_handler=lambda record: attempt.handle(queued(record)),
