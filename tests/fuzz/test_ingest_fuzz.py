@@ -406,22 +406,23 @@ def test_given_real_http_requests_when_posted_to_the_front_then_never_5xx_and_on
 # -- longer runs -------------------------------------------------------------------------------
 
 
-def _slow(check: Callable[..., None]) -> Callable[..., None]:
-    return pytest.mark.slow(check)
+def _slow(examples: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A property's longer run (``make test-slow``): SLOW_FACTOR times its CI-sized sample."""
+
+    def longer(check: Callable[..., None]) -> Callable[..., None]:
+        return pytest.mark.slow(fuzz_settings(examples * SLOW_FACTOR)(given(data=st.data())(check)))
+
+    return longer
 
 
-@_slow
-@fuzz_settings(CI["forged"] * SLOW_FACTOR)
-@given(data=st.data())
+@_slow(CI["forged"])
 def test_slow_given_requests_without_a_valid_signature_when_posted_then_401_and_nothing_stored(
     ingest: IngestHarness, data: st.DataObject
 ) -> None:
     check_forged(ingest, data.draw(forged_requests(ingest)), data.draw(st.booleans()))
 
 
-@_slow
-@fuzz_settings(CI["authentic"] * SLOW_FACTOR)
-@given(data=st.data())
+@_slow(CI["authentic"])
 def test_slow_given_authentic_requests_with_any_body_when_posted_then_accepted_once_or_quarantined(
     ingest: IngestHarness, data: st.DataObject
 ) -> None:
