@@ -23,6 +23,7 @@ DEAD_LETTER_CATEGORIES = (
     "archived_contact",
     "currency_not_enabled",
     "draft_refused",
+    "draft_unconfirmed",
     "duplicate_number",
     "ignition_mcp_not_configured",
     "ignition_schema",

@@ -43,6 +43,8 @@ class Metric(StrEnum):
     INVOICES_CREATED = "InvoicesCreated"
     INVOICES_UPDATED = "InvoicesUpdated"
     INVOICES_VOIDED = "InvoicesVoided"
+    # Ignition invoice drafts made from marked Xero invoices (Xero -> Ignition), not Xero invoices.
+    IGNITION_DRAFTS_CREATED = "IgnitionDraftsCreated"
     PAYMENTS_APPLIED = "PaymentsApplied"
     # Xero's total differs from Ignition's after a write, or part of a payment could not be applied.
     AMOUNT_MISMATCHES = "AmountMismatches"

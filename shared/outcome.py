@@ -9,6 +9,9 @@ from shared.config import RecordType
 
 SyncAction = Literal[
     "created",
+    # An Ignition invoice draft made from a Xero invoice (shared/xero_to_ignition): nothing written
+    # to Xero, so not counted as an invoice created there.
+    "drafted",
     "updated",
     "voided",
     "applied",

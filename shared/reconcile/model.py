@@ -71,6 +71,8 @@ CATEGORIES: dict[ReconcileCategory, tuple[str, str]] = {
 CATEGORY_ORDER: tuple[ReconcileCategory, ...] = tuple(CATEGORIES)
 # How an ignition_draft finding about a draft left unfinished starts (the other kind: no draft).
 DRAFT_WAITING = "Ignition draft waiting: "
+# ... and about a draft that may exist unrecorded (its request sent, its answer lost).
+DRAFT_UNCONFIRMED = "Ignition draft unconfirmed: "
 
 
 class FieldDifference(BaseModel):

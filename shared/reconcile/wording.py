@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from shared.reconcile.model import DRAFT_WAITING, Discrepancy
+from shared.reconcile.model import DRAFT_UNCONFIRMED, DRAFT_WAITING, Discrepancy
 
 _REPLAY = "then ask your IT contact to replay it (python -m cli replay dlq)"
 
@@ -52,6 +52,11 @@ FAILURES: dict[str, tuple[str, str]] = {
     "draft_refused": (
         "This Xero invoice is marked for Ignition but cannot become an exact Ignition draft.",
         "Correct the invoice in Xero as the detail says and save it: the change brings it back.",
+    ),
+    "draft_unconfirmed": (
+        "A draft may already exist in Ignition for this Xero invoice: its request was sent, the answer lost.",
+        "Look in Ignition's drafts for the reference in the detail: finish the draft (it comes back to "
+        "this invoice) or delete it; if there is none, ask your IT contact to replay it with --create-anew.",
     ),
     "unmapped_contact": (
         "This Xero invoice is marked for Ignition, but its contact is not linked to an Ignition client.",
@@ -186,6 +191,8 @@ def _finding(item: Discrepancy) -> tuple[str, str]:
                 "An invoice draft made in Ignition from this Xero invoice is still waiting.",
                 "Open the draft in Ignition (the link below) and finish it, or delete it there.",
             )
+        case "ignition_draft" if item.detail.startswith(DRAFT_UNCONFIRMED):
+            return FAILURES["draft_unconfirmed"]
         case "ignition_draft":
             return (
                 "This Xero draft is marked for Ignition, but Ignition has no draft of it.",

@@ -29,6 +29,15 @@ def is_xero_invoice_event(event: SyncEvent) -> bool:
     return event.event_type == XERO_INVOICE_EVENT
 
 
+def record_log_keys(event: SyncEvent) -> dict[str, str | None]:
+    """The log keys naming an event's record (shared/delivery.py appends them to every line): a Xero
+    invoice event's record is a Xero InvoiceID, never an ``ignition_id``. A None drops the key the
+    batch's previous message left (Powertools leaves out keys whose value is None)."""
+    if is_xero_invoice_event(event):
+        return {"ignition_id": None, "xero_invoice_id": event.record_id}
+    return {"ignition_id": event.record_id, "xero_invoice_id": None}
+
+
 def invoice_event(event: XeroWebhookEvent, received_at: datetime) -> SyncEvent:
     """The queue message for one Xero INVOICE event."""
     identity = f"xero:{event.resource_id}:{event.event_date_iso}"

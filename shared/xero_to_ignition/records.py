@@ -1,10 +1,14 @@
 """One record per marked Xero invoice: what makes its Ignition draft happen exactly once.
 
-``intent`` is written (conditionally) BEFORE the MCP call, ``drafted`` after it with the draft's id
-and link; a worker that finds ``intent`` (a crash or a RATE_LIMITED answer in between) looks for the
-draft by its reference before it creates one, because ``create_invoice_draft`` is not idempotent.
-``finalised`` names the Ignition invoice the draft became; ``refused`` keeps the reason the draft
-could not be exact, until the invoice is edited again.
+``intent`` is written (conditionally) just BEFORE ``create_invoice_draft`` is sent, ``drafted`` after
+it with the draft's id and link. A worker that finds ``intent`` knows a call may have made a draft
+whose answer was lost (a crash, a timeout): it looks for the draft by its reference, and when the
+lookup does not show it (``list_invoices`` may leave unfinished drafts out) it never creates a
+second one: the record becomes ``unconfirmed`` with words for the bookkeeper, and only a replay with
+``--create-anew`` (the event's ``force``) makes one again. ``held``: the call was answered without a
+draft (RATE_LIMITED, a refusal, no connection), so the next try simply creates it. ``finalised``
+names the Ignition invoice the draft became; ``refused`` keeps the reason the draft could not be
+exact, until the invoice is edited again.
 
 State table item (one partition, so the reconciliation reads them all with one Query)::
 
@@ -24,7 +28,9 @@ from shared import aws
 from shared.errors import TransientSyncError
 
 PARTITION = "x2i#drafts"
-DraftState = Literal["intent", "drafted", "refused", "finalised"]
+DraftState = Literal["intent", "unconfirmed", "held", "drafted", "refused", "finalised"]
+# A create_invoice_draft call may have made a draft that is not recorded.
+UNANSWERED: tuple[DraftState, ...] = ("intent", "unconfirmed")
 
 
 class RecordConflict(TransientSyncError):

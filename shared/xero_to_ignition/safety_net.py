@@ -2,7 +2,11 @@
 
 - ``ignition_draft``, no draft: a Xero invoice marked for Ignition (a sales DRAFT with the mark)
   that has no Ignition draft: no webhook brought it, the draft was refused (the reason is quoted),
-  or the intent was recorded and the worker has not finished;
+  or Ignition answered without making it and the worker has not tried again;
+- ``ignition_draft``, unconfirmed (the detail starts with ``DRAFT_UNCONFIRMED``): the request that
+  makes the draft was sent and its answer is not recorded, so a draft may exist that Ignition's
+  lookup does not show; the worker parks such an event rather than make a second draft, and the
+  detail says what to check in Ignition;
 - ``ignition_draft``, waiting (the detail starts with ``DRAFT_WAITING``): a draft nobody has
   finished in Ignition for longer than ``xero_to_ignition.waiting_draft_days``.
 
@@ -22,10 +26,10 @@ from shared.config import IntegrationConfig, ReconcileCategory, RecordType, Xero
 from shared.models.xero import Invoice
 from shared.money import Money
 from shared.reconcile.compare import invoice_key
-from shared.reconcile.model import DRAFT_WAITING, Discrepancy
+from shared.reconcile.model import DRAFT_UNCONFIRMED, DRAFT_WAITING, Discrepancy
 from shared.reconcile.ports import MappingLookup
 from shared.xero_to_ignition.records import DraftRecord, DynamoDraftRecordStore
-from shared.xero_to_ignition.service import ignition_link
+from shared.xero_to_ignition.service import ignition_link, unconfirmed_reason
 from shared.xero_to_ignition.trigger import is_marked, marker_of
 
 XERO_PAGE_SIZE = 100
@@ -64,11 +68,10 @@ def findings(
             continue
         if record is None:
             detail = "marked for Ignition, no draft asked for (no webhook brought it, or the feature was off)"
-        elif record.state == "refused":
+        elif record.state in ("refused", "held"):
             detail = f"marked for Ignition; no draft: {record.reason}"
-        else:
-            asked = record.intent_at.isoformat()
-            detail = f"marked for Ignition; the draft was asked for at {asked} and not recorded"
+        else:  # intent (the worker died, or is still at it) or unconfirmed (parked for a person)
+            detail = f"{DRAFT_UNCONFIRMED}{record.reason or unconfirmed_reason(record)}"
         found.append(
             Discrepancy(
                 category=IGNITION_DRAFT,

@@ -8,10 +8,17 @@ The order of operations is what makes a redelivery, a crash or a RATE_LIMITED an
 3. its draft record already says ``drafted``: nothing to do (the history note once more if missing);
 4. the contact's Ignition client (the mappings, by Xero ContactID) and the draft to the cent, or the
    reason it cannot be exact, recorded and parked in the DLQ;
-5. record the intent (conditional write) BEFORE calling Ignition;
-6. look for a draft carrying the reference (a crash after the call, or a call Ignition answered
-   after our timeout, left one); only when there is none, create it (not idempotent);
-7. record ``drafted`` with the draft's id and link, then the history note on the Xero invoice.
+5. look for a draft carrying the reference (a crash after the call, or a call Ignition answered
+   after our timeout, left one);
+6. none found, and an earlier call may have made one (its intent is recorded, its answer is not):
+   never a second call. ``list_invoices`` may leave unfinished drafts out, so the lookup proves
+   nothing: the event is parked as ``draft_unconfirmed`` with what the bookkeeper checks in
+   Ignition, until the draft is finished (the round trip links it) or a replay with
+   ``--create-anew`` (the event's ``force``) says to make it again;
+7. otherwise record the intent (conditional write) just BEFORE calling Ignition, and create it (not
+   idempotent); an answer that made nothing (RATE_LIMITED, a refusal) puts the record back to
+   ``held``, so the retry creates it without a question;
+8. record ``drafted`` with the draft's id and link, then the history note on the Xero invoice.
 
 :class:`RoundTrip` is the invoice sync's hook: the finished Ignition invoice carries the draft's
 reference, whose marker finds the Xero invoice it came from, which the sync then updates in place.
@@ -27,7 +34,14 @@ from typing import Literal, Protocol
 from shared.audit import record_outcome
 from shared.config import RecordType, XeroToIgnitionRules
 from shared.errors import PermanentSyncError
-from shared.ignition.drafts import CreatedDraft, IgnitionDraftsPort, IgnitionService
+from shared.ignition.drafts import (
+    CreatedDraft,
+    IgnitionDraftsPort,
+    IgnitionMcpAuthError,
+    IgnitionMcpRateLimited,
+    IgnitionMcpRefused,
+    IgnitionService,
+)
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionInvoice
 from shared.models.xero import Invoice, TaxRate
@@ -36,13 +50,39 @@ from shared.outcome import SyncOutcome
 from shared.reconcile.compare import invoice_key
 from shared.store.mappings import MappingStore
 from shared.xero_to_ignition.drafting import DraftPlan, DraftRefused, build_draft
-from shared.xero_to_ignition.records import DraftRecord, DraftRecordStore
+from shared.xero_to_ignition.records import UNANSWERED, DraftRecord, DraftRecordStore
 from shared.xero_to_ignition.trigger import is_marked, marker_in, marker_of
 
 logger = logging.getLogger(__name__)
 
 # Audit entries of this direction are kept under "xero:<InvoiceID>", apart from Ignition slugs.
 AUDIT_PREFIX = "xero:"
+# Answers to create_invoice_draft that prove no draft was made: Ignition refused the request (its
+# rate limit, its tool or schema, the user's token) or our own budget never sent it.
+NOTHING_MADE = (IgnitionMcpRateLimited, IgnitionMcpRefused, IgnitionMcpAuthError)
+REPLAY_ANEW = "python -m cli replay dlq --category draft_unconfirmed --create-anew"
+
+
+class DraftUnconfirmed(PermanentSyncError):
+    """An earlier create_invoice_draft may have made this invoice's draft, and Ignition's lookup
+    does not show it: a person checks Ignition rather than the sync risking a second draft."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, category="draft_unconfirmed")
+
+
+def unconfirmed_reason(record: DraftRecord) -> str:
+    """What the bookkeeper reads (dead letter, record, report): what to look for, and both ways out."""
+    number = record.xero_number or "this Xero invoice"
+    asked = record.intent_at.strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"a draft may already exist in Ignition for {number}: the request that makes it was sent at "
+        f"{asked} and its answer was lost, and Ignition's invoice list does not show it (it may leave "
+        "unfinished drafts out), so no second one is made. Check Ignition's invoice drafts for the "
+        f'reference "{record.reference}": if it is there, finish it (it comes back to this Xero invoice '
+        "by itself) or delete it; if there is none, or once it is deleted, ask your IT contact to "
+        f"replay it with {REPLAY_ANEW}"
+    )
 
 
 class XeroInvoiceReader(Protocol):
@@ -113,24 +153,28 @@ class XeroToIgnition:
             )
 
         plan = self._plan(invoice, record)
-        if record is None or record.state == "refused":
-            record = self._records.put(
-                DraftRecord(
-                    marker=marker,
-                    xero_invoice_id=invoice.InvoiceID,
-                    xero_number=invoice.InvoiceNumber,
-                    client_slug=plan.request.client_slug,
-                    reference=plan.request.reference,
-                    state="intent",
-                    intent_at=self._now(),
-                    total=plan.request.expected_total,
-                    currency=plan.request.currency,
-                ),
-                previous=record,
-            )
-        created, how = self._draft(plan, record)
+        wanted = DraftRecord(
+            marker=marker,
+            xero_invoice_id=invoice.InvoiceID,
+            xero_number=invoice.InvoiceNumber,
+            client_slug=plan.request.client_slug,
+            reference=plan.request.reference,
+            state="intent",
+            intent_at=self._now(),
+            total=plan.request.expected_total,
+            currency=plan.request.currency,
+        )
+        found = self._find(plan, record)
+        if found is not None:
+            created, how = found
+            base = record if record is not None and record.state in UNANSWERED else wanted
+        else:
+            if record is not None and record.state in UNANSWERED and not event.force:
+                raise self._unconfirmed(record)
+            record = base = self._records.put(wanted, previous=record)
+            created, how = self._create(plan, record)
         record = self._records.put(
-            record.model_copy(
+            base.model_copy(
                 update={
                     "state": "drafted",
                     "drafted_at": self._now(),
@@ -154,7 +198,7 @@ class XeroToIgnition:
             self._mappings,
             event,
             SyncOutcome(
-                "created" if how.startswith("created") else "skipped_duplicate",
+                "drafted" if how.startswith("created") else "skipped_duplicate",
                 f"{AUDIT_PREFIX}{invoice.InvoiceID}",
                 created.draft_id,
                 "xero_to_ignition",
@@ -187,7 +231,7 @@ class XeroToIgnition:
                 rules=self._rules,
             )
         except DraftRefused as refused:
-            if record is None or record.state in ("refused",):
+            if record is None or record.state not in UNANSWERED:
                 self._records.put(
                     DraftRecord(
                         marker=marker_of(invoice.InvoiceID),
@@ -207,18 +251,44 @@ class XeroToIgnition:
             return []
         return self._drafts.list_services()
 
-    def _draft(self, plan: DraftPlan, record: DraftRecord) -> tuple[CreatedDraft, str]:
-        """The draft for ``record``: one found by its reference, else a new one."""
+    def _find(self, plan: DraftPlan, record: DraftRecord | None) -> tuple[CreatedDraft, str] | None:
+        """The draft Ignition shows carrying this invoice's reference, if any."""
         # The recorded reference first: the invoice's number may have changed since the intent.
-        for reference in dict.fromkeys([record.reference or plan.request.reference, plan.request.reference]):
+        recorded = record.reference if record is not None and record.reference else plan.request.reference
+        for reference in dict.fromkeys([recorded, plan.request.reference]):
             for found in self._drafts.find_drafts(reference):
                 if found.reference == reference and found.client_slug in (None, plan.request.client_slug):
                     return (
                         CreatedDraft(draft_id=found.draft_id, app_path=found.app_path or "", total=None),
                         f"found Ignition draft {found.draft_id} by its reference: not made again",
                     )
-        created = self._drafts.create_invoice_draft(plan.request)
+        return None
+
+    def _create(self, plan: DraftPlan, intent: DraftRecord) -> tuple[CreatedDraft, str]:
+        """The one call that makes a draft, its intent already recorded."""
+        try:
+            created = self._drafts.create_invoice_draft(plan.request)
+        except NOTHING_MADE as exc:
+            # No draft was made: the retry may call again without asking anyone. Best effort: a
+            # record left at ``intent`` only makes the retry ask a person.
+            try:
+                self._records.put(
+                    intent.model_copy(update={"state": "held", "reason": f"{type(exc).__name__}: {exc}"}),
+                    previous=intent,
+                )
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                logger.warning("draft record not put back to held", extra={"marker": intent.marker})
+            raise
         return created, f"created Ignition draft {created.draft_id} ({plan.request.reference})"
+
+    def _unconfirmed(self, record: DraftRecord) -> DraftUnconfirmed:
+        """Park the event: the record says so (the reconciliation reports it) in the same words."""
+        reason = unconfirmed_reason(record)
+        if (record.state, record.reason) != ("unconfirmed", reason):
+            self._records.put(
+                record.model_copy(update={"state": "unconfirmed", "reason": reason}), previous=record
+            )
+        return DraftUnconfirmed(reason)
 
     def _note(self, invoice: Invoice, record: DraftRecord) -> DraftRecord:
         if record.noted or not self._rules.history_note or invoice.InvoiceID is None:

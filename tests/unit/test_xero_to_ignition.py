@@ -353,7 +353,7 @@ def test_given_a_marked_invoice_when_handled_then_one_draft_recorded_and_noted_w
 
     outcome = world.service.handle(event_for(invoice))
 
-    assert outcome.action == "created"
+    assert outcome.action == "drafted"
     assert len(world.drafts.drafts) == 1
     draft_id, request = world.drafts.drafts[0]
     assert (request.client_slug, request.expected_total) == ("cli_acme", THREE_LINES_TOTAL)
@@ -430,7 +430,7 @@ def test_given_a_refused_invoice_fixed_in_xero_when_edited_again_then_its_draft_
     world.xero.invoices[str(invoice.InvoiceID)] = invoice.model_copy(update={"Total": THREE_LINES_TOTAL})
     outcome = world.service.handle(event_for(invoice, at="2026-11-20T11:00:00.000"))
 
-    assert outcome.action == "created" and len(world.drafts.drafts) == 1
+    assert outcome.action == "drafted" and len(world.drafts.drafts) == 1
 
 
 def test_given_an_invoice_the_product_wrote_when_its_event_arrives_then_never_sent_back_nor_read() -> None:
