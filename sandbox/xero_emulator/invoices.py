@@ -203,7 +203,7 @@ class InvoicesResource(DocumentCollection):
         self._apply_currency(element, record, errors)
         self._apply_amount_types(element, record, errors)
         self._apply_theme(element, record, errors)
-        self._apply_number(element, record, target, errors)
+        self._apply_number(element, record, errors)
 
         status = element.get("Status", old_status or "DRAFT")
         errors += self._status_errors(old_status, status, has_payments)
@@ -400,13 +400,7 @@ class InvoicesResource(DocumentCollection):
         ):
             record["CurrencyRate"] = 1.0  # Xero would use its daily rate for a foreign currency
 
-    def _apply_number(
-        self,
-        element: dict[str, Any],
-        record: dict[str, Any],
-        target: dict[str, Any] | None,
-        errors: list[str],
-    ) -> None:
+    def _apply_number(self, element: dict[str, Any], record: dict[str, Any], errors: list[str]) -> None:
         number = element.get("InvoiceNumber", record.get("InvoiceNumber"))
         if number is not None and (not isinstance(number, str) or len(number) > 255):
             errors.append("InvoiceNumber must not be more than 255 characters long.")  # guessed wording
