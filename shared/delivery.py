@@ -20,12 +20,14 @@ without a reason unless the function cannot start at all (and even that is re-qu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from shared.burst_order import DayReset, Rank, rank, rank_of_body, ranked
 from shared.config import RetryRules
 from shared.errors import LimitWait, PermanentSyncError, is_permanent, retry_delay_seconds
 from shared.ignition.reporting import IgnitionRateLimited
@@ -232,6 +234,9 @@ class BatchAttempt:
         # call budget): the limit is the organisation's, so the rest of the batch waits with it
         # instead of each spending calls to find out.
         self.limit_delay: int | None = None
+        # Set when that limit is the day's budget: each record waiting for it comes back at its
+        # rank's turn after the reset (shared/burst_order.py), payments and the oldest first.
+        self.day_reset: DayReset | None = None
 
     def handle(self, message: QueuedMessage) -> None:
         """Try one message; raises (the record fails, its FIFO group stops) when it is to be
@@ -254,15 +259,19 @@ class BatchAttempt:
             delivery.dead_letter(message, event.group_id, refused)
             return
         try:
-            result = delivery.apply(event)
+            with ranked(rank(event)):  # the gathered calls it makes go in rank order
+                result = delivery.apply(event)
         except Exception as exc:
             decision = policy.after_failure(message.message_id, message.receives, exc)
             if isinstance(decision, GiveUp):
                 delivery.dead_letter(message, event.group_id, decision)
                 return
             delivery.count(Metric.EVENTS_DEFERRED if decision.wait else Metric.EVENTS_FAILED_TRANSIENT)
-            self._keep(message, decision.delay_seconds)
+            reset = DayReset.of(exc, time.time()) if decision.wait else None
+            delay = self._staggered(rank(event), decision.delay_seconds, reset)
+            self._keep(message, delay)
             if decision.wait and isinstance(exc, RateLimitWait):
+                self.day_reset = reset  # before the delay, which other threads test first
                 self.limit_delay = decision.delay_seconds
             # A wait is routine (a burst behind Xero's limits): info; a fault is worth a warning.
             (delivery.log.info if decision.wait else delivery.log.warning)(
@@ -270,7 +279,7 @@ class BatchAttempt:
                 extra={
                     "error": type(exc).__name__,
                     "wait": decision.wait,
-                    "retry_in_seconds": decision.delay_seconds,
+                    "retry_in_seconds": delay,
                     "receives": message.receives,
                 },
             )
@@ -285,8 +294,15 @@ class BatchAttempt:
     def _defer(self, message: QueuedMessage, delay: int) -> None:
         self._delivery.policy.untried([message.message_id])
         self._delivery.count(Metric.EVENTS_DEFERRED)
-        self._keep(message, delay)
+        self._keep(message, self._staggered(rank_of_body(message.body), delay, self.day_reset))
         raise DeferredBehindLimit(delay)
+
+    def _staggered(self, value: Rank, delay: int, reset: DayReset | None) -> int:
+        """A wait for the day's reset ends at the rank's turn after it; any other wait as the
+        policy said."""
+        if reset is None:
+            return delay
+        return reset.delay_for(value, time.time(), self._delivery.policy.rules.max_delay_seconds)
 
     def hand_back_untried(self, event: Mapping[str, Any], failed: set[str]) -> None:
         """Messages skipped behind a failed message of their group were not tried: record a wait
