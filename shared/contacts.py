@@ -31,7 +31,7 @@ from shared.models.ignition import IgnitionClient
 from shared.models.xero import Contact
 from shared.outcome import SyncOutcome
 from shared.ports import IgnitionClientsPort, XeroContactsPort
-from shared.record_sync import RecordSync
+from shared.record_sync import RecordSync, written_body
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.errors import XeroValidationError
 from shared.xero.finders import ContactQuery, contact_query
@@ -110,7 +110,11 @@ class ContactSync(RecordSync):
             match.decisions.append(
                 f"name {client.name!r} belongs to another client's contact; using {name!r}"
             )
-        saved = self._save(client, contact_id, name, contact_number, match)
+        if mapping is not None:
+            if (unchanged := self._unchanged(event, client, mapping)) is not None:
+                return unchanged
+            mapping = self._writing(mapping)
+        saved, sent = self._save(client, contact_id, name, contact_number, match)
         if contact_id is None and match.contact is not None:
             contact_id = match.contact.ContactID  # linked after Xero refused the name (_save)
 
@@ -130,10 +134,30 @@ class ContactSync(RecordSync):
             updated_at=client.updated_at,
             match_method=outcome.match_method or "created",
             previous=mapping,
+            # As an update of this contact would send it (a create's body has no ContactID yet).
+            written=self._update_written(
+                client, saved.ContactID, sent.Name or name, sent.ContactNumber or contact_number
+            ),
         )
         return self._record(event, outcome, client.updated_at, changed=changed_fields(match.contact, saved))
 
     # -- steps ---------------------------------------------------------------------------------
+
+    def _unchanged(
+        self, event: SyncEvent, client: IgnitionClient, mapping: RecordMapping
+    ) -> SyncOutcome | None:
+        """A skip when the update would send what our last write sent, under the client's name or
+        the disambiguated one Xero made us use (``_save``); None: write."""
+        for name in (client.name, disambiguated_client_name(client, self._rules)):
+            written = self._update_written(client, mapping.xero_id, name, client.slug)
+            if (skipped := self._skip_unchanged(event, client, mapping, written)) is not None:
+                return skipped
+        return None
+
+    def _update_written(self, client: IgnitionClient, contact_id: str, name: str, contact_number: str) -> str:
+        """The ``written_body`` of an update of ``contact_id`` (what a mapped client's write sends)."""
+        unmatched = ContactMatch(contact=None, method="mapping", name_taken_by_other=False, decisions=[])
+        return written_body(self._body(client, contact_id, name, contact_number, unmatched))
 
     def _match(self, client: IgnitionClient) -> ContactMatch:
         """Find the Xero contact for a client that has no mapping yet: one Xero call, plus one per
@@ -165,7 +189,7 @@ class ContactSync(RecordSync):
             return number
         return client.slug
 
-    def _save(
+    def _body(
         self,
         client: IgnitionClient,
         contact_id: str | None,
@@ -173,23 +197,35 @@ class ContactSync(RecordSync):
         contact_number: str,
         match: ContactMatch,
     ) -> Contact:
+        """The contact as the write sends it (the rules' decisions added to ``match``)."""
+        contact, notes = client_to_contact(client, self._rules, name=name, contact_number=contact_number)
+        match.decisions.extend(n for n in notes if n not in match.decisions)
+        updates: dict[str, object] = {}
+        if contact_id is not None:
+            updates["ContactID"] = contact_id
+        if match.contact is not None and match.contact.ContactStatus == "ARCHIVED":
+            if self._rules.archived_contact == "fail":
+                raise PermanentSyncError(
+                    f"Xero contact {contact_id} is archived; unarchive it in Xero or set "
+                    "contacts.archived_contact to 'reactivate', then replay",
+                    category="archived_contact",
+                )
+            match.decisions.append("the Xero contact was archived; reactivated it")
+        if contact_id is not None and self._rules.archived_contact == "reactivate":
+            updates["ContactStatus"] = "ACTIVE"
+        return contact.model_copy(update=updates)
+
+    def _save(
+        self,
+        client: IgnitionClient,
+        contact_id: str | None,
+        name: str,
+        contact_number: str,
+        match: ContactMatch,
+    ) -> tuple[Contact, Contact]:
+        """Xero's answer, and the body it answered."""
         for attempt in range(2):
-            contact, notes = client_to_contact(client, self._rules, name=name, contact_number=contact_number)
-            match.decisions.extend(n for n in notes if n not in match.decisions)
-            updates: dict[str, object] = {}
-            if contact_id is not None:
-                updates["ContactID"] = contact_id
-            if match.contact is not None and match.contact.ContactStatus == "ARCHIVED":
-                if self._rules.archived_contact == "fail":
-                    raise PermanentSyncError(
-                        f"Xero contact {contact_id} is archived; unarchive it in Xero or set "
-                        "contacts.archived_contact to 'reactivate', then replay",
-                        category="archived_contact",
-                    )
-                match.decisions.append("the Xero contact was archived; reactivated it")
-            if contact_id is not None and self._rules.archived_contact == "reactivate":
-                updates["ContactStatus"] = "ACTIVE"
-            contact = contact.model_copy(update=updates)
+            contact = self._body(client, contact_id, name, contact_number, match)
             key = idempotency_key(
                 client.slug, client.updated_at.isoformat(), contact.model_dump_json(exclude_none=True)
             )
@@ -209,7 +245,7 @@ class ContactSync(RecordSync):
                 continue
             except XeroValidationError:
                 raise self._rejected(client, saved) from None
-            return saved
+            return saved, contact
         raise AssertionError("unreachable")
 
     @staticmethod

@@ -27,7 +27,7 @@ from shared.money import AmountUnit, format_money
 from shared.newest_state import DEFAULT_CLOCK_SKEW
 from shared.outcome import SyncOutcome
 from shared.ports import ContactEnsurer, IgnitionInvoicesPort, XeroInvoicesPort
-from shared.record_sync import RecordSync, XeroState
+from shared.record_sync import RecordSync, XeroState, written_body
 from shared.refusals import currency_error, period_locked_error
 from shared.store.mappings import MappingStore, RecordMapping
 from shared.xero.errors import XeroValidationError
@@ -157,6 +157,10 @@ class InvoiceSync(RecordSync):
         decisions = list(plan.notes)
         if mapping is not None:
             xero_id: str | None = mapping.xero_id
+            unchanged = self._skip_unchanged(event, invoice, mapping, self._written(plan, mapping.xero_id))
+            if unchanged is not None:
+                return unchanged
+            mapping = self._writing(mapping)
             saved = self._write(invoice, plan, xero_id, decisions)
         elif self._drafted_from is not None and (xero_id := self._drafted_from(invoice)) is not None:
             # Finished from a draft made of a Xero invoice: that invoice is updated, never a second.
@@ -194,6 +198,7 @@ class InvoiceSync(RecordSync):
             match_method="mapping" if mapping else ("invoice_number" if xero_id else "created"),
             previous=mapping,
             xero_state=XeroState(saved.AmountDue, saved.Status, saved.CurrencyCode),
+            written=self._written(plan, saved.InvoiceID),
         )
         action: Literal["created", "updated"] = "updated" if xero_id else "created"
         noteworthy = [d for d in decisions if not d.startswith(ROUTINE_DECISIONS)]
@@ -219,6 +224,11 @@ class InvoiceSync(RecordSync):
             ),
             invoice.updated_at,
         )
+
+    @staticmethod
+    def _written(plan: InvoicePlan, xero_id: str) -> str:
+        """What an update of ``xero_id`` sends Xero (``_write``'s body, at its unit precision)."""
+        return written_body(plan.invoice.model_copy(update={"InvoiceID": xero_id}), plan.unitdp4)
 
     def _find_existing(self, invoice: IgnitionInvoice, plan: InvoicePlan, decisions: list[str]) -> str | None:
         """An invoice written before a crash, before its mapping was saved: found by our key."""
@@ -327,6 +337,7 @@ class InvoiceSync(RecordSync):
             status: Literal["VOIDED", "DELETED"] = (
                 "VOIDED" if current.Status in ("AUTHORISED", "PAID") else "DELETED"
             )
+            mapping = self._writing(mapping)
             (saved,) = self._xero.save_invoices(
                 [Invoice(InvoiceID=mapping.xero_id, Status=status)],
                 idempotency_key=idempotency_key(invoice.slug, "void", invoice.updated_at.isoformat()),
@@ -347,6 +358,8 @@ class InvoiceSync(RecordSync):
                     "version": mapping.version + 1,
                     # Voided, or left as it was: a payment reads Xero either way.
                     "xero_amount_due": None,
+                    # Nor does a later change compare with what was written before the void.
+                    "xero_body_sha256": None,
                 }
             ),
             previous=mapping,

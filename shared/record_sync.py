@@ -4,6 +4,7 @@ every outcome (audit entry and log line) with the same clock."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,13 @@ class XeroState:
     amount_due: Decimal | None = None
     status: str | None = None
     currency: str | None = None
+
+
+def written_body(body: BaseModel, *options: object) -> str:
+    """A fingerprint of what a write sends Xero: the body as sent (``exclude_none``, as the client
+    sends it) and any ``options`` that change what Xero stores (``unitdp``)."""
+    sent = body.model_dump_json(exclude_none=True) + "".join(f"|{option}" for option in options)
+    return hashlib.sha256(sent.encode()).hexdigest()
 
 
 class RecordSync:
@@ -94,6 +102,47 @@ class RecordSync:
             updated_at=record.updated_at,
         )
 
+    def _skip_unchanged(
+        self, event: SyncEvent, record: _Versioned, mapping: RecordMapping, written: str
+    ) -> SyncOutcome | None:
+        """A skip when the write would send Xero what our last write sent (``written`` is that body's
+        ``written_body``): a change in Ignition to nothing Xero holds costs no call, and an invoice
+        Xero has locked after its payment is not refused for a change it does not carry. The
+        mapping still moves to this version, so an older change arriving later stays stale.
+        None: write (forced replays always write)."""
+        if event.force or mapping.xero_body_sha256 != written:
+            return None
+        self._store.save(
+            mapping.model_copy(
+                update={
+                    "ignition_updated_at": record.updated_at,
+                    "synced_at": self._now(),
+                    "last_event_id": event.event_id,
+                    "version": mapping.version + 1,
+                }
+            ),
+            previous=mapping,
+        )
+        return self._skip(
+            event,
+            "skipped_duplicate",
+            "nothing Xero holds changed since the sync's last write: not written again",
+            ignition_id=record.slug,
+            mapping=mapping,
+            updated_at=record.updated_at,
+        )
+
+    def _writing(self, mapping: RecordMapping) -> RecordMapping:
+        """``mapping`` with its ``written_body`` marked unknown while a write is in flight (saved
+        first, the version kept): a write Xero applies before a crash or a lost answer leaves Xero
+        holding a body the mapping never saw, so the next change must be written, not compared.
+        The returned mapping is what the write's own mapping is saved conditionally on."""
+        if mapping.xero_body_sha256 is None:
+            return mapping
+        unknown = mapping.model_copy(update={"xero_body_sha256": None})
+        self._store.save(unknown, previous=mapping)
+        return unknown
+
     def _skip_state(self, event: SyncEvent, record: _Versioned, decision: str) -> SyncOutcome:
         """A skip for a state the rules do not sync (nothing mapped to report)."""
         return self._skip(
@@ -111,9 +160,11 @@ class RecordSync:
         match_method: str,
         previous: RecordMapping | None,
         xero_state: XeroState | None = None,
+        written: str | None = None,
     ) -> None:
         """Write the mapping conditionally on ``previous`` (a concurrent writer loses, not both),
-        with the Xero state the write left (``xero_state``) when the caller knows it."""
+        with the Xero state the write left (``xero_state``) when the caller knows it, and the
+        ``written_body`` of what it sent (``written``)."""
         state = xero_state or XeroState()
         self._store.save(
             RecordMapping(
@@ -129,6 +180,7 @@ class RecordSync:
                 xero_amount_due=state.amount_due,
                 xero_status=state.status,
                 xero_currency=state.currency,
+                xero_body_sha256=written,
             ),
             previous=previous,
         )

@@ -49,6 +49,9 @@ class RecordMapping(BaseModel):
     xero_amount_due: Decimal | None = None
     xero_status: str | None = None
     xero_currency: str | None = None
+    # SHA-256 of the body our last write sent to Xero (shared/record_sync.py written_body), so a
+    # change in Ignition that alters nothing Xero holds is not written again; None: unknown.
+    xero_body_sha256: str | None = None
 
 
 class AuditEntry(BaseModel):
@@ -116,7 +119,7 @@ def forward_item(mapping: RecordMapping) -> dict[str, Any]:
         item["ignition_created_at"] = {"S": mapping.ignition_created_at.isoformat()}
     if mapping.xero_amount_due is not None:
         item["xero_amount_due"] = {"S": str(mapping.xero_amount_due)}
-    for name in ("xero_status", "xero_currency"):
+    for name in ("xero_status", "xero_currency", "xero_body_sha256"):
         if (value := getattr(mapping, name)) is not None:
             item[name] = {"S": value}
     return item
@@ -152,6 +155,7 @@ def mapping_from_item(record_type: RecordType, ignition_id: str, item: dict[str,
         xero_amount_due=Decimal(item["xero_amount_due"]["S"]) if "xero_amount_due" in item else None,
         xero_status=item["xero_status"]["S"] if "xero_status" in item else None,
         xero_currency=item["xero_currency"]["S"] if "xero_currency" in item else None,
+        xero_body_sha256=item["xero_body_sha256"]["S"] if "xero_body_sha256" in item else None,
     )
 
 

@@ -29,6 +29,7 @@ from shared.models.ignition import IgnitionClient
 from shared.oauth import InMemoryTokenStore
 from shared.outcome import SyncOutcome
 from shared.payments import PaymentSync
+from shared.store.mappings import RecordMapping
 from shared.xero.client import XeroClient
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, ManualClock
 from tests.sync_events import sync_event
@@ -96,10 +97,25 @@ class Environment:
         return self.invoices if record_type == RecordType.INVOICE else self.payments
 
 
+class CrashingStore(InMemoryMappingStore):
+    """The mapping table, with a crash (``crash_after_write``) just after Xero applied a write of a
+    mapped record and before its mapping is saved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crash_after_write = False
+
+    def save(self, mapping: RecordMapping, *, previous: RecordMapping | None) -> None:
+        if self.crash_after_write and previous is not None and mapping.xero_body_sha256 is not None:
+            self.crash_after_write = False
+            raise RuntimeError("the function stopped before the mapping was saved")
+        super().save(mapping, previous=previous)
+
+
 class Mix:
     def __init__(self) -> None:
         self.xero = XeroDouble(ManualClock(NOW.timestamp()))
-        self.store = InMemoryMappingStore()
+        self.store = CrashingStore()
 
     def environment(self) -> Environment:
         return Environment(self.xero, self.store)
@@ -184,3 +200,120 @@ def test_given_the_default_history_notes_when_the_mix_is_synced_then_no_history_
         mix.calls(step, n, environment)
 
     assert not [r for r in mix.xero.api_requests() if r.url.path.endswith("/History")]
+
+
+# -- a change in Ignition to nothing Xero holds ------------------------------------------------
+
+
+def _update(step: SteadyStep, minutes: int, **changes: Any) -> SteadyStep:
+    """``step``'s record changed in Ignition ``minutes`` after the mix's updates."""
+    at = datetime(2026, 11, 1, 12, minutes, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return SteadyStep(
+        step.kind, f"{step.event_type.split('.')[0]}.updated", {**step.record, **changes, "updated_at": at}
+    )
+
+
+def test_given_a_client_change_xero_does_not_hold_when_synced_then_no_call_and_an_older_change_stays_stale(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    created = _steps("new_client")[0]
+    older = _steps("client_update")[0]  # a new e-mail, an hour after creation
+    mix.calls(created, 0, environment)
+
+    outcome, calls = environment.send(_update(created, 0, tags=["bookkeeping", "payroll"]), 1)
+
+    assert (outcome.action, calls) == ("skipped_duplicate", {})
+    mapping = mix.store.get(RecordType.CLIENT, created.record["slug"])
+    assert mapping is not None and mapping.ignition_updated_at == datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    # The e-mail change made before the tags arrives late: Ignition's newest state is written, not it.
+    outcome, calls = environment.send(older, 2)
+    assert (outcome.action, calls) == ("skipped_stale", {})
+    (contact,) = [c for c in mix.xero.records("Contacts") if c["ContactNumber"] == created.record["slug"]]
+    assert contact["EmailAddress"] == created.record["email"]
+
+
+def test_given_an_unchanged_client_when_replayed_by_force_then_it_is_written_again(mix: Mix) -> None:
+    environment = mix.environment()
+    created = _steps("new_client")[0]
+    mix.calls(created, 0, environment)
+    step = _update(created, 0)
+    event = sync_event(
+        step.record["slug"], step.record, record_type=RecordType.CLIENT, event_id="evt_forced", at=NOW
+    ).model_copy(update={"force": True})
+    before = len(mix.xero.api_requests())
+
+    outcome = environment.contacts.handle(event)
+
+    assert outcome.action == "updated"
+    assert [f"{r.method} {r.url.path.rsplit('/', 1)[-1]}" for r in mix.xero.api_requests()[before:]] == [
+        "POST Contacts"
+    ]
+
+
+def test_given_a_second_client_of_the_same_name_when_an_unchanged_update_arrives_then_no_call(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    first, second = _steps("new_client")[:2]
+    twin = SteadyStep(second.kind, second.event_type, {**second.record, "name": first.record["name"]})
+    mix.calls(first, 0, environment)
+    mix.calls(twin, 1, environment)
+    names = sorted(c["Name"] for c in mix.xero.records("Contacts"))
+    assert names == sorted([first.record["name"], f"{first.record['name']} ({second.record['slug']})"])
+
+    outcome, calls = environment.send(_update(twin, 1, tags=["moved"]), 2)
+
+    assert (outcome.action, calls) == ("skipped_duplicate", {})
+
+
+def test_given_a_paid_invoice_when_ignition_marks_it_paid_then_no_call_and_nothing_stops_for_a_person(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    client, invoice, payment = _steps("new_client")[0], _steps("invoice")[0], _steps("payment")[0]
+    for n, step in enumerate((client, invoice, payment)):
+        mix.calls(step, n, environment)
+
+    # Xero refuses any change to a paid invoice: a write here used to stop as invoice_locked.
+    outcome, calls = environment.send(_update(invoice, 5, state="paid", payment_state="paid"), 3)
+
+    assert (outcome.action, calls) == ("skipped_duplicate", {})
+    (paid,) = mix.xero.records("Invoices")
+    assert paid["Status"] == "PAID"
+
+
+def test_given_an_invoice_whose_price_changed_when_synced_then_it_is_written(mix: Mix) -> None:
+    environment = mix.environment()
+    client, invoice = _steps("new_client")[0], _steps("invoice")[0]
+    mix.calls(client, 0, environment)
+    mix.calls(invoice, 1, environment)
+    items = [{**invoice.record["items"][0], "unit_price": {"amount": "1200.00", "currency": "AUD"}}]
+
+    calls = mix.calls(
+        _update(invoice, 5, items=items, amount={"total": "1320.00", "currency": "AUD"}), 2, environment
+    )
+
+    assert calls == {"POST /Invoices": 1}
+    (xero,) = mix.xero.records("Invoices")
+    assert Decimal(str(xero["Total"])) == Decimal("1320.00")
+
+
+def test_given_a_write_xero_applied_before_a_crash_when_ignition_changes_back_then_it_is_written_not_skipped(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    created = _steps("new_client")[0]
+    mix.calls(created, 0, environment)
+    mix.store.crash_after_write = True
+    with pytest.raises(RuntimeError):
+        environment.send(_update(created, 0, email="interim@bench-client.test"), 1)
+    slug = created.record["slug"]
+    assert [c["EmailAddress"] for c in mix.xero.records("Contacts")] == ["interim@bench-client.test"]
+
+    # Back to the body the mapping last recorded: Xero holds the interim one, so it is written.
+    calls = mix.calls(_update(created, 5, email=created.record["email"]), 2, environment)
+
+    assert calls == CLIENT_UPDATE
+    (contact,) = [c for c in mix.xero.records("Contacts") if c["ContactNumber"] == slug]
+    assert contact["EmailAddress"] == created.record["email"]
