@@ -15,6 +15,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 
 from shared.backlog import DAY_SECONDS
+from shared.burst_order import STAGGER_SECONDS
 from shared.config import XeroConfig
 
 # Calls per record when the sync made no call in the period (all of today's budget spent, or it
@@ -39,6 +40,7 @@ def backlog_steps(xero: XeroConfig) -> list[Step]:
     per_hour = xero.calls_per_minute * 60
     per_day = xero.calls_per_day
     margin = xero.day_limit - xero.calls_per_day
+    stagger_hours = round(STAGGER_SECONDS / 3600, 6)
     to_midnight_hours = f"((FLOOR(EPOCH(queued) / {DAY_SECONDS}) + 1) * {DAY_SECONDS} - EPOCH(queued)) / 3600"
     return [
         Step("queued", "changes queued", "FILL(visible, 0) + FILL(inflight, 0)", True),
@@ -55,11 +57,23 @@ def backlog_steps(xero: XeroConfig) -> list[Step]:
         Step("left", "calls left today", f"IF(xleft > {margin}, xleft - {margin}, 0)", True),
         Step("rest", "calls after today", "need - left", False),
         Step("days", "UTC midnights to wait", f"IF(rest > 0, CEIL(rest / {per_day}), 0)", True),
+        # The last day's share, no sooner than the window its records come back in after the reset.
+        Step(
+            "lastpace",
+            "hours of the last day at the minute rate",
+            f"(rest - (days - 1) * {per_day}) / {per_hour}",
+            False,
+        ),
+        Step(
+            "lastday",
+            "hours into the last day",
+            f"IF(lastpace > {stagger_hours}, lastpace, {stagger_hours})",
+            False,
+        ),
         Step(
             "hours",
             "hours until all landed",
-            f"IF(rest > 0, {to_midnight_hours} + 24 * (days - 1) + (rest - (days - 1) * {per_day}) / "
-            f"{per_hour}, need / {per_hour})",
+            f"IF(rest > 0, {to_midnight_hours} + 24 * (days - 1) + lastday, need / {per_hour})",
             True,
         ),
     ]

@@ -3,7 +3,9 @@
 The sync spends at most ``calls_per_minute`` a minute and ``calls_per_day`` a UTC day
 (``shared/config.py`` XeroConfig; 960 a day on Xero's 2026 Starter tier). A backlog needs
 ``records x calls per record`` calls: what fits in what is left of today lands at the minute rate;
-the rest waits for each UTC midnight, a day's budget at a time. The dashboard's "Backlog" widget
+the rest waits for each UTC midnight, a day's budget at a time, and comes back after it staggered
+by rank (``shared/burst_order.py``: payments, then the oldest changes, within ``STAGGER_SECONDS``),
+so the last day's share lands no sooner than that window. The dashboard's "Backlog" widget
 (infra/monitoring.py) computes the same in CloudWatch metric math from the queue depth, the sync's
 calls per synced record and Xero's X-DayLimit-Remaining; the bench (bench/__main__.py) uses it for
 the Starter-tier billing-run figure.
@@ -15,6 +17,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from shared.burst_order import STAGGER_SECONDS
 from shared.config import XeroConfig
 
 DAY_SECONDS = 86_400
@@ -48,8 +51,8 @@ def lands(
     if rest <= 0:
         return Landing(calls, 0, calls / per_hour)
     days = math.ceil(rest / xero.calls_per_day)
-    last_day = rest - (days - 1) * xero.calls_per_day
-    return Landing(calls, days, hours_to_utc_midnight(now) + 24 * (days - 1) + last_day / per_hour)
+    last_day = max((rest - (days - 1) * xero.calls_per_day) / per_hour, STAGGER_SECONDS / 3600)
+    return Landing(calls, days, hours_to_utc_midnight(now) + 24 * (days - 1) + last_day)
 
 
 def fresh_day_run(records: float, calls_per_record: float, xero: XeroConfig) -> Landing:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.backlog import fresh_day_run, hours_to_utc_midnight, lands
+from shared.burst_order import STAGGER_SECONDS
 from shared.config import XeroConfig
 
 STARTER = XeroConfig.model_validate({"day_limit": 1_000})  # 55 a minute, 960 a day
@@ -43,3 +44,12 @@ def test_given_a_2000_invoice_billing_run_on_starter_when_it_starts_a_day_then_i
 
 def test_given_a_time_when_asked_then_hours_to_utc_midnight_count_from_utc_not_local() -> None:
     assert hours_to_utc_midnight(TEN_PM) == pytest.approx(2.0)
+
+
+def test_given_a_small_remainder_after_today_when_estimated_then_it_lands_after_the_stagger_window() -> None:
+    # 50 calls beyond today's: at 55 a minute under a minute of calls, but its records come back
+    # over the window after midnight in rank order (shared/burst_order.py), the newest last.
+    landing = lands(75, 2.0, left_today=100, xero=STARTER, now=TEN_PM)
+
+    assert landing.days_after_today == 1
+    assert landing.hours == pytest.approx(2 + STAGGER_SECONDS / 3600)

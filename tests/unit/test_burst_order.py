@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 
 from shared import aws, burst_order
 from shared.burst_order import (
-    CHANGE_HORIZON_SECONDS,
     STAGGER_SECONDS,
     DayReset,
     in_rank_order,
@@ -260,7 +259,7 @@ def test_given_records_kept_at_any_time_when_the_day_resets_then_payments_then_o
         "chg_2d": ((1, changed(48)), 15 * HOUR),
         "chg_30h": ((1, changed(30)), 0.1 * HOUR),
         "chg_20h": ((1, changed(20)), 3 * HOUR),
-        "chg_20h1m": ((1, changed(20 - 1 / 60)), 11 * HOUR),
+        "chg_20h2m": ((1, changed(20 - 2 / 60)), 11 * HOUR),
         "chg_5m": ((1, changed(5 / 60)), 60.0),
     }
     reset = DayReset(RESET)
@@ -276,9 +275,9 @@ def test_given_records_kept_at_any_time_when_the_day_resets_then_payments_then_o
     # Then: after the reset, payments first, then the changes oldest first, all within the stagger
     # window; the two over a day old together at its start.
     assert sorted(back, key=lambda n: back[n]) == [
-        "pay_early", "pay_late", "chg_2d", "chg_30h", "chg_20h", "chg_20h1m", "chg_5m"
+        "pay_early", "pay_late", "chg_2d", "chg_30h", "chg_20h", "chg_20h2m", "chg_5m"
     ]  # fmt: skip
-    assert back["chg_2d"] == back["chg_30h"] and back["chg_20h1m"] - back["chg_20h"] == 1
+    assert back["chg_2d"] == back["chg_30h"] and back["chg_20h2m"] - back["chg_20h"] == 1
     assert all(RESET < t <= RESET + STAGGER_SECONDS + 2 for t in back.values())
 
 
@@ -287,7 +286,7 @@ def test_given_a_turn_beyond_the_max_delay_when_kept_then_it_comes_back_before_t
     newest = (1, RESET - 60.0)
 
     assert reset.delay_for(newest, RESET - 5 * HOUR, 8) == 8  # the sandbox's short waits, unchanged
-    assert reset.delay_for(newest, RESET - 100, MAX_DELAY) == 101 + (60 + CHANGE_HORIZON_SECONDS // 60 - 1)
+    assert reset.delay_for(newest, RESET - 100, MAX_DELAY) == 101 + STAGGER_SECONDS - 1
     assert reset.delay_for(newest, RESET - 100, 300) == 99  # cannot reach its turn: back before the reset
 
 
