@@ -26,13 +26,9 @@ from shared.ignition.webhook import (
 )
 from shared.models.events import SyncEvent
 from shared.observability import Metric
-from shared.store.archive import raw_key
+from shared.store.archive import RawArchive, quarantine, raw_key
 
 logger = logging.getLogger(__name__)
-
-
-class RawArchive(Protocol):
-    def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None: ...
 
 
 class EventQueue(Protocol):
@@ -114,9 +110,7 @@ class WebhookIntake:
     def _quarantine(
         self, raw_body: bytes, at: datetime, request_id: str, status: int, error: str, message: str
     ) -> IngestResult:
-        key = raw_key("quarantine", at, request_id)
-        # S3 metadata is limited to 2 KB; the reason is also in the response and the log.
-        self._archive.put(key, raw_body, {"reason": message[:1024], "error": error, "request-id": request_id})
+        key = quarantine(self._archive, "quarantine", raw_body, at, request_id, error=error, reason=message)
         logger.warning("authentic webhook quarantined", extra={"error": error, "reason": message, "key": key})
         metric = Metric.WEBHOOKS_REJECTED_TOO_LARGE if status == 413 else Metric.WEBHOOKS_REJECTED_MALFORMED
         return IngestResult(status, {"error": error, "message": message, "reference": request_id}, [metric])

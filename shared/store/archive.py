@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Protocol
 
 from shared import aws
 
@@ -21,6 +22,29 @@ def raw_key(prefix: str, at: datetime, name: str, body_sha256: str | None = None
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:200]
     suffix = f"-{body_sha256}" if body_sha256 else ""
     return f"{prefix}/{at:%Y/%m/%d}/{safe}{suffix}.json"
+
+
+class RawArchive(Protocol):
+    """The port the webhook use cases keep raw bodies through (:class:`S3RawArchive` in Lambda)."""
+
+    def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None: ...
+
+
+def quarantine(
+    archive: RawArchive,
+    prefix: str,
+    raw_body: bytes,
+    at: datetime,
+    request_id: str,
+    *,
+    error: str,
+    reason: str,
+) -> str:
+    """Keep an authentic body that could not be read, byte for byte, with why; its key."""
+    key = raw_key(prefix, at, request_id)
+    # S3 metadata is limited to 2 KB; the whole reason is in the caller's log.
+    archive.put(key, raw_body, {"reason": reason[:1024], "error": error, "request-id": request_id})
+    return key
 
 
 class S3RawArchive:

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared import aws
 from shared.headers import header
 from shared.observability import Metric
-from shared.store.archive import raw_key
+from shared.store.archive import RawArchive, quarantine
 
 logger = logging.getLogger(__name__)
 
@@ -241,10 +241,6 @@ class DynamoXeroEventStore:
         return True
 
 
-class RawArchive(Protocol):
-    def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None: ...
-
-
 @dataclass(frozen=True)
 class XeroWebhookResult:
     """What to answer (always with an empty body) and what to count."""
@@ -329,9 +325,8 @@ class XeroWebhookReceiver:
         # 200, not 400: Xero would retry the same bytes for 24 hours and then disable the whole
         # subscription, stopping every later event too. The body is kept byte for byte instead
         # (a failed S3 write raises: 5xx, and Xero retries), so nothing authentic is lost.
-        key = raw_key(QUARANTINE_PREFIX, at, request_id)
-        self._archive.put(
-            key, raw_body, {"reason": reason[:1024], "error": "invalid_payload", "request-id": request_id}
+        key = quarantine(
+            self._archive, QUARANTINE_PREFIX, raw_body, at, request_id, error="invalid_payload", reason=reason
         )
         logger.error("authentic xero webhook quarantined", extra={"reason": reason, "key": key})
         return XeroWebhookResult(200, Counter({Metric.XERO_WEBHOOKS_QUARANTINED: 1}))
