@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -108,6 +108,18 @@ def one_record_at_a_time(sync: SyncDelivery, messages: Sequence[QueuedMessage]) 
     attempt.hand_back_untried(event, {str(i["itemIdentifier"]) for i in response["batchItemFailures"]})
 
 
+def two_calls_a_record(budget: DayBudget, landed: list[str]) -> Callable[[SyncEvent], Mapping[str, object]]:
+    """The sync of one record as the budget sees it: two calls (a lookup and a write), then landed."""
+
+    def apply(e: SyncEvent) -> Mapping[str, object]:
+        budget.take()
+        budget.take()
+        landed.append(e.record_id)
+        return {"record_type": e.record_type, "action": "created"}
+
+    return apply
+
+
 def return_order(queue: Queue) -> list[str]:
     """Record ids of the kept messages, by when they come back (their delay), each at its own time."""
     assert len(set(queue.delayed.values())) == len(queue.delayed), f"returned together: {queue.delayed}"
@@ -129,13 +141,9 @@ def test_given_budget_for_3_of_7_records_when_one_at_a_time_then_the_payment_and
         event("cli_3h", RecordType.CLIENT, 3, "f"),
         event("inv_7h", RecordType.INVOICE, 7, "g"),
     ]
-    budget, landed, queue = DayBudget(6), [], Queue()
-
-    def apply(e: SyncEvent) -> Mapping[str, object]:
-        budget.take()
-        budget.take()
-        landed.append(e.record_id)
-        return {"record_type": e.record_type, "action": "created"}
+    landed: list[str] = []
+    queue = Queue()
+    apply = two_calls_a_record(DayBudget(6), landed)
 
     # When: the sync handles the batch.
     one_record_at_a_time(delivery(apply, queue), queued(events))
@@ -226,13 +234,9 @@ def test_given_a_clients_3_events_when_the_budget_ends_on_its_first_then_its_pay
         event("pay_a", RecordType.PAYMENT, 0.1, "a"),
         event("cli_b", RecordType.CLIENT, 8, "b"),
     ]
-    budget, landed, queue = DayBudget(2), [], Queue()
-
-    def apply(e: SyncEvent) -> Mapping[str, object]:
-        budget.take()
-        budget.take()
-        landed.append(e.record_id)
-        return {"record_type": e.record_type, "action": "created"}
+    landed: list[str] = []
+    queue = Queue()
+    apply = two_calls_a_record(DayBudget(2), landed)
 
     one_record_at_a_time(delivery(apply, queue), queued(events))
 
