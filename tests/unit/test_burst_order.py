@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -108,8 +108,10 @@ def one_record_at_a_time(sync: SyncDelivery, messages: Sequence[QueuedMessage]) 
     attempt.hand_back_untried(event, {str(i["itemIdentifier"]) for i in response["batchItemFailures"]})
 
 
-def two_calls_a_record(budget: DayBudget, landed: list[str]) -> Callable[[SyncEvent], Mapping[str, object]]:
-    """The sync of one record as the budget sees it: two calls (a lookup and a write), then landed."""
+def with_day_budget(calls: int, events: Sequence[SyncEvent]) -> tuple[list[str], Queue]:
+    """``events`` as one batch of the one-record sync with ``calls`` left today, two a record (a
+    lookup and a write): the record ids that landed, in order, and the queue of those kept."""
+    budget, landed, queue = DayBudget(calls), [], Queue()
 
     def apply(e: SyncEvent) -> Mapping[str, object]:
         budget.take()
@@ -117,7 +119,8 @@ def two_calls_a_record(budget: DayBudget, landed: list[str]) -> Callable[[SyncEv
         landed.append(e.record_id)
         return {"record_type": e.record_type, "action": "created"}
 
-    return apply
+    one_record_at_a_time(delivery(apply, queue), queued(events))
+    return landed, queue
 
 
 def return_order(queue: Queue) -> list[str]:
@@ -141,12 +144,9 @@ def test_given_budget_for_3_of_7_records_when_one_at_a_time_then_the_payment_and
         event("cli_3h", RecordType.CLIENT, 3, "f"),
         event("inv_7h", RecordType.INVOICE, 7, "g"),
     ]
-    landed: list[str] = []
-    queue = Queue()
-    apply = two_calls_a_record(DayBudget(6), landed)
 
     # When: the sync handles the batch.
-    one_record_at_a_time(delivery(apply, queue), queued(events))
+    landed, queue = with_day_budget(6, events)
 
     # Then: the payment and the two oldest changes landed; the rest wait for the reset and come
     # back after it oldest first.
@@ -234,11 +234,8 @@ def test_given_a_clients_3_events_when_the_budget_ends_on_its_first_then_its_pay
         event("pay_a", RecordType.PAYMENT, 0.1, "a"),
         event("cli_b", RecordType.CLIENT, 8, "b"),
     ]
-    landed: list[str] = []
-    queue = Queue()
-    apply = two_calls_a_record(DayBudget(2), landed)
 
-    one_record_at_a_time(delivery(apply, queue), queued(events))
+    landed, queue = with_day_budget(2, events)
 
     # Then: the older change landed; client a's payment did not jump its contact and invoice: all
     # three wait and come back together, behind their group's head.
