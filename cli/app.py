@@ -264,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this failure category (e.g. xero_validation, ambiguous_match; see docs/runbook.md)",
     )
     dlq.add_argument("--error", help="only messages whose category or reason contains this text")
+    dlq.add_argument(
+        "--create-anew",
+        action="store_true",
+        help="draft_unconfirmed letters: make the Ignition draft again (once Ignition was checked: none, "
+        "or it was deleted); see docs/xero-to-ignition.md",
+    )
     archive.add_argument(
         "--from", dest="start", required=True, type=_when, help="ISO time, e.g. 2026-11-01T00:00Z"
     )
@@ -718,6 +724,7 @@ class App:
                 error=args.error,
                 limit=args.limit,
                 dry_run=args.dry_run,
+                create_anew=args.create_anew,
                 progress=Ticker(self.out.stderr, "replay"),
             )
         else:

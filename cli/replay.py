@@ -63,6 +63,7 @@ def replay_dead_letters(
     error: str | None = None,
     limit: int = 1_000,
     dry_run: bool = False,
+    create_anew: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     settings = target.settings
@@ -84,9 +85,11 @@ def replay_dead_letters(
         if dry_run:
             kept.append(letter)
         else:
-            requeue(
-                settings.sync_queue_url, event.model_copy(update={"source": "replay"}), replay_id=replay_id
-            )
+            # --create-anew: a person checked Ignition, so a draft whose making is unconfirmed
+            # (shared/xero_to_ignition/service.py) is made again; no other event is forced.
+            force = create_anew and letter.category == "draft_unconfirmed"
+            again = event.model_copy(update={"source": "replay", **({"force": True} if force else {})})
+            requeue(settings.sync_queue_url, again, replay_id=replay_id)
             delete_dead_letter(settings.dlq_url, letter)
         replayed.append(letter.summary())
         if progress is not None:

@@ -10,16 +10,21 @@ import json
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from sandbox.environment import Sandbox
 from shared.config import RecordType
+from shared.reconcile.model import DRAFT_UNCONFIRMED
 from shared.xero.webhooks import sign
+from shared.xero_to_ignition.records import DraftRecord, DynamoDraftRecordStore
 from shared.xero_to_ignition.trigger import marker_in, marker_of
 from tests.integration.conftest import World
+from tests.integration.test_cli_support import run_cli, write_sandbox_file
 
 pytestmark = pytest.mark.integration
 
@@ -258,3 +263,135 @@ def test_given_a_marked_draft_no_webhook_brought_when_the_full_reconciliation_ru
     findings = [d for d in json.loads(report)["discrepancies"] if d.get("xero_id") == unseen["InvoiceID"]]
     assert [(d["category"], d["action"]) for d in findings] == [("ignition_draft", "reported")]
     assert drafts_for(world, unseen["InvoiceID"]) == []  # reported, never drafted behind the firm's back
+
+
+# -- a crash between the MCP call and the draft record, in both readings of list_invoices ---------------
+
+
+def set_list_invoices_drafts(sandbox: Sandbox, listed: bool) -> None:
+    """The MCP emulator's reading of list_invoices: drafts left out (stricter, default) or listed."""
+    answer = httpx.post(
+        f"{sandbox.ignition_url}/_emulator/mcp/readings", json={"list_invoices_drafts": listed}, timeout=10
+    )
+    answer.raise_for_status()
+
+
+@pytest.fixture(params=["stricter", "lenient"])
+def reading(request: pytest.FixtureRequest, feature_on: Sandbox) -> Iterator[str]:
+    set_list_invoices_drafts(feature_on, request.param == "lenient")
+    yield str(request.param)
+    set_list_invoices_drafts(feature_on, False)
+
+
+def fail_drafted_write_once(monkeypatch: pytest.MonkeyPatch, marker: str) -> list[str]:
+    """The sync worker's write of this invoice's ``drafted`` record fails once, after Ignition made
+    the draft (the sandbox's workers run in this process). Returns the failures made."""
+    failed: list[str] = []
+    put = DynamoDraftRecordStore.put
+
+    def failing_once(
+        store: DynamoDraftRecordStore, record: DraftRecord, *, previous: DraftRecord | None
+    ) -> DraftRecord:
+        if record.marker == marker and record.state == "drafted" and not failed:
+            failed.append(record.state)
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "PutItem")
+        return put(store, record, previous=previous)
+
+    monkeypatch.setattr(DynamoDraftRecordStore, "put", failing_once)
+    return failed
+
+
+def test_given_a_crash_after_the_mcp_call_when_webhooks_come_again_then_one_draft_in_either_reading(
+    feature_on: Sandbox, world: World, reading: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, contact_id = linked_client(world)
+    invoice = marked_draft(world, contact_id)
+    failed = fail_drafted_write_once(monkeypatch, marker_of(invoice["InvoiceID"]))
+
+    post_xero_event(feature_on, invoice["InvoiceID"])
+    post_xero_event(feature_on, invoice["InvoiceID"])  # redelivered
+    post_xero_event(feature_on, invoice["InvoiceID"], at="2026-11-20T09:05:00.000")  # a later edit
+    world.settle()
+
+    assert failed == ["drafted"]
+    (draft,) = drafts_for(world, invoice["InvoiceID"])
+    letters = world.dead_letters_for(invoice["InvoiceID"])
+    if reading == "lenient":  # the retry found the draft by its reference and recorded it
+        assert letters == []
+    else:  # the retry cannot see it: parked for a person, never made twice
+        assert letters and {letter["category"] for letter in letters} == {"draft_unconfirmed"}
+        assert all(draft["reference"] in letter["reason"] for letter in letters)
+        assert all(invoice["InvoiceNumber"] in letter["reason"] for letter in letters)
+
+
+def test_given_an_unconfirmed_draft_when_reconciled_then_finished_in_ignition_then_one_invoice_linked(
+    feature_on: Sandbox, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, contact_id = linked_client(world)
+    invoice = marked_draft(world, contact_id)
+    fail_drafted_write_once(monkeypatch, marker_of(invoice["InvoiceID"]))
+    post_xero_event(feature_on, invoice["InvoiceID"])
+    world.settle()
+    (draft,) = drafts_for(world, invoice["InvoiceID"])
+
+    result = feature_on.run_reconcile({"mode": "full"})
+    report, _ = world.s3_object(result["report"]["json"])
+    findings = [d for d in json.loads(report)["discrepancies"] if d.get("xero_id") == invoice["InvoiceID"]]
+    # Ignition's number goes to Reference: the two emulators number INV-#### each on its own, so
+    # after the other tests Ignition's next number can be another Xero draft's (duplicate_number).
+    feature_on.reconfigure(invoices={"number_field": "Reference"})
+    try:
+        finished = world.http.post(
+            f"{feature_on.ignition_url}/_emulator/invoice-drafts/{draft['id']}/finalise"
+        )
+        finished.raise_for_status()
+        world.settle()
+    finally:
+        feature_on.reconfigure(invoices={"number_field": "InvoiceNumber"})
+    sandbox_file = write_sandbox_file(feature_on, tmp_path / "sandbox.json")
+    replayed = run_cli(
+        "replay", "dlq", "--json", "--error", marker_of(invoice["InvoiceID"]), sandbox_file=sandbox_file
+    )
+    world.settle()
+
+    assert [(d["category"], d["detail"].startswith(DRAFT_UNCONFIRMED)) for d in findings] == [
+        ("ignition_draft", True)
+    ]
+    assert draft["reference"] in findings[0]["detail"]
+    assert replayed.json()["by_category"] == {"draft_unconfirmed": 1}
+    assert world.dead_letters_for(invoice["InvoiceID"]) == []
+    assert len(drafts_for(world, invoice["InvoiceID"])) == 1
+    (only,) = live_invoices_of(world, contact_id)
+    assert (only["InvoiceID"], only["Status"]) == (invoice["InvoiceID"], "AUTHORISED")
+    ignition_invoice = finished.json()["draft"]["invoice_slug"]
+    assert world.mapping_of(RecordType.INVOICE, ignition_invoice) == invoice["InvoiceID"]
+
+
+def test_given_an_unconfirmed_draft_deleted_in_ignition_when_replayed_to_create_anew_then_one_new_draft(
+    feature_on: Sandbox, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, contact_id = linked_client(world)
+    invoice = marked_draft(world, contact_id)
+    marker = marker_of(invoice["InvoiceID"])
+    fail_drafted_write_once(monkeypatch, marker)
+    post_xero_event(feature_on, invoice["InvoiceID"])
+    world.settle()
+    (lost,) = drafts_for(world, invoice["InvoiceID"])
+    del feature_on.ignition_mcp.drafts[lost["id"]]  # the bookkeeper deleted it in Ignition
+    sandbox_file = write_sandbox_file(feature_on, tmp_path / "sandbox.json")
+
+    plain_replay = run_cli("replay", "dlq", "--json", "--error", marker, sandbox_file=sandbox_file)
+    world.settle()
+    after_plain = (drafts_for(world, invoice["InvoiceID"]), len(world.dead_letters_for(invoice["InvoiceID"])))
+    anew = ("replay", "dlq", "--json", "--category", "draft_unconfirmed", "--error", marker, "--create-anew")
+    replayed = run_cli(*anew, sandbox_file=sandbox_file)
+    world.settle()
+
+    assert plain_replay.json()["replayed"] == 1 and after_plain == ([], 1)  # parked again, nothing made
+    assert replayed.json()["by_category"] == {"draft_unconfirmed": 1}
+    (draft,) = drafts_for(world, invoice["InvoiceID"])
+    assert draft["id"] != lost["id"] and Decimal(draft["total"]) == THREE_LINES_TOTAL
+    assert world.dead_letters_for(invoice["InvoiceID"]) == []
+    assert feature_on.resources is not None
+    record = DynamoDraftRecordStore(feature_on.resources.state_table).get(marker)
+    assert record is not None and (record.state, record.draft_id) == ("drafted", draft["id"])
