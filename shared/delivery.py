@@ -35,6 +35,7 @@ from shared.models.events import SyncEvent
 from shared.observability import Metric
 from shared.store.attempts import NO_HISTORY, AttemptHistory
 from shared.xero.errors import XeroRateLimited
+from shared.xero_to_ignition.events import record_log_keys
 
 # Limits that hold for the whole organisation (not one record, unlike a lock on one token set):
 # once one record meets them, the rest of its batch waits too without spending calls.
@@ -180,6 +181,7 @@ OUTCOME_METRICS: dict[tuple[str, str], Metric] = {
     ("invoice", "created"): Metric.INVOICES_CREATED,
     ("invoice", "updated"): Metric.INVOICES_UPDATED,
     ("invoice", "voided"): Metric.INVOICES_VOIDED,
+    ("invoice", "drafted"): Metric.IGNITION_DRAFTS_CREATED,
     ("payment", "applied"): Metric.PAYMENTS_APPLIED,
 }
 
@@ -252,7 +254,7 @@ class BatchAttempt:
             delivery.dead_letter(message, "malformed", GiveUp(category="malformed_message", reason=reason))
             return
         delivery.log.append_keys(
-            correlation_id=event.correlation_id, event_id=event.event_id, ignition_id=event.record_id
+            correlation_id=event.correlation_id, event_id=event.event_id, **record_log_keys(event)
         )
         refused = policy.before_attempt(message.message_id, message.receives)
         if refused is not None:

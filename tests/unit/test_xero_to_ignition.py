@@ -8,13 +8,15 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from shared.config import RecordType, XeroToIgnitionRules
+from shared.delivery import SyncDelivery
 from shared.errors import PermanentSyncError
 from shared.ignition.drafts import (
     CreatedDraft,
@@ -27,11 +29,17 @@ from shared.ignition.drafts import (
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionInvoice
 from shared.models.xero import ContactRef, Invoice, LineItem, LineItemTracking, TaxRate
+from shared.observability import Metric
 from shared.reconcile.model import DRAFT_WAITING
 from shared.reconcile.wording import plain
 from shared.xero.webhooks import XeroWebhookEvent
 from shared.xero_to_ignition.drafting import DraftPlan, DraftRefused, build_draft
-from shared.xero_to_ignition.events import XERO_INVOICE_EVENT, MarkedInvoiceRelay, invoice_event
+from shared.xero_to_ignition.events import (
+    XERO_INVOICE_EVENT,
+    MarkedInvoiceRelay,
+    invoice_event,
+    record_log_keys,
+)
 from shared.xero_to_ignition.records import DraftRecord, DraftState, DynamoDraftRecordStore, RecordConflict
 from shared.xero_to_ignition.safety_net import SafetyNet
 from shared.xero_to_ignition.service import RoundTrip, XeroToIgnition
@@ -391,6 +399,25 @@ def test_given_a_crash_after_the_mcp_call_when_redelivered_then_the_draft_is_fou
     assert "found Ignition draft" in " ".join(outcome.decisions)
     record = world.records.get(marker_of(str(invoice.InvoiceID)))
     assert record is not None and record.draft_id == world.drafts.drafts[0][0]
+
+
+def test_given_a_draft_made_when_the_sync_counts_and_logs_it_then_its_own_metric_and_a_xero_id_key() -> None:
+    invoice = xero_invoice()
+    world = World(invoice)
+    counted: list[Metric] = []
+    delivery = SyncDelivery(
+        policy=cast(Any, None),
+        apply=cast(Any, None),
+        dead_letters=cast(Any, None),
+        queue=cast(Any, None),
+        count=counted.append,
+        log=cast(Any, None),
+    )
+
+    delivery.count_outcome(asdict(world.service.handle(event_for(invoice))))
+
+    assert counted == [Metric.EVENTS_SYNCED, Metric.IGNITION_DRAFTS_CREATED]  # not an invoice made in Xero
+    assert record_log_keys(event_for(invoice)) == {"ignition_id": None, "xero_invoice_id": invoice.InvoiceID}
 
 
 def test_given_rate_limited_answers_when_retried_then_the_wait_is_a_limit_and_one_draft_results() -> None:
