@@ -432,6 +432,8 @@ class Monitoring(Construct):
                     Metric.EVENTS_DEFERRED,
                     Metric.CONTACTS_CREATED,
                     Metric.CONTACTS_UPDATED,
+                    # Invoice drafts made in Ignition from Xero (runtime.xero_to_ignition only).
+                    *([Metric.IGNITION_DRAFTS_CREATED] if self._config.drafts_to_ignition else []),
                 ),
             ),
         )
