@@ -98,7 +98,9 @@ class ContactSync(RecordSync):
         if mapping is not None:
             match = ContactMatch(contact=None, method="mapping", name_taken_by_other=False, decisions=[])
             contact_id: str | None = mapping.xero_id
-            contact_number = client.slug
+            # Set when the contact was made or linked; left as Xero holds it (the firm's own code
+            # kept at the link must not become the slug on the next update).
+            contact_number: str | None = None
         else:
             match = self._match(client)
             contact_id = match.contact.ContactID if match.contact else None
@@ -135,9 +137,7 @@ class ContactSync(RecordSync):
             match_method=outcome.match_method or "created",
             previous=mapping,
             # As an update of this contact would send it (a create's body has no ContactID yet).
-            written=self._update_written(
-                client, saved.ContactID, sent.Name or name, sent.ContactNumber or contact_number
-            ),
+            written=self._update_written(client, saved.ContactID, sent.Name or name),
         )
         return self._record(event, outcome, client.updated_at, changed=changed_fields(match.contact, saved))
 
@@ -149,15 +149,15 @@ class ContactSync(RecordSync):
         """A skip when the update would send what our last write sent, under the client's name or
         the disambiguated one Xero made us use (``_save``); None: write."""
         for name in (client.name, disambiguated_client_name(client, self._rules)):
-            written = self._update_written(client, mapping.xero_id, name, client.slug)
+            written = self._update_written(client, mapping.xero_id, name)
             if (skipped := self._skip_unchanged(event, client, mapping, written)) is not None:
                 return skipped
         return None
 
-    def _update_written(self, client: IgnitionClient, contact_id: str, name: str, contact_number: str) -> str:
+    def _update_written(self, client: IgnitionClient, contact_id: str, name: str) -> str:
         """The ``written_body`` of an update of ``contact_id`` (what a mapped client's write sends)."""
         unmatched = ContactMatch(contact=None, method="mapping", name_taken_by_other=False, decisions=[])
-        return written_body(self._body(client, contact_id, name, contact_number, unmatched))
+        return written_body(self._body(client, contact_id, name, None, unmatched))
 
     def _match(self, client: IgnitionClient) -> ContactMatch:
         """Find the Xero contact for a client that has no mapping yet: one Xero call, plus one per
@@ -194,13 +194,14 @@ class ContactSync(RecordSync):
         client: IgnitionClient,
         contact_id: str | None,
         name: str,
-        contact_number: str,
+        contact_number: str | None,
         match: ContactMatch,
     ) -> Contact:
-        """The contact as the write sends it (the rules' decisions added to ``match``)."""
+        """The contact as the write sends it (the rules' decisions added to ``match``);
+        ``contact_number`` None: left out, so Xero keeps the one it holds."""
         contact, notes = client_to_contact(client, self._rules, name=name, contact_number=contact_number)
         match.decisions.extend(n for n in notes if n not in match.decisions)
-        updates: dict[str, object] = {}
+        updates: dict[str, object] = {} if contact_number is not None else {"ContactNumber": None}
         if contact_id is not None:
             updates["ContactID"] = contact_id
         if match.contact is not None and match.contact.ContactStatus == "ARCHIVED":
@@ -220,7 +221,7 @@ class ContactSync(RecordSync):
         client: IgnitionClient,
         contact_id: str | None,
         name: str,
-        contact_number: str,
+        contact_number: str | None,
         match: ContactMatch,
     ) -> tuple[Contact, Contact]:
         """Xero's answer, and the body it answered."""

@@ -349,21 +349,9 @@ class InvoiceSync(RecordSync):
                     category="xero_validation",
                 )
             decision = f"set to {status} in Xero"
-        self._store.save(
-            mapping.model_copy(
-                update={
-                    "ignition_updated_at": invoice.updated_at,
-                    "synced_at": self._now(),
-                    "last_event_id": event.event_id,
-                    "version": mapping.version + 1,
-                    # Voided, or left as it was: a payment reads Xero either way.
-                    "xero_amount_due": None,
-                    # Nor does a later change compare with what was written before the void.
-                    "xero_body_sha256": None,
-                }
-            ),
-            previous=mapping,
-        )
+        # Voided, or left as it was: a payment reads Xero either way, and a later change is not
+        # compared with what was written before the void.
+        self._advance(mapping, event, invoice.updated_at, xero_amount_due=None, xero_body_sha256=None)
         return self._record(
             event,
             SyncOutcome("voided", invoice.slug, mapping.xero_id, "mapping", [decision], RecordType.INVOICE),

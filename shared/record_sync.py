@@ -112,17 +112,7 @@ class RecordSync:
         None: write (forced replays always write)."""
         if event.force or mapping.xero_body_sha256 != written:
             return None
-        self._store.save(
-            mapping.model_copy(
-                update={
-                    "ignition_updated_at": record.updated_at,
-                    "synced_at": self._now(),
-                    "last_event_id": event.event_id,
-                    "version": mapping.version + 1,
-                }
-            ),
-            previous=mapping,
-        )
+        self._advance(mapping, event, record.updated_at)
         return self._skip(
             event,
             "skipped_duplicate",
@@ -131,6 +121,19 @@ class RecordSync:
             mapping=mapping,
             updated_at=record.updated_at,
         )
+
+    def _advance(
+        self, mapping: RecordMapping, event: SyncEvent, updated_at: datetime, **changes: object
+    ) -> None:
+        """Move ``mapping`` to Ignition's version ``updated_at`` without a write of the Xero record
+        (its ``changes`` with it), conditionally on ``mapping``."""
+        moved = {
+            "ignition_updated_at": updated_at,
+            "synced_at": self._now(),
+            "last_event_id": event.event_id,
+            "version": mapping.version + 1,
+        }
+        self._store.save(mapping.model_copy(update={**moved, **changes}), previous=mapping)
 
     def _writing(self, mapping: RecordMapping) -> RecordMapping:
         """``mapping`` with its ``written_body`` marked unknown while a write is in flight (saved

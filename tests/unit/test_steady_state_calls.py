@@ -317,3 +317,25 @@ def test_given_a_write_xero_applied_before_a_crash_when_ignition_changes_back_th
     assert calls == CLIENT_UPDATE
     (contact,) = [c for c in mix.xero.records("Contacts") if c["ContactNumber"] == slug]
     assert contact["EmailAddress"] == created.record["email"]
+
+
+def test_given_a_contact_linked_with_the_firms_own_code_when_the_client_is_updated_then_the_code_stays(
+    mix: Mix,
+) -> None:
+    environment = mix.environment()
+    created, update = _steps("new_client")[0], _steps("client_update")[0]
+    mix.xero.seed(
+        "Contacts",
+        {
+            "Name": "Typed by the bookkeeper",
+            "EmailAddress": created.record["email"],
+            "ContactNumber": "C-0042",
+        },
+    )
+    outcome, _ = environment.send(created, 0)
+    assert (outcome.action, outcome.match_method) == ("updated", "email")
+
+    assert mix.calls(update, 1, environment) == CLIENT_UPDATE
+
+    (contact,) = mix.xero.records("Contacts")
+    assert (contact["ContactNumber"], contact["EmailAddress"]) == ("C-0042", update.record["email"])
