@@ -102,6 +102,18 @@ class Flow:
         assert record is not None
         return record
 
+    def crash_after_the_call(self) -> None:
+        """The first try makes the draft, then dies before recording it."""
+        self.records.crash_on_state = "drafted"
+        with pytest.raises(Crash):
+            self.service.handle(event_for(self.invoice))
+
+    def parked(self) -> DraftUnconfirmed:
+        """The retry under the stricter reading: it cannot see the draft, so it is parked."""
+        with pytest.raises(DraftUnconfirmed) as parked:
+            self.service.handle(event_for(self.invoice))
+        return parked.value
+
 
 @pytest.fixture(params=["stricter", "lenient"])
 def flow(request: pytest.FixtureRequest, world: World, state_table: str) -> Iterator[Flow]:  # noqa: F811
@@ -125,9 +137,7 @@ def replay_anew(flow: Flow) -> SyncEvent:
 def test_given_a_crash_after_the_mcp_call_when_redelivered_twice_then_exactly_one_draft_in_either_reading(
     flow: Flow,
 ) -> None:
-    flow.records.crash_on_state = "drafted"
-    with pytest.raises(Crash):
-        flow.service.handle(event_for(flow.invoice))
+    flow.crash_after_the_call()
 
     outcomes = []
     for at in ("2026-11-20T09:00:00.000", "2026-11-20T09:05:00.000"):  # redelivered, then a later edit
@@ -149,15 +159,11 @@ def test_given_the_stricter_reading_when_a_retry_cannot_see_the_draft_then_parke
     strict: Flow,
 ) -> None:
     flow = strict
-    flow.records.crash_on_state = "drafted"
-    with pytest.raises(Crash):
-        flow.service.handle(event_for(flow.invoice))
+    flow.crash_after_the_call()
 
-    with pytest.raises(DraftUnconfirmed) as parked:
-        flow.service.handle(event_for(flow.invoice))
+    reason = flow.parked().reason
 
     (draft,) = flow.emulator_drafts()
-    reason = parked.value.reason
     assert "a draft may already exist in Ignition for INV-0042" in reason
     assert f'"{draft["reference"]}"' in reason and "--create-anew" in reason
     (finding,) = findings([flow.invoice], [flow.record()], RULES, now=flow.record().intent_at)
@@ -170,11 +176,8 @@ def test_given_an_unconfirmed_draft_when_a_person_finishes_it_then_it_is_linked_
     strict: Flow,
 ) -> None:
     flow = strict
-    flow.records.crash_on_state = "drafted"
-    with pytest.raises(Crash):
-        flow.service.handle(event_for(flow.invoice))
-    with pytest.raises(DraftUnconfirmed):
-        flow.service.handle(event_for(flow.invoice))
+    flow.crash_after_the_call()
+    flow.parked()
     (draft,) = flow.emulator_drafts()
 
     url = f"{flow.world.url}/_emulator/invoice-drafts/{draft['id']}/finalise"
@@ -192,18 +195,13 @@ def test_given_an_unconfirmed_draft_deleted_in_ignition_when_replayed_to_create_
     strict: Flow,
 ) -> None:
     flow = strict
-    flow.records.crash_on_state = "drafted"
-    with pytest.raises(Crash):
-        flow.service.handle(event_for(flow.invoice))
-    with pytest.raises(DraftUnconfirmed):
-        flow.service.handle(event_for(flow.invoice))
+    flow.crash_after_the_call()
+    flow.parked()
     (lost,) = flow.emulator_drafts()
     del flow.world.mcp.drafts[str(lost["id"])]  # the bookkeeper deleted it in Ignition
 
-    anew = flow.service.handle(event_for(flow.invoice).model_copy(update={"force": True, "source": "replay"}))
-    again = flow.service.handle(
-        event_for(flow.invoice).model_copy(update={"force": True, "source": "replay"})
-    )
+    anew = flow.service.handle(replay_anew(flow))
+    again = flow.service.handle(replay_anew(flow))
 
     (draft,) = flow.emulator_drafts()
     assert (anew.action, anew.xero_id) == ("drafted", draft["id"])
