@@ -42,27 +42,19 @@ class IngestResult:
     metrics: list[Metric] = field(default_factory=list)
 
 
+@dataclass(kw_only=True)
 class WebhookIntake:
-    def __init__(
-        self,
-        *,
-        config: IgnitionConfig,
-        secret: Callable[[], str],
-        archive: RawArchive,
-        queue: EventQueue,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._config = config
-        self._secret = secret
-        self._archive = archive
-        self._queue = queue
-        self._now = now
+    config: IgnitionConfig
+    secret: Callable[[], str]
+    archive: RawArchive
+    queue: EventQueue
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def handle(self, headers: Mapping[str, str], raw_body: bytes, request_id: str) -> IngestResult:
-        received_at = self._now()
+        received_at = self.now()
         try:
-            secrets = WebhookSecrets.parse(self._secret())
-            matched = verify_webhook_rotating(headers, raw_body, secrets, self._config.webhook, received_at)
+            secrets = WebhookSecrets.parse(self.secret())
+            matched = verify_webhook_rotating(headers, raw_body, secrets, self.config.webhook, received_at)
         except WebhookAuthError as exc:
             logger.warning(
                 "webhook rejected: not authentic", extra={"reason": exc.reason, "request": request_id}
@@ -78,11 +70,11 @@ class WebhookIntake:
             logger.info("webhook signed with the previous secret", extra={"request": request_id})
         payload_sha256 = hashlib.sha256(raw_body).hexdigest()
         try:
-            envelope = parse_webhook(raw_body, self._config)
+            envelope = parse_webhook(raw_body, self.config)
             archive_key = raw_key("raw", received_at, envelope.id, payload_sha256)
             event = to_sync_event(
                 envelope,
-                config=self._config,
+                config=self.config,
                 received_at=received_at,
                 payload_sha256=payload_sha256,
                 archive_key=archive_key,
@@ -93,12 +85,12 @@ class WebhookIntake:
         except WebhookPayloadError as exc:
             return self._quarantine(raw_body, received_at, request_id, 400, "invalid_payload", str(exc))
 
-        self._archive.put(
+        self.archive.put(
             archive_key,
             raw_body,
             {"event-id": event.event_id, "event-type": event.event_type, "request-id": request_id},
         )
-        self._queue.send(event)
+        self.queue.send(event)
         logger.info(
             "webhook accepted",
             extra={"event_id": event.event_id, "type": event.event_type, "ignition_id": event.record_id},
@@ -110,7 +102,7 @@ class WebhookIntake:
     def _quarantine(
         self, raw_body: bytes, at: datetime, request_id: str, status: int, error: str, message: str
     ) -> IngestResult:
-        key = quarantine(self._archive, "quarantine", raw_body, at, request_id, error=error, reason=message)
+        key = quarantine(self.archive, "quarantine", raw_body, at, request_id, error=error, reason=message)
         logger.warning("authentic webhook quarantined", extra={"error": error, "reason": message, "key": key})
         metric = Metric.WEBHOOKS_REJECTED_TOO_LARGE if status == 413 else Metric.WEBHOOKS_REJECTED_MALFORMED
         return IngestResult(status, {"error": error, "message": message, "reference": request_id}, [metric])

@@ -37,7 +37,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -185,40 +185,31 @@ def _seconds(exc: LimitWait) -> float | None:
     return float(wait) if isinstance(wait, int | float) else None
 
 
+@dataclass(kw_only=True, eq=False)
 class Poller:
-    def __init__(
-        self,
-        *,
-        ignition: IgnitionListings,
-        queue: EventQueue,
-        state: PollStateStore,
-        lease: RunLease,
-        rules: PollRules,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._ignition = ignition
-        self._queue = queue
-        self._state = state
-        self._lease = lease
-        self._rules = rules
-        self._now = now
-        # Whether this run finished any listing (a run refused before that is a skipped run).
-        self._listed = False
+    ignition: IgnitionListings
+    queue: EventQueue
+    state: PollStateStore
+    lease: RunLease
+    rules: PollRules
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Whether this run finished any listing (a run refused before that is a skipped run).
+    _listed: bool = field(default=False, init=False)
 
     def run(self) -> PollResult:
-        if not self._lease.try_acquire():
+        if not self.lease.try_acquire():
             logger.info("poll skipped: another run holds the lease")
             return PollResult("skipped", reason="lease")
         try:
             return self._run()
         finally:
-            self._lease.release()
+            self.lease.release()
 
     def _run(self) -> PollResult:
-        started = self._now()
+        started = self.now()
         run_id = uuid.uuid4().hex
-        state = self._state.load() or PollState()
-        terminal = state.runs % self._rules.terminal_every_runs == 0
+        state = self.state.load() or PollState()
+        terminal = state.runs % self.rules.terminal_every_runs == 0
         result = PollResult("complete", terminal_read=terminal)
         kinds: tuple[PassKind, ...] = ("default", "terminal") if terminal else ("default",)
         self._listed = False
@@ -245,7 +236,7 @@ class Poller:
                 state.runs += 1
                 state.last_run_at = started
                 state.last_queued = result.queued
-                self._state.save(state)
+                self.state.save(state)
         logger.info("poll run", extra=result.response())
         return result
 
@@ -253,9 +244,9 @@ class Poller:
         self, resource: str, kind: PassKind, updated_from: datetime
     ) -> Iterator[IgnitionClient | IgnitionInvoice | IgnitionPayment]:
         reader: Callable[..., Iterator[Any]] = {
-            "clients": self._ignition.iter_clients,
-            "invoices": self._ignition.iter_invoices,
-            "payments": self._ignition.iter_payments,
+            "clients": self.ignition.iter_clients,
+            "invoices": self.ignition.iter_invoices,
+            "payments": self.ignition.iter_payments,
         }[resource]
         records: Iterator[IgnitionClient | IgnitionInvoice | IgnitionPayment] = reader(
             updated_from, passes=kind
@@ -276,9 +267,9 @@ class Poller:
         listing fails or the run's record budget is spent part-way."""
         key = f"{resource}#{kind}"
         cursor = state.cursors.get(key) or Cursor()
-        overlap = timedelta(seconds=self._rules.overlap_seconds)
+        overlap = timedelta(seconds=self.rules.overlap_seconds)
         if cursor.since is None:
-            since = started - timedelta(minutes=self._rules.first_run_lookback_minutes)
+            since = started - timedelta(minutes=self.rules.first_run_lookback_minutes)
         else:
             since = cursor.since
         queued = dict(cursor.queued)
@@ -290,10 +281,10 @@ class Poller:
                 if queued.get(record.slug) is not None and version <= queued[record.slug]:
                     result.already_queued += 1
                     continue
-                if result.queued >= self._rules.max_records_per_run:
+                if result.queued >= self.rules.max_records_per_run:
                     raise _BudgetSpent
-                self._queue.send(
-                    poll_event(record_type, record, received_at=self._now(), correlation_id=run_id)
+                self.queue.send(
+                    poll_event(record_type, record, received_at=self.now(), correlation_id=run_id)
                 )
                 result.queued += 1
                 queued[record.slug] = version

@@ -118,61 +118,50 @@ class _Slugged(Protocol):
 R = TypeVar("R", bound=_Slugged)
 
 
+@dataclass(kw_only=True, eq=False)
 class BackfillRun:
     """The state of one pass, shared by its phases: options, checkpoint, failures, the Xero calls
     made, and what a dry run would have written (carried into the next phases)."""
 
-    def __init__(
-        self,
-        *,
-        xero: XeroPort,
-        ignition: IgnitionPort,
-        mappings: MappingsPort,
-        checkpoints: CheckpointPort,
-        config: IntegrationConfig,
-        xero_calls: Callable[[], int],
-        budget: Callable[[], BudgetUsage | None] = lambda: None,
-        progress: Callable[[ProgressUpdate], None] = lambda update: None,
-        sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.xero = xero
-        self.ignition = ignition
-        self.mappings = mappings
-        self.checkpoints = checkpoints
-        self.config = config
-        self._calls = xero_calls
-        self._budget = budget
-        self._progress = progress
-        self._sleep = sleep
-        self.now = now
-        self.monotonic = monotonic
-        self.failures: list[Failure] = []
-        self.planned: dict[str, dict[str, int]] = {}
-        # A dry run carries what it would have written into the next phases, so an invoice of a
-        # client it would create is planned, not reported as missing: Ignition id -> Xero id (or a
-        # placeholder), and the invoices it would create, as Xero would then hold them.
-        self.would_map: dict[RecordType, dict[str, str]] = defaultdict(dict)
-        self.would_hold: dict[str, Invoice] = {}
-        self.options = BackfillOptions()
-        self.calls_at_start = 0
-        self.started = 0.0
-        self.checkpoint: Checkpoint | None = None
-        self.phase: Phase = "contacts"
-        self._accounted = 0
+    xero: XeroPort
+    ignition: IgnitionPort
+    mappings: MappingsPort
+    checkpoints: CheckpointPort
+    config: IntegrationConfig
+    xero_calls: Callable[[], int]
+    budget: Callable[[], BudgetUsage | None] = lambda: None
+    progress: Callable[[ProgressUpdate], None] = lambda update: None
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    monotonic: Callable[[], float] = time.monotonic
+    # The pass's state, set by start() and the phases.
+    options: BackfillOptions = field(default_factory=BackfillOptions, init=False)
+    failures: list[Failure] = field(default_factory=list, init=False)
+    planned: dict[str, dict[str, int]] = field(default_factory=dict, init=False)
+    # A dry run carries what it would have written into the next phases, so an invoice of a
+    # client it would create is planned, not reported as missing: Ignition id -> Xero id (or a
+    # placeholder), and the invoices it would create, as Xero would then hold them.
+    would_map: defaultdict[RecordType, dict[str, str]] = field(
+        default_factory=lambda: defaultdict(dict), init=False
+    )
+    would_hold: dict[str, Invoice] = field(default_factory=dict, init=False)
+    calls_at_start: int = field(default=0, init=False)
+    started: float = field(default=0.0, init=False)
+    checkpoint: Checkpoint | None = field(default=None, init=False)
+    phase: Phase = field(default="contacts", init=False)
+    _accounted: int = field(default=0, init=False)
 
     def start(self, options: BackfillOptions) -> None:
         self.options = options
         self.started = self.monotonic()
-        self.calls_at_start = self._calls()
+        self.calls_at_start = self.xero_calls()
 
     @property
     def dry_run(self) -> bool:
         return self.options.dry_run
 
     def calls_this_pass(self) -> int:
-        return self._calls() - self.calls_at_start
+        return self.xero_calls() - self.calls_at_start
 
     # -- checkpoint and counts -------------------------------------------------------------------
 
@@ -374,13 +363,13 @@ class BackfillRun:
                     raise BackfillPaused(f"Xero unavailable while {what}: {exc}") from exc
                 wait = min(60.0, 2.0**attempt)
             self._notify_wait(f"waiting {wait:.0f} s for Xero ({what})")
-            self._sleep(wait)
+            self.sleep(wait)
         raise BackfillPaused(f"Xero kept refusing while {what}; run again later")
 
     # -- progress --------------------------------------------------------------------------------
 
     def _notify_wait(self, message: str) -> None:
-        self._progress(ProgressUpdate(self.phase, 0, 0, self.calls_this_pass(), None, None, waiting=message))
+        self.progress(ProgressUpdate(self.phase, 0, 0, self.calls_this_pass(), None, None, waiting=message))
 
     def report(self, done: int, total: int, remaining_batches: int | None = None) -> None:
         """Progress of the current phase, with an estimate of the time left: the calls still to make
@@ -392,7 +381,7 @@ class BackfillRun:
             if remaining_batches is not None
             else (left + MAX_BATCH_SIZE - 1) // MAX_BATCH_SIZE
         )
-        usage = self._budget()
+        usage = self.budget()
         spent = self.calls_this_pass()
         elapsed = self.monotonic() - self.started
         eta: float | None = None
@@ -403,7 +392,7 @@ class BackfillRun:
             eta = max(budget_seconds, observed)
             if usage is not None and calls_left > usage.day_left:
                 eta = max(eta, usage.day_ends_at - time.time())
-        self._progress(ProgressUpdate(self.phase, done, total, spent, eta, usage.day_left if usage else None))
+        self.progress(ProgressUpdate(self.phase, done, total, spent, eta, usage.day_left if usage else None))
 
 
 class BackfillPhase(ABC, Generic[R]):

@@ -253,25 +253,18 @@ class XeroWebhookResult:
         return {"statusCode": self.status, "headers": {}, "body": ""}
 
 
+@dataclass(frozen=True, kw_only=True)
 class XeroWebhookReceiver:
     """Use case: one Xero webhook delivery, verified, parsed and recorded."""
 
-    def __init__(
-        self,
-        *,
-        key: Callable[[], WebhookKey],
-        store: XeroEventStore,
-        archive: RawArchive,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._key = key
-        self._store = store
-        self._archive = archive
-        self._now = now
+    key: Callable[[], WebhookKey]
+    store: XeroEventStore
+    archive: RawArchive
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def handle(self, headers: Mapping[str, str], raw_body: bytes, request_id: str) -> XeroWebhookResult:
-        received_at = self._now()
-        key = self._key()
+        received_at = self.now()
+        key = self.key()
         try:
             verify(headers, raw_body, key.webhook_key)
         except XeroWebhookAuthError as exc:
@@ -305,7 +298,7 @@ class XeroWebhookReceiver:
                 )
                 counts[Metric.XERO_EVENTS_IGNORED] += 1
                 continue
-            if self._store.record(event, received_at):
+            if self.store.record(event, received_at):
                 counts[Metric.XERO_EVENTS_RECORDED] += 1
             else:
                 counts[Metric.XERO_EVENTS_STALE] += 1
@@ -326,7 +319,7 @@ class XeroWebhookReceiver:
         # subscription, stopping every later event too. The body is kept byte for byte instead
         # (a failed S3 write raises: 5xx, and Xero retries), so nothing authentic is lost.
         key = quarantine(
-            self._archive, QUARANTINE_PREFIX, raw_body, at, request_id, error="invalid_payload", reason=reason
+            self.archive, QUARANTINE_PREFIX, raw_body, at, request_id, error="invalid_payload", reason=reason
         )
         logger.error("authentic xero webhook quarantined", extra={"reason": reason, "key": key})
         return XeroWebhookResult(200, Counter({Metric.XERO_WEBHOOKS_QUARANTINED: 1}))

@@ -121,10 +121,10 @@ class IngestHarness:
         register(enforcer)
         self.role = enforcer.roles["ingest"]
         self.ingest = self._cold_start()
-        self.archive = RecordingArchive(self.ingest.intake._archive)
-        self.queue = RecordingQueue(self.ingest.intake._queue)
-        self.ingest.intake._archive = self.archive
-        self.ingest.intake._queue = self.queue
+        self.archive = RecordingArchive(self.ingest.intake.archive)
+        self.queue = RecordingQueue(self.ingest.intake.queue)
+        self.ingest.intake.archive = self.archive
+        self.ingest.intake.queue = self.queue
 
     def _cold_start(self) -> IngestHandler:
         """The handler built from this configuration's environment, as a cold start builds it."""

@@ -343,11 +343,11 @@ def test_given_the_timestamp_scheme_when_a_captured_request_is_replayed_after_th
     harness.drain_queue()
     before = harness.mark()
     # The same bytes and headers, replayed once the window has passed (the clock moved on).
-    harness.ingest.intake._now = lambda: signed_at + timedelta(seconds=harness.webhook.max_age_seconds + late)
+    harness.ingest.intake.now = lambda: signed_at + timedelta(seconds=harness.webhook.max_age_seconds + late)
     try:
         replay = harness.post(raw, headers)
     finally:
-        harness.ingest.intake._now = lambda: datetime.now(UTC)
+        harness.ingest.intake.now = lambda: datetime.now(UTC)
     assert replay.status == 401
     assert harness.mark() == before
 
