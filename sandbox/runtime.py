@@ -67,7 +67,7 @@ class ApiGatewayFront:
         self, routes: dict[tuple[str, str], tuple[str, Handler]], timeout_seconds: float = 10
     ) -> None:
         self._routes = routes
-        self._timeout = timeout_seconds
+        self.timeout_seconds = timeout_seconds
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
 
@@ -124,7 +124,7 @@ class ApiGatewayFront:
         with self._in_flight_lock:
             self._in_flight += 1
         try:
-            response = handler(event, LambdaContext(name, self._timeout)) or {}
+            response = handler(event, LambdaContext(name, self.timeout_seconds)) or {}
         except Exception:
             logger.exception("handler raised", extra={"function": name})
             return self._respond(start_response, 502, {"message": "Internal server error"})
@@ -155,43 +155,30 @@ class PollerStats:
     last_activity: float = field(default_factory=time.monotonic)
 
 
+@dataclass(kw_only=True, eq=False)
 class SqsEventSource:
     """Polls a queue and invokes ``handler`` like Lambda's SQS event source mapping."""
 
-    def __init__(
-        self,
-        *,
-        queue_url: str,
-        handler: Handler,
-        function_name: str,
-        timeout_seconds: float,
-        batch_size: int = 10,
-        concurrency: int = 2,
-        handler_factory: HandlerFactory | None = None,
-        crash_point: CrashPoint | None = None,
-        execution_role: Callable[[], AbstractContextManager[Any]] | None = None,
-        enabled: Callable[[], bool] = lambda: True,
-    ) -> None:
-        self._queue_url = queue_url
-        # The mapping's state: while disabled nothing is received (messages stay queued).
-        self._enabled = enabled
-        # Entered around each polling thread's loop: its calls (and the handler's) use the role.
-        self._execution_role = execution_role
-        self.handler = handler
-        # With a factory every polling thread is its own execution environment (own module state,
-        # as concurrent Lambdas have); without one all threads share ``handler``.
-        self._factory = handler_factory
-        self._worker_handlers: dict[int, Handler] = {}
-        self.crash_point = crash_point
-        self._function_name = function_name
-        self._timeout = timeout_seconds
-        self._batch_size = batch_size
-        self._concurrency = concurrency
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._busy = 0
-        self._lock = threading.Lock()
-        self.stats = PollerStats()
+    queue_url: str
+    handler: Handler
+    function_name: str
+    timeout_seconds: float
+    batch_size: int = 10
+    concurrency: int = 2
+    # With a factory every polling thread is its own execution environment (own module state,
+    # as concurrent Lambdas have); without one all threads share ``handler``.
+    handler_factory: HandlerFactory | None = None
+    crash_point: CrashPoint | None = None
+    # Entered around each polling thread's loop: its calls (and the handler's) use the role.
+    execution_role: Callable[[], AbstractContextManager[Any]] | None = None
+    # The mapping's state: while disabled nothing is received (messages stay queued).
+    enabled: Callable[[], bool] = lambda: True
+    stats: PollerStats = field(default_factory=PollerStats, init=False)
+    _worker_handlers: dict[int, Handler] = field(default_factory=dict, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _threads: list[threading.Thread] = field(default_factory=list, init=False, repr=False)
+    _busy: int = field(default=0, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def busy(self) -> bool:
@@ -204,21 +191,21 @@ class SqsEventSource:
             self._worker_handlers.clear()
 
     def _handler_for(self, index: int) -> Handler:
-        if self._factory is None:
+        if self.handler_factory is None:
             return self.handler
         with self._lock:
             handler = self._worker_handlers.get(index)
         if handler is None:
-            handler = self._factory(index)
+            handler = self.handler_factory(index)
             with self._lock:
                 self._worker_handlers[index] = handler
             self.stats.cold_starts += 1
         return handler
 
     def start(self) -> None:
-        for index in range(self._concurrency):
+        for index in range(self.concurrency):
             thread = threading.Thread(
-                target=self._run, args=(index,), name=f"sqs-{self._function_name}-{index}", daemon=True
+                target=self._run, args=(index,), name=f"sqs-{self.function_name}-{index}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -229,22 +216,22 @@ class SqsEventSource:
             thread.join(timeout=10)
 
     def _run(self, index: int = 0) -> None:
-        with self._execution_role() if self._execution_role is not None else nullcontext():
+        with self.execution_role() if self.execution_role is not None else nullcontext():
             self._poll(index)
 
     def _poll(self, index: int) -> None:
         sqs = aws.client("sqs")
-        arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
         while not self._stop.is_set():
-            if not self._enabled():
+            if not self.enabled():
                 self._stop.wait(EMPTY_POLL_PAUSE_SECONDS)
                 continue
             try:
                 messages = sqs.receive_message(
-                    QueueUrl=self._queue_url,
-                    MaxNumberOfMessages=self._batch_size,
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=self.batch_size,
                     # Short polls: moto's long poll spins a CPU while a FIFO queue's only visible
                     # messages belong to groups in flight, starving every other process.
                     WaitTimeSeconds=0,
@@ -274,10 +261,10 @@ class SqsEventSource:
                     if crash_after:
                         handler(
                             {"Records": event["Records"][:crash_after]},
-                            LambdaContext(self._function_name, self._timeout),
+                            LambdaContext(self.function_name, self.timeout_seconds),
                         )
                     raise WorkerKilled(f"crash injected after {crash_after} of {len(messages)} records")
-                result = handler(event, LambdaContext(self._function_name, self._timeout)) or {}
+                result = handler(event, LambdaContext(self.function_name, self.timeout_seconds)) or {}
             except (Exception, WorkerKilled) as exc:
                 if isinstance(exc, WorkerKilled):
                     logger.info("sync worker killed", extra={"detail": str(exc)})
@@ -292,7 +279,7 @@ class SqsEventSource:
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:
                 sqs.delete_message_batch(
-                    QueueUrl=self._queue_url,
+                    QueueUrl=self.queue_url,
                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
                 )
             self.stats.invocations += 1

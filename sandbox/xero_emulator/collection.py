@@ -35,7 +35,10 @@ class Collection(ABC):
     parse_float: ClassVar[type[Decimal] | type[float]] = Decimal
     # Whether a refused element shows the id it was sent with (not where records are only created).
     echo_id: ClassVar[bool] = True
-    _now: Callable[[], datetime]
+
+    def __init__(self, store: ResourceStore, now: Callable[[], datetime]) -> None:
+        self.store = store
+        self._now = now
 
     @abstractmethod
     def lookup(self, key: str) -> dict[str, Any] | None:
@@ -117,11 +120,10 @@ class DocumentCollection(Collection):
         stamp: Stamper,
         now: Callable[[], datetime],
     ) -> None:
-        self.store = store
+        super().__init__(store, now)
         self._settings = settings
         self._history = history
         self._stamp = stamp
-        self._now = now
 
     def routes(self) -> list[Route]:
         scopes = (self.read_scopes, self.write_scopes)

@@ -182,8 +182,7 @@ class ContactsResource(Collection):
         now: Callable[[], datetime],
         customer_ids: Callable[[], set[str]] = set,
     ) -> None:
-        self.store = store
-        self._now = now
+        super().__init__(store, now)
         # Lower-cased ContactIDs with a sales invoice: IsCustomer is derived, never stored or posted.
         self._customer_ids = customer_ids
         self._stamp = Stamper(now)
