@@ -10,21 +10,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
-from sandbox.clock import Clock
-from sandbox.ignition_emulator import IgnitionEmulator
 from shared import aws
 from shared.config import IgnitionConfig, PollRules, RetryRules
 from shared.delivery import DeliveryPolicy
 from shared.errors import LimitWait
-from shared.ignition import exact_json
 from shared.ignition.budget import IGNITION_BUDGET_PK, IgnitionBudgetExhausted, IgnitionRequestBudget
 from shared.ignition.reporting import IgnitionReportingClient
 from shared.poll import Poller
 from shared.windowed_budget import DynamoWindowCounts, InMemoryWindowCounts, WindowCounts
+from tests.ignition_double import EmulatedIgnition
 from tests.unit.moto_env import STATE_TABLE
 from tests.unit.test_delivery_policy import InMemoryLedger
 from tests.unit.test_poll import BASE, Lease, Queue, State, client_record
@@ -35,31 +32,23 @@ T0 = datetime(2025, 3, 3, 10, 15, tzinfo=UTC)
 CONFIG = IgnitionConfig(api_url=BASE, requests_per_hour=8, poll_reserve_share=0.25)
 
 
-class Practice:
+class Practice(EmulatedIgnition):
     """One Ignition practice: the emulator, and two Reporting API clients over one budget, the
     poller's (keeping the reserve) and the sync's."""
 
     def __init__(self, counts: WindowCounts | None = None, config: IgnitionConfig = CONFIG) -> None:
-        self.clock = Clock()
-        self.clock.advance((T0 - self.clock.now()).total_seconds())
-        self.emulator = IgnitionEmulator(clock=self.clock)
-        self.requests: list[httpx.Request] = []
+        super().__init__(at=T0)
         self.sleeps: list[float] = []
         self.counts = counts or InMemoryWindowCounts()
-        token = self.emulator.issue_token_set()["access_token"]
-        http = httpx.Client(
-            transport=httpx.WSGITransport(app=self.emulator.app),
-            event_hooks={"request": [self.requests.append]},
-        )
         self.poll_budget = IgnitionRequestBudget(
             self.counts, config, background=True, clock=self.clock.time, sleep=self.sleep
         )
         self.sync_budget = IgnitionRequestBudget(self.counts, config, clock=self.clock.time, sleep=self.sleep)
         self.poll_client = IgnitionReportingClient.from_config(
-            config, lambda: token, http=http, clock=self.clock.time, budget=self.poll_budget
+            config, lambda: self.token, http=self.http, clock=self.clock.time, budget=self.poll_budget
         )
         self.sync_client = IgnitionReportingClient.from_config(
-            config, lambda: token, http=http, clock=self.clock.time, budget=self.sync_budget
+            config, lambda: self.token, http=self.http, clock=self.clock.time, budget=self.sync_budget
         )
         self.queue, self.state = Queue(), State()
         self.poller = Poller(
@@ -76,13 +65,7 @@ class Practice:
         self.clock.advance(seconds)
 
     def put_client(self, slug: str) -> None:
-        record = client_record(slug, self.clock.now())
-        response = self.emulator.app.test_client().put(
-            f"/_emulator/clients/{slug}?deliver=false",
-            data=exact_json.dumps(record),
-            content_type="application/json",
-        )
-        assert response.status_code in (200, 201)
+        self.put("clients", client_record(slug, self.clock.now()))
 
     def spend(self, requests: int) -> None:
         """Requests made by someone else this hour (another function, the CLI)."""

@@ -13,7 +13,6 @@ import pytest
 from sandbox.clock import Clock
 from sandbox.ignition_emulator import IgnitionEmulator
 from shared.config import IgnitionConfig
-from shared.ignition import exact_json
 from shared.ignition.reporting import (
     IgnitionAuthError,
     IgnitionRateLimited,
@@ -21,6 +20,7 @@ from shared.ignition.reporting import (
     IgnitionResponseError,
     IgnitionUnavailable,
 )
+from tests.ignition_double import put_record
 
 BASE = "http://ignition.test/external/api/v1"
 
@@ -54,15 +54,8 @@ def emulator() -> IgnitionEmulator:
 
 
 def seed(emulator: IgnitionEmulator, records: list[dict[str, Any]], resource: str = "clients") -> None:
-    admin = emulator.app.test_client()
     for record in records:
-        # exact_json: a Decimal in a fixture goes out as a JSON number, as Ignition might send it.
-        response = admin.put(
-            f"/_emulator/{resource}/{record['slug']}?deliver=false",
-            data=exact_json.dumps(record),
-            content_type="application/json",
-        )
-        assert response.status_code in (200, 201), response.get_json()
+        put_record(emulator, resource, record)
 
 
 def reporting_client(emulator: IgnitionEmulator, **kwargs: Any) -> IgnitionReportingClient:

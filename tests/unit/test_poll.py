@@ -10,11 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
-from sandbox.clock import Clock
-from sandbox.ignition_emulator import IgnitionEmulator
 from shared.config import ContactRules, IgnitionConfig, PollRules, RecordType
 from shared.contacts import ContactSync
 from shared.ignition import exact_json
@@ -25,6 +22,7 @@ from shared.models.ignition import IgnitionClient, IgnitionInvoice, IgnitionPaym
 from shared.models.poll import PollState
 from shared.poll import Poller, poll_event, poll_event_id
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, InMemoryXeroContacts
+from tests.ignition_double import EmulatedIgnition
 
 BASE = "http://ignition.test/external/api/v1"
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -95,20 +93,14 @@ class Lease:
         self.held = False
 
 
-class World:
+class World(EmulatedIgnition):
     """An Ignition emulator, the real Reporting API client on it, and a poller with in-memory state."""
 
     def __init__(self, rules: PollRules | None = None) -> None:
-        self.clock = Clock()
-        self.clock.advance((T0 - self.clock.now()).total_seconds())
-        self.emulator = IgnitionEmulator(clock=self.clock)
-        self.requests: list[httpx.Request] = []
-        token = self.emulator.issue_token_set()["access_token"]
-        http = httpx.Client(
-            transport=httpx.WSGITransport(app=self.emulator.app),
-            event_hooks={"request": [self.requests.append]},
+        super().__init__(at=T0)
+        self.ignition = IgnitionReportingClient(
+            BASE, lambda: self.token, http=self.http, clock=self.clock.time
         )
-        self.ignition = IgnitionReportingClient(BASE, lambda: token, http=http, clock=self.clock.time)
         self.queue = Queue()
         self.state = State()
         self.lease = Lease()
@@ -120,14 +112,6 @@ class World:
             rules=rules or PollRules(overlap_seconds=300, terminal_every_runs=5),
             now=self.clock.now,
         )
-
-    def put(self, resource: str, record: dict[str, Any]) -> None:
-        response = self.emulator.app.test_client().put(
-            f"/_emulator/{resource}/{record['slug']}?deliver=false",
-            data=exact_json.dumps(record),
-            content_type="application/json",
-        )
-        assert response.status_code in (200, 201), response.get_json()
 
     def run(self) -> tuple[list[SyncEvent], int]:
         """One run: the events it queued and the Ignition requests it made."""
