@@ -19,6 +19,7 @@ lines so a tracking mark counts); the drafts from the records (one Query).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -104,45 +105,38 @@ def findings(
     return found
 
 
+@dataclass(frozen=True)
 class SafetyNet:
     """The reconciliation's check (shared/reconcile/engine.py, full runs where the feature is on)."""
 
-    def __init__(
-        self,
-        xero: DraftInvoicesReader,
-        records: DraftRecordsReader,
-        rules: XeroToIgnitionRules,
-        *,
-        owner_of: Callable[[Sequence[str]], dict[str, str]],
-        invoice_slug_prefix: str,
-    ) -> None:
-        self._xero = xero
-        self._records = records
-        self._rules = rules
-        self._owners = owner_of
-        self._slug_prefix = invoice_slug_prefix
+    xero: DraftInvoicesReader
+    records: DraftRecordsReader
+    rules: XeroToIgnitionRules
+    _: KW_ONLY
+    owner_of: Callable[[Sequence[str]], dict[str, str]]
+    invoice_slug_prefix: str
 
     def marked_drafts(self) -> list[Invoice]:
         """Xero's sales DRAFTs carrying the mark, not written by this product."""
         marked: list[Invoice] = []
         page = 1
         while True:
-            batch = self._xero.find_invoices(statuses=["DRAFT"], page=page)
+            batch = self.xero.find_invoices(statuses=["DRAFT"], page=page)
             marked.extend(
                 invoice
                 for invoice in batch
                 if invoice.InvoiceID
-                and is_marked(invoice, self._rules).marked
-                and invoice_key(invoice.Reference, self._slug_prefix) is None
+                and is_marked(invoice, self.rules).marked
+                and invoice_key(invoice.Reference, self.invoice_slug_prefix) is None
             )
             if len(batch) < XERO_PAGE_SIZE:
                 break
             page += 1
-        owned = self._owners([str(i.InvoiceID) for i in marked]) if marked else {}
+        owned = self.owner_of([str(i.InvoiceID) for i in marked]) if marked else {}
         return [invoice for invoice in marked if str(invoice.InvoiceID) not in owned]
 
     def findings(self, now: datetime) -> list[Discrepancy]:
-        return findings(self.marked_drafts(), self._records.all(), self._rules, now=now)
+        return findings(self.marked_drafts(), self.records.all(), self.rules, now=now)
 
 
 def safety_net(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -98,45 +99,34 @@ def ignition_link(app_path: str, app_url: str) -> str:
     return app_path if "://" in app_path else f"{app_url.rstrip('/')}/{app_path.lstrip('/')}"
 
 
+@dataclass(frozen=True, kw_only=True)
 class XeroToIgnition:
-    def __init__(
-        self,
-        *,
-        xero: XeroInvoiceReader,
-        drafts: IgnitionDraftsPort,
-        mappings: MappingStore,
-        records: DraftRecordStore,
-        rules: XeroToIgnitionRules,
-        invoice_slug_prefix: str = "inv_",
-        app_url: str = "https://app.ignitionapp.com",
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._xero = xero
-        self._drafts = drafts
-        self._mappings = mappings
-        self._records = records
-        self._rules = rules
-        self._slug_prefix = invoice_slug_prefix
-        self._app_url = app_url
-        self._now = now
+    xero: XeroInvoiceReader
+    drafts: IgnitionDraftsPort
+    mappings: MappingStore
+    records: DraftRecordStore
+    rules: XeroToIgnitionRules
+    invoice_slug_prefix: str = "inv_"
+    app_url: str = "https://app.ignitionapp.com"
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
         invoice_id = event.record_id
-        owner = self._mappings.owner_of(RecordType.INVOICE, invoice_id)
+        owner = self.mappings.owner_of(RecordType.INVOICE, invoice_id)
         if owner is not None:
             return self._skip(event, "skipped_state", f"written by this product (Ignition invoice {owner})")
-        invoice = self._xero.get_invoice(invoice_id, unitdp4=True)
+        invoice = self.xero.get_invoice(invoice_id, unitdp4=True)
         if invoice is None or invoice.InvoiceID is None:
             return self._skip(event, "skipped_missing", "Xero has no such invoice")
-        ours = invoice_key(invoice.Reference, self._slug_prefix)
+        ours = invoice_key(invoice.Reference, self.invoice_slug_prefix)
         if ours is not None:
             return self._skip(event, "skipped_state", f"written by this product (Reference names {ours})")
-        verdict = is_marked(invoice, self._rules)
+        verdict = is_marked(invoice, self.rules)
         if not verdict.marked:
             return self._skip(event, "skipped_state", verdict.why)
 
         marker = marker_of(invoice.InvoiceID)
-        record = self._records.get(marker)
+        record = self.records.get(marker)
         if record is not None and record.xero_invoice_id != invoice.InvoiceID:
             raise PermanentSyncError(
                 f"Xero invoices {record.xero_invoice_id} and {invoice.InvoiceID} share the draft marker "
@@ -160,7 +150,7 @@ class XeroToIgnition:
             client_slug=plan.request.client_slug,
             reference=plan.request.reference,
             state="intent",
-            intent_at=self._now(),
+            intent_at=self.now(),
             total=plan.request.expected_total,
             currency=plan.request.currency,
         )
@@ -171,13 +161,13 @@ class XeroToIgnition:
         else:
             if record is not None and record.state in UNANSWERED and not event.force:
                 raise self._unconfirmed(record)
-            record = base = self._records.put(wanted, previous=record)
+            record = base = self.records.put(wanted, previous=record)
             created, how = self._create(plan, record)
-        record = self._records.put(
+        record = self.records.put(
             base.model_copy(
                 update={
                     "state": "drafted",
-                    "drafted_at": self._now(),
+                    "drafted_at": self.now(),
                     "draft_id": created.draft_id,
                     "app_path": created.app_path,
                     "reason": None,
@@ -195,7 +185,7 @@ class XeroToIgnition:
             )
         self._note(invoice, record)
         return record_outcome(
-            self._mappings,
+            self.mappings,
             event,
             SyncOutcome(
                 "drafted" if how.startswith("created") else "skipped_duplicate",
@@ -206,7 +196,7 @@ class XeroToIgnition:
                 RecordType.INVOICE,
                 mismatch,
             ),
-            at=self._now(),
+            at=self.now(),
         )
 
     # -- steps ---------------------------------------------------------------------------------
@@ -215,7 +205,7 @@ class XeroToIgnition:
         assert invoice.InvoiceID is not None
         try:
             contact_id = invoice.Contact.ContactID if invoice.Contact is not None else None
-            client = self._mappings.owner_of(RecordType.CLIENT, contact_id) if contact_id else None
+            client = self.mappings.owner_of(RecordType.CLIENT, contact_id) if contact_id else None
             if client is None:
                 raise DraftRefused(
                     f"the invoice's contact {contact_id} is not linked to an Ignition client: sync the "
@@ -225,20 +215,20 @@ class XeroToIgnition:
             return build_draft(
                 invoice,
                 client_slug=client,
-                xero_tax_rates=self._xero.tax_rates(),
-                ignition_tax_rates=self._drafts.list_tax_rates(),
+                xero_tax_rates=self.xero.tax_rates(),
+                ignition_tax_rates=self.drafts.list_tax_rates(),
                 services=self._services(),
-                rules=self._rules,
+                rules=self.rules,
             )
         except DraftRefused as refused:
             if record is None or record.state not in UNANSWERED:
-                self._records.put(
+                self.records.put(
                     DraftRecord(
                         marker=marker_of(invoice.InvoiceID),
                         xero_invoice_id=invoice.InvoiceID,
                         xero_number=invoice.InvoiceNumber,
                         state="refused",
-                        intent_at=record.intent_at if record else self._now(),
+                        intent_at=record.intent_at if record else self.now(),
                         reason=refused.reason,
                     ),
                     previous=record,
@@ -247,16 +237,16 @@ class XeroToIgnition:
 
     def _services(self) -> list[IgnitionService]:
         # Only read when a rule can use them: one MCP call fewer per draft otherwise.
-        if not self._rules.services_by_account_code and not self._rules.match_services_by_name:
+        if not self.rules.services_by_account_code and not self.rules.match_services_by_name:
             return []
-        return self._drafts.list_services()
+        return self.drafts.list_services()
 
     def _find(self, plan: DraftPlan, record: DraftRecord | None) -> tuple[CreatedDraft, str] | None:
         """The draft Ignition shows carrying this invoice's reference, if any."""
         # The recorded reference first: the invoice's number may have changed since the intent.
         recorded = record.reference if record is not None and record.reference else plan.request.reference
         for reference in dict.fromkeys([recorded, plan.request.reference]):
-            for found in self._drafts.find_drafts(reference):
+            for found in self.drafts.find_drafts(reference):
                 if found.reference == reference and found.client_slug in (None, plan.request.client_slug):
                     return (
                         CreatedDraft(draft_id=found.draft_id, app_path=found.app_path or "", total=None),
@@ -267,12 +257,12 @@ class XeroToIgnition:
     def _create(self, plan: DraftPlan, intent: DraftRecord) -> tuple[CreatedDraft, str]:
         """The one call that makes a draft, its intent already recorded."""
         try:
-            created = self._drafts.create_invoice_draft(plan.request)
+            created = self.drafts.create_invoice_draft(plan.request)
         except NOTHING_MADE as exc:
             # No draft was made: the retry may call again without asking anyone. Best effort: a
             # record left at ``intent`` only makes the retry ask a person.
             try:
-                self._records.put(
+                self.records.put(
                     intent.model_copy(update={"state": "held", "reason": f"{type(exc).__name__}: {exc}"}),
                     previous=intent,
                 )
@@ -285,17 +275,17 @@ class XeroToIgnition:
         """Park the event: the record says so (the reconciliation reports it) in the same words."""
         reason = unconfirmed_reason(record)
         if (record.state, record.reason) != ("unconfirmed", reason):
-            self._records.put(
+            self.records.put(
                 record.model_copy(update={"state": "unconfirmed", "reason": reason}), previous=record
             )
         return DraftUnconfirmed(reason)
 
     def _note(self, invoice: Invoice, record: DraftRecord) -> DraftRecord:
-        if record.noted or not self._rules.history_note or invoice.InvoiceID is None:
+        if record.noted or not self.rules.history_note or invoice.InvoiceID is None:
             return record
-        link = ignition_link(record.app_path or "", self._app_url) if record.app_path else "(no link)"
+        link = ignition_link(record.app_path or "", self.app_url) if record.app_path else "(no link)"
         try:
-            self._xero.add_history(
+            self.xero.add_history(
                 "Invoices",
                 invoice.InvoiceID,
                 f"Ignition invoice draft {record.draft_id} made from this invoice for client "
@@ -307,12 +297,12 @@ class XeroToIgnition:
                 "history note not written", extra={"xero_id": invoice.InvoiceID, "error": type(exc).__name__}
             )
             return record
-        return self._records.put(record.model_copy(update={"noted": True}), previous=record)
+        return self.records.put(record.model_copy(update={"noted": True}), previous=record)
 
     def _skip(self, event: SyncEvent, action: str, why: str, draft_id: str | None = None) -> SyncOutcome:
         assert action in ("skipped_state", "skipped_missing", "skipped_duplicate")
         return record_outcome(
-            self._mappings,
+            self.mappings,
             event,
             SyncOutcome(
                 action,  # type: ignore[arg-type]
@@ -322,7 +312,7 @@ class XeroToIgnition:
                 [why],
                 RecordType.INVOICE,
             ),
-            at=self._now(),
+            at=self.now(),
         )
 
 
@@ -330,15 +320,15 @@ class RoundTrip:
     """The invoice sync's hook: the Xero invoice a finished Ignition invoice came from, if any."""
 
     def __init__(self, records: DraftRecordStore, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self._records = records
-        self._now = now
+        self.records = records
+        self.now = now
 
     def origin(self, invoice: IgnitionInvoice) -> str | None:
         """The Xero InvoiceID to update in place instead of creating one, or None."""
         marker = marker_in(invoice.reference)
         if marker is None:
             return None
-        record = self._records.get(marker)
+        record = self.records.get(marker)
         if record is None or record.state == "refused":
             return None
         if record.ignition_invoice not in (None, invoice.slug):
@@ -352,7 +342,7 @@ class RoundTrip:
             logger.warning("draft reference on another client's invoice", extra={"marker": marker})
             return None
         if record.state != "finalised":
-            self._records.put(
+            self.records.put(
                 record.model_copy(update={"state": "finalised", "ignition_invoice": invoice.slug}),
                 previous=record,
             )
