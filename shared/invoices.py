@@ -30,6 +30,7 @@ from shared.ports import ContactEnsurer, IgnitionInvoicesPort, XeroInvoicesPort
 from shared.record_sync import RecordSync, XeroState, written_body
 from shared.refusals import currency_error, period_locked_error
 from shared.store.mappings import MappingStore, RecordMapping
+from shared.store.tax_rates import TaxRatesReader
 from shared.xero.errors import XeroValidationError
 from shared.xero.idempotency import idempotency_key
 from shared.xero.rules import (
@@ -82,6 +83,7 @@ class InvoiceSync(RecordSync):
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         drafted_from: Callable[[IgnitionInvoice], str | None] | None = None,
+        tax_rates: TaxRatesReader | None = None,
     ) -> None:
         super().__init__(store=store, now=now, max_clock_skew=max_clock_skew)
         self._xero = xero
@@ -92,6 +94,9 @@ class InvoiceSync(RecordSync):
         self._history = history_notes
         # The Xero invoice an Ignition invoice was drafted from (shared/xero_to_ignition), if any.
         self._drafted_from = drafted_from
+        # The organisation's tax rates: the client's own cache, or one its environments share
+        # (shared/store/tax_rates.py).
+        self._tax_rates: TaxRatesReader = tax_rates or xero
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
         invoice = self._newest(event, IgnitionInvoice, self._ignition.get_invoice)
@@ -128,7 +133,7 @@ class InvoiceSync(RecordSync):
         except _TaxTypeRefused as refused:
             # The organisation's tax rates may have changed since they were cached: read them again
             # once, and write again only when that changes what is sent.
-            self._xero.invalidate_reference_data("TaxRates")
+            self._tax_rates.invalidate_reference_data("TaxRates")
             retry = self._plan(invoice, contact_id, client)
             if financial_signature(retry.invoice) == financial_signature(plan.invoice):
                 raise refused.error from None
@@ -142,10 +147,10 @@ class InvoiceSync(RecordSync):
 
     def _plan(self, invoice: IgnitionInvoice, contact_id: str, client: IgnitionClient | None) -> InvoicePlan:
         taxes = OrganisationTaxTypes(
-            self._xero.tax_rates,
+            self._tax_rates.tax_rates,
             self._rules.tax_types_by_rate,
             self._rules.untaxed_tax_type,
-            refresh=lambda: self._xero.invalidate_reference_data("TaxRates"),
+            refresh=lambda: self._tax_rates.invalidate_reference_data("TaxRates"),
         )
         return plan_invoice(
             invoice, contact_id=contact_id, client=client, rules=self._rules, unit=self._unit, taxes=taxes

@@ -46,6 +46,7 @@ from shared.outcome import SyncOutcome
 from shared.payments import PaymentSync
 from shared.store.locks import DynamoLeaseLock
 from shared.store.mappings import DynamoMappingStore
+from shared.store.tax_rates import SharedTaxRates
 from shared.xero.budget import DynamoCallBudget
 from shared.xero.client import XeroCall, XeroClient
 from shared.xero_to_ignition.events import is_xero_invoice_event
@@ -191,7 +192,12 @@ def build_sync_service(
         xero=xero, ignition=ignition, store=store, unit=unit, history_notes=notes, max_clock_skew=skew
     )
     invoices = InvoiceSync(
-        **parts, contacts=contacts, rules=config.invoices, drafted_from=xero_to_ignition.round_trip.origin
+        **parts,
+        contacts=contacts,
+        rules=config.invoices,
+        drafted_from=xero_to_ignition.round_trip.origin,
+        # One read of the tax rates an hour for all of the sync's environments, not one each.
+        tax_rates=SharedTaxRates(xero, settings.state_table, client.tenant_id),
     )
     payments = PaymentSync(**parts, invoices=invoices, rules=config.payments)
     return SyncService(

@@ -30,10 +30,11 @@ from shared.oauth import InMemoryTokenStore
 from shared.outcome import SyncOutcome
 from shared.payments import PaymentSync
 from shared.store.mappings import RecordMapping
+from shared.store.tax_rates import SharedTaxRates
 from shared.xero.client import XeroClient
 from tests.fakes import InMemoryIgnition, InMemoryMappingStore, ManualClock
 from tests.sync_events import sync_event
-from tests.xero_double import XeroDouble
+from tests.xero_double import TENANT_ID, XeroDouble
 
 # After every record of the mix was last changed in Ignition.
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -57,9 +58,13 @@ class Environment:
     """One sync execution environment as shared/wiring.py builds it: its own Xero client (and
     reference-data cache), the syncs over one mapping table."""
 
-    def __init__(self, xero: XeroDouble, store: InMemoryMappingStore) -> None:
+    def __init__(self, xero: XeroDouble, store: InMemoryMappingStore, state_table: str | None = None) -> None:
         self.xero = xero
         client: XeroClient = xero.client(xero.refreshing_tokens(InMemoryTokenStore(xero.token_set())))
+        # As deployed, the tax rates are shared through the state table; without one, the client's.
+        shared = (
+            SharedTaxRates(client, state_table, TENANT_ID, clock=xero.clock.time) if state_table else None
+        )
         # Every webhook of the mix carries its whole record: Ignition is read only for what it lacks.
         self.ignition = ignition = InMemoryIgnition()
         self.contacts = ContactSync(
@@ -77,7 +82,7 @@ class Environment:
             "history_notes": XeroConfig().history_notes,
             "now": lambda: NOW,
         }
-        self.invoices = InvoiceSync(contacts=self.contacts, rules=InvoiceRules(), **common)
+        self.invoices = InvoiceSync(contacts=self.contacts, rules=InvoiceRules(), tax_rates=shared, **common)
         self.payments = PaymentSync(invoices=self.invoices, rules=PaymentRules(), **common)
 
     def send(self, step: SteadyStep, n: int) -> tuple[SyncOutcome, dict[str, int]]:
@@ -117,8 +122,8 @@ class Mix:
         self.xero = XeroDouble(ManualClock(NOW.timestamp()))
         self.store = CrashingStore()
 
-    def environment(self) -> Environment:
-        return Environment(self.xero, self.store)
+    def environment(self, state_table: str | None = None) -> Environment:
+        return Environment(self.xero, self.store, state_table)
 
     def calls(self, step: SteadyStep, n: int, environment: Environment) -> dict[str, int]:
         outcome, calls = environment.send(step, n)
@@ -152,7 +157,46 @@ def test_given_the_bench_steady_mix_in_one_environment_when_synced_then_each_kin
     assert len(mix.xero.api_requests()) == 25
 
 
-def test_given_a_second_cold_environment_when_it_syncs_an_invoice_then_it_reads_tax_rates_once_more(
+def test_given_two_environments_sharing_the_state_table_when_each_syncs_an_invoice_then_one_tax_rate_read(
+    mix: Mix, state_table: str
+) -> None:
+    first, second = mix.environment(state_table), mix.environment(state_table)
+    for n, step in enumerate(_steps("new_client")[:3]):
+        mix.calls(step, n, first)
+    one, two, three = _steps("invoice")
+
+    assert mix.calls(one, 10, first) == {**TAX_RATES, **INVOICE}
+    assert mix.calls(two, 11, second) == INVOICE
+    # An hour on, the first environment to need them reads them again, for both.
+    mix.xero.clock.advance(3_601)
+    assert mix.calls(three, 12, second) == {**TAX_RATES, **INVOICE}
+
+
+def test_given_a_shared_copy_dropped_after_a_refusal_when_an_environment_needs_the_rates_then_xero_is_read(
+    mix: Mix, state_table: str
+) -> None:
+    def environment() -> SharedTaxRates:
+        client = mix.xero.client(mix.xero.refreshing_tokens(InMemoryTokenStore(mix.xero.token_set())))
+        return SharedTaxRates(client, state_table, TENANT_ID, clock=mix.xero.clock.time)
+
+    def reads() -> int:
+        return sum(r.url.path.endswith("/TaxRates") for r in mix.xero.api_requests())
+
+    def sales_rates(source: SharedTaxRates) -> list[tuple[object, ...]]:
+        """What the invoice sync reads of each rate (shared/xero/rules.py OrganisationTaxTypes)."""
+        return [(r.TaxType, r.EffectiveRate, r.Status, r.CanApplyToRevenue) for r in source.tax_rates()]
+
+    first, refused = environment(), environment()
+    assert sales_rates(first) == sales_rates(refused) and reads() == 1
+
+    # Xero refused a tax type in one environment (shared/invoices.py): its copy and the shared one go.
+    refused.invalidate_reference_data("TaxRates")
+
+    assert refused.tax_rates() and reads() == 2
+    assert environment().tax_rates() and reads() == 2  # the new read is the shared copy now
+
+
+def test_given_environments_without_a_shared_copy_when_each_syncs_an_invoice_then_each_reads_tax_rates(
     mix: Mix,
 ) -> None:
     first, second = mix.environment(), mix.environment()
@@ -161,7 +205,6 @@ def test_given_a_second_cold_environment_when_it_syncs_an_invoice_then_it_reads_
     one, two = _steps("invoice")[:2]
 
     assert mix.calls(one, 10, first) == {**TAX_RATES, **INVOICE}
-    # Cached per execution environment: the bench's two sync workers each read once.
     assert mix.calls(two, 11, second) == {**TAX_RATES, **INVOICE}
 
 
