@@ -57,7 +57,8 @@ HOLDS_BACK: dict[str, str] = {
     ),
     "xero.calls_per_record.steady.new_client": "A `where` search (stored mapping absent) and a write.",
     "xero.calls_per_record.steady.invoice": (
-        "The write, and the organisation's tax rates once an hour per worker (a share of this small run)."
+        "The write, and the organisation's tax rates once an hour for all workers (shared through the "
+        "state table: shared/store/tax_rates.py), a share of this small run."
     ),
     "xero.calls_per_record.steady.payment": (
         "The write; the invoice is read back only when our own last write does not say what is due."
