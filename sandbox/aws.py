@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,8 +37,11 @@ class MotoServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
+        # sandbox/moto_server.py: moto's server answering one request at a time (its backends
+        # are not thread-safe); run from the repository root, wherever the sandbox was started.
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=Path(__file__).resolve().parent.parent,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
