@@ -534,12 +534,10 @@ class RetryRules(StrictModel):
 class BatchingRules(StrictModel):
     """The sync's gathered batches (``shared/collector.py``, ``shared/gather.py``): on an
     invocation the function also receives more ready messages from its queue, up to
-    ``max_messages``, and sends their Xero calls together, 50 elements a call. Opt-in for now: in
-    a full test run a 200-client burst released after a spent day budget dead-lettered 41 of its
-    events as unexpected errors on this path (never alone, and never one record at a time), and
-    that is not understood yet (docs/batching.md, "Status")."""
+    ``max_messages``, and sends their Xero calls together, 50 elements a call (docs/batching.md).
+    ``enabled: false`` handles the event source's batch one record at a time."""
 
-    enabled: bool = False
+    enabled: bool = True
     max_messages: int = Field(default=50, ge=1, le=100)
     # ReceiveMessage's wait when collecting: 0 is a short poll (no latency added when idle).
     receive_wait_seconds: int = Field(default=0, ge=0, le=20)

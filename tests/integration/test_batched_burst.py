@@ -55,12 +55,14 @@ class Burst(Workload):
 @pytest.fixture
 def chaos_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
     """The chaos driver (``tests/chaos/conftest.py``'s ``chaos``) on the suite's own sandbox, with
-    gathered batches turned on (they are opt-in) for the test and off again after it."""
+    gathered batches on (the default) for the test and as they were after it: turning them off
+    after the test left every later test of the worker one record at a time."""
+    before = sandbox.config.batching.enabled
     sandbox.reconfigure(batching={"enabled": True})
     try:
         yield sandbox
     finally:
-        sandbox.reconfigure(batching={"enabled": False})
+        sandbox.reconfigure(batching={"enabled": before})
 
 
 def burst(chaos: Chaos, clients: int, invoices: int, seed: int) -> tuple[dict[str, Any], int]:
