@@ -14,6 +14,7 @@ failure and the rest of it is handed back untried, as ``SqsFifoPartialProcessor`
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -168,7 +169,10 @@ class GatheredBatch:
         if not groups:
             return failed
         self.gather.enlist(len(groups))
-        with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="sync-group") as pool:
+        # Each group's thread is named after the invocation's (its logs, and the sandbox's AWS
+        # fault injection, sandbox/faults.py, which acts on the sync workers' threads only).
+        prefix = f"{threading.current_thread().name}-group"
+        with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix=prefix) as pool:
             list(pool.map(one_group, groups))
         self._hand_back_untried(attempt, messages, failed)
         return failed
