@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -401,15 +401,21 @@ class PaymentRules(StrictModel):
     reference_prefix: str = "Ignition "
 
 
-# What the reconciliation finds comparing Ignition and Xero record by record: each is a metric the
-# discrepancy alarm sums (infra/monitoring.py), at most 10 (CloudWatch's limit for one alarm).
-DiscrepancyCategory = Literal[
+# Categories the reconciliation may re-queue; the rest only ever go in the report (merging
+# duplicates, deleting orphans and replaying the DLQ are a person's decisions).
+HealableCategory = Literal[
     "missing_in_xero",
     "not_mapped",
     "not_applied",
     "mapped_missing_in_xero",
     "archived_in_xero",
     "field_drift",
+]
+HEALABLE_CATEGORIES: frozenset[str] = frozenset(get_args(HealableCategory))
+# What the reconciliation finds comparing Ignition and Xero record by record: each is a metric the
+# discrepancy alarm sums (infra/monitoring.py), at most 10 (CloudWatch's limit for one alarm).
+DiscrepancyCategory = Literal[
+    HealableCategory,
     "duplicate_in_xero",
     "orphan_in_xero",
     "written_by_ignition",
@@ -417,18 +423,6 @@ DiscrepancyCategory = Literal[
 ]
 # Dead letters have their own alarm.
 ReconcileCategory = Literal[DiscrepancyCategory, "dead_letter"]
-# Categories the reconciliation may re-queue; the rest only ever go in the report (merging
-# duplicates, deleting orphans and replaying the DLQ are a person's decisions).
-HEALABLE_CATEGORIES = frozenset(
-    {
-        "missing_in_xero",
-        "not_mapped",
-        "not_applied",
-        "mapped_missing_in_xero",
-        "archived_in_xero",
-        "field_drift",
-    }
-)
 
 
 class ReconcileRules(StrictModel):
