@@ -332,7 +332,11 @@ def test_given_the_dashboard_when_synthesised_then_it_draws_every_business_metri
     body = json.dumps(synth.only("AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
     # Xero -> Ignition's metric is drawn (with its alarm) only where that feature is on, which
     # tests/infra/test_ignition_mcp_stack.py synthesises.
-    off = set() if synth.config.drafts_to_ignition else {Metric.IGNITION_MCP_AUTHORISATION_LOST}
+    off = (
+        set()
+        if synth.config.drafts_to_ignition
+        else {Metric.IGNITION_MCP_AUTHORISATION_LOST, Metric.IGNITION_DRAFTS_CREATED}
+    )
     missing = [m.value for m in Metric if m not in off and f'\\"{m.value}\\"' not in body]
     assert missing == []
     for aws_metric in ("ApproximateAgeOfOldestMessage", "5XXError", "Throttles", "Duration"):
