@@ -19,8 +19,8 @@ The invoice and payment syncs (``shared/invoices.py``, ``shared/payments.py``) f
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from shared.config import ContactRules, IgnitionConfig, RecordType
 from shared.contact_fields import changed_fields, client_to_contact
@@ -32,7 +32,7 @@ from shared.models.xero import Contact
 from shared.outcome import SyncOutcome
 from shared.ports import IgnitionClientsPort, XeroContactsPort
 from shared.record_sync import RecordSync, written_body
-from shared.store.mappings import MappingStore, RecordMapping
+from shared.store.mappings import RecordMapping
 from shared.xero.errors import XeroValidationError
 from shared.xero.finders import ContactQuery, contact_query
 from shared.xero.idempotency import idempotency_key
@@ -52,25 +52,16 @@ def contact_lookup(client: IgnitionClient, rules: ContactRules) -> ContactQuery:
     )
 
 
-class ContactSync(RecordSync):
+@dataclass(kw_only=True, eq=False)
+class ContactSync(RecordSync[XeroContactsPort, IgnitionClientsPort, ContactRules]):
     record_type = RecordType.CLIENT
 
-    def __init__(
-        self,
-        *,
-        xero: XeroContactsPort,
-        ignition: IgnitionClientsPort,
-        store: MappingStore,
-        rules: ContactRules,
-        ignition_config: IgnitionConfig,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        skew = timedelta(seconds=ignition_config.max_clock_skew_seconds)
-        super().__init__(store=store, now=now, max_clock_skew=skew)
-        self._xero = xero
-        self._ignition = ignition
-        self._rules = rules
-        self._ignition_config = ignition_config
+    ignition_config: IgnitionConfig
+    # The newest-state reads allow the skew the Ignition settings name.
+    max_clock_skew: timedelta = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.max_clock_skew = timedelta(seconds=self.ignition_config.max_clock_skew_seconds)
 
     def ensure(self, client_slug: str, event: SyncEvent) -> str:
         """The Xero ContactID for a client, syncing the client first when it has none yet (an
@@ -79,18 +70,18 @@ class ContactSync(RecordSync):
             f"client {client_slug} is not in Ignition's Reporting API, so its contact cannot be made",
             category="missing_client",
         )
-        return self._ensure(client_slug, event, self._ignition.get_client, self._apply, missing)
+        return self._ensure(client_slug, event, self.ignition.get_client, self._apply, missing)
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
-        client = self._newest(event, IgnitionClient, self._ignition.get_client)
+        client = self._newest(event, IgnitionClient, self.ignition.get_client)
         if client is None:
             return self._skip(
                 event, "skipped_missing", "client not found in Ignition's Reporting API; nothing to write"
             )
-        mapping = self._store.get(RecordType.CLIENT, client.slug)
+        mapping = self.store.get(RecordType.CLIENT, client.slug)
         if (stale := self._skip_written(event, client, mapping)) is not None:
             return stale
-        if client.state in self._rules.skip_client_states:
+        if client.state in self.rules.skip_client_states:
             return self._skip_state(event, client, f"client state {client.state!r} is not synced")
         return self._apply(client, mapping, event)
 
@@ -108,7 +99,7 @@ class ContactSync(RecordSync):
 
         name = client.name
         if contact_id is None and match.name_taken_by_other:
-            name = disambiguated_client_name(client, self._rules)
+            name = disambiguated_client_name(client, self.rules)
             match.decisions.append(
                 f"name {client.name!r} belongs to another client's contact; using {name!r}"
             )
@@ -148,7 +139,7 @@ class ContactSync(RecordSync):
     ) -> SyncOutcome | None:
         """A skip when the update would send what our last write sent, under the client's name or
         the disambiguated one Xero made us use (``_save``); None: write."""
-        for name in (client.name, disambiguated_client_name(client, self._rules)):
+        for name in (client.name, disambiguated_client_name(client, self.rules)):
             written = self._update_written(client, mapping.xero_id, name)
             if (skipped := self._skip_unchanged(event, client, mapping, written)) is not None:
                 return skipped
@@ -162,8 +153,8 @@ class ContactSync(RecordSync):
     def _match(self, client: IgnitionClient) -> ContactMatch:
         """Find the Xero contact for a client that has no mapping yet: one Xero call, plus one per
         text that needs a searchTerm (a quote or backslash in the name, a very long e-mail)."""
-        query = contact_lookup(client, self._rules)
-        match = self._choose(client, self._xero.find_contact_candidates(query))
+        query = contact_lookup(client, self.rules)
+        match = self._choose(client, self.xero.find_contact_candidates(query))
         if query.ignored_contact_id is not None:
             match.decisions.insert(
                 0, f"ignored xero_contact_id {query.ignored_contact_id!r}: not a Xero ContactID"
@@ -174,9 +165,9 @@ class ContactSync(RecordSync):
         return choose_contact(
             client,
             candidates,
-            rules=self._rules,
-            slug_prefix=self._ignition_config.client_slug_prefix,
-            owner_of=lambda contact_id: self._store.owner_of(RecordType.CLIENT, contact_id),
+            rules=self.rules,
+            slug_prefix=self.ignition_config.client_slug_prefix,
+            owner_of=lambda contact_id: self.store.owner_of(RecordType.CLIENT, contact_id),
         )
 
     def _contact_number_for(
@@ -199,20 +190,20 @@ class ContactSync(RecordSync):
     ) -> Contact:
         """The contact as the write sends it (the rules' decisions added to ``match``);
         ``contact_number`` None: left out, so Xero keeps the one it holds."""
-        contact, notes = client_to_contact(client, self._rules, name=name, contact_number=contact_number)
+        contact, notes = client_to_contact(client, self.rules, name=name, contact_number=contact_number)
         match.decisions.extend(n for n in notes if n not in match.decisions)
         updates: dict[str, object] = {} if contact_number is not None else {"ContactNumber": None}
         if contact_id is not None:
             updates["ContactID"] = contact_id
         if match.contact is not None and match.contact.ContactStatus == "ARCHIVED":
-            if self._rules.archived_contact == "fail":
+            if self.rules.archived_contact == "fail":
                 raise PermanentSyncError(
                     f"Xero contact {contact_id} is archived; unarchive it in Xero or set "
                     "contacts.archived_contact to 'reactivate', then replay",
                     category="archived_contact",
                 )
             match.decisions.append("the Xero contact was archived; reactivated it")
-        if contact_id is not None and self._rules.archived_contact == "reactivate":
+        if contact_id is not None and self.rules.archived_contact == "reactivate":
             updates["ContactStatus"] = "ACTIVE"
         return contact.model_copy(update=updates)
 
@@ -230,7 +221,7 @@ class ContactSync(RecordSync):
             key = idempotency_key(
                 client.slug, client.updated_at.isoformat(), contact.model_dump_json(exclude_none=True)
             )
-            (saved,) = self._xero.save_contacts([contact], idempotency_key=key)
+            (saved,) = self.xero.save_contacts([contact], idempotency_key=key)
             try:
                 raise_for_element(saved.ValidationErrors, "/Contacts")
             except XeroNameTaken:
@@ -241,7 +232,7 @@ class ContactSync(RecordSync):
                     contact_id = found.ContactID
                     contact_number = self._contact_number_for(client, found, match.decisions)
                     continue
-                name = disambiguated_client_name(client, self._rules)
+                name = disambiguated_client_name(client, self.rules)
                 match.decisions.append(f"Xero refused the name {client.name!r} as taken; using {name!r}")
                 continue
             except XeroValidationError:
@@ -261,7 +252,7 @@ class ContactSync(RecordSync):
         uniqueness folds case more widely than ``ToLower()`` (``STRASSE`` and ``Straße``;
         freakboy3742/pyxero#172). Search the name as text and choose again, so the client links
         to that contact instead of becoming ``"<name> (<slug>)"`` beside it."""
-        again = self._choose(client, self._xero.find_contacts_by_name_text(client.name))
+        again = self._choose(client, self.xero.find_contacts_by_name_text(client.name))
         if again.contact is None:
             return None
         match.contact, match.method = again.contact, again.method

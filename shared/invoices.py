@@ -13,23 +13,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import Literal
 
 from shared.audit import write_history
 from shared.billing import InvoicePlan, financial_signature, plan_invoice
-from shared.config import HistoryNotes, InvoiceRules, RecordType
+from shared.config import InvoiceRules, RecordType
 from shared.errors import PermanentSyncError
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionClient, IgnitionInvoice
 from shared.models.xero import Invoice
-from shared.money import AmountUnit, format_money
-from shared.newest_state import DEFAULT_CLOCK_SKEW
+from shared.money import format_money
 from shared.outcome import SyncOutcome
 from shared.ports import ContactEnsurer, IgnitionInvoicesPort, XeroInvoicesPort
-from shared.record_sync import RecordSync, XeroState, written_body
+from shared.record_sync import LedgerSync, XeroState, written_body
 from shared.refusals import currency_error, period_locked_error
-from shared.store.mappings import MappingStore, RecordMapping
+from shared.store.mappings import RecordMapping
 from shared.store.tax_rates import TaxRatesReader
 from shared.xero.errors import XeroValidationError
 from shared.xero.idempotency import idempotency_key
@@ -67,48 +66,32 @@ class _TaxTypeRefused(Exception):
         self.error = error
 
 
-class InvoiceSync(RecordSync):
+@dataclass(kw_only=True, eq=False)
+class InvoiceSync(LedgerSync[XeroInvoicesPort, IgnitionInvoicesPort, InvoiceRules]):
     record_type = RecordType.INVOICE
 
-    def __init__(
-        self,
-        *,
-        xero: XeroInvoicesPort,
-        ignition: IgnitionInvoicesPort,
-        store: MappingStore,
-        contacts: ContactEnsurer,
-        rules: InvoiceRules,
-        unit: AmountUnit,
-        history_notes: HistoryNotes = True,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
-        drafted_from: Callable[[IgnitionInvoice], str | None] | None = None,
-        tax_rates: TaxRatesReader | None = None,
-    ) -> None:
-        super().__init__(store=store, now=now, max_clock_skew=max_clock_skew)
-        self._xero = xero
-        self._ignition = ignition
-        self._contacts = contacts
-        self._rules = rules
-        self._unit = unit
-        self._history = history_notes
-        # The Xero invoice an Ignition invoice was drafted from (shared/xero_to_ignition), if any.
-        self._drafted_from = drafted_from
-        # The organisation's tax rates: the client's own cache, or one its environments share
-        # (shared/store/tax_rates.py).
-        self._tax_rates: TaxRatesReader = tax_rates or xero
+    contacts: ContactEnsurer
+    # The Xero invoice an Ignition invoice was drafted from (shared/xero_to_ignition), if any.
+    drafted_from: Callable[[IgnitionInvoice], str | None] | None = None
+    # The organisation's tax rates when its environments share them (shared/store/tax_rates.py);
+    # None: the client's own cache.
+    tax_rates: TaxRatesReader | None = None
+
+    @property
+    def _rates(self) -> TaxRatesReader:
+        return self.tax_rates or self.xero
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
-        invoice = self._newest(event, IgnitionInvoice, self._ignition.get_invoice)
+        invoice = self._newest(event, IgnitionInvoice, self.ignition.get_invoice)
         if invoice is None:
             return self._skip(event, "skipped_missing", "invoice not found in Ignition's Reporting API")
-        mapping = self._store.get(RecordType.INVOICE, invoice.slug)
+        mapping = self.store.get(RecordType.INVOICE, invoice.slug)
         if (stale := self._skip_written(event, invoice, mapping)) is not None:
             return stale
         state = invoice.state.lower()
-        if state in self._rules.void_states:
+        if state in self.rules.void_states:
             return self._void(invoice, mapping, event)
-        if state in self._rules.skip_states and mapping is None:
+        if state in self.rules.skip_states and mapping is None:
             return self._skip_state(event, invoice, f"invoice state {invoice.state!r} is not synced")
         return self._apply(invoice, mapping, event)
 
@@ -118,22 +101,22 @@ class InvoiceSync(RecordSync):
         missing = PermanentSyncError(
             f"invoice {invoice_slug} is not in Ignition's Reporting API", category="missing_invoice"
         )
-        return self._ensure(invoice_slug, event, self._ignition.get_invoice, self._apply, missing)
+        return self._ensure(invoice_slug, event, self.ignition.get_invoice, self._apply, missing)
 
     # -- steps ---------------------------------------------------------------------------------
 
     def _apply(
         self, invoice: IgnitionInvoice, mapping: RecordMapping | None, event: SyncEvent
     ) -> SyncOutcome:
-        contact_id = self._contacts.ensure(invoice.client.slug, event)
-        client = self._ignition.get_client(invoice.client.slug) if self._rules.owner else None
+        contact_id = self.contacts.ensure(invoice.client.slug, event)
+        client = self.ignition.get_client(invoice.client.slug) if self.rules.owner else None
         plan = self._plan(invoice, contact_id, client)
         try:
             return self._apply_plan(invoice, plan, mapping, event)
         except _TaxTypeRefused as refused:
             # The organisation's tax rates may have changed since they were cached: read them again
             # once, and write again only when that changes what is sent.
-            self._tax_rates.invalidate_reference_data("TaxRates")
+            self._rates.invalidate_reference_data("TaxRates")
             retry = self._plan(invoice, contact_id, client)
             if financial_signature(retry.invoice) == financial_signature(plan.invoice):
                 raise refused.error from None
@@ -147,13 +130,13 @@ class InvoiceSync(RecordSync):
 
     def _plan(self, invoice: IgnitionInvoice, contact_id: str, client: IgnitionClient | None) -> InvoicePlan:
         taxes = OrganisationTaxTypes(
-            self._tax_rates.tax_rates,
-            self._rules.tax_types_by_rate,
-            self._rules.untaxed_tax_type,
-            refresh=lambda: self._tax_rates.invalidate_reference_data("TaxRates"),
+            self._rates.tax_rates,
+            self.rules.tax_types_by_rate,
+            self.rules.untaxed_tax_type,
+            refresh=lambda: self._rates.invalidate_reference_data("TaxRates"),
         )
         return plan_invoice(
-            invoice, contact_id=contact_id, client=client, rules=self._rules, unit=self._unit, taxes=taxes
+            invoice, contact_id=contact_id, client=client, rules=self.rules, unit=self.unit, taxes=taxes
         )
 
     def _apply_plan(
@@ -167,7 +150,7 @@ class InvoiceSync(RecordSync):
                 return unchanged
             mapping = self._writing(mapping)
             saved = self._write(invoice, plan, xero_id, decisions)
-        elif self._drafted_from is not None and (xero_id := self._drafted_from(invoice)) is not None:
+        elif self.drafted_from is not None and (xero_id := self.drafted_from(invoice)) is not None:
             # Finished from a draft made of a Xero invoice: that invoice is updated, never a second.
             decisions.append(f"drafted in Ignition from Xero invoice {xero_id}: updated it in place")
             saved = self._write(invoice, plan, xero_id, decisions)
@@ -207,15 +190,13 @@ class InvoiceSync(RecordSync):
         )
         action: Literal["created", "updated"] = "updated" if xero_id else "created"
         noteworthy = [d for d in decisions if not d.startswith(ROUTINE_DECISIONS)]
-        if self._history is True or (self._history == "decisions" and noteworthy):
-            write_history(
-                self._xero,
-                "Invoices",
-                saved.InvoiceID,
-                f"{action.capitalize()} from Ignition invoice {invoice.reference_number or ''} "
-                f"[{invoice.slug}] (Ignition updated {invoice.updated_at.isoformat()}) by the sync"
-                + (f": {'; '.join(noteworthy)}" if self._history == "decisions" else ""),
-            )
+        note = self._history_note(
+            f"{action.capitalize()} from Ignition invoice {invoice.reference_number or ''} "
+            f"[{invoice.slug}] (Ignition updated {invoice.updated_at.isoformat()}) by the sync",
+            noteworthy,
+        )
+        if note is not None:
+            write_history(self.xero, "Invoices", saved.InvoiceID, note)
         return self._record(
             event,
             SyncOutcome(
@@ -238,11 +219,11 @@ class InvoiceSync(RecordSync):
     def _find_existing(self, invoice: IgnitionInvoice, plan: InvoicePlan, decisions: list[str]) -> str | None:
         """An invoice written before a crash, before its mapping was saved: found by our key."""
         if plan.invoice.InvoiceNumber:
-            found = self._xero.find_invoices_by_number(plan.invoice.InvoiceNumber)
+            found = self.xero.find_invoices_by_number(plan.invoice.InvoiceNumber)
         else:
             # Ignition's own number can hold any text: the "[slug]" ending is what identifies it.
             reference = plan.invoice.Reference or ""
-            found = self._xero.find_invoices_by_reference(reference, ending=f"[{invoice.slug}]")
+            found = self.xero.find_invoices_by_reference(reference, ending=f"[{invoice.slug}]")
         ours = [inv for inv in found if inv.Status not in ("DELETED", "VOIDED")]
         if not ours:
             return None
@@ -269,17 +250,17 @@ class InvoiceSync(RecordSync):
         key = idempotency_key(
             invoice.slug, invoice.updated_at.isoformat(), body.model_dump_json(exclude_none=True)
         )
-        write = self._xero.create_invoices if create_only else self._xero.save_invoices
+        write = self.xero.create_invoices if create_only else self.xero.save_invoices
         (saved,) = write([body], idempotency_key=key, unitdp4=plan.unitdp4)
         try:
             raise_for_element(saved.ValidationErrors, "/Invoices")
         except XeroPeriodLocked as refused:
             raise period_locked_error(
-                self.describe(invoice), invoice.date.isoformat(), refused, self._xero
+                self.describe(invoice), invoice.date.isoformat(), refused, self.xero
             ) from None
         except XeroCurrencyNotEnabled as refused:
             currency = refused.currency or plan.invoice.CurrencyCode or invoice.amount.currency
-            raise currency_error(self.describe(invoice), currency, self._xero) from None
+            raise currency_error(self.describe(invoice), currency, self.xero) from None
         except XeroTaxTypeRefused as refused:
             raise _TaxTypeRefused(
                 PermanentSyncError(
@@ -327,7 +308,7 @@ class InvoiceSync(RecordSync):
                 ignition_id=invoice.slug,
                 updated_at=invoice.updated_at,
             )
-        found = self._xero.find_invoices_by_id([mapping.xero_id])
+        found = self.xero.find_invoices_by_id([mapping.xero_id])
         current = found[0] if found else None
         if current is None or current.Status in ("VOIDED", "DELETED"):
             decision = "already voided or deleted in Xero"
@@ -343,7 +324,7 @@ class InvoiceSync(RecordSync):
                 "VOIDED" if current.Status in ("AUTHORISED", "PAID") else "DELETED"
             )
             mapping = self._writing(mapping)
-            (saved,) = self._xero.save_invoices(
+            (saved,) = self.xero.save_invoices(
                 [Invoice(InvoiceID=mapping.xero_id, Status=status)],
                 idempotency_key=idempotency_key(invoice.slug, "void", invoice.updated_at.isoformat()),
             )

@@ -9,24 +9,22 @@ instead of applied twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from decimal import Decimal
 
 from shared.audit import write_history
 from shared.billing import Allocation, allocate_payment, payment_reference, xero_payment
-from shared.config import HistoryNotes, PaymentRules, RecordType
+from shared.config import PaymentRules, RecordType
 from shared.errors import PermanentSyncError
 from shared.models.events import SyncEvent
 from shared.models.ignition import IgnitionPayment, IgnitionPaymentAllocation
 from shared.models.xero import Invoice, Payment
-from shared.money import AmountUnit, format_money
-from shared.newest_state import DEFAULT_CLOCK_SKEW
+from shared.money import format_money
 from shared.outcome import SyncOutcome
 from shared.ports import IgnitionPaymentsPort, InvoiceEnsurer, XeroPaymentsPort
-from shared.record_sync import RecordSync
+from shared.record_sync import LedgerSync
 from shared.refusals import period_locked_error
-from shared.store.mappings import MappingStore, RecordMapping
+from shared.store.mappings import RecordMapping
 from shared.xero.errors import XeroValidationError
 from shared.xero.idempotency import idempotency_key
 from shared.xero.rules import XeroPeriodLocked, raise_for_element
@@ -38,40 +36,22 @@ def allocation_id(payment_slug: str, invoice_slug: str) -> str:
     return f"{payment_slug}:{invoice_slug}"
 
 
-class PaymentSync(RecordSync):
+@dataclass(kw_only=True, eq=False)
+class PaymentSync(LedgerSync[XeroPaymentsPort, IgnitionPaymentsPort, PaymentRules]):
     record_type = RecordType.PAYMENT
 
-    def __init__(
-        self,
-        *,
-        xero: XeroPaymentsPort,
-        ignition: IgnitionPaymentsPort,
-        store: MappingStore,
-        invoices: InvoiceEnsurer,
-        rules: PaymentRules,
-        unit: AmountUnit,
-        history_notes: HistoryNotes = True,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
-    ) -> None:
-        super().__init__(store=store, now=now, max_clock_skew=max_clock_skew)
-        self._xero = xero
-        self._ignition = ignition
-        self._invoices = invoices
-        self._rules = rules
-        self._unit = unit
-        self._history = history_notes
+    invoices: InvoiceEnsurer
 
     def handle(self, event: SyncEvent) -> SyncOutcome:
-        payment = self._newest(event, IgnitionPayment, self._ignition.get_payment)
+        payment = self._newest(event, IgnitionPayment, self.ignition.get_payment)
         if payment is None:
             return self._skip(event, "skipped_missing", "payment not found in Ignition's Reporting API")
         done = {
             target.slug: mapping
             for target in payment.invoices
-            if (mapping := self._store.get(RecordType.PAYMENT, allocation_id(payment.slug, target.slug)))
+            if (mapping := self.store.get(RecordType.PAYMENT, allocation_id(payment.slug, target.slug)))
         }
-        if payment.state.lower() not in self._rules.applied_states:
+        if payment.state.lower() not in self.rules.applied_states:
             return self._not_applied(event, payment, done)
         pending = [target for target in payment.invoices if target.slug not in done]
         if not pending:
@@ -82,14 +62,14 @@ class PaymentSync(RecordSync):
                 ignition_id=payment.slug,
             )
 
-        xero_ids = {target.slug: self._invoices.ensure(target.slug, event) for target in pending}
+        xero_ids = {target.slug: self.invoices.ensure(target.slug, event) for target in pending}
         decisions: list[str] = []
         known = self._known_invoices(payment, pending, xero_ids)
         invoices, written_before = self._invoices_now(payment, xero_ids, known, decisions)
         due = self._due(payment, xero_ids, invoices, written_before)
 
         to_apply = payment.model_copy(update={"invoices": [t for t in pending if t.slug in due]})
-        plan = allocate_payment(to_apply, due_by_invoice=due, unit=self._unit) if due else None
+        plan = allocate_payment(to_apply, due_by_invoice=due, unit=self.unit) if due else None
         if known is not None and (plan is None or plan.notes or plan.unapplied):
             # Capped by what we believe is due: Xero may hold more (a payment removed there), so
             # read it rather than under-apply.
@@ -155,7 +135,7 @@ class PaymentSync(RecordSync):
             # Our own last write says what is due: no read; marked unknown until the payment is
             # written and mapped, so a crash in between makes the next try read Xero (and find it).
             return self._unknown_while_writing(known), {}
-        found = self._xero.find_invoices_by_id(sorted(set(xero_ids.values())))
+        found = self.xero.find_invoices_by_id(sorted(set(xero_ids.values())))
         invoices = {inv.InvoiceID: inv for inv in found if inv.InvoiceID}
         # Only an invoice that already has payments can hold one we wrote before a crash.
         if any(invoices[i].Payments for i in xero_ids.values() if i in invoices):
@@ -193,9 +173,9 @@ class PaymentSync(RecordSync):
     ) -> dict[str, Payment] | None:
         """One Xero payment per allocation, by invoice slug; None when Xero refused one written on
         what we believed was due (the ones it took are mapped; the caller reads Xero again)."""
-        bodies = [xero_payment(a, payment, self._rules) for a in allocations]
+        bodies = [xero_payment(a, payment, self.rules) for a in allocations]
         key = idempotency_key(payment.slug, *(f"{a.invoice_slug}={a.amount}" for a in allocations))
-        results = self._xero.create_payments(bodies, idempotency_key=key)
+        results = self.xero.create_payments(bodies, idempotency_key=key)
         if believed_due and any(r.ValidationErrors for r in results):
             # Refused on what we believed was due: read Xero (the mappings say unknown now).
             if any(not r.ValidationErrors for r in results):
@@ -215,7 +195,7 @@ class PaymentSync(RecordSync):
                     f"payment {payment.slug} (on invoice {allocation.invoice_slug})",
                     body.Date,
                     refused,
-                    self._xero,
+                    self.xero,
                 ) from None
             except XeroValidationError as refused:
                 raise PermanentSyncError(
@@ -230,16 +210,13 @@ class PaymentSync(RecordSync):
         self, payment: IgnitionPayment, created: dict[str, Payment], adopted: set[str], decisions: list[str]
     ) -> None:
         """A history note on each Xero payment this run wrote (not on one found already there)."""
-        notes = self._history is True or (self._history == "decisions" and bool(decisions))
         for slug, result in created.items():
-            if notes and slug not in adopted and result.PaymentID:
-                write_history(
-                    self._xero,
-                    "Payments",
-                    result.PaymentID,
-                    f"Applied from Ignition payment {payment.slug} (invoice {slug}) by the Ignition-Xero "
-                    "sync" + (f": {'; '.join(decisions)}" if self._history == "decisions" else ""),
-                )
+            note = self._history_note(
+                f"Applied from Ignition payment {payment.slug} (invoice {slug}) by the Ignition-Xero sync",
+                decisions,
+            )
+            if note is not None and slug not in adopted and result.PaymentID:
+                write_history(self.xero, "Payments", result.PaymentID, note)
 
     def _map_allocations(
         self, event: SyncEvent, payment: IgnitionPayment, created: dict[str, Payment], adopted: set[str]
@@ -263,7 +240,7 @@ class PaymentSync(RecordSync):
         due, status, currency); None when any is unknown (then Xero is read)."""
         known: dict[str, RecordMapping] = {}
         for target in pending:
-            mapping = self._store.get(RecordType.INVOICE, target.slug)
+            mapping = self.store.get(RecordType.INVOICE, target.slug)
             if (
                 mapping is None
                 or mapping.xero_id != xero_ids[target.slug]
@@ -287,7 +264,7 @@ class PaymentSync(RecordSync):
             )
             # The version counts Ignition's changes written; the amount due is only our cache of Xero.
             unknown = mapping.model_copy(update={"xero_amount_due": None})
-            self._store.save(unknown, previous=mapping)
+            self.store.save(unknown, previous=mapping)
             known[slug] = unknown
         return invoices
 
@@ -303,16 +280,16 @@ class PaymentSync(RecordSync):
             due = before - applied.get(slug, Decimal(0))
             status = "PAID" if due == 0 else mapping.xero_status
             updated = mapping.model_copy(update={"xero_amount_due": due, "xero_status": status})
-            self._store.save(updated, previous=mapping)
+            self.store.save(updated, previous=mapping)
 
     def _already_in_xero(
         self, payment: IgnitionPayment, xero_ids: dict[str, str], decisions: list[str]
     ) -> dict[str, Payment]:
         """Payments with our Reference that exist in Xero but not in the mapping (a crash between the
         write and the mapping): adopted, not applied again."""
-        reference = payment_reference(payment, self._rules)
+        reference = payment_reference(payment, self.rules)
         # A configured prefix can hold any text: the slug ending is what identifies it.
-        found = self._xero.find_payments_by_reference(reference, ending=payment.slug)
+        found = self.xero.find_payments_by_reference(reference, ending=payment.slug)
         by_invoice = {p.Invoice.InvoiceID: p for p in found if p.Invoice and p.Status != "DELETED"}
         adopted = {slug: by_invoice[xero_id] for slug, xero_id in xero_ids.items() if xero_id in by_invoice}
         if adopted:

@@ -1,26 +1,32 @@
 """What the three use cases (``shared/contacts.py``, ``shared/invoices.py``, ``shared/payments.py``)
-do the same way: read the record's newest state, skip what the mapping already holds, and record
-every outcome (audit entry and log line) with the same clock."""
+are built from and do the same way: read the record's newest state, skip what the mapping already
+holds, and record every outcome (audit entry and log line) with the same clock; invoices and payments
+(``LedgerSync``) also share their amount unit and history-note setting."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import ClassVar, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from shared.audit import record_outcome
-from shared.config import RecordType
+from shared.config import HistoryNotes, RecordType
 from shared.models.events import SyncEvent
-from shared.newest_state import newest_state
+from shared.money import AmountUnit
+from shared.newest_state import DEFAULT_CLOCK_SKEW, newest_state
 from shared.outcome import SyncAction, SyncOutcome
 from shared.store.mappings import MappingStore, RecordMapping
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
+# A use case's Xero port, Ignition port and rules (shared/ports.py, shared/config.py).
+XeroT = TypeVar("XeroT")
+IgnitionT = TypeVar("IgnitionT")
+RulesT = TypeVar("RulesT")
 
 
 class _Versioned(Protocol):
@@ -49,20 +55,24 @@ def written_body(body: BaseModel, *options: object) -> str:
     return hashlib.sha256(sent.encode()).hexdigest()
 
 
-class RecordSync:
+@dataclass(kw_only=True, eq=False)
+class RecordSync(Generic[XeroT, IgnitionT, RulesT]):
+    """What every use case is built from: its Xero and Ignition ports, the mapping store, its rules
+    and the clock (with the skew its newest-state reads allow)."""
+
     record_type: ClassVar[RecordType]
 
-    def __init__(
-        self, *, store: MappingStore, now: Callable[[], datetime], max_clock_skew: timedelta
-    ) -> None:
-        self._store = store
-        self._now = now
-        self._max_skew = max_clock_skew
+    xero: XeroT
+    ignition: IgnitionT
+    store: MappingStore
+    rules: RulesT
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW
 
     def _newest(
         self, event: SyncEvent, model: type[RecordT], fetch: Callable[[str], RecordT | None]
     ) -> RecordT | None:
-        return newest_state(event, model, fetch, now=self._now(), max_skew=self._max_skew)
+        return newest_state(event, model, fetch, now=self.now(), max_skew=self.max_clock_skew)
 
     def _ensure(
         self,
@@ -75,7 +85,7 @@ class RecordSync:
         """The Xero id mapped to ``slug``, syncing the record first when it has none yet (a record
         can be needed before, or without, its own webhook); ``missing`` is raised when Ignition
         does not have it."""
-        mapping = self._store.get(self.record_type, slug)
+        mapping = self.store.get(self.record_type, slug)
         if mapping is not None:
             return mapping.xero_id
         record = fetch(slug)
@@ -129,11 +139,11 @@ class RecordSync:
         (its ``changes`` with it), conditionally on ``mapping``."""
         moved = {
             "ignition_updated_at": updated_at,
-            "synced_at": self._now(),
+            "synced_at": self.now(),
             "last_event_id": event.event_id,
             "version": mapping.version + 1,
         }
-        self._store.save(mapping.model_copy(update={**moved, **changes}), previous=mapping)
+        self.store.save(mapping.model_copy(update={**moved, **changes}), previous=mapping)
 
     def _writing(self, mapping: RecordMapping) -> RecordMapping:
         """``mapping`` with its ``written_body`` marked unknown while a write is in flight (saved
@@ -143,7 +153,7 @@ class RecordSync:
         if mapping.xero_body_sha256 is None:
             return mapping
         unknown = mapping.model_copy(update={"xero_body_sha256": None})
-        self._store.save(unknown, previous=mapping)
+        self.store.save(unknown, previous=mapping)
         return unknown
 
     def _skip_state(self, event: SyncEvent, record: _Versioned, decision: str) -> SyncOutcome:
@@ -169,14 +179,14 @@ class RecordSync:
         with the Xero state the write left (``xero_state``) when the caller knows it, and the
         ``written_body`` of what it sent (``written``)."""
         state = xero_state or XeroState()
-        self._store.save(
+        self.store.save(
             RecordMapping(
                 record_type=self.record_type,
                 ignition_id=ignition_id,
                 xero_id=xero_id,
                 ignition_created_at=created_at,
                 ignition_updated_at=updated_at,
-                synced_at=self._now(),
+                synced_at=self.now(),
                 last_event_id=event.event_id,
                 match_method=match_method,
                 version=1 if previous is None else previous.version + 1,
@@ -217,5 +227,22 @@ class RecordSync:
         changed: list[str] | None = None,
     ) -> SyncOutcome:
         return record_outcome(
-            self._store, event, outcome, at=self._now(), ignition_updated_at=updated_at, changed=changed
+            self.store, event, outcome, at=self.now(), ignition_updated_at=updated_at, changed=changed
         )
+
+
+@dataclass(kw_only=True, eq=False)
+class LedgerSync(RecordSync[XeroT, IgnitionT, RulesT]):
+    """An invoice or payment use case: amounts in Ignition's unit, a history note on what it writes."""
+
+    unit: AmountUnit
+    history_notes: HistoryNotes = True
+
+    def _history_note(self, text: str, decisions: list[str]) -> str | None:
+        """The history note for a write (``text``, with ``decisions`` when notes are written only
+        for decisions); None: no note."""
+        if self.history_notes is True:
+            return text
+        if self.history_notes == "decisions" and decisions:
+            return f"{text}: {'; '.join(decisions)}"
+        return None

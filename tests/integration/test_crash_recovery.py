@@ -23,7 +23,7 @@ from tests.integration.conftest import World
 pytestmark = pytest.mark.integration
 
 
-RecordSyncT = TypeVar("RecordSyncT", bound=RecordSync)
+RecordSyncT = TypeVar("RecordSyncT", bound=RecordSync[Any, Any, Any])
 
 
 class CrashBeforeMapping(Exception):
@@ -49,7 +49,7 @@ class DiesOnSave:
 def dies_before_mapping(sync: RecordSyncT) -> RecordSyncT:
     """The sandbox's own use case, whose worker dies right before it saves its record's mapping."""
     crashing = copy.copy(sync)
-    crashing._store = DiesOnSave(sync._store, sync.record_type)
+    crashing.store = DiesOnSave(sync.store, sync.record_type)
     return crashing
 
 
