@@ -59,6 +59,19 @@ def event(record_id: str, record_type: RecordType, hours_ago: float, group: str)
     return sync_event(record_id, record_type=record_type, event_id=f"evt_{record_id}", at=at, group_id=group)
 
 
+TYPE_OF = {"cli": RecordType.CLIENT, "inv": RecordType.INVOICE, "pay": RecordType.PAYMENT}
+
+
+def burst(**hours_ago: float) -> list[SyncEvent]:
+    """Events in queue order, each named ``<cli|inv|pay>_<client>`` and changed ``hours_ago``:
+    cli_a, inv_a and pay_a are client a's contact, invoice and payment, in one FIFO group."""
+    events = []
+    for name, hours in hours_ago.items():
+        kind, client = name.split("_", 1)
+        events.append(event(name, TYPE_OF[kind], hours, client))
+    return events
+
+
 def queued(events: Sequence[SyncEvent]) -> list[QueuedMessage]:
     return [
         QueuedMessage(f"m_{e.record_id}", e.model_dump_json(), f"r_{e.record_id}", 1, e.group_id)
@@ -135,15 +148,7 @@ def return_order(queue: Queue) -> list[str]:
 def test_given_budget_for_3_of_7_records_when_one_at_a_time_then_the_payment_and_2_oldest_land() -> None:
     # Given: seven clients' events in queue order (newest first: a poll, a replay or retries
     # scramble arrival), a payment among them; today's budget is 6 calls, 2 a record.
-    events = [
-        event("cli_new", RecordType.CLIENT, 1, "a"),
-        event("inv_5h", RecordType.INVOICE, 5, "b"),
-        event("cli_2h", RecordType.CLIENT, 2, "c"),
-        event("pay_1h", RecordType.PAYMENT, 1, "d"),
-        event("inv_9h", RecordType.INVOICE, 9, "e"),
-        event("cli_3h", RecordType.CLIENT, 3, "f"),
-        event("inv_7h", RecordType.INVOICE, 7, "g"),
-    ]
+    events = burst(cli_new=1, inv_5h=5, cli_2h=2, pay_1h=1, inv_9h=9, cli_3h=3, inv_7h=7)
 
     # When: the sync handles the batch.
     landed, queue = with_day_budget(6, events)
@@ -211,13 +216,7 @@ def test_given_a_client_whose_later_events_outrank_its_first_when_ordered_then_i
 ):
     # Given: client a's contact change (newest), then its invoice, then a payment on it; client b's
     # older change; client c's payment.
-    events = [
-        event("cli_a", RecordType.CLIENT, 1, "a"),
-        event("inv_a", RecordType.INVOICE, 0.5, "a"),
-        event("pay_a", RecordType.PAYMENT, 0.1, "a"),
-        event("cli_b", RecordType.CLIENT, 8, "b"),
-        event("pay_c", RecordType.PAYMENT, 3, "c"),
-    ]
+    events = burst(cli_a=1, inv_a=0.5, pay_a=0.1, cli_b=8, pay_c=3)
 
     ordered = [e.record_id for e in in_rank_order(events, lambda e: e.group_id, rank)]
 
@@ -228,12 +227,7 @@ def test_given_a_client_whose_later_events_outrank_its_first_when_ordered_then_i
 def test_given_a_clients_3_events_when_the_budget_ends_on_its_first_then_its_payment_waits_too() -> None:
     # Given: client a's contact, invoice and payment (the payment outranks everything), client b's
     # older change, and budget for one record.
-    events = [
-        event("cli_a", RecordType.CLIENT, 1, "a"),
-        event("inv_a", RecordType.INVOICE, 0.5, "a"),
-        event("pay_a", RecordType.PAYMENT, 0.1, "a"),
-        event("cli_b", RecordType.CLIENT, 8, "b"),
-    ]
+    events = burst(cli_a=1, inv_a=0.5, pay_a=0.1, cli_b=8)
 
     landed, queue = with_day_budget(2, events)
 
@@ -313,13 +307,7 @@ def test_given_records_kept_in_a_fifo_queue_for_the_reset_when_it_comes_then_the
     monkeypatch.setattr(burst_order, "CHANGE_SECONDS_PER_SECOND", 7_200)
     monkeypatch.setattr(burst_order, "PAYMENT_BAND_SECONDS", 2)
     url = aws.client("sqs").create_queue(QueueName="sync.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    events = [
-        event("inv_a", RecordType.INVOICE, 10, "a"),
-        event("cli_c", RecordType.CLIENT, 14, "c"),
-        event("pay_d", RecordType.PAYMENT, 6, "d"),
-        event("inv_e", RecordType.INVOICE, 18, "e"),
-        event("cli_b", RecordType.CLIENT, 22, "b"),
-    ]
+    events = burst(inv_a=10, cli_c=14, pay_d=6, inv_e=18, cli_b=22)
     for e in events:
         aws.client("sqs").send_message(
             QueueUrl=url,
