@@ -114,6 +114,13 @@ class Flow:
             self.service.handle(event_for(self.invoice))
         return parked.value
 
+    def unconfirmed_draft(self) -> dict[str, object]:
+        """A draft made but never recorded, its retry parked: the one draft the emulator holds."""
+        self.crash_after_the_call()
+        self.parked()
+        (draft,) = self.emulator_drafts()
+        return draft
+
 
 @pytest.fixture(params=["stricter", "lenient"])
 def flow(request: pytest.FixtureRequest, world: World, state_table: str) -> Iterator[Flow]:  # noqa: F811
@@ -176,9 +183,7 @@ def test_given_an_unconfirmed_draft_when_a_person_finishes_it_then_it_is_linked_
     strict: Flow,
 ) -> None:
     flow = strict
-    flow.crash_after_the_call()
-    flow.parked()
-    (draft,) = flow.emulator_drafts()
+    draft = flow.unconfirmed_draft()
 
     url = f"{flow.world.url}/_emulator/invoice-drafts/{draft['id']}/finalise"
     finished = httpx.post(url, trust_env=False)
@@ -195,9 +200,7 @@ def test_given_an_unconfirmed_draft_deleted_in_ignition_when_replayed_to_create_
     strict: Flow,
 ) -> None:
     flow = strict
-    flow.crash_after_the_call()
-    flow.parked()
-    (lost,) = flow.emulator_drafts()
+    lost = flow.unconfirmed_draft()
     del flow.world.mcp.drafts[str(lost["id"])]  # the bookkeeper deleted it in Ignition
 
     anew = flow.service.handle(replay_anew(flow))
