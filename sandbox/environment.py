@@ -39,7 +39,7 @@ from shared.config import (
     WebhookVerification,
     XeroWebhookSettings,
 )
-from shared.store.dead_letter_queue import DeadLetter
+from shared.store.dead_letter_queue import peek_dead_letters
 
 if TYPE_CHECKING:
     from functions.ingest.handler import IngestHandler
@@ -435,28 +435,16 @@ class Sandbox:
         )
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        """Every message in the DLQ with its failure reason (received and made visible again)."""
+        """Every message in the DLQ with its failure reason (received and made visible again).
+
+        Read as the operator's peek reads it: each received message stays hidden until all are
+        read, so the next receive returns others (received with no visibility timeout, the FIFO
+        queue returned its first ten again and again, and an eleventh letter was never seen)."""
         assert self.resources is not None
-        sqs = aws.client("sqs")
-        messages: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for _ in range(20):
-            batch = sqs.receive_message(
-                QueueUrl=self.resources.dlq_url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=0,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            fresh = [m for m in batch if m["MessageId"] not in seen]
-            if not fresh:
-                break
-            for message in fresh:
-                seen.add(message["MessageId"])
-                letter = DeadLetter.from_message(message)
-                messages.append(
-                    {"body": json.loads(letter.body), "category": letter.category, "reason": letter.reason}
-                )
-        return messages
+        return [
+            {"body": json.loads(letter.body), "category": letter.category, "reason": letter.reason}
+            for letter in peek_dead_letters(self.resources.dlq_url, limit=10_000)
+        ]
 
     def wait_until_idle(self, timeout: float = 60.0, settle: float = 0.3) -> None:
         """Until the sync queue is empty and no invocation is running (for ``settle`` seconds)."""
