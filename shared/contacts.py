@@ -19,7 +19,7 @@ The invoice and payment syncs (``shared/invoices.py``, ``shared/payments.py``) f
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from shared.config import ContactRules, IgnitionConfig, RecordType
@@ -50,6 +50,16 @@ def contact_lookup(client: IgnitionClient, rules: ContactRules) -> ContactQuery:
         email=client.email if rules.match_by_email else None,
         contact_id=client.xero_contact_id,
     )
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a contact write addresses: the contact (None: a new one), under which name, with which
+    ContactNumber (None: left out, so Xero keeps the one it holds)."""
+
+    contact_id: str | None
+    name: str
+    contact_number: str | None
 
 
 @dataclass(kw_only=True, eq=False)
@@ -107,7 +117,7 @@ class ContactSync(RecordSync[XeroContactsPort, IgnitionClientsPort, ContactRules
             if (unchanged := self._unchanged(event, client, mapping)) is not None:
                 return unchanged
             mapping = self._writing(mapping)
-        saved, sent = self._save(client, contact_id, name, contact_number, match)
+        saved, sent = self._save(client, _Target(contact_id, name, contact_number), match)
         if contact_id is None and match.contact is not None:
             contact_id = match.contact.ContactID  # linked after Xero refused the name (_save)
 
@@ -148,7 +158,7 @@ class ContactSync(RecordSync[XeroContactsPort, IgnitionClientsPort, ContactRules
     def _update_written(self, client: IgnitionClient, contact_id: str, name: str) -> str:
         """The ``written_body`` of an update of ``contact_id`` (what a mapped client's write sends)."""
         unmatched = ContactMatch(contact=None, method="mapping", name_taken_by_other=False, decisions=[])
-        return written_body(self._body(client, contact_id, name, None, unmatched))
+        return written_body(self._body(client, _Target(contact_id, name, None), unmatched))
 
     def _match(self, client: IgnitionClient) -> ContactMatch:
         """Find the Xero contact for a client that has no mapping yet: one Xero call, plus one per
@@ -180,19 +190,12 @@ class ContactSync(RecordSync[XeroContactsPort, IgnitionClientsPort, ContactRules
             return number
         return client.slug
 
-    def _body(
-        self,
-        client: IgnitionClient,
-        contact_id: str | None,
-        name: str,
-        contact_number: str | None,
-        match: ContactMatch,
-    ) -> Contact:
-        """The contact as the write sends it (the rules' decisions added to ``match``);
-        ``contact_number`` None: left out, so Xero keeps the one it holds."""
-        contact, notes = client_to_contact(client, self.rules, name=name, contact_number=contact_number)
+    def _body(self, client: IgnitionClient, target: _Target, match: ContactMatch) -> Contact:
+        """The contact as the write sends it (the rules' decisions added to ``match``)."""
+        contact_id, number = target.contact_id, target.contact_number
+        contact, notes = client_to_contact(client, self.rules, name=target.name, contact_number=number)
         match.decisions.extend(n for n in notes if n not in match.decisions)
-        updates: dict[str, object] = {} if contact_number is not None else {"ContactNumber": None}
+        updates: dict[str, object] = {} if number is not None else {"ContactNumber": None}
         if contact_id is not None:
             updates["ContactID"] = contact_id
         if match.contact is not None and match.contact.ContactStatus == "ARCHIVED":
@@ -207,17 +210,10 @@ class ContactSync(RecordSync[XeroContactsPort, IgnitionClientsPort, ContactRules
             updates["ContactStatus"] = "ACTIVE"
         return contact.model_copy(update=updates)
 
-    def _save(
-        self,
-        client: IgnitionClient,
-        contact_id: str | None,
-        name: str,
-        contact_number: str | None,
-        match: ContactMatch,
-    ) -> tuple[Contact, Contact]:
+    def _save(self, client: IgnitionClient, target: _Target, match: ContactMatch) -> tuple[Contact, Contact]:
         """Xero's answer, and the body it answered."""
         for attempt in range(2):
-            contact = self._body(client, contact_id, name, contact_number, match)
+            contact = self._body(client, target, match)
             key = idempotency_key(
                 client.slug, client.updated_at.isoformat(), contact.model_dump_json(exclude_none=True)
             )
@@ -227,12 +223,13 @@ class ContactSync(RecordSync[XeroContactsPort, IgnitionClientsPort, ContactRules
             except XeroNameTaken:
                 if attempt > 0:
                     raise self._rejected(client, saved) from None
-                found = self._contact_holding_the_name(client, match) if contact_id is None else None
+                found = self._contact_holding_the_name(client, match) if target.contact_id is None else None
                 if found is not None:
-                    contact_id = found.ContactID
-                    contact_number = self._contact_number_for(client, found, match.decisions)
+                    number = self._contact_number_for(client, found, match.decisions)
+                    target = replace(target, contact_id=found.ContactID, contact_number=number)
                     continue
                 name = disambiguated_client_name(client, self.rules)
+                target = replace(target, name=name)
                 match.decisions.append(f"Xero refused the name {client.name!r} as taken; using {name!r}")
                 continue
             except XeroValidationError:
