@@ -10,13 +10,20 @@ token endpoint by ``drop_token_responses``):
   the answer never arrives: the retry must not write twice).
 * ``latency_ms``: ``[low, high]`` extra milliseconds on every call (outside the emulator's lock).
 * ``rate_limit_bursts`` / ``burst_rate`` / ``burst_seconds``: with ``burst_rate`` per call a burst
-  starts; for ``burst_seconds`` every call gets ``429`` minute with ``Retry-After``.
+  starts; for ``burst_seconds`` every call gets ``429`` minute with ``Retry-After``, as Xero answers
+  a call over the organisation's 60 calls/minute (integration-facts.md, "Limits": ``429``,
+  ``X-Rate-Limit-Problem: minute``, ``Retry-After`` seconds) when other apps share the minute.
 * ``expire_tokens`` / ``expire_rate``: with ``expire_rate`` per call, every valid access token is
   invalidated early (a token at least ``min_token_age_seconds`` old), so the call gets
   ``401 TokenExpired`` and the fleet must refresh exactly once.
 * ``drop_token_responses``: that share of refresh grants is performed server-side but the answer
   is lost (the connection closes mid-body); the client must retry with the previous refresh token
   inside Xero's grace period.
+* ``first_within_calls``: each of the faults above that the profile turns on (5xx, timeout, burst,
+  token expiry) comes at least once within that many Accounting API calls after the profile is
+  set, at a call the seed picks (a call taken by another fault, or an expiry on a token too young,
+  passes it on to the next); the rates draw the rest. A rate alone may draw nothing on a small
+  workload (0.02 per call over 30 calls misses 55% of the time), so a profile that must bite sets it.
 * ``seed``: draws come from ``random.Random(seed)``, so a profile replays the same sequence of
   decisions (which call gets which fault still depends on thread interleaving).
 
@@ -45,6 +52,13 @@ def _positive(body: dict[str, Any], key: str, default: float) -> float:
     return float(value)
 
 
+def _count(body: dict[str, Any], key: str) -> int:
+    value = body.get(key, 0)
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{key} must be a non-negative integer")
+    return value
+
+
 def _flag(body: dict[str, Any], key: str) -> bool:
     value = body.get(key, False)
     if not isinstance(value, bool):
@@ -66,6 +80,7 @@ class XeroFaultProfile(Profile):
     expire_rate: float = 0.01
     min_token_age_seconds: float = 1.0
     drop_token_responses: float = 0.0
+    first_within_calls: int = 0
 
     @property
     def active(self) -> bool:
@@ -107,7 +122,18 @@ class XeroFaultProfile(Profile):
             expire_rate=rate(body, "expire_rate", 0.01),
             min_token_age_seconds=_positive(body, "min_token_age_seconds", 1.0),
             drop_token_responses=rate(body, "drop_token_responses"),
+            first_within_calls=_count(body, "first_within_calls"),
         )
+
+    def turned_on(self) -> tuple[str, ...]:
+        """The call faults this profile injects, by the names :class:`XeroFaults` schedules."""
+        on = {
+            "error": self.error_rate > 0,
+            "timeout": self.timeout_rate > 0,
+            "burst": self.rate_limit_bursts,
+            "expiry": self.expire_tokens,
+        }
+        return tuple(kind for kind, wanted in on.items() if wanted)
 
     def as_json(self) -> dict[str, Any]:
         body = asdict(self)
@@ -131,11 +157,28 @@ class XeroFaults(SeededFaults[XeroFaultProfile]):
     def __init__(self) -> None:
         super().__init__(XeroFaultProfile())
         self._burst_until = 0.0
+        self._calls = 0
+        self._due_at: dict[str, int] = {}  # fault -> the call from which it is owed (first_within_calls)
 
     def configure(self, profile: XeroFaultProfile) -> None:
         with self._lock:
             self._install(profile)
             self._burst_until = 0.0
+            self._calls = 0
+            within = profile.first_within_calls
+            self._due_at = (
+                {kind: self._random.randint(1, within) for kind in profile.turned_on()} if within else {}
+            )
+
+    def _due(self, kind: str) -> bool:
+        """Hold the lock: ``kind`` is owed at this call (the first-within-calls guarantee)."""
+        return kind in self._due_at and self._due_at[kind] <= self._calls
+
+    def count(self, what: str) -> None:
+        super().count(what)
+        if what == "tokens_expired":
+            with self._lock:
+                self._due_at.pop("expiry", None)  # paid only when a token really expired
 
     def plan(self, now: float) -> FaultPlan:
         """Decide the faults for one Accounting API call made at ``now`` (emulator clock)."""
@@ -145,11 +188,13 @@ class XeroFaults(SeededFaults[XeroFaultProfile]):
             if not p.active:
                 return plan
             draw = self._random
+            self._calls += 1
             low, high = p.latency_ms
             if high > 0:
                 plan.latency_seconds = draw.uniform(low, high) / 1000
             if p.rate_limit_bursts:
-                if now >= self._burst_until and draw.random() < p.burst_rate:
+                if now >= self._burst_until and (self._due("burst") or draw.random() < p.burst_rate):
+                    self._due_at.pop("burst", None)
                     self._burst_until = now + p.burst_seconds
                     self.injected["rate_limit_bursts"] += 1
                 if now < self._burst_until:
@@ -162,16 +207,20 @@ class XeroFaults(SeededFaults[XeroFaultProfile]):
                         {"Retry-After": str(retry_after), "X-Rate-Limit-Problem": "minute"},
                     )
                     return plan
-            if p.error_rate and draw.random() < p.error_rate:
+            if self._due("error") or (p.error_rate and draw.random() < p.error_rate):
+                self._due_at.pop("error", None)
                 status = draw.choice(p.error_statuses)
                 self.injected[str(status)] += 1
                 plan.response = _error_response(status)
                 return plan
-            if p.timeout_rate and draw.random() < p.timeout_rate:
+            if self._due("timeout") or (p.timeout_rate and draw.random() < p.timeout_rate):
+                self._due_at.pop("timeout", None)
                 plan.hang_seconds = p.timeout_ms / 1000
                 plan.hang_after_apply = draw.random() < 0.5
                 self.injected["timeouts_after_apply" if plan.hang_after_apply else "timeouts"] += 1
-            if p.expire_tokens and draw.random() < p.expire_rate:
+            if self._due("expiry") or (p.expire_tokens and draw.random() < p.expire_rate):
+                # Owed until the emulator counts a real expiry (a token younger than
+                # min_token_age_seconds is spared): see count().
                 plan.expire_tokens = True
         return plan
 

@@ -48,6 +48,19 @@ def chaos_sandbox() -> Iterator[Sandbox]:
         yield running
 
 
+@pytest.fixture(params=[False, True], ids=["batching_off", "batching_on"])
+def batching(chaos_sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[bool]:
+    """Each delivery path under the fault (one record per call, or gathered batches): they make
+    different numbers of Xero calls and invocations, so a profile must bite on both. The deployed
+    setting is restored after the test."""
+    deployed = chaos_sandbox.config.batching.enabled
+    chaos_sandbox.wait_until_idle(timeout=120)
+    chaos_sandbox.reconfigure(batching={"enabled": request.param})
+    yield bool(request.param)
+    chaos_sandbox.wait_until_idle(timeout=120)
+    chaos_sandbox.reconfigure(batching={"enabled": deployed})
+
+
 def money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
@@ -229,6 +242,7 @@ class Chaos:
             refreshes_needed=injected["tokens_expired"] + injected["token_responses_dropped"],
             inv_grant=after["invalid_grants"] - before["invalid_grants"],
             healed=healed,
+            xero_calls=_api_calls(after) - _api_calls(before),
             secs=round(time.monotonic() - started),
         )
         self.request.node.user_properties.append((FIGURES_KEY, json.dumps(figures)))
@@ -281,6 +295,16 @@ class Chaos:
                 if m["body"].get("record_id") not in work.poison
             ]
         return len(dead)
+
+
+def _api_calls(state: dict[str, Any]) -> int:
+    """Accounting API calls the Xero emulator answered (the faults' draws are per such call), not
+    the identity endpoints (token, connections), which the profiles' call faults never touch."""
+    by_endpoint: dict[str, int] = state["requests"]["by_endpoint"]
+    return sum(n for label, n in by_endpoint.items() if not any(i in label for i in _IDENTITY_LABELS))
+
+
+_IDENTITY_LABELS = ("/connect/", "/connections", "/identity/")
 
 
 @dataclass

@@ -28,6 +28,7 @@ COLUMNS = (
     ("dup", 4),
     ("lost", 5),
     ("healed", 7),
+    ("xero_calls", 10),
     ("secs", 6),
 )
 
