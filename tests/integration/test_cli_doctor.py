@@ -3,8 +3,10 @@ before a first sync, with what to fix and an exit code a script can gate on."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from cli.errors import Exit
 from cli.target import SANDBOX_FILE_ENV
 from sandbox.environment import Sandbox
 from shared.config import IgnitionConfig
+from shared.money import MoneyError, rate_key
 from tests.integration.conftest import DEFAULT_ORGANISATION, World
 from tests.integration.test_cli_support import put_secret, run_cli, secret_value, write_sandbox_file
 
@@ -48,6 +51,40 @@ def every_ignition_currency_enabled(world: World, organise: Any) -> None:
     organise(currencies=sorted(set(DEFAULT_ORGANISATION["currencies"]) | used))
 
 
+@pytest.fixture
+def every_ignition_tax_rate_in_xero(world: World) -> Iterator[None]:
+    """Other tests leave Ignition invoices at rates the default (AU) organisation lacks, on purpose
+    (an NZ firm's 15%, a rate with no Xero tax type): a healthy organisation has a sales tax rate
+    for every rate in use, so one is added for each missing rate and deleted again after the test
+    (``Status: DELETED``, which neither doctor nor the sync uses)."""
+    ignition = world.http.get(f"{world.sandbox.ignition_url}/_emulator/state").json()
+    used: set[str] = set()
+    for invoice in ignition.get("invoices", []):
+        for item in invoice.get("items") or []:
+            if item.get("tax_rate") is not None:
+                with contextlib.suppress(MoneyError):  # not a percentage: no Xero rate can fix it
+                    used.add(rate_key(item["tax_rate"]))
+    have = {
+        rate_key(str(r["EffectiveRate"]))
+        for r in world.xero_state()["TaxRates"]
+        if r.get("Status") == "ACTIVE" and r.get("CanApplyToRevenue", True)
+    }
+    added = [
+        {"TaxType": f"TAX{n:03d}", "Name": f"Sales {rate}% (test)", "EffectiveRate": rate}
+        for n, rate in enumerate(sorted(used - have), start=900)
+    ]
+    if added:
+        world.http.post(
+            f"{world.sandbox.xero_url}/_emulator/tax-rates", json={"TaxRates": added}
+        ).raise_for_status()
+    yield
+    if added:
+        deleted = [{**rate, "Status": "DELETED"} for rate in added]
+        world.http.post(
+            f"{world.sandbox.xero_url}/_emulator/tax-rates", json={"TaxRates": deleted}
+        ).raise_for_status()
+
+
 def ignition_invoice(world: World, slug: str, currency: str = "AUD", **fields: Any) -> None:
     """An invoice in Ignition only (no webhook): what a firm has before its first sync."""
     items = [
@@ -66,7 +103,7 @@ def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {check["name"]: check for check in report["checks"]}
 
 
-@pytest.mark.usefixtures("every_ignition_currency_enabled")
+@pytest.mark.usefixtures("every_ignition_currency_enabled", "every_ignition_tax_rate_in_xero")
 def test_given_a_healthy_sandbox_when_doctor_then_every_check_is_ok_and_it_exits_0(
     world: World, sandbox_file: Path
 ) -> None:
@@ -96,7 +133,7 @@ def test_given_a_healthy_sandbox_when_doctor_then_every_check_is_ok_and_it_exits
     assert world.xero_calls() - calls_before == report["xero_calls"]
 
 
-@pytest.mark.usefixtures("every_ignition_currency_enabled")
+@pytest.mark.usefixtures("every_ignition_currency_enabled", "every_ignition_tax_rate_in_xero")
 def test_given_a_healthy_sandbox_when_doctor_for_people_then_a_table_of_checks_and_ready(
     world: World, sandbox_file: Path
 ) -> None:
@@ -111,7 +148,7 @@ def test_given_a_healthy_sandbox_when_doctor_for_people_then_a_table_of_checks_a
     assert "0 fail" in run.stdout
 
 
-@pytest.mark.usefixtures("every_ignition_currency_enabled")
+@pytest.mark.usefixtures("every_ignition_currency_enabled", "every_ignition_tax_rate_in_xero")
 def test_given_no_target_when_doctor_then_it_checks_the_sandbox_of_the_sandbox_file(
     world: World, sandbox_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,6 +162,7 @@ def test_given_no_target_when_doctor_then_it_checks_the_sandbox_of_the_sandbox_f
     assert report["target"] == "the local sandbox" and report["ready"] is True
 
 
+@pytest.mark.usefixtures("every_ignition_tax_rate_in_xero")
 def test_given_a_lock_date_a_disabled_currency_and_a_missing_account_when_doctor_then_each_says_what_to_fix(
     world: World, sandbox: Sandbox, organise: Any, tmp_path: Path
 ) -> None:
