@@ -31,7 +31,8 @@ from moto.server import main
 from moto.sqs.models import SQSBackend
 
 _serial = threading.RLock()
-# Waited on (which releases the lock) by a long poll between its looks at the queue.
+# Only ever waited on with a timeout, by a long poll between its looks at the queue: the wait
+# releases the lock (however often its request holds it), so other requests go meanwhile.
 _changed = threading.Condition(_serial)
 LONG_POLL_STEP_SECONDS = 0.1
 

@@ -1,6 +1,6 @@
 """The sandbox's moto server (sandbox/moto_server.py) answers concurrent requests as AWS would: a
 transaction is not failed by other threads' writes to a large table, and a message is never handed
-to two receivers at once. Plain moto failed a third of these transactions with HTTP 500 and let a
+to two receivers at once. Plain moto failed about half of these transactions with HTTP 500 and let a
 burst's event be taken by both sync workers, which parked events in a full test run."""
 
 from __future__ import annotations
