@@ -103,7 +103,7 @@ def test_given_300_clients_200_invoices_100_payments_at_once_when_batched_then_e
     assert figures["dup"] == 0 and figures["lost"] == 0
     assert figures["faults"] > 0
     # Measured 92 to 104 Xero calls for 606 records under these faults (0.15-0.17 a record, in
-    # 77-100 s; one record at a time: ~2.2 a record). A loaded machine forms smaller batches, so
+    # 76-100 s; one record at a time: ~2.2 a record). A loaded machine forms smaller batches, so
     # the bound leaves twice that. The 390 measured before were made on a busier machine while
     # the sandbox's moto server still failed concurrent mapping writes (sandbox/moto_server.py).
     assert calls < figures["records"] / 3
