@@ -50,6 +50,18 @@ class DeferredBehindLimit(LimitWait):
         self.retry_after = delay_seconds
 
 
+class HeldByAnotherDelivery(LimitWait):
+    """Another delivery of the same event is being handled (its idempotency record is in progress):
+    SQS may hand a message out again once its visibility lapses. That delivery's outcome will be
+    this one's, so this one waits its turn instead of counting a fault towards the DLQ; the record
+    in progress expires with the other invocation (Powertools sets it to the Lambda's remaining
+    time), so the wait ends."""
+
+    def __init__(self, delay_seconds: int = 30) -> None:
+        super().__init__(f"another delivery of this event is in progress; trying again in {delay_seconds}s")
+        self.retry_after = delay_seconds
+
+
 class AttemptLedger(Protocol):
     def start(self, message_id: str) -> AttemptHistory: ...
 

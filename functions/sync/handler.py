@@ -20,13 +20,14 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.entry import PowertoolsHandler, from_environment, powertools
 from shared.burst_order import records_in_rank_order
 from shared.collector import GatheredBatch, SqsMessageSource
 from shared.config import IntegrationConfig, SyncSettings
-from shared.delivery import BatchAttempt, DeliveryPolicy, QueuedMessage, SyncDelivery
+from shared.delivery import BatchAttempt, DeliveryPolicy, HeldByAnotherDelivery, QueuedMessage, SyncDelivery
 from shared.models.events import SyncEvent
 from shared.oauth import RefreshOutcome
 from shared.observability import Metric
@@ -76,6 +77,19 @@ def apply(*, event: SyncEvent, service: Callable[[], SyncService]) -> dict[str, 
     return asdict(service().apply(event))
 
 
+def once(idempotent_apply: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """The idempotent apply, with a delivery that finds its event in progress elsewhere told to
+    wait (:class:`HeldByAnotherDelivery`) rather than failing as an unclassified error."""
+
+    def apply_once(*, event: SyncEvent, service: Callable[[], SyncService]) -> dict[str, Any]:
+        try:
+            return idempotent_apply(event=event, service=service)
+        except IdempotencyAlreadyInProgressError as exc:
+            raise HeldByAnotherDelivery() from exc
+
+    return apply_once
+
+
 def queued(record: SQSRecord) -> QueuedMessage:
     return QueuedMessage(
         message_id=record.message_id,
@@ -104,11 +118,13 @@ class SyncHandler(PowertoolsHandler):
             event_key_jmespath="[event_id, payload_sha256]",
             expires_after_seconds=7 * 24 * 3600,
         )
-        idempotent_apply = idempotent_function(
-            data_keyword_argument="event",
-            config=self.idempotency,
-            persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
-        )(apply)
+        idempotent_apply = once(
+            idempotent_function(
+                data_keyword_argument="event",
+                config=self.idempotency,
+                persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+            )(apply)
+        )
         self.delivery = SyncDelivery(
             policy=DeliveryPolicy(DynamoAttemptLedger(settings.state_table), config.retries),
             apply=lambda event: idempotent_apply(event=event, service=self.service),

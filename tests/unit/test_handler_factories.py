@@ -14,7 +14,14 @@ import pytest
 
 from functions.entry import ApiRequest, from_environment
 from shared.config import ConfigError, IntegrationConfig, PollSettings
-from shared.delivery import BatchAttempt, DeferredBehindLimit, DeliveryPolicy, QueuedMessage, SyncDelivery
+from shared.delivery import (
+    BatchAttempt,
+    DeferredBehindLimit,
+    DeliveryPolicy,
+    HeldByAnotherDelivery,
+    QueuedMessage,
+    SyncDelivery,
+)
 from shared.models.events import SyncEvent
 from shared.observability import Metric
 from shared.xero.errors import XeroRateLimited
@@ -180,3 +187,38 @@ def test_given_an_invoice_created_when_handled_then_it_is_counted_and_logged_wit
         "ignition_id": "inv_1",
         "xero_invoice_id": None,
     }
+
+
+def test_given_another_delivery_of_the_event_in_progress_when_handled_then_it_waits_and_is_not_a_fault() -> (
+    None
+):
+    """SQS hands a message out again when its visibility lapses while the first delivery still
+    works on it: Powertools then refuses the second with IdempotencyAlreadyInProgressError."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    from functions.sync.handler import once
+
+    def in_progress_elsewhere(*, event: SyncEvent, service: Any) -> dict[str, Any]:
+        raise IdempotencyAlreadyInProgressError("Execution already in progress with idempotency key")
+
+    recorder = Recorder()
+    policy = DeliveryPolicy(InMemoryLedger(), RULES)
+    apply_once = once(in_progress_elsewhere)
+    attempt = BatchAttempt(
+        SyncDelivery(
+            policy=policy,
+            apply=lambda sync_event: apply_once(event=sync_event, service=lambda: None),
+            dead_letters=recorder,
+            queue=recorder,
+            count=recorder.metrics.append,
+            log=recorder,
+        )
+    )
+
+    for receives in range(1, RULES.max_fault_attempts + 3):
+        with pytest.raises(HeldByAnotherDelivery):
+            attempt.handle(message(event("cli_1").model_dump_json(), "m1", receives=receives))
+
+    assert recorder.dead == []  # more deliveries than the fault allowance, none parked
+    assert recorder.delays == {"rh-m1": 31}
+    assert set(recorder.metrics) == {Metric.EVENTS_DEFERRED}
