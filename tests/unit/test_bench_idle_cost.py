@@ -39,9 +39,24 @@ def test_given_the_steady_invoice_cost_when_the_starter_figure_is_made_then_four
 
     (figure,) = budget_figures(raw)
 
-    assert figure.value == pytest.approx(4.0, abs=0.01)
+    assert figure.unit == "hours" and figure.value == pytest.approx(4.0 * 24, abs=0.5)  # four days
     assert figure.detail["utc_days_spanned"] == 5 and figure.detail["calls"] == 4_000
     assert budget_figures({})[0].value is None
+
+
+def test_given_a_gathered_invoice_burst_when_the_starter_figure_is_made_then_it_lands_within_the_hour() -> (
+    None
+):
+    """A billing run arrives as a burst: the gathered burst's cost per invoice, not the steady one's."""
+    raw = {
+        "steady": {"by_kind": {"invoice": {"records": 6, "calls_per_record": 2.0}}},
+        "burst_invoices": {"calls_per_record": 0.025},
+    }
+
+    (figure,) = budget_figures(raw)
+
+    assert figure.detail["calls"] == 50 and figure.detail["utc_days_spanned"] == 1
+    assert figure.value is not None and figure.value < 1
 
 
 def test_given_the_pollers_schedule_when_the_stack_is_read_then_it_is_costed_as_the_poller() -> None:
