@@ -13,6 +13,7 @@ read, in any environment, is Xero's.
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -55,18 +56,23 @@ class SharedTaxRates:
         self._ttl = ttl_seconds
         self._clock = clock
         self._kept: _Kept | None = None
+        # A gathered batch's invoice threads share this environment's copy: one of them reads the
+        # table (and Xero, where the table has none) while the others wait for what it read.
+        self._lock = threading.Lock()
 
     def tax_rates(self) -> list[TaxRate]:
-        now = self._clock()
-        if self._kept is None or now >= self._kept.expires_at:
-            stored = self._stored()
-            self._kept = stored if stored is not None and now < stored.expires_at else self._read(now)
-        return copy.deepcopy(self._kept.rates)
+        with self._lock:
+            now = self._clock()
+            if self._kept is None or now >= self._kept.expires_at:
+                stored = self._stored()
+                self._kept = stored if stored is not None and now < stored.expires_at else self._read(now)
+            return copy.deepcopy(self._kept.rates)
 
     def invalidate_reference_data(self, *resources: ReferenceResource) -> None:
         if not resources or "TaxRates" in resources:
-            self._kept = None
-            self._document.delete()
+            with self._lock:
+                self._kept = None
+                self._document.delete()
         self._xero.invalidate_reference_data(*resources)
 
     def _stored(self) -> _Kept | None:

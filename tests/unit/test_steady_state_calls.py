@@ -382,3 +382,27 @@ def test_given_a_contact_linked_with_the_firms_own_code_when_the_client_is_updat
 
     (contact,) = mix.xero.records("Contacts")
     assert (contact["ContactNumber"], contact["EmailAddress"]) == ("C-0042", update.record["email"])
+
+
+def test_given_a_cold_environment_when_many_invoice_threads_need_the_rates_at_once_then_xero_is_read_once(
+    mix: Mix, state_table: str
+) -> None:
+    """A gathered batch syncs up to 50 records in threads of one environment at the same moment."""
+    import threading
+    import time as real_time
+    from concurrent.futures import ThreadPoolExecutor
+
+    client: XeroClient = mix.xero.client(mix.xero.refreshing_tokens(InMemoryTokenStore(mix.xero.token_set())))
+    shared = SharedTaxRates(client, state_table, TENANT_ID, clock=mix.xero.clock.time)
+    start = threading.Barrier(8)
+
+    def need_rates(_: int) -> int:
+        start.wait()
+        real_time.sleep(0.01)
+        return len(shared.tax_rates())
+
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(need_rates, range(8)))
+
+    assert len(set(counts)) == 1 and counts[0] > 0
+    assert Counter(r.url.path.rsplit("/", 1)[-1] for r in mix.xero.api_requests()) == {"TaxRates": 1}
