@@ -1,5 +1,12 @@
 """moto's server for the sandbox (``python -m sandbox.moto_server -H host -p port``), answering one
-AWS request at a time, as real AWS applies each request atomically.
+AWS request at a time, as real AWS applies each request atomically. Sources: DynamoDB completes a
+TransactWriteItems "atomically so that either all of them succeed or none of them succeeds" and
+isolates it from other writes ("Amazon DynamoDB Transactions: How it works",
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html); SQS hides a
+received message from other consumers for its visibility timeout ("Amazon SQS visibility timeout",
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html),
+so two receives never take the same message while it is in flight. Serialising every request is the
+stricter reading: it allows no interleaving at all, where AWS allows some for unrelated items.
 
 moto's server runs every request in a thread of its own, and its backends are not safe for that:
 
